@@ -1,0 +1,82 @@
+//! Control endpoints under `/_sandbox/`: stats, reset, arrivals, token revocation, faults.
+//! They are never rate-limited, faulted or counted.
+
+use crate::{faults::Faults, state::Shared, stats::Stats, token};
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+pub(crate) fn router() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/_sandbox/stats", get(stats))
+        .route("/_sandbox/reset", post(reset))
+        .route("/_sandbox/shipments", post(add_shipments))
+        .route("/_sandbox/revoke-tokens", post(revoke))
+        .route("/_sandbox/faults", get(get_faults).put(put_faults))
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> Json<Stats> {
+    Json(shared.stats())
+}
+
+async fn reset(State(shared): State<Arc<Shared>>) -> StatusCode {
+    shared.reset_stats();
+    StatusCode::NO_CONTENT
+}
+
+/// New arrivals; without `account` every account gets them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Arrivals {
+    account: Option<String>,
+    #[serde(default)]
+    fbr: u32,
+    #[serde(default)]
+    fbb: u32,
+}
+
+#[derive(Serialize)]
+struct Error {
+    error: String,
+}
+
+fn bad_request(error: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(Error { error })).into_response()
+}
+
+async fn add_shipments(State(shared): State<Arc<Shared>>, Json(body): Json<Arrivals>) -> Response {
+    let targets: Vec<String> = match body.account {
+        Some(id) => vec![id],
+        None => shared.accounts.iter().map(|a| a.client_id.clone()).collect(),
+    };
+    for id in &targets {
+        if !shared.add_shipments(id, u64::from(body.fbr), u64::from(body.fbb)) {
+            let error = format!("no account with client id '{id}'");
+            return (StatusCode::NOT_FOUND, Json(Error { error })).into_response();
+        }
+    }
+    Json(shared.stats()).into_response()
+}
+
+async fn revoke(State(shared): State<Arc<Shared>>) -> StatusCode {
+    token::revoke_all(&shared);
+    StatusCode::NO_CONTENT
+}
+
+async fn get_faults(State(shared): State<Arc<Shared>>) -> Json<Faults> {
+    Json(shared.faults.get())
+}
+
+async fn put_faults(State(shared): State<Arc<Shared>>, Json(faults): Json<Faults>) -> Response {
+    if let Err(e) = faults.validate() {
+        return bad_request(e);
+    }
+    shared.faults.set(&faults);
+    Json(faults).into_response()
+}

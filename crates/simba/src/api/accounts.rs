@@ -1,0 +1,287 @@
+//! `/auth/*`: register, log in and out, the profile, password change, account deletion.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::json::StrictJson;
+use super::rfc3339;
+use crate::app::AppState;
+use crate::auth::{AuthUser, password, token};
+use crate::domain::{Email, Password, PersonName, Username, ValidationErrors};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::store::{tokens, users};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route(
+            "/auth/user",
+            get(get_user).put(update_user).patch(update_user).delete(delete_user),
+        )
+        .route("/auth/password/change", post(change_password))
+}
+
+/// A seller as the API shows them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserOut {
+    id: i64,
+    username: String,
+    email: String,
+    first_name: String,
+    last_name: String,
+    #[schema(format = DateTime)]
+    date_joined: String,
+}
+
+impl From<&users::User> for UserOut {
+    fn from(user: &users::User) -> Self {
+        UserOut {
+            id: user.id,
+            username: user.username.clone(),
+            email: user.email.clone(),
+            first_name: user.first_name.clone(),
+            last_name: user.last_name.clone(),
+            date_joined: rfc3339(user.date_joined),
+        }
+    }
+}
+
+/// A new token, shown only in this answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenOut {
+    token: String,
+    user: UserOut,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterIn {
+    username: String,
+    email: String,
+    #[schema(value_type = String, format = Password)]
+    password: SecretString,
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterIn,
+    responses((status = 201, body = TokenOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn register(
+    State(state): State<AppState>,
+    StrictJson(body): StrictJson<RegisterIn>,
+) -> ApiResult<(StatusCode, Json<TokenOut>)> {
+    let mut errors = ValidationErrors::default();
+    let username = errors.check("username", Username::parse(&body.username));
+    let email = errors.check("email", Email::parse(&body.email));
+    let password = errors.check("password", Password::parse(&body.password, &body.username));
+    let first_name = errors.check("first_name", PersonName::parse(&body.first_name));
+    let last_name = errors.check("last_name", PersonName::parse(&body.last_name));
+    let (Some(username), Some(email), Some(password), Some(first_name), Some(last_name)) =
+        (username, email, password, first_name, last_name)
+    else {
+        return Err(errors.into());
+    };
+    if let Some(taken) = users::taken(&state.db, username.as_str(), email.as_str()).await? {
+        return Err(taken_conflict(taken));
+    }
+    let password_hash = password::hash(password.secret().clone())
+        .await
+        .map_err(ApiError::Internal)?;
+    let new = users::NewUser {
+        username: username.as_str(),
+        email: email.as_str(),
+        password_hash: &password_hash,
+        first_name: first_name.as_str(),
+        last_name: last_name.as_str(),
+    };
+    let user = match users::create(&state.db, &new).await {
+        Err(crate::store::StoreError::UniqueViolation) => {
+            let taken = users::taken(&state.db, username.as_str(), email.as_str())
+                .await?
+                .unwrap_or(users::Taken::Username);
+            return Err(taken_conflict(taken));
+        }
+        other => other?,
+    };
+    tracing::info!(user.id = user.id, "seller registered");
+    let token = issue_token(&state, &user).await?;
+    Ok((StatusCode::CREATED, Json(token)))
+}
+
+fn taken_conflict(taken: users::Taken) -> ApiError {
+    ApiError::conflict(match taken {
+        users::Taken::Username => "A seller with that username already exists.",
+        users::Taken::Email => "A seller with that email address already exists.",
+    })
+}
+
+async fn issue_token(state: &AppState, user: &users::User) -> ApiResult<TokenOut> {
+    let key = token::generate();
+    tokens::create(&state.db, user.id, &token::hash(&key)).await?;
+    Ok(TokenOut {
+        token: key,
+        user: user.into(),
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginIn {
+    /// The username or the email address.
+    username: String,
+    #[schema(value_type = String, format = Password)]
+    password: SecretString,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginIn,
+    responses((status = 200, body = TokenOut), (status = 401, body = Problem), (status = 429, body = Problem)))]
+pub(super) async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    StrictJson(body): StrictJson<LoginIn>,
+) -> ApiResult<Json<TokenOut>> {
+    let address = peer.ip().to_string();
+    if let Some(retry_after_secs) = state.login_throttle.check(&body.username, &address, Instant::now()) {
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
+    let found = users::find_for_login(&state.db, body.username.trim()).await?;
+    let (user, stored_hash) = found.map_or((None, None), |(u, h)| (Some(u), Some(h)));
+    let valid = password::verify(body.password, stored_hash)
+        .await
+        .map_err(ApiError::Internal)?;
+    match user {
+        Some(user) if valid => {
+            state.login_throttle.record_success(&body.username);
+            Ok(Json(issue_token(&state, &user).await?))
+        }
+        _ => {
+            state
+                .login_throttle
+                .record_failure(&body.username, &address, Instant::now());
+            Err(ApiError::InvalidCredentials)
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("token" = [])),
+    responses((status = 204), (status = 401, body = Problem)))]
+pub(super) async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<StatusCode> {
+    tokens::revoke(&state.db, auth.token_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/auth/user", tag = "auth", security(("token" = [])),
+    responses((status = 200, body = UserOut), (status = 401, body = Problem)))]
+pub(super) async fn get_user(auth: AuthUser) -> Json<UserOut> {
+    Json((&auth.user).into())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdateIn {
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    /// Read-only: accepted only when unchanged, so that a client may send back what it read.
+    username: Option<String>,
+}
+
+#[utoipa::path(put, path = "/api/v1/auth/user", tag = "auth", security(("token" = [])), request_body = UserUpdateIn,
+    responses((status = 200, body = UserOut), (status = 401, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn update_user(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    StrictJson(body): StrictJson<UserUpdateIn>,
+) -> ApiResult<Json<UserOut>> {
+    let current = auth.user;
+    let mut errors = ValidationErrors::default();
+    if body.username.as_ref().is_some_and(|u| *u != current.username) {
+        errors.add("username", "is read-only");
+    }
+    let email = match &body.email {
+        Some(email) => errors.check("email", Email::parse(email)).map(|e| e.as_str().to_owned()),
+        None => Some(current.email.clone()),
+    };
+    let name = |field: &str, value: &Option<String>, now: &str, errors: &mut ValidationErrors| match value {
+        Some(v) => errors.check(field, PersonName::parse(v)).map(|n| n.as_str().to_owned()),
+        None => Some(now.to_owned()),
+    };
+    let first_name = name("first_name", &body.first_name, &current.first_name, &mut errors);
+    let last_name = name("last_name", &body.last_name, &current.last_name, &mut errors);
+    let (Some(email), Some(first_name), Some(last_name)) = (email, first_name, last_name) else {
+        return Err(errors.into());
+    };
+    errors.into_result()?;
+    let change = users::ProfileChange {
+        email: &email,
+        first_name: &first_name,
+        last_name: &last_name,
+    };
+    users::update_profile(&state.db, current.id, &change)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::UniqueViolation => {
+                ApiError::conflict("A seller with that email address already exists.")
+            }
+            other => other.into(),
+        })?;
+    Ok(Json(UserOut::from(&users::User {
+        email,
+        first_name,
+        last_name,
+        ..current
+    })))
+}
+
+#[utoipa::path(delete, path = "/api/v1/auth/user", tag = "auth", security(("token" = [])),
+    responses((status = 204), (status = 401, body = Problem)))]
+pub(super) async fn delete_user(State(state): State<AppState>, auth: AuthUser) -> ApiResult<StatusCode> {
+    users::delete(&state.db, auth.user.id).await?;
+    tracing::info!(user.id = auth.user.id, "seller deleted their account");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeIn {
+    #[schema(value_type = String, format = Password)]
+    old_password: SecretString,
+    #[schema(value_type = String, format = Password)]
+    new_password: SecretString,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/password/change", tag = "auth", security(("token" = [])),
+    request_body = PasswordChangeIn,
+    responses((status = 204), (status = 401, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn change_password(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    StrictJson(body): StrictJson<PasswordChangeIn>,
+) -> ApiResult<StatusCode> {
+    let new_password = Password::parse(&body.new_password, &auth.user.username)
+        .map_err(|m| ValidationErrors::single("new_password", m))?;
+    let stored = users::password_hash(&state.db, auth.user.id).await?;
+    if !password::verify(body.old_password, stored)
+        .await
+        .map_err(ApiError::Internal)?
+    {
+        return Err(ValidationErrors::single("old_password", "is not the current password").into());
+    }
+    let new_hash = password::hash(new_password.secret().clone())
+        .await
+        .map_err(ApiError::Internal)?;
+    users::change_password(&state.db, auth.user.id, &new_hash, auth.token_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

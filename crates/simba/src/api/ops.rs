@@ -1,0 +1,61 @@
+//! Operations endpoints: liveness, readiness (database and broker) and Prometheus metrics.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::app::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200)))]
+pub(super) async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200), (status = 503)))]
+pub(super) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let database = tokio::time::timeout(Duration::from_secs(2), state.db.ping())
+        .await
+        .unwrap_or(false);
+    let broker = match &state.config.broker_url {
+        None => None,
+        Some(url) => Some(broker_answers(url).await),
+    };
+    let ready = database && broker.unwrap_or(true);
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "database": if database { "ok" } else { "unavailable" },
+        "broker": broker.map(|ok| if ok { "ok" } else { "unavailable" }),
+    });
+    (status, Json(body))
+}
+
+/// Whether the broker accepts a TCP connection.
+async fn broker_answers(url: &url::Url) -> bool {
+    let Some(host) = url.host_str() else { return false };
+    let port = url.port().unwrap_or(if url.scheme() == "amqps" { 5671 } else { 5672 });
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect((host, port))).await,
+        Ok(Ok(_))
+    )
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
+pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}

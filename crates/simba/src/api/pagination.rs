@@ -1,0 +1,143 @@
+//! Django REST Framework's page-number pagination: `page` from 1, `page_size` up to 500,
+//! absolute `next`/`previous` links, and 404 for a page past the end.
+
+use axum::http::{HeaderMap, Uri, header};
+use serde::Serialize;
+
+use super::QueryParams;
+use crate::error::ApiError;
+
+pub const DEFAULT_PAGE_SIZE: i64 = 50;
+pub const MAX_PAGE_SIZE: i64 = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageParams {
+    pub page: i64,
+    pub page_size: i64,
+}
+
+impl PageParams {
+    pub fn from_query(query: &QueryParams) -> Result<PageParams, ApiError> {
+        let page = query
+            .parse_with("page", |v| match v.parse::<i64>() {
+                Ok(n) if n >= 1 => Ok(n),
+                _ => Err("must be a positive integer".into()),
+            })?
+            .unwrap_or(1);
+        let page_size = query
+            .parse_with("page_size", |v| match v.parse::<i64>() {
+                Ok(n @ 1..=MAX_PAGE_SIZE) => Ok(n),
+                _ => Err(format!("must be an integer between 1 and {MAX_PAGE_SIZE}")),
+            })?
+            .unwrap_or(DEFAULT_PAGE_SIZE);
+        Ok(PageParams { page, page_size })
+    }
+
+    pub fn limit(self) -> i64 {
+        self.page_size
+    }
+
+    /// Rows to skip; saturates so that an absurd page number is simply past the end.
+    pub fn offset(self) -> i64 {
+        (self.page - 1).saturating_mul(self.page_size)
+    }
+}
+
+/// A page as every list answers it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub count: i64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<T>,
+}
+
+impl<T> Page<T> {
+    /// Wraps one page of results; a page past the end (other than the first) is a 404.
+    pub fn new(
+        results: Vec<T>,
+        count: i64,
+        params: PageParams,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<Page<T>, ApiError> {
+        if params.page > 1 && params.offset() >= count {
+            return Err(ApiError::NotFound);
+        }
+        let last_page = (count + params.page_size - 1) / params.page_size;
+        let link = |page: i64| page_url(uri, headers, page);
+        Ok(Page {
+            count,
+            next: (params.page < last_page).then(|| link(params.page + 1)),
+            previous: (params.page > 1).then(|| link(params.page - 1)),
+            results,
+        })
+    }
+}
+
+/// The request's own absolute URL with `page` replaced; the host was checked against
+/// `ALLOWED_HOSTS` already.
+fn page_url(uri: &Uri, headers: &HeaderMap, page: i64) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https")
+        .unwrap_or("http");
+    let query = QueryParams::parse(uri.query());
+    let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in query.pairs().iter().filter(|(k, _)| k != "page") {
+        serializer.append_pair(k, v);
+    }
+    if page > 1 {
+        serializer.append_pair("page", &page.to_string());
+    }
+    let query = serializer.finish();
+    let separator = if query.is_empty() { "" } else { "?" };
+    format!("{scheme}://{host}{}{separator}{query}", uri.path())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(q: &str) -> Result<PageParams, ApiError> {
+        PageParams::from_query(&QueryParams::parse(Some(q)))
+    }
+
+    #[test]
+    fn defaults_and_bounds() {
+        assert_eq!(params("").unwrap(), PageParams { page: 1, page_size: 50 });
+        assert_eq!(params("page=3&page_size=500").unwrap().offset(), 1000);
+        for bad in ["page=0", "page=-1", "page=x", "page_size=0", "page_size=501"] {
+            assert!(params(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn links_keep_the_other_parameters() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "simba.test:8000".parse().unwrap());
+        let uri: Uri = "/api/v1/shipments?ordering=id&page=2&page_size=10".parse().unwrap();
+        let page = Page::new(vec![1], 35, params("page=2&page_size=10").unwrap(), &uri, &headers).unwrap();
+        assert_eq!(
+            page.next.as_deref(),
+            Some("http://simba.test:8000/api/v1/shipments?ordering=id&page_size=10&page=3")
+        );
+        assert_eq!(
+            page.previous.as_deref(),
+            Some("http://simba.test:8000/api/v1/shipments?ordering=id&page_size=10")
+        );
+    }
+
+    #[test]
+    fn past_the_end_is_not_found_but_an_empty_first_page_is_fine() {
+        let headers = HeaderMap::new();
+        let uri: Uri = "/x".parse().unwrap();
+        assert!(Page::<i32>::new(vec![], 0, params("").unwrap(), &uri, &headers).is_ok());
+        assert!(Page::<i32>::new(vec![], 50, params("page=2").unwrap(), &uri, &headers).is_err());
+    }
+}

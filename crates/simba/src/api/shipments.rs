@@ -1,0 +1,228 @@
+//! `/shipments`: the stored shipments of all the seller's shops or one shop, filtered,
+//! ordered and paginated, and one shipment with its full detail.
+
+use axum::extract::{OriginalUri, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use super::pagination::Page;
+use super::{PageParams, QueryParams, ResourceId, rfc3339};
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::domain::FulfilmentMethod;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::store::shipments::{self, Filter, Ordering, ShipmentRow};
+use crate::store::shops;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/shipments", get(list_all))
+        .route("/shipments/{id}", get(get_shipment))
+        .route("/shops/{id}/shipments", get(list_for_shop))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransportOut {
+    transport_id: Option<String>,
+    transporter_code: Option<String>,
+    track_and_trace: Option<String>,
+    /// Detail only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shipping_label_id: Option<String>,
+    /// Detail only: `[{event_code, event_date_time}]`, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    events: Option<Box<RawValue>>,
+}
+
+/// A shipment as listed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShipmentOut {
+    id: i64,
+    shop_id: i64,
+    shipment_id: String,
+    #[schema(format = DateTime)]
+    shipment_date: String,
+    shipment_reference: Option<String>,
+    #[schema(example = "FBR")]
+    fulfilment_method: String,
+    order_id: Option<String>,
+    pickup_point: Option<bool>,
+    transport: TransportOut,
+    /// `[{order_item_id, ean, title, quantity}]`.
+    #[schema(value_type = Vec<Object>)]
+    items: Box<RawValue>,
+    #[schema(format = DateTime)]
+    detail_synced_at: Option<String>,
+}
+
+/// A shipment with its full detail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShipmentDetailOut {
+    #[serde(flatten)]
+    shipment: ShipmentOut,
+    #[schema(format = DateTime)]
+    order_placed_at: Option<String>,
+    /// Shipping and billing details as the marketplace gave them.
+    #[schema(value_type = Option<Object>)]
+    customer: Option<Box<RawValue>>,
+    /// The marketplace's own JSON of the shipment detail.
+    #[schema(value_type = Option<Object>)]
+    raw: Option<Box<RawValue>>,
+}
+
+fn raw_json(text: String) -> ApiResult<Box<RawValue>> {
+    RawValue::from_string(text).map_err(|e| ApiError::Internal(anyhow::anyhow!("stored JSON is invalid: {e}")))
+}
+
+impl ShipmentOut {
+    fn from_row(row: ShipmentRow, events: Option<Box<RawValue>>, label: Option<String>) -> ApiResult<ShipmentOut> {
+        Ok(ShipmentOut {
+            id: row.id,
+            shop_id: row.shop_id,
+            shipment_id: row.shipment_id,
+            shipment_date: rfc3339(row.shipment_date),
+            shipment_reference: row.shipment_reference,
+            fulfilment_method: row.fulfilment_method,
+            order_id: row.order_id,
+            pickup_point: row.pickup_point,
+            transport: TransportOut {
+                transport_id: row.transport_id,
+                transporter_code: row.transporter_code,
+                track_and_trace: row.track_and_trace,
+                shipping_label_id: label,
+                events,
+            },
+            items: raw_json(row.items)?,
+            detail_synced_at: row.detail_synced_at.map(rfc3339),
+        })
+    }
+}
+
+/// Parses an RFC 3339 timestamp query parameter into Unix seconds.
+fn timestamp(value: &str) -> Result<i64, String> {
+    time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| "must be an RFC 3339 date-time, such as 2026-11-27T10:15:00Z".into())
+}
+
+fn text(max: usize) -> impl Fn(&str) -> Result<String, String> {
+    move |v: &str| {
+        if v.len() > max {
+            Err(format!("must be at most {max} characters"))
+        } else {
+            Ok(v.trim().to_owned())
+        }
+    }
+}
+
+fn filter_from(query: &QueryParams, shop_id: Option<i64>) -> ApiResult<Filter> {
+    let shop_id = match shop_id {
+        Some(id) => Some(id),
+        None => query.parse_with("shop", |v| v.parse::<i64>().map_err(|_| "must be an integer".to_owned()))?,
+    };
+    Ok(Filter {
+        shop_id,
+        fulfilment_method: query
+            .parse_with("fulfilment_method", FulfilmentMethod::parse)?
+            .map(FulfilmentMethod::as_str),
+        order_id: query.parse_with("order_id", text(64))?,
+        ean: query.parse_with("ean", text(32))?,
+        shipped_after: query.parse_with("shipped_after", timestamp)?,
+        shipped_before: query.parse_with("shipped_before", timestamp)?,
+        q: query.parse_with("q", text(255))?,
+    })
+}
+
+async fn list(
+    state: &AppState,
+    auth: &AuthUser,
+    shop_id: Option<i64>,
+    uri: &axum::http::Uri,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> ApiResult<Json<Page<ShipmentOut>>> {
+    let query = QueryParams::parse(query);
+    let params = PageParams::from_query(&query)?;
+    let filter = filter_from(&query, shop_id)?;
+    let ordering = query.parse_with("ordering", Ordering::parse)?.unwrap_or_default();
+    let (rows, count) = shipments::list(
+        &state.db,
+        auth.user.id,
+        &filter,
+        ordering,
+        params.limit(),
+        params.offset(),
+    )
+    .await?;
+    let results = rows
+        .into_iter()
+        .map(|row| ShipmentOut::from_row(row, None, None))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(Page::new(results, count, params, uri, headers)?))
+}
+
+#[utoipa::path(get, path = "/api/v1/shipments", tag = "shipments", security(("token" = [])),
+    params(
+        ("shop" = Option<i64>, Query), ("fulfilment_method" = Option<String>, Query, description = "FBR or FBB"),
+        ("order_id" = Option<String>, Query), ("ean" = Option<String>, Query),
+        ("shipped_after" = Option<String>, Query, format = DateTime, description = "inclusive"),
+        ("shipped_before" = Option<String>, Query, format = DateTime, description = "exclusive"),
+        ("q" = Option<String>, Query, description = "exact shipment id, order id, shipment reference or track-and-trace"),
+        ("ordering" = Option<String>, Query, description = "-shipment_date (default), shipment_date, -id, id"),
+        ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
+    responses((status = 200, body = Page<ShipmentOut>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub(super) async fn list_all(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    OriginalUri(uri): OriginalUri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Json<Page<ShipmentOut>>> {
+    list(&state, &auth, None, &uri, query.as_deref(), &headers).await
+}
+
+#[utoipa::path(get, path = "/api/v1/shops/{id}/shipments", tag = "shipments", security(("token" = [])),
+    params(("id" = i64, Path),
+        ("fulfilment_method" = Option<String>, Query), ("order_id" = Option<String>, Query), ("ean" = Option<String>, Query),
+        ("shipped_after" = Option<String>, Query, format = DateTime), ("shipped_before" = Option<String>, Query, format = DateTime),
+        ("q" = Option<String>, Query), ("ordering" = Option<String>, Query),
+        ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
+    responses((status = 200, body = Page<ShipmentOut>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub(super) async fn list_for_shop(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ResourceId(shop_id): ResourceId,
+    OriginalUri(uri): OriginalUri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Json<Page<ShipmentOut>>> {
+    shops::get(&state.db, auth.user.id, shop_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    list(&state, &auth, Some(shop_id), &uri, query.as_deref(), &headers).await
+}
+
+#[utoipa::path(get, path = "/api/v1/shipments/{id}", tag = "shipments", security(("token" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = ShipmentDetailOut), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub(super) async fn get_shipment(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ResourceId(id): ResourceId,
+) -> ApiResult<Json<ShipmentDetailOut>> {
+    let detail = shipments::get(&state.db, auth.user.id, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let events = detail.transport_events.map(raw_json).transpose()?;
+    Ok(Json(ShipmentDetailOut {
+        shipment: ShipmentOut::from_row(detail.row, events, detail.shipping_label_id)?,
+        order_placed_at: detail.order_placed_at.map(rfc3339),
+        customer: detail.customer.map(raw_json).transpose()?,
+        raw: detail.raw.map(raw_json).transpose()?,
+    }))
+}

@@ -1,0 +1,158 @@
+//! Start-up (database, migrations, `SECRET_KEY`), the shared application state, and serving
+//! the HTTP API until a shutdown signal.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+
+use crate::auth::throttle::LoginThrottle;
+use crate::config::{Config, SecretKeySource};
+use crate::crypto::{self, Cipher};
+use crate::store::{self, Db};
+
+/// Everything a request handler may use; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: Db,
+    pub cipher: Cipher,
+    pub config: Arc<Config>,
+    pub login_throttle: Arc<LoginThrottle>,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// Connects, migrates and checks the `SECRET_KEY` against the stored data.
+    pub async fn start(config: Config) -> anyhow::Result<AppState> {
+        let db = Db::connect(&config.database_url, config.database_max_connections)
+            .await
+            .with_context(|| format!("connecting to the {:?} database", config.backend))?;
+        store::migrate(&db).await.context("applying database migrations")?;
+        let secret_key = resolve_secret_key(&config.secret_key)?;
+        let cipher = Cipher::new(&secret_key);
+        check_secret_key(&db, &cipher).await?;
+        Ok(AppState {
+            db,
+            cipher,
+            config: Arc::new(config),
+            login_throttle: Arc::new(LoginThrottle::new(Duration::from_secs(15 * 60), 5, 50)),
+            metrics: crate::telemetry::metrics_handle(),
+        })
+    }
+}
+
+/// The name under which the key check value is stored.
+const KEY_CHECK_SETTING: &str = "secret_key_check";
+const KEY_CHECK_PURPOSE: &str = "settings.secret_key_check";
+
+/// Stores an encrypted check value on first start; later starts must decrypt it, so that a
+/// changed or mistyped `SECRET_KEY` stops the server now rather than failing the next sync.
+async fn check_secret_key(db: &Db, cipher: &Cipher) -> anyhow::Result<()> {
+    let fresh = cipher.encrypt(KEY_CHECK_PURPOSE, "simba");
+    let stored = store::settings::get_or_insert(db, KEY_CHECK_SETTING, &fresh).await?;
+    cipher.decrypt(KEY_CHECK_PURPOSE, &stored).map_err(|_| {
+        anyhow::anyhow!(
+            "SECRET_KEY does not match the key this database was set up with: the stored shop \
+             secrets cannot be decrypted. Set SECRET_KEY to the original value."
+        )
+    })?;
+    Ok(())
+}
+
+fn resolve_secret_key(source: &SecretKeySource) -> anyhow::Result<SecretString> {
+    match source {
+        SecretKeySource::Given(key) => Ok(key.clone()),
+        SecretKeySource::Ephemeral => Ok(SecretString::from(crypto::generate_secret_key())),
+        SecretKeySource::File(path) => read_or_create_key_file(path),
+    }
+}
+
+fn read_or_create_key_file(path: &Path) -> anyhow::Result<SecretString> {
+    match std::fs::read_to_string(path) {
+        Ok(key) => return Ok(SecretString::from(key.trim().to_owned())),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("reading the SECRET_KEY file {}", path.display()));
+        }
+        Err(_) => {}
+    }
+    let key = crypto::generate_secret_key();
+    write_private_file(path, &key)
+        .with_context(|| format!("writing the SECRET_KEY file {}", path.display()))?;
+    tracing::warn!(
+        path = %path.display(),
+        "SECRET_KEY is not set: generated one and saved it beside the database; keep this file \
+         with the database (losing it makes the stored shop secrets unreadable) and set \
+         SECRET_KEY in production"
+    );
+    Ok(SecretString::from(key))
+}
+
+#[cfg(unix)]
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets requests in flight
+/// finish.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let metrics = state.metrics.clone();
+    let upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            metrics.run_upkeep();
+        }
+    });
+    let router = crate::api::router(state);
+    let result = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    upkeep.abort();
+    result.context("serving HTTP")
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c().await.ok();
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing requests in flight");
+}

@@ -1,0 +1,39 @@
+//! Seller authentication: password hashing, API tokens, login throttling and the extractor
+//! that turns `Authorization: Token <key>` into the authenticated seller.
+
+pub mod password;
+pub mod throttle;
+pub mod token;
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::store::users::User;
+
+/// The authenticated seller and the token row the request came with.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user: User,
+    pub token_id: i64,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(token::key_from_header)
+            .ok_or(ApiError::Unauthenticated)?;
+        let (user, token_id) =
+            crate::store::tokens::authenticate(&state.db, &token::hash(key))
+                .await?
+                .ok_or(ApiError::Unauthenticated)?;
+        Ok(AuthUser { user, token_id })
+    }
+}

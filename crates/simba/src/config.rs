@@ -1,0 +1,287 @@
+//! Settings from the environment, read and validated once at start (API.md's configuration
+//! table). Nothing else in Simba reads environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use url::Url;
+
+use crate::store::Backend;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://simba.db?mode=rwc";
+const DEFAULT_ADDR: &str = "127.0.0.1:8000";
+
+/// Where the Host header is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedHosts {
+    Any,
+    List(Vec<String>),
+}
+
+impl AllowedHosts {
+    fn parse(value: &str) -> AllowedHosts {
+        let hosts: Vec<String> = value
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
+        if hosts.is_empty() || hosts.iter().any(|h| h == "*") {
+            AllowedHosts::Any
+        } else {
+            AllowedHosts::List(hosts)
+        }
+    }
+
+    /// Whether a Host header value (with or without port) is allowed. A leading dot allows
+    /// a domain and its subdomains, as Django's setting does.
+    pub fn allows(&self, host_header: &str) -> bool {
+        let AllowedHosts::List(hosts) = self else {
+            return true;
+        };
+        let host = host_header.to_ascii_lowercase();
+        let host = match host.rsplit_once(':') {
+            // A bare IPv6 address has colons of its own; only `[...]:port` carries a port.
+            Some((name, port))
+                if port.chars().all(|c| c.is_ascii_digit())
+                    && (!name.contains(':') || name.ends_with(']')) =>
+            {
+                name.to_owned()
+            }
+            _ => host,
+        };
+        hosts.iter().any(|allowed| match allowed.strip_prefix('.') {
+            Some(domain) => host == domain || host.ends_with(allowed.as_str()),
+            None => &host == allowed,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Where the `SECRET_KEY` comes from.
+#[derive(Debug, Clone)]
+pub enum SecretKeySource {
+    /// Set in the environment.
+    Given(SecretString),
+    /// Embedded SQLite default: generated once and kept in this file.
+    File(PathBuf),
+    /// In-memory SQLite: a fresh key per process (nothing outlives it anyway).
+    Ephemeral,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub backend: Backend,
+    pub broker_url: Option<Url>,
+    pub secret_key: SecretKeySource,
+    pub allowed_hosts: AllowedHosts,
+    pub addr: SocketAddr,
+    pub bol_api_url: Url,
+    pub bol_login_url: Url,
+    pub log_format: LogFormat,
+    pub database_max_connections: u32,
+}
+
+/// A setting that is missing or wrong, with the sentence an operator needs.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let database_url = lookup("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        let backend: Backend = database_url.parse().map_err(ConfigError)?;
+        let secret_key = match lookup("SECRET_KEY") {
+            Some(key) if key.len() < 32 => {
+                return Err(ConfigError(
+                    "SECRET_KEY is too short: use at least 32 characters of random text \
+                     (for example the output of `openssl rand -base64 32`)."
+                        .into(),
+                ));
+            }
+            Some(key) => SecretKeySource::Given(SecretString::from(key)),
+            None if backend != Backend::Sqlite => {
+                return Err(ConfigError(
+                    "SECRET_KEY is not set: PostgreSQL and MySQL deployments must set SECRET_KEY \
+                     to at least 32 characters of random text (for example \
+                     `openssl rand -base64 32`), the same on every process."
+                        .into(),
+                ));
+            }
+            None => match sqlite_path(&database_url) {
+                Some(path) => {
+                    let mut file = path.into_os_string();
+                    file.push(".secret_key");
+                    SecretKeySource::File(file.into())
+                }
+                None => SecretKeySource::Ephemeral,
+            },
+        };
+        let broker_url = lookup("BROKER_URL")
+            .map(|v| parse_url("BROKER_URL", &v, &["amqp", "amqps"]))
+            .transpose()?;
+        let addr = match (lookup("SIMBA_ADDR"), lookup("PORT")) {
+            (Some(addr), _) => addr.parse().map_err(|_| {
+                ConfigError(format!("SIMBA_ADDR must be HOST:PORT, such as 127.0.0.1:8000 (got {addr:?})."))
+            })?,
+            (None, Some(port)) => {
+                let port: u16 = port
+                    .parse()
+                    .map_err(|_| ConfigError(format!("PORT must be a port number (got {port:?}).")))?;
+                SocketAddr::from(([0, 0, 0, 0], port))
+            }
+            (None, None) => DEFAULT_ADDR.parse().expect("the default address parses"),
+        };
+        let log_format = match lookup("SIMBA_LOG_FORMAT").as_deref() {
+            None | Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "SIMBA_LOG_FORMAT must be human or json (got {other:?})."
+                )));
+            }
+        };
+        let database_max_connections = match lookup("SIMBA_DATABASE_MAX_CONNECTIONS") {
+            Some(v) => v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                ConfigError(format!("SIMBA_DATABASE_MAX_CONNECTIONS must be a positive number (got {v:?})."))
+            })?,
+            None => 16,
+        };
+        Ok(Config {
+            database_url,
+            backend,
+            broker_url,
+            secret_key,
+            allowed_hosts: AllowedHosts::parse(&lookup("ALLOWED_HOSTS").unwrap_or_else(|| "*".into())),
+            addr,
+            bol_api_url: parse_url(
+                "SIMBA_BOL_API_URL",
+                &lookup("SIMBA_BOL_API_URL").unwrap_or_else(|| "https://api.bol.com".into()),
+                &["http", "https"],
+            )?,
+            bol_login_url: parse_url(
+                "SIMBA_BOL_LOGIN_URL",
+                &lookup("SIMBA_BOL_LOGIN_URL").unwrap_or_else(|| "https://login.bol.com".into()),
+                &["http", "https"],
+            )?,
+            log_format,
+            database_max_connections,
+        })
+    }
+
+    /// Settings for a test: the given database, a fixed key, any host.
+    pub fn for_tests(database_url: &str) -> Config {
+        Config::from_lookup(|name| match name {
+            "DATABASE_URL" => Some(database_url.to_owned()),
+            "SECRET_KEY" => Some("test-secret-key-test-secret-key-0123456789".into()),
+            "SIMBA_ADDR" => Some("127.0.0.1:0".into()),
+            _ => None,
+        })
+        .expect("test settings are valid")
+    }
+}
+
+fn parse_url(name: &str, value: &str, schemes: &[&str]) -> Result<Url, ConfigError> {
+    let url = Url::parse(value)
+        .map_err(|e| ConfigError(format!("{name} is not a valid URL ({e}): {value:?}.")))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(ConfigError(format!(
+            "{name} must be a {} URL (got {:?}).",
+            schemes.join(" or "),
+            url.scheme()
+        )));
+    }
+    Ok(url)
+}
+
+/// The file of a `sqlite:` URL, or `None` for an in-memory database.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path = path.strip_prefix("//").unwrap_or(path);
+    if path.is_empty() || path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory") {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn no_configuration_at_all_gives_the_embedded_defaults() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.addr.to_string(), "127.0.0.1:8000");
+        assert!(matches!(c.secret_key, SecretKeySource::File(ref p) if p.to_str() == Some("simba.db.secret_key")));
+        assert_eq!(c.allowed_hosts, AllowedHosts::Any);
+        assert_eq!(c.bol_api_url.as_str(), "https://api.bol.com/");
+    }
+
+    #[test]
+    fn postgres_without_a_secret_key_is_refused_with_a_sentence() {
+        let error = config(&[("DATABASE_URL", "postgres://localhost/simba")]).unwrap_err();
+        assert!(error.to_string().contains("SECRET_KEY is not set"));
+        let error = config(&[("DATABASE_URL", "mysql://root@localhost/simba")]).unwrap_err();
+        assert!(error.to_string().contains("SECRET_KEY"));
+    }
+
+    #[test]
+    fn a_short_secret_key_is_refused() {
+        assert!(config(&[("SECRET_KEY", "short")]).is_err());
+    }
+
+    #[test]
+    fn port_binds_every_interface_and_simba_addr_wins() {
+        assert_eq!(config(&[("PORT", "5000")]).unwrap().addr.to_string(), "0.0.0.0:5000");
+        let c = config(&[("PORT", "5000"), ("SIMBA_ADDR", "127.0.0.1:9")]).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:9");
+        assert!(config(&[("PORT", "x")]).is_err());
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(config(&[("BROKER_URL", "redis://x")]).is_err());
+        assert!(config(&[("BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")]).is_ok());
+        assert!(config(&[("SIMBA_BOL_API_URL", "ftp://x")]).is_err());
+        assert!(config(&[("DATABASE_URL", "oracle://x")]).is_err());
+    }
+
+    #[test]
+    fn in_memory_sqlite_gets_an_ephemeral_key() {
+        let c = config(&[("DATABASE_URL", "sqlite::memory:")]).unwrap();
+        assert!(matches!(c.secret_key, SecretKeySource::Ephemeral));
+    }
+
+    #[test]
+    fn allowed_hosts_match_names_ports_and_subdomains() {
+        let hosts = AllowedHosts::parse("example.com, .shop.nl");
+        assert!(hosts.allows("example.com"));
+        assert!(hosts.allows("EXAMPLE.com:8000"));
+        assert!(hosts.allows("a.shop.nl"));
+        assert!(hosts.allows("shop.nl"));
+        assert!(!hosts.allows("evil.com"));
+        assert!(!hosts.allows("badshop.nl"));
+        assert!(AllowedHosts::parse("*").allows("anything"));
+    }
+}

@@ -1,0 +1,12 @@
+//! Simba keeps a local, queryable copy of every shipment of every shop a seller connects,
+//! crawled from the marketplace within its rate limits, and serves it through a REST API.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod error;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,121 @@
+//! The `simba` binary: one program, one subcommand per role.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+use simba::app::{self, AppState};
+use simba::config::Config;
+use simba::domain::{Email, Password, Username};
+use simba::store::{self, Db, users};
+
+#[derive(Parser)]
+#[command(version, about = "Keeps every shipment of every marketplace shop in sync.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the REST API (migrations are applied first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage seller accounts without the API.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a seller; the password is prompted for, or read from standard input.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("simba: {error}");
+            std::process::exit(2);
+        }
+    };
+    simba::telemetry::init_logging(config.log_format);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve(config).await,
+            Command::Migrate => {
+                let db = Db::connect(&config.database_url, 2).await?;
+                store::migrate(&db).await?;
+                tracing::info!("migrations applied");
+                Ok(())
+            }
+            Command::User {
+                command: UserCommand::Create { username, email },
+            } => create_user(config, &username, &email).await,
+        }
+    })
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let addr = config.addr;
+    let state = AppState::start(config).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "simba is serving; API docs at /docs");
+    app::serve(state, listener, app::shutdown_signal()).await
+}
+
+async fn create_user(config: Config, username: &str, email: &str) -> anyhow::Result<()> {
+    let username = Username::parse(username).map_err(|m| anyhow::anyhow!("username {m}"))?;
+    let email = Email::parse(email).map_err(|m| anyhow::anyhow!("email {m}"))?;
+    let password = read_password()?;
+    let password =
+        Password::parse(&password, username.as_str()).map_err(|m| anyhow::anyhow!("password {m}"))?;
+    let state = AppState::start(config).await?;
+    if let Some(taken) = users::taken(&state.db, username.as_str(), email.as_str()).await? {
+        anyhow::bail!("that {} is taken", match taken {
+            users::Taken::Username => "username",
+            users::Taken::Email => "email address",
+        });
+    }
+    let hash = simba::auth::password::hash(password.secret().clone()).await?;
+    let user = users::create(
+        &state.db,
+        &users::NewUser {
+            username: username.as_str(),
+            email: email.as_str(),
+            password_hash: &hash,
+            first_name: "",
+            last_name: "",
+        },
+    )
+    .await?;
+    println!("created seller {} (id {})", user.username, user.id);
+    Ok(())
+}
+
+/// Prompts on a terminal (without echo is beyond std; the prompt says so), else reads the
+/// first line of standard input, so that scripts can pipe a password in.
+fn read_password() -> anyhow::Result<SecretString> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password (it will be visible as you type): ");
+        std::io::stderr().flush().ok();
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line).context("reading the password")?;
+    Ok(SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned()))
+}

@@ -1,0 +1,46 @@
+//! Schema migrations, embedded in the binary. Each backend has its own SQL dialect of the same
+//! schema version; sqlx's migrator records what ran and refuses edited history.
+
+use std::borrow::Cow;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AssertSqlSafe, SqlSafeStr};
+
+use super::{Backend, Db};
+
+/// `(version, description, sqlite, postgres, mysql)` for every schema version, oldest first.
+const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/mysql/0001_init.sql"),
+)];
+
+fn migrator(backend: Backend) -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|&(version, description, sqlite, postgres, mysql)| {
+            let sql = match backend {
+                Backend::Sqlite => sqlite,
+                Backend::Postgres => postgres,
+                Backend::Mysql => mysql,
+            };
+            Migration::new(
+                version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                AssertSqlSafe(sql).into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+/// Brings the schema up to date; safe to run from several processes at once (the migrator
+/// takes an advisory lock where the backend has one).
+pub async fn migrate(db: &Db) -> anyhow::Result<()> {
+    migrator(db.backend).run(&db.pool).await?;
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! Persistence: one code path over SQLite, PostgreSQL and MySQL/MariaDB through sqlx's `Any`
+//! driver. Queries are written once with `?` placeholders and adapted to the backend here.
+
+mod migrations;
+pub mod settings;
+pub mod shipments;
+pub mod shops;
+pub mod sync_runs;
+pub mod tokens;
+pub mod users;
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, AssertSqlSafe, Executor};
+
+pub use migrations::migrate;
+
+/// Which database engine a URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+impl FromStr for Backend {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        match url.split_once(':').map(|(scheme, _)| scheme) {
+            Some("sqlite") => Ok(Backend::Sqlite),
+            Some("postgres" | "postgresql") => Ok(Backend::Postgres),
+            Some("mysql" | "mariadb") => Ok(Backend::Mysql),
+            _ => Err(format!(
+                "DATABASE_URL must start with sqlite:, postgres: or mysql: (got {:?})",
+                url.split(':').next().unwrap_or_default()
+            )),
+        }
+    }
+}
+
+/// A connection pool and the dialect it speaks.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+/// Any storage failure; the API maps the variants to status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a row with the same unique key exists")]
+    UniqueViolation,
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error(transparent)]
+    Other(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::UniqueViolation,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(error)
+            }
+            _ => StoreError::Other(error),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl Db {
+    /// Opens a pool on `url`. SQLite gets WAL and a busy timeout so that readers never wait
+    /// for the writer and concurrent writers queue instead of failing.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend: Backend = url.parse().map_err(anyhow::Error::msg)?;
+        let mut options = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(url).await?;
+        Ok(Db { pool, backend })
+    }
+
+    /// Adapts a query written with `?` placeholders to this backend.
+    pub fn sql<'a>(&self, sql: &'a str) -> Cow<'a, str> {
+        if self.backend != Backend::Postgres || !sql.contains('?') {
+            return Cow::Borrowed(sql);
+        }
+        let mut out = String::with_capacity(sql.len() + 16);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    /// A prepared query for this backend, ready for `.bind(...)`.
+    pub fn query<'q>(&self, sql: &'q str) -> Query<'q, Any, AnyArguments> {
+        match self.sql(sql) {
+            Cow::Borrowed(sql) => sqlx::query(AssertSqlSafe(sql)),
+            Cow::Owned(sql) => sqlx::query(AssertSqlSafe(sql)),
+        }
+    }
+
+    /// Runs an `INSERT` and returns the new row's id, whichever way the backend reports it.
+    pub async fn insert<'q, 'e, E>(
+        &self,
+        executor: E,
+        query: Query<'q, Any, AnyArguments>,
+    ) -> StoreResult<i64>
+    where
+        E: Executor<'e, Database = Any>,
+    {
+        if self.backend == Backend::Mysql {
+            let done = query.execute(executor).await?;
+            return done
+                .last_insert_id()
+                .ok_or_else(|| StoreError::Other(sqlx::Error::RowNotFound));
+        }
+        let row: AnyRow = query.fetch_one(executor).await?;
+        Ok(sqlx::Row::try_get(&row, 0)?)
+    }
+
+    /// `RETURNING id` where the backend reports ids that way; see [`Db::insert`].
+    pub fn returning_id(&self) -> &'static str {
+        if self.backend == Backend::Mysql {
+            ""
+        } else {
+            " RETURNING id"
+        }
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+/// The current time as stored: Unix seconds, UTC.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_is_read_from_the_url_scheme() {
+        assert_eq!(
+            "sqlite://simba.db?mode=rwc".parse::<Backend>(),
+            Ok(Backend::Sqlite)
+        );
+        assert_eq!(
+            "postgresql://localhost/x".parse::<Backend>(),
+            Ok(Backend::Postgres)
+        );
+        assert_eq!("mysql://root@localhost/x".parse::<Backend>(), Ok(Backend::Mysql));
+        assert!("redis://localhost".parse::<Backend>().is_err());
+    }
+}

@@ -1,0 +1,233 @@
+//! Shops: one marketplace account's credentials per row, the secret encrypted at rest.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, StoreResult};
+use crate::crypto::Cipher;
+use crate::domain::{ClientId, ClientSecret, Marketplace, ShopName, SyncInterval};
+
+/// The associated data that binds a ciphertext to the `client_secret` column.
+pub const SECRET_PURPOSE: &str = "shops.client_secret";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shop {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub marketplace: String,
+    pub client_id: String,
+    pub auto_sync: bool,
+    pub sync_interval_minutes: i32,
+    pub last_synced_at: Option<i64>,
+    pub active_run_id: Option<i64>,
+    pub shipment_count: i64,
+    pub credentials_rejected_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Every writable field, parsed.
+#[derive(Debug, Clone)]
+pub struct ShopFields {
+    pub name: ShopName,
+    pub marketplace: Marketplace,
+    pub client_id: ClientId,
+    pub auto_sync: bool,
+    pub sync_interval: SyncInterval,
+}
+
+const COLUMNS: &str = "id, user_id, name, marketplace, client_id, auto_sync, \
+    sync_interval_minutes, last_synced_at, active_run_id, shipment_count, \
+    credentials_rejected_at, created_at, updated_at";
+
+fn from_row(row: &AnyRow) -> Result<Shop, sqlx::Error> {
+    Ok(Shop {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        marketplace: row.try_get("marketplace")?,
+        client_id: row.try_get("client_id")?,
+        auto_sync: row.try_get::<i64, _>("auto_sync")? != 0,
+        sync_interval_minutes: row.try_get("sync_interval_minutes")?,
+        last_synced_at: row.try_get("last_synced_at")?,
+        active_run_id: row.try_get("active_run_id")?,
+        shipment_count: row.try_get("shipment_count")?,
+        credentials_rejected_at: row.try_get("credentials_rejected_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+pub async fn create(
+    db: &Db,
+    cipher: &Cipher,
+    user_id: i64,
+    fields: &ShopFields,
+    secret: &ClientSecret,
+) -> StoreResult<Shop> {
+    let now = super::now();
+    let sql = format!(
+        "INSERT INTO shops (user_id, name, marketplace, client_id, client_secret_enc, auto_sync, \
+         sync_interval_minutes, shipment_count, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?){}",
+        db.returning_id()
+    );
+    let query = db
+        .query(&sql)
+        .bind(user_id)
+        .bind(fields.name.as_str())
+        .bind(fields.marketplace.as_str())
+        .bind(fields.client_id.as_str())
+        .bind(cipher.encrypt(SECRET_PURPOSE, secret.expose()))
+        .bind(i16::from(fields.auto_sync))
+        .bind(fields.sync_interval.minutes())
+        .bind(now)
+        .bind(now);
+    let id = db.insert(&db.pool, query).await?;
+    Ok(Shop {
+        id,
+        user_id,
+        name: fields.name.as_str().to_owned(),
+        marketplace: fields.marketplace.as_str().to_owned(),
+        client_id: fields.client_id.as_str().to_owned(),
+        auto_sync: fields.auto_sync,
+        sync_interval_minutes: fields.sync_interval.minutes(),
+        last_synced_at: None,
+        active_run_id: None,
+        shipment_count: 0,
+        credentials_rejected_at: None,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// The seller's shop, or `None` when it does not exist or belongs to someone else.
+pub async fn get(db: &Db, user_id: i64, shop_id: i64) -> StoreResult<Option<Shop>> {
+    let sql = format!("SELECT {COLUMNS} FROM shops WHERE id = ? AND user_id = ?");
+    let row = db
+        .query(&sql)
+        .bind(shop_id)
+        .bind(user_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(row.as_ref().map(from_row).transpose()?)
+}
+
+/// One page of the seller's shops, oldest first, and their total.
+pub async fn list(db: &Db, user_id: i64, limit: i64, offset: i64) -> StoreResult<(Vec<Shop>, i64)> {
+    let count: i64 = db
+        .query("SELECT COUNT(*) FROM shops WHERE user_id = ?")
+        .bind(user_id)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get(0)?;
+    let sql = format!("SELECT {COLUMNS} FROM shops WHERE user_id = ? ORDER BY id LIMIT ? OFFSET ?");
+    let rows = db
+        .query(&sql)
+        .bind(user_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&db.pool)
+        .await?;
+    let shops = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+    Ok((shops, count))
+}
+
+/// The stored shipment totals of the seller's shops, optionally one shop only: the exact
+/// `count` of an unfiltered shipment list without counting rows.
+pub async fn shipment_total(db: &Db, user_id: i64, shop_id: Option<i64>) -> StoreResult<i64> {
+    let rows = match shop_id {
+        Some(shop_id) => {
+            db.query("SELECT shipment_count FROM shops WHERE user_id = ? AND id = ?")
+                .bind(user_id)
+                .bind(shop_id)
+                .fetch_all(&db.pool)
+                .await?
+        }
+        None => {
+            db.query("SELECT shipment_count FROM shops WHERE user_id = ?")
+                .bind(user_id)
+                .fetch_all(&db.pool)
+                .await?
+        }
+    };
+    rows.iter()
+        .map(|row| row.try_get::<i64, _>(0))
+        .sum::<Result<i64, _>>()
+        .map_err(Into::into)
+}
+
+/// Replaces the writable fields; a new secret replaces the stored one. Changing the
+/// credentials clears a previous "credentials rejected" mark.
+pub async fn update(
+    db: &Db,
+    cipher: &Cipher,
+    shop: &Shop,
+    fields: &ShopFields,
+    secret: Option<&ClientSecret>,
+) -> StoreResult<Shop> {
+    let now = super::now();
+    let credentials_changed = secret.is_some() || fields.client_id.as_str() != shop.client_id;
+    let rejected_at = if credentials_changed { None } else { shop.credentials_rejected_at };
+    let mut sql = String::from(
+        "UPDATE shops SET name = ?, marketplace = ?, client_id = ?, auto_sync = ?, \
+         sync_interval_minutes = ?, credentials_rejected_at = ?, updated_at = ?",
+    );
+    if secret.is_some() {
+        sql.push_str(", client_secret_enc = ?");
+    }
+    sql.push_str(" WHERE id = ? AND user_id = ?");
+    let mut query = db
+        .query(&sql)
+        .bind(fields.name.as_str())
+        .bind(fields.marketplace.as_str())
+        .bind(fields.client_id.as_str())
+        .bind(i16::from(fields.auto_sync))
+        .bind(fields.sync_interval.minutes())
+        .bind(rejected_at)
+        .bind(now);
+    if let Some(secret) = secret {
+        query = query.bind(cipher.encrypt(SECRET_PURPOSE, secret.expose()));
+    }
+    query
+        .bind(shop.id)
+        .bind(shop.user_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(Shop {
+        name: fields.name.as_str().to_owned(),
+        marketplace: fields.marketplace.as_str().to_owned(),
+        client_id: fields.client_id.as_str().to_owned(),
+        auto_sync: fields.auto_sync,
+        sync_interval_minutes: fields.sync_interval.minutes(),
+        credentials_rejected_at: rejected_at,
+        updated_at: now,
+        ..shop.clone()
+    })
+}
+
+/// Deletes the shop with its runs and shipments; `false` when it was not the seller's.
+pub async fn delete(db: &Db, user_id: i64, shop_id: i64) -> StoreResult<bool> {
+    let mut tx = db.pool.begin().await?;
+    let owned = db
+        .query("SELECT id FROM shops WHERE id = ? AND user_id = ?")
+        .bind(shop_id)
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+    if !owned {
+        return Ok(false);
+    }
+    for sql in [
+        "DELETE FROM shipment_items WHERE shipment_pk IN (SELECT id FROM shipments WHERE shop_id = ?)",
+        "DELETE FROM shipments WHERE shop_id = ?",
+        "DELETE FROM sync_runs WHERE shop_id = ?",
+        "DELETE FROM shops WHERE id = ?",
+    ] {
+        db.query(sql).bind(shop_id).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
