@@ -16,8 +16,14 @@ pub(crate) struct Clock {
 
 impl Clock {
     pub(crate) fn new(scale: f64) -> Self {
-        let anchor = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        Self { start: Instant::now(), anchor, scale }
+        let anchor = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        Self {
+            start: Instant::now(),
+            anchor,
+            scale,
+        }
     }
 
     pub(crate) fn anchor(&self) -> i64 {
@@ -41,7 +47,9 @@ impl Clock {
 
 /// Real wall-clock milliseconds since the Unix epoch.
 pub(crate) fn wall_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn last_sunday(year: i32, month: Month) -> Date {
@@ -53,8 +61,12 @@ fn last_sunday(year: i32, month: Month) -> Date {
 /// Sunday of October (01:00 UTC both), +01:00 otherwise, as bol's timestamps carry.
 fn offset_at(utc: OffsetDateTime) -> UtcOffset {
     let year = utc.year();
-    let start = last_sunday(year, Month::March).with_hms(1, 0, 0).map(|t| t.assume_utc());
-    let end = last_sunday(year, Month::October).with_hms(1, 0, 0).map(|t| t.assume_utc());
+    let start = last_sunday(year, Month::March)
+        .with_hms(1, 0, 0)
+        .map(|t| t.assume_utc());
+    let end = last_sunday(year, Month::October)
+        .with_hms(1, 0, 0)
+        .map(|t| t.assume_utc());
     let summer = matches!((start, end), (Ok(s), Ok(e)) if utc >= s && utc < e);
     let hours = if summer { 2 } else { 1 };
     UtcOffset::from_hms(hours, 0, 0).unwrap_or(UtcOffset::UTC)

@@ -85,7 +85,12 @@ impl AccountConfig {
     /// `count` accounts `sandbox-1..N` with secrets `secret-1..N`.
     pub fn numbered(count: u32, fbr: u32, fbb: u32) -> Vec<AccountConfig> {
         (1..=count)
-            .map(|n| AccountConfig { client_id: format!("sandbox-{n}"), client_secret: format!("secret-{n}"), fbr, fbb })
+            .map(|n| AccountConfig {
+                client_id: format!("sandbox-{n}"),
+                client_secret: format!("secret-{n}"),
+                fbr,
+                fbb,
+            })
             .collect()
     }
 }
@@ -100,13 +105,21 @@ pub struct Limits {
 
 impl Limits {
     /// No limits at all, for benchmarks.
-    pub const OFF: Limits = Limits { list: 0, detail: 0, token: 0 };
+    pub const OFF: Limits = Limits {
+        list: 0,
+        detail: 0,
+        token: 0,
+    };
 }
 
 impl Default for Limits {
     /// The published values (list 25, detail 50 per minute) and 20 token calls.
     fn default() -> Self {
-        Limits { list: 25, detail: 50, token: 20 }
+        Limits {
+            list: 25,
+            detail: 50,
+            token: 20,
+        }
     }
 }
 
@@ -150,13 +163,26 @@ impl SandboxConfig {
 
     pub(crate) fn validate(&self) -> Result<(), String> {
         if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
-            return Err(format!("time scale must be positive, got {}", self.time_scale));
+            return Err(format!(
+                "time scale must be positive, got {}",
+                self.time_scale
+            ));
         }
         if self.accounts.is_empty() || self.accounts.len() > crate::ids::MAX_ACCOUNTS {
-            return Err(format!("between 1 and {} accounts are supported", crate::ids::MAX_ACCOUNTS));
+            return Err(format!(
+                "between 1 and {} accounts are supported",
+                crate::ids::MAX_ACCOUNTS
+            ));
         }
-        if self.accounts.iter().any(|a| u64::from(a.fbr.max(a.fbb)) >= crate::ids::MAX_INDEX) {
-            return Err(format!("at most {} shipments per account and method", crate::ids::MAX_INDEX - 1));
+        if self
+            .accounts
+            .iter()
+            .any(|a| u64::from(a.fbr.max(a.fbb)) >= crate::ids::MAX_INDEX)
+        {
+            return Err(format!(
+                "at most {} shipments per account and method",
+                crate::ids::MAX_INDEX - 1
+            ));
         }
         let mut ids: Vec<&str> = self.accounts.iter().map(|a| a.client_id.as_str()).collect();
         ids.sort_unstable();
@@ -182,9 +208,10 @@ impl SandboxArgs {
     pub fn into_config(self) -> anyhow::Result<SandboxConfig> {
         let accounts = match &self.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                let file: ConfigFile =
-                    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let file: ConfigFile = serde_json::from_str(&text)
+                    .with_context(|| format!("parsing {}", path.display()))?;
                 file.accounts
             }
             None => AccountConfig::numbered(self.accounts, self.fbr, self.fbb),
@@ -195,7 +222,11 @@ impl SandboxArgs {
             accounts,
             token_lifetime: self.token_lifetime,
             time_scale: self.time_scale,
-            limits: Limits { list: self.list_limit, detail: self.detail_limit, token: self.token_limit },
+            limits: Limits {
+                list: self.list_limit,
+                detail: self.detail_limit,
+                token: self.token_limit,
+            },
             arrivals_per_minute: (self.arrival_rate, self.fbb_arrival_rate),
             faults: Faults {
                 error_rate: self.fault_5xx_rate,
@@ -225,7 +256,17 @@ mod tests {
 
     #[test]
     fn flags_become_a_config() {
-        let cli = Cli::parse_from(["x", "--accounts", "2", "--fbr", "5", "--time-scale", "60", "--fault-5xx-rate", "0.1"]);
+        let cli = Cli::parse_from([
+            "x",
+            "--accounts",
+            "2",
+            "--fbr",
+            "5",
+            "--time-scale",
+            "60",
+            "--fault-5xx-rate",
+            "0.1",
+        ]);
         let config = cli.args.into_config().unwrap();
         assert_eq!(config.accounts, AccountConfig::numbered(2, 5, 30));
         assert_eq!(config.accounts[1].client_secret, "secret-2");

@@ -53,7 +53,11 @@ fn bad_request(error: String) -> Response {
 async fn add_shipments(State(shared): State<Arc<Shared>>, Json(body): Json<Arrivals>) -> Response {
     let targets: Vec<String> = match body.account {
         Some(id) => vec![id],
-        None => shared.accounts.iter().map(|a| a.client_id.clone()).collect(),
+        None => shared
+            .accounts
+            .iter()
+            .map(|a| a.client_id.clone())
+            .collect(),
     };
     for id in &targets {
         if !shared.add_shipments(id, u64::from(body.fbr), u64::from(body.fbb)) {

@@ -180,21 +180,51 @@ impl Shipment {
             shipment_items: self
                 .shipment_items
                 .iter()
-                .map(|i| ReducedItem { order_item_id: &i.order_item_id, ean: &i.product.ean })
+                .map(|i| ReducedItem {
+                    order_item_id: &i.order_item_id,
+                    ean: &i.product.ean,
+                })
                 .collect(),
-            transport: ReducedTransport { transport_id: &self.transport.transport_id },
+            transport: ReducedTransport {
+                transport_id: &self.transport.transport_id,
+            },
         }
     }
 }
 
 const FIRST_NAMES: &[(&str, &str)] = &[
-    ("Sanne", "FEMALE"), ("Daan", "MALE"), ("Zoë", "FEMALE"), ("Jérôme", "MALE"), ("Anaïs", "FEMALE"),
-    ("Björn", "MALE"), ("Émilie", "FEMALE"), ("Noé", "MALE"), ("Lotte", "FEMALE"), ("François", "MALE"),
-    ("Søren", "MALE"), ("Chloë", "FEMALE"), ("Kim", "UNKNOWN"), ("Maëlle", "FEMALE"), ("Thijs", "MALE"),
+    ("Sanne", "FEMALE"),
+    ("Daan", "MALE"),
+    ("Zoë", "FEMALE"),
+    ("Jérôme", "MALE"),
+    ("Anaïs", "FEMALE"),
+    ("Björn", "MALE"),
+    ("Émilie", "FEMALE"),
+    ("Noé", "MALE"),
+    ("Lotte", "FEMALE"),
+    ("François", "MALE"),
+    ("Søren", "MALE"),
+    ("Chloë", "FEMALE"),
+    ("Kim", "UNKNOWN"),
+    ("Maëlle", "FEMALE"),
+    ("Thijs", "MALE"),
 ];
 const SURNAMES: &[&str] = &[
-    "de Vries", "Jansen", "Müller", "Dubois", "Van den Broeck", "Peeters", "Lefèvre", "Çelik",
-    "Smit", "Bakker", "Janssens", "van 't Hof", "Nguyễn", "El Amrani", "Wouters",
+    "de Vries",
+    "Jansen",
+    "Müller",
+    "Dubois",
+    "Van den Broeck",
+    "Peeters",
+    "Lefèvre",
+    "Çelik",
+    "Smit",
+    "Bakker",
+    "Janssens",
+    "van 't Hof",
+    "Nguyễn",
+    "El Amrani",
+    "Wouters",
 ];
 /// Street, city, postcode scheme, country, languages.
 const PLACES: &[(&str, &str, bool, &str, &[&str])] = &[
@@ -203,17 +233,40 @@ const PLACES: &[(&str, &str, bool, &str, &[&str])] = &[
     ("Stationsweg", "'s-Hertogenbosch", true, "NL", &["nl"]),
     ("Laan van Meerdervoort", "Den Haag", true, "NL", &["nl"]),
     ("Veldstraat", "Gent", false, "BE", &["nl-BE"]),
-    ("Place Saint-Lambert", "Liège", false, "BE", &["fr-BE", "fr"]),
-    ("Chaussée de Waterloo", "Bruxelles", false, "BE", &["fr-BE", "nl-BE"]),
+    (
+        "Place Saint-Lambert",
+        "Liège",
+        false,
+        "BE",
+        &["fr-BE", "fr"],
+    ),
+    (
+        "Chaussée de Waterloo",
+        "Bruxelles",
+        false,
+        "BE",
+        &["fr-BE", "nl-BE"],
+    ),
     ("Meir", "Antwerpen", false, "BE", &["nl-BE"]),
 ];
-const PICKUP_POINTS: &[&str] = &["Albert Heijn: UTRECHT", "PostNL punt: Primera Amsterdam", "bpost punt: GENT"];
+const PICKUP_POINTS: &[&str] = &[
+    "Albert Heijn: UTRECHT",
+    "PostNL punt: Primera Amsterdam",
+    "bpost punt: GENT",
+];
 const EXTRA_INFO: &[&str] = &["Appartement 3", "Achterom, blauwe deur", "Boîte 2"];
 const COMPANIES: &[&str] = &["Bakkerij Öztürk B.V.", "Café de Ster", "Atelier Crème"];
 const PRODUCTS: &[&str] = &[
-    "Theepot glas 1,2 L", "Koffiemolen – handmatig", "Crème solaire SPF 50", "Gezelschapsspel ‘Zeeslag’",
-    "Kinderfiets 16 inch", "Boek: De ontdekking van de hemel", "Écouteurs sans fil", "Snoeischaar 20 cm",
-    "LEGO® bouwset 1.200 stuks", "Sokken 5-pack maat 39–42",
+    "Theepot glas 1,2 L",
+    "Koffiemolen – handmatig",
+    "Crème solaire SPF 50",
+    "Gezelschapsspel ‘Zeeslag’",
+    "Kinderfiets 16 inch",
+    "Boek: De ontdekking van de hemel",
+    "Écouteurs sans fil",
+    "Snoeischaar 20 cm",
+    "LEGO® bouwset 1.200 stuks",
+    "Sokken 5-pack maat 39–42",
 ];
 const TRANSPORTERS_FBR: &[&str] = &["TNT", "DHL", "DPD-NL", "BPOST_BE", "DHLFORYOU", "GLS"];
 const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -264,12 +317,18 @@ pub(crate) fn shipment(key: Key, draw: Draw<'_>) -> Shipment {
     let surname = rng.pick(SURNAMES);
     let (street, city, dutch_zip, country, languages) = rng.pick(PLACES);
     let zip = if dutch_zip {
-        format!("{}{}", rng.range(1000, 9999), chars(&mut rng, b"ABCDEFGHJKLMNPRSTVWXZ", 2))
+        format!(
+            "{}{}",
+            rng.range(1000, 9999),
+            chars(&mut rng, b"ABCDEFGHJKLMNPRSTVWXZ", 2)
+        )
     } else {
         rng.range(1000, 9999).to_string()
     };
     let house_number = rng.range(1, 250).to_string();
-    let extension = rng.chance(0.2).then(|| rng.pick(&["A", "B", "bis", "2hoog"]));
+    let extension = rng
+        .chance(0.2)
+        .then(|| rng.pick(&["A", "B", "bis", "2hoog"]));
     let pickup_point = rng.chance(0.1);
     let business = rng.chance(0.1);
     let company = business.then(|| rng.pick(COMPANIES));
@@ -289,7 +348,9 @@ pub(crate) fn shipment(key: Key, draw: Draw<'_>) -> Shipment {
         country_code: country,
         email: rng.chance(0.9).then(|| email.clone()),
         company,
-        delivery_phone_number: rng.chance(0.15).then(|| format!("06{}", digits(&mut rng, 8))),
+        delivery_phone_number: rng
+            .chance(0.15)
+            .then(|| format!("06{}", digits(&mut rng, 8))),
         language: rng.pick(languages),
     };
     let billing_details = rng.chance(0.95).then(|| Billing {
@@ -306,16 +367,27 @@ pub(crate) fn shipment(key: Key, draw: Draw<'_>) -> Shipment {
         company,
         vat_number: business.then(|| format!("{country}{}B01", digits(&mut rng, 9))),
         kvk_number: business.then(|| digits(&mut rng, 8)),
-        order_reference: rng.chance(0.1).then(|| format!("PO-{}", digits(&mut rng, 5))),
+        order_reference: rng
+            .chance(0.1)
+            .then(|| format!("PO-{}", digits(&mut rng, 5))),
     });
 
-    let (method, party) = if key.fbb { ("FBB", "BOL") } else { ("FBR", "RETAILER") };
+    let (method, party) = if key.fbb {
+        ("FBB", "BOL")
+    } else {
+        ("FBR", "RETAILER")
+    };
     let shipment_items = (0..rng.range(1, 3))
         .map(|_| {
-            let quantity = if rng.chance(0.8) { 1 } else { rng.range(2, 5) as u32 };
+            let quantity = if rng.chance(0.8) {
+                1
+            } else {
+                rng.range(2, 5) as u32
+            };
             let price = rng.range(199, 19_999);
             Item {
-                order_item_id: (3_000_000_000_000 + (rng.next_u64() % 1_000_000_000_000)).to_string(),
+                order_item_id: (3_000_000_000_000 + (rng.next_u64() % 1_000_000_000_000))
+                    .to_string(),
                 fulfilment: Fulfilment {
                     method,
                     distribution_party: party,
@@ -325,9 +397,14 @@ pub(crate) fn shipment(key: Key, draw: Draw<'_>) -> Shipment {
                 },
                 offer: Offer {
                     offer_id: uuid(&mut rng),
-                    reference: rng.chance(0.7).then(|| format!("SKU-{}", digits(&mut rng, 4))),
+                    reference: rng
+                        .chance(0.7)
+                        .then(|| format!("SKU-{}", digits(&mut rng, 4))),
                 },
-                product: Product { ean: ean(&mut rng), title: rng.pick(PRODUCTS) },
+                product: Product {
+                    ean: ean(&mut rng),
+                    title: rng.pick(PRODUCTS),
+                },
                 quantity,
                 quantity_shipped: rng.chance(0.9).then_some(quantity),
                 unit_price: money(price),
@@ -336,7 +413,11 @@ pub(crate) fn shipment(key: Key, draw: Draw<'_>) -> Shipment {
         })
         .collect();
 
-    let transporter = if key.fbb { "TNT" } else { rng.pick(TRANSPORTERS_FBR) };
+    let transporter = if key.fbb {
+        "TNT"
+    } else {
+        rng.pick(TRANSPORTERS_FBR)
+    };
     let mut at = shipped;
     let mut codes = vec!["PRE_ANNOUNCED", "AT_TRANSPORTER", "IN_TRANSIT"];
     codes.extend(if pickup_point {
@@ -353,7 +434,10 @@ pub(crate) fn shipment(key: Key, draw: Draw<'_>) -> Shipment {
             (event_code, at)
         })
         .take_while(|&(_, at)| at <= draw.now)
-        .map(|(event_code, at)| Event { event_code, event_date_time: clock::date_time(at) })
+        .map(|(event_code, at)| Event {
+            event_code,
+            event_date_time: clock::date_time(at),
+        })
         .collect();
 
     Shipment {
@@ -371,7 +455,9 @@ pub(crate) fn shipment(key: Key, draw: Draw<'_>) -> Shipment {
         transport: Transport {
             transport_id: (700_000_000_000 + (rng.next_u64() % 100_000_000_000)).to_string(),
             transporter_code: transporter,
-            track_and_trace: rng.chance(0.9).then(|| format!("3S{}", chars(&mut rng, UPPER_NUM, 13))),
+            track_and_trace: rng
+                .chance(0.9)
+                .then(|| format!("3S{}", chars(&mut rng, UPPER_NUM, 13))),
             shipping_label_id: rng.chance(0.5).then(|| digits(&mut rng, 9)),
             transport_events,
         },
@@ -384,13 +470,22 @@ mod tests {
     use crate::state::Codecs;
 
     fn draw(codecs: &Codecs) -> Draw<'_> {
-        Draw { seed: 9, ids: codecs, shipped: 1_763_739_730, now: 1_763_739_730 + 10 * 86_400 }
+        Draw {
+            seed: 9,
+            ids: codecs,
+            shipped: 1_763_739_730,
+            now: 1_763_739_730 + 10 * 86_400,
+        }
     }
 
     #[test]
     fn a_shipment_is_the_same_every_time_it_is_drawn() {
         let codecs = Codecs::new(9);
-        let key = Key { account: 1, fbb: false, index: 17 };
+        let key = Key {
+            account: 1,
+            fbb: false,
+            index: 17,
+        };
         let a = serde_json::to_string(&shipment(key, draw(&codecs))).unwrap();
         let b = serde_json::to_string(&shipment(key, draw(&codecs))).unwrap();
         assert_eq!(a, b);
@@ -401,11 +496,22 @@ mod tests {
     fn shipments_have_one_to_three_items_and_valid_eans() {
         let codecs = Codecs::new(9);
         for index in 0..200 {
-            let s = shipment(Key { account: 0, fbb: index % 2 == 0, index }, draw(&codecs));
+            let s = shipment(
+                Key {
+                    account: 0,
+                    fbb: index % 2 == 0,
+                    index,
+                },
+                draw(&codecs),
+            );
             assert!((1..=3).contains(&s.shipment_items.len()));
             for item in &s.shipment_items {
                 let ean = &item.product.ean;
-                let sum: u32 = ean.bytes().enumerate().map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 1 } else { 3 }).sum();
+                let sum: u32 = ean
+                    .bytes()
+                    .enumerate()
+                    .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 1 } else { 3 })
+                    .sum();
                 assert_eq!(sum % 10, 0, "{ean}");
             }
         }

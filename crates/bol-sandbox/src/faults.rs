@@ -89,7 +89,9 @@ pub(crate) fn error_page(status: u16) -> String {
         504 => "Gateway Timeout",
         _ => "Internal Server Error",
     };
-    format!("<html><head><title>{status} {reason}</title></head><body><h1>{status} {reason}</h1></body></html>\n")
+    format!(
+        "<html><head><title>{status} {reason}</title></head><body><h1>{status} {reason}</h1></body></html>\n"
+    )
 }
 
 #[cfg(test)]
@@ -105,7 +107,21 @@ mod tests {
 
     #[test]
     fn rates_outside_zero_to_one_are_refused() {
-        assert!(Faults { drop_rate: 1.5, ..Faults::default() }.validate().is_err());
-        assert!(Faults { error_rate: 0.5, ..Faults::default() }.validate().is_ok());
+        assert!(
+            Faults {
+                drop_rate: 1.5,
+                ..Faults::default()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Faults {
+                error_rate: 0.5,
+                ..Faults::default()
+            }
+            .validate()
+            .is_ok()
+        );
     }
 }

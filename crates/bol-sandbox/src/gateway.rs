@@ -40,7 +40,11 @@ pub(crate) async fn arrive(shared: &Shared) -> Arrival {
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
     }
-    Arrival { n, faults, dice: Rng::new(shared.seed ^ n.wrapping_mul(0x9e37_79b9)) }
+    Arrival {
+        n,
+        faults,
+        dice: Rng::new(shared.seed ^ n.wrapping_mul(0x9e37_79b9)),
+    }
 }
 
 /// An admitted call of one account to one endpoint group.
@@ -67,7 +71,10 @@ fn finish_ids(shared: &Shared, n: u64, mut response: Response) -> Response {
 }
 
 /// Authenticates a bearer token, then admits the call.
-#[expect(clippy::result_large_err, reason = "the error is the finished answer, built once per request")]
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the finished answer, built once per request"
+)]
 pub(crate) fn bearer<'a>(
     shared: &'a Shared,
     arrival: Arrival,
@@ -79,18 +86,25 @@ pub(crate) fn bearer<'a>(
     let unauthorized = |title: &str, detail: &str| {
         let body = http::problem(StatusCode::UNAUTHORIZED, title, detail, instance, &[], n);
         let mut r = http::response(StatusCode::UNAUTHORIZED, http::V10_UTF8, body);
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         r
     };
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
     let verdict = token.map_or(Verdict::Invalid, |t| token::verify(shared, t.trim()));
     let account_no = match verdict {
         Verdict::Valid(account_no) => account_no,
         Verdict::Invalid => {
-            let r = unauthorized("Unauthorized", "Full authentication is required to access this resource.");
+            let r = unauthorized(
+                "Unauthorized",
+                "Full authentication is required to access this resource.",
+            );
             return Err(unattributed(shared, n, r));
         }
         Verdict::Revoked(account_no) => {
@@ -98,7 +112,12 @@ pub(crate) fn bearer<'a>(
             let r = unauthorized("Unauthorized", "Invalid token: the token has been revoked.");
             return Err(finish_ids(shared, n, r));
         }
-        Verdict::Expired { account_no, expired_ms, now_ms, skew_ms } => {
+        Verdict::Expired {
+            account_no,
+            expired_ms,
+            now_ms,
+            skew_ms,
+        } => {
             count_unauthorized(shared, account_no, group);
             let detail = format!(
                 "JWT expired at {}. Current time: {}, a difference of {} milliseconds.  Allowed clock skew: {} milliseconds.",
@@ -121,8 +140,16 @@ pub(crate) fn count_unauthorized(shared: &Shared, account_no: usize, group: Grou
 }
 
 /// Counts the call against the account, applies its rate limit and the 5xx / drop faults.
-#[expect(clippy::result_large_err, reason = "the error is the finished answer, built once per request")]
-pub(crate) fn admit(shared: &Shared, arrival: Arrival, account_no: usize, group: Group) -> Result<Call<'_>, Response> {
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the finished answer, built once per request"
+)]
+pub(crate) fn admit(
+    shared: &Shared,
+    arrival: Arrival,
+    account_no: usize,
+    group: Group,
+) -> Result<Call<'_>, Response> {
     let account = &shared.accounts[account_no];
     let counters = account.counters(group);
     counters.add(Event::Call);
@@ -132,7 +159,9 @@ pub(crate) fn admit(shared: &Shared, arrival: Arrival, account_no: usize, group:
         account,
         n: arrival.n,
         group,
-        rate: account.limiter(group).check(shared.clock.elapsed(), shared.window),
+        rate: account
+            .limiter(group)
+            .check(shared.clock.elapsed(), shared.window),
         faults: arrival.faults,
         dice: arrival.dice,
     };
@@ -142,7 +171,8 @@ pub(crate) fn admit(shared: &Shared, arrival: Arrival, account_no: usize, group:
             r#"{{"title":"Too Many Requests","status":429,"detail":"Too many requests, retry in {reset} seconds."}}"#
         );
         let mut r = http::response(StatusCode::TOO_MANY_REQUESTS, http::V10_UTF8, body);
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(reset));
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(reset));
         return Err(call.decorate(r));
     }
     if call.faults.drop_rate > 0.0 && call.dice.chance(call.faults.drop_rate) {
@@ -166,7 +196,11 @@ impl Call<'_> {
         let h = r.headers_mut();
         match self.rate {
             Decision::Unlimited => {}
-            Decision::Allowed { limit, remaining, reset } => {
+            Decision::Allowed {
+                limit,
+                remaining,
+                reset,
+            } => {
                 h.insert("x-ratelimit-limit", HeaderValue::from(limit));
                 h.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
                 h.insert("x-ratelimit-reset", HeaderValue::from(reset));
@@ -181,7 +215,14 @@ impl Call<'_> {
     }
 
     /// A problem answer for this call.
-    pub(crate) fn problem(&self, status: StatusCode, title: &str, detail: &str, instance: &str, violations: &[http::Violation]) -> Response {
+    pub(crate) fn problem(
+        &self,
+        status: StatusCode,
+        title: &str,
+        detail: &str,
+        instance: &str,
+        violations: &[http::Violation],
+    ) -> Response {
         let body = http::problem(status, title, detail, instance, violations, self.n);
         self.decorate(http::response(status, http::V10_UTF8, body))
     }
@@ -204,14 +245,21 @@ impl Call<'_> {
             // aborts the connection; an immediate error would drop the answer entirely.
             let cut = futures_util::stream::once(async {
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "truncated by the sandbox"))
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "truncated by the sandbox",
+                ))
             });
             let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(half)]).chain(cut);
             let mut r = http::response(StatusCode::OK, content_type, Body::from_stream(stream));
-            r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(full));
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(full));
             return (self.decorate(r), false);
         }
-        (self.decorate(http::response(StatusCode::OK, content_type, body)), true)
+        (
+            self.decorate(http::response(StatusCode::OK, content_type, body)),
+            true,
+        )
     }
 
     /// Counts a clean answer the client already had.

@@ -15,10 +15,15 @@ pub(crate) const JSON_UTF8: &str = "application/json;charset=UTF-8";
 const PROBLEM_TYPE: &str = "https://api.bol.com/problems";
 
 /// A response with a body and a static content type.
-pub(crate) fn response(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Response {
+pub(crate) fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Body>,
+) -> Response {
     let mut r = Response::new(body.into());
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
@@ -62,7 +67,14 @@ struct Problem<'a> {
 
 /// A bol problem body. `violations` is spec-required but real 401/404 bodies lack it, so it is
 /// only written when there are some.
-pub(crate) fn problem(status: StatusCode, title: &str, detail: &str, instance: &str, violations: &[Violation], n: u64) -> Vec<u8> {
+pub(crate) fn problem(
+    status: StatusCode,
+    title: &str,
+    detail: &str,
+    instance: &str,
+    violations: &[Violation],
+    n: u64,
+) -> Vec<u8> {
     let body = Problem {
         kind: PROBLEM_TYPE,
         title,
@@ -77,7 +89,10 @@ pub(crate) fn problem(status: StatusCode, title: &str, detail: &str, instance: &
 
 /// The full request URL, as bol puts it in `instance`.
 pub(crate) fn instance(headers: &HeaderMap, path_and_query: &str) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
     format!("http://{host}{path_and_query}")
 }
 
@@ -88,7 +103,11 @@ pub(crate) fn accepts_v10(headers: &HeaderMap) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case(V10)))
+        .any(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case(V10))
+        })
 }
 
 #[cfg(test)]
@@ -99,9 +118,15 @@ mod tests {
     fn only_the_v10_media_type_is_acceptable() {
         let mut h = HeaderMap::new();
         assert!(!accepts_v10(&h));
-        h.insert(header::ACCEPT, HeaderValue::from_static("application/json, application/vnd.retailer.v10+json;q=0.9"));
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, application/vnd.retailer.v10+json;q=0.9"),
+        );
         assert!(accepts_v10(&h));
-        h.insert(header::ACCEPT, HeaderValue::from_static("application/vnd.retailer.v9+json"));
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/vnd.retailer.v9+json"),
+        );
         assert!(!accepts_v10(&h));
     }
 }

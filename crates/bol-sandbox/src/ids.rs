@@ -59,7 +59,10 @@ const fn inverse(a: u64) -> u64 {
 impl IdCodec {
     /// `base` is added to the scrambled value so ids of one family share a length and a leading digit.
     pub(crate) fn new(seed: u64, family: u64, base: u64) -> Self {
-        Self { key: mix(seed ^ mix(family)) & MASK, base }
+        Self {
+            key: mix(seed ^ mix(family)) & MASK,
+            base,
+        }
     }
 
     pub(crate) fn encode(self, key: Key) -> String {
@@ -96,9 +99,21 @@ mod tests {
     fn ids_decode_to_the_key_they_encode() {
         let codec = IdCodec::new(42, 1, 1_000_000_000_000);
         for key in [
-            Key { account: 0, fbb: false, index: 0 },
-            Key { account: 3, fbb: true, index: 123_456 },
-            Key { account: MAX_ACCOUNTS - 1, fbb: true, index: MAX_INDEX - 1 },
+            Key {
+                account: 0,
+                fbb: false,
+                index: 0,
+            },
+            Key {
+                account: 3,
+                fbb: true,
+                index: 123_456,
+            },
+            Key {
+                account: MAX_ACCOUNTS - 1,
+                fbb: true,
+                index: MAX_INDEX - 1,
+            },
         ] {
             let id = codec.encode(key);
             assert_eq!(id.len(), 13, "{id}");

@@ -52,17 +52,32 @@ fn router(shared: Arc<Shared>) -> Router {
 impl Sandbox {
     /// Binds `config.addr` and starts serving.
     pub async fn start(config: SandboxConfig) -> io::Result<Sandbox> {
-        config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let shared = Arc::new(Shared::new(&config));
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(());
-        let mut tasks = vec![tokio::spawn(server::serve(listener, router(shared.clone()), stopped.clone()))];
+        let mut tasks = vec![tokio::spawn(server::serve(
+            listener,
+            router(shared.clone()),
+            stopped.clone(),
+        ))];
         let (fbr, fbb) = config.arrivals_per_minute;
         if fbr > 0.0 || fbb > 0.0 {
-            tasks.push(tokio::spawn(arrivals::run(shared.clone(), (fbr, fbb), stopped)));
+            tasks.push(tokio::spawn(arrivals::run(
+                shared.clone(),
+                (fbr, fbb),
+                stopped,
+            )));
         }
-        Ok(Sandbox { addr, shared, stop, tasks })
+        Ok(Sandbox {
+            addr,
+            shared,
+            stop,
+            tasks,
+        })
     }
 
     /// The address it listens on.
@@ -88,7 +103,8 @@ impl Sandbox {
     /// New shipments for an account, shipped now (so the newest in lists). Unknown client ids
     /// are ignored.
     pub fn add_shipments(&self, account_client_id: &str, fbr: u32, fbb: u32) {
-        self.shared.add_shipments(account_client_id, u64::from(fbr), u64::from(fbb));
+        self.shared
+            .add_shipments(account_client_id, u64::from(fbr), u64::from(fbb));
     }
 
     /// Invalidates every token issued so far.
@@ -98,7 +114,12 @@ impl Sandbox {
 
     /// Replaces the fault settings; rates outside `[0, 1]` are clamped.
     pub fn set_faults(&self, mut faults: Faults) {
-        for rate in [&mut faults.error_rate, &mut faults.malformed_rate, &mut faults.truncated_rate, &mut faults.drop_rate] {
+        for rate in [
+            &mut faults.error_rate,
+            &mut faults.malformed_rate,
+            &mut faults.truncated_rate,
+            &mut faults.drop_rate,
+        ] {
             *rate = rate.clamp(0.0, 1.0);
         }
         self.shared.faults.set(&faults);
@@ -121,10 +142,16 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     let sandbox = Sandbox::start(config.clone()).await?;
     println!("bol sandbox listening on {}", sandbox.base_url());
     println!("  token:     POST {}/token", sandbox.base_url());
-    println!("  shipments: GET  {}/retailer/shipments", sandbox.base_url());
+    println!(
+        "  shipments: GET  {}/retailer/shipments",
+        sandbox.base_url()
+    );
     println!("  stats:     GET  {}/_sandbox/stats", sandbox.base_url());
     for a in &config.accounts {
-        println!("  account {} secret {} ({} FBR, {} FBB)", a.client_id, a.client_secret, a.fbr, a.fbb);
+        println!(
+            "  account {} secret {} ({} FBR, {} FBB)",
+            a.client_id, a.client_secret, a.fbr, a.fbb
+        );
     }
     shutdown_signal().await;
     sandbox.shutdown().await;

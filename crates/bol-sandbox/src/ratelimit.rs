@@ -11,8 +11,15 @@ use std::time::Duration;
 pub(crate) enum Decision {
     /// The limit is off: no headers, no 429.
     Unlimited,
-    Allowed { limit: u32, remaining: u32, reset: u64 },
-    Denied { limit: u32, reset: u64 },
+    Allowed {
+        limit: u32,
+        remaining: u32,
+        reset: u64,
+    },
+    Denied {
+        limit: u32,
+        reset: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -25,7 +32,10 @@ pub(crate) struct Limiter {
 impl Limiter {
     /// A limit of 0 means unlimited.
     pub(crate) fn new(limit: u32) -> Self {
-        Self { limit, state: AtomicU64::new(0) }
+        Self {
+            limit,
+            state: AtomicU64::new(0),
+        }
     }
 
     /// Counts one call made `elapsed` after the sandbox start.
@@ -41,15 +51,31 @@ impl Limiter {
         let tag = (number as u64) & 0xffff_ffff;
         let mut current = self.state.load(Ordering::Relaxed);
         loop {
-            let used = if current >> 32 == tag { current & 0xffff_ffff } else { 0 };
+            let used = if current >> 32 == tag {
+                current & 0xffff_ffff
+            } else {
+                0
+            };
             if used >= u64::from(self.limit) {
-                return Decision::Denied { limit: self.limit, reset };
+                return Decision::Denied {
+                    limit: self.limit,
+                    reset,
+                };
             }
             let next = (tag << 32) | (used + 1);
-            match self.state.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed) {
+            match self.state.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => {
                     let remaining = self.limit - (used + 1) as u32;
-                    return Decision::Allowed { limit: self.limit, remaining, reset };
+                    return Decision::Allowed {
+                        limit: self.limit,
+                        remaining,
+                        reset,
+                    };
                 }
                 Err(actual) => current = actual,
             }
@@ -67,22 +93,59 @@ mod tests {
     fn the_limit_refills_at_the_next_window() {
         let limiter = Limiter::new(2);
         let t = Duration::from_secs(10);
-        assert_eq!(limiter.check(t, MINUTE), Decision::Allowed { limit: 2, remaining: 1, reset: 50 });
-        assert_eq!(limiter.check(t, MINUTE), Decision::Allowed { limit: 2, remaining: 0, reset: 50 });
-        assert_eq!(limiter.check(t, MINUTE), Decision::Denied { limit: 2, reset: 50 });
+        assert_eq!(
+            limiter.check(t, MINUTE),
+            Decision::Allowed {
+                limit: 2,
+                remaining: 1,
+                reset: 50
+            }
+        );
+        assert_eq!(
+            limiter.check(t, MINUTE),
+            Decision::Allowed {
+                limit: 2,
+                remaining: 0,
+                reset: 50
+            }
+        );
+        assert_eq!(
+            limiter.check(t, MINUTE),
+            Decision::Denied {
+                limit: 2,
+                reset: 50
+            }
+        );
         let next = Duration::from_millis(60_500);
-        assert_eq!(limiter.check(next, MINUTE), Decision::Allowed { limit: 2, remaining: 1, reset: 60 });
+        assert_eq!(
+            limiter.check(next, MINUTE),
+            Decision::Allowed {
+                limit: 2,
+                remaining: 1,
+                reset: 60
+            }
+        );
     }
 
     #[test]
     fn reset_is_at_least_one_second() {
         let limiter = Limiter::new(5);
         let d = limiter.check(Duration::from_millis(999), Duration::from_secs(1));
-        assert_eq!(d, Decision::Allowed { limit: 5, remaining: 4, reset: 1 });
+        assert_eq!(
+            d,
+            Decision::Allowed {
+                limit: 5,
+                remaining: 4,
+                reset: 1
+            }
+        );
     }
 
     #[test]
     fn zero_means_unlimited() {
-        assert_eq!(Limiter::new(0).check(Duration::ZERO, MINUTE), Decision::Unlimited);
+        assert_eq!(
+            Limiter::new(0).check(Duration::ZERO, MINUTE),
+            Decision::Unlimited
+        );
     }
 }

@@ -57,15 +57,18 @@ pub(crate) struct Catalog {
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub(crate) fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Catalog {
@@ -93,7 +96,11 @@ impl Catalog {
         let n = u128::from(self.initial.max(1));
         let base = (u128::from(index) * span / n) as i64;
         let spacing = (span / n) as u64;
-        let jitter = if spacing > 1 { crate::prng::mix(self.seed ^ index) % spacing } else { 0 };
+        let jitter = if spacing > 1 {
+            crate::prng::mix(self.seed ^ index) % spacing
+        } else {
+            0
+        };
         self.history_start + base + jitter as i64
     }
 
@@ -153,7 +160,9 @@ impl Catalog {
     pub(crate) fn note_detail(&self, index: u64) -> bool {
         let fetched = read(&self.fetched);
         let bit = 1u64 << (index % 64);
-        fetched.get((index / 64) as usize).is_some_and(|w| w.fetch_or(bit, Ordering::Relaxed) & bit != 0)
+        fetched
+            .get((index / 64) as usize)
+            .is_some_and(|w| w.fetch_or(bit, Ordering::Relaxed) & bit != 0)
     }
 
     /// Records a clean list page; true if this crawl already had it. Page 1 starts a new crawl.
@@ -166,7 +175,9 @@ impl Catalog {
     }
 
     fn clear_accounting(&self) {
-        read(&self.fetched).iter().for_each(|w| w.store(0, Ordering::Relaxed));
+        read(&self.fetched)
+            .iter()
+            .for_each(|w| w.store(0, Ordering::Relaxed));
         lock(&self.crawl).clear();
     }
 }
@@ -229,7 +240,11 @@ impl Shared {
     pub(crate) fn new(config: &SandboxConfig) -> Self {
         let clock = Clock::new(config.time_scale);
         let anchor = clock.anchor();
-        let Limits { list, detail, token } = config.limits;
+        let Limits {
+            list,
+            detail,
+            token,
+        } = config.limits;
         let accounts: Vec<Account> = config
             .accounts
             .iter()
@@ -238,7 +253,14 @@ impl Shared {
                 client_id: a.client_id.clone(),
                 secret: a.client_secret.clone(),
                 catalogs: [false, true].map(|fbb| {
-                    let seed = config.seed ^ Key { account: n, fbb, index: 0 }.raw().wrapping_mul(31);
+                    let seed = config.seed
+                        ^ Key {
+                            account: n,
+                            fbb,
+                            index: 0,
+                        }
+                        .raw()
+                        .wrapping_mul(31);
                     Catalog::new(u64::from(if fbb { a.fbb } else { a.fbr }), anchor, seed)
                 }),
                 limiters: [token, list, detail].map(Limiter::new),
@@ -246,7 +268,11 @@ impl Shared {
                 last_token: Mutex::new(None),
             })
             .collect();
-        let by_client = accounts.iter().enumerate().map(|(n, a)| (a.client_id.clone(), n)).collect();
+        let by_client = accounts
+            .iter()
+            .enumerate()
+            .map(|(n, a)| (a.client_id.clone(), n))
+            .collect();
         let faults = FaultCell::default();
         faults.set(&config.faults);
         Self {
@@ -299,7 +325,9 @@ impl Shared {
 
     /// Adds arrivals to an account; false if there is no such account.
     pub(crate) fn add_shipments(&self, client_id: &str, fbr: u64, fbb: u64) -> bool {
-        let Some(n) = self.account_by_client(client_id) else { return false };
+        let Some(n) = self.account_by_client(client_id) else {
+            return false;
+        };
         let now = self.clock.market_now();
         let account = &self.accounts[n];
         account.catalog(false).add(fbr, now);
@@ -330,7 +358,10 @@ mod tests {
     fn shipments_older_than_the_cutoff_are_not_listed() {
         let c = Catalog::new(100, 1_000_000_000, 3);
         let cutoff = c.shipped(40);
-        let all: Vec<u64> = (1..=3).flat_map(|p| c.page(p, 50, cutoff)).map(|(i, _)| i).collect();
+        let all: Vec<u64> = (1..=3)
+            .flat_map(|p| c.page(p, 50, cutoff))
+            .map(|(i, _)| i)
+            .collect();
         assert_eq!(all.last(), Some(&40));
         assert_eq!(all.len(), 60);
     }

@@ -96,7 +96,13 @@ impl Counters {
     }
 
     pub(crate) fn clear(&self) {
-        for c in [&self.calls, &self.rate_limited, &self.faults, &self.wasted, &self.unauthorized] {
+        for c in [
+            &self.calls,
+            &self.rate_limited,
+            &self.faults,
+            &self.wasted,
+            &self.unauthorized,
+        ] {
             c.store(0, Ordering::Relaxed);
         }
     }

@@ -15,7 +15,9 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::Response,
 };
-use base64::{Engine, engine::general_purpose::STANDARD, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use base64::{
+    Engine, engine::general_purpose::STANDARD, engine::general_purpose::URL_SAFE_NO_PAD as B64,
+};
 use std::sync::{Arc, atomic::Ordering};
 
 /// What a presented token turned out to be.
@@ -26,7 +28,12 @@ pub(crate) enum Verdict {
     Invalid,
     /// Issued before the last revocation.
     Revoked(usize),
-    Expired { account_no: usize, expired_ms: u64, now_ms: u64, skew_ms: u64 },
+    Expired {
+        account_no: usize,
+        expired_ms: u64,
+        now_ms: u64,
+        skew_ms: u64,
+    },
 }
 
 const HEADER: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"; // {"alg":"HS256","typ":"JWT"}
@@ -37,17 +44,24 @@ fn mac(key: u64, account: u32, generation: u32, expires_ms: u64, nonce: u64) -> 
 
 /// Real milliseconds a token lives: whole seconds, so `expires_in` is exact.
 fn lifetime_ms(shared: &Shared) -> u64 {
-    let real = shared.clock.real(std::time::Duration::from_secs(shared.token_lifetime));
+    let real = shared
+        .clock
+        .real(std::time::Duration::from_secs(shared.token_lifetime));
     (real.as_secs_f64().ceil() as u64).max(1) * 1000
 }
 
 /// bol allows one second of clock skew; it shrinks with the time scale like everything else.
 fn skew_ms(shared: &Shared) -> u64 {
-    shared.clock.real(std::time::Duration::from_secs(1)).as_millis() as u64
+    shared
+        .clock
+        .real(std::time::Duration::from_secs(1))
+        .as_millis() as u64
 }
 
 pub(crate) fn verify(shared: &Shared, token: &str) -> Verdict {
-    let Some((_, signature)) = token.rsplit_once('.') else { return Verdict::Invalid };
+    let Some((_, signature)) = token.rsplit_once('.') else {
+        return Verdict::Invalid;
+    };
     let mut raw = [0u8; 32];
     if !matches!(B64.decode_slice(signature, &mut raw), Ok(32)) {
         return Verdict::Invalid;
@@ -55,7 +69,9 @@ pub(crate) fn verify(shared: &Shared, token: &str) -> Verdict {
     let word = |i: usize| u64::from_le_bytes(raw[i..i + 8].try_into().unwrap_or_default());
     let (head, expires_ms, nonce, tag) = (word(0), word(8), word(16), word(24));
     let (account, generation) = ((head >> 32) as u32, head as u32);
-    if tag != mac(shared.mac_key, account, generation, expires_ms, nonce) || account as usize >= shared.accounts.len() {
+    if tag != mac(shared.mac_key, account, generation, expires_ms, nonce)
+        || account as usize >= shared.accounts.len()
+    {
         return Verdict::Invalid;
     }
     let account_no = account as usize;
@@ -65,7 +81,12 @@ pub(crate) fn verify(shared: &Shared, token: &str) -> Verdict {
     let now_ms = clock::wall_ms();
     let skew_ms = skew_ms(shared);
     if now_ms > expires_ms + skew_ms {
-        return Verdict::Expired { account_no, expired_ms: expires_ms, now_ms, skew_ms };
+        return Verdict::Expired {
+            account_no,
+            expired_ms: expires_ms,
+            now_ms,
+            skew_ms,
+        };
     }
     Verdict::Valid(account_no)
 }
@@ -93,21 +114,42 @@ fn issue(shared: &Shared, account_no: usize, n: u64) -> (String, u64, IssuedToke
     raw[..8].copy_from_slice(&((account_no as u64) << 32 | u64::from(generation)).to_le_bytes());
     raw[8..16].copy_from_slice(&expires_ms.to_le_bytes());
     raw[16..24].copy_from_slice(&nonce.to_le_bytes());
-    let tag = mac(shared.mac_key, account_no as u32, generation, expires_ms, nonce);
+    let tag = mac(
+        shared.mac_key,
+        account_no as u32,
+        generation,
+        expires_ms,
+        nonce,
+    );
     raw[24..].copy_from_slice(&tag.to_le_bytes());
-    let token = format!("{HEADER}.{}.{}", B64.encode(claims.to_string()), B64.encode(raw));
-    (token, lifetime / 1000, IssuedToken { issued_ms, expires_ms, generation })
+    let token = format!(
+        "{HEADER}.{}.{}",
+        B64.encode(claims.to_string()),
+        B64.encode(raw)
+    );
+    (
+        token,
+        lifetime / 1000,
+        IssuedToken {
+            issued_ms,
+            expires_ms,
+            generation,
+        },
+    )
 }
 
 /// True if `previous` was still valid with more than half its life left at `now_ms`.
 fn is_wasted(previous: Option<IssuedToken>, generation: u32, now_ms: u64) -> bool {
     previous.is_some_and(|p| {
-        p.generation == generation && p.expires_ms > now_ms && (p.expires_ms - now_ms) * 2 > p.expires_ms - p.issued_ms
+        p.generation == generation
+            && p.expires_ms > now_ms
+            && (p.expires_ms - now_ms) * 2 > p.expires_ms - p.issued_ms
     })
 }
 
 fn has_grant(text: &str) -> bool {
-    text.split('&').any(|pair| pair == "grant_type=client_credentials")
+    text.split('&')
+        .any(|pair| pair == "grant_type=client_credentials")
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
@@ -126,10 +168,21 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((id.to_owned(), secret.to_owned()))
 }
 
-pub(crate) async fn token(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn token(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let shared = &*shared;
     let arrival = gateway::arrive(shared).await;
-    let bad_client = || oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Bad client credentials");
+    let bad_client = || {
+        oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Bad client credentials",
+        )
+    };
     let Some((client_id, secret)) = basic_credentials(&headers) else {
         return gateway::unattributed(shared, arrival.n, bad_client());
     };
@@ -148,7 +201,11 @@ pub(crate) async fn token(State(shared): State<Arc<Shared>>, RawQuery(query): Ra
     };
     let in_body = std::str::from_utf8(&body).is_ok_and(has_grant);
     if !(in_body || query.as_deref().is_some_and(has_grant)) {
-        let r = oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Only grant_type=client_credentials is supported");
+        let r = oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "Only grant_type=client_credentials is supported",
+        );
         return call.other(r);
     }
     let (token, expires_in, record) = issue(shared, account_no, call.n);
@@ -187,7 +244,10 @@ mod tests {
         let mut tampered = token.clone().into_bytes();
         let last = tampered.len() - 2;
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
-        assert_eq!(verify(&shared, std::str::from_utf8(&tampered).unwrap()), Verdict::Invalid);
+        assert_eq!(
+            verify(&shared, std::str::from_utf8(&tampered).unwrap()),
+            Verdict::Invalid
+        );
         assert_eq!(verify(&shared, "nonsense"), Verdict::Invalid);
         revoke_all(&shared);
         assert_eq!(verify(&shared, &token), Verdict::Revoked(1));
@@ -195,7 +255,11 @@ mod tests {
 
     #[test]
     fn a_token_is_wasted_while_the_previous_has_more_than_half_its_life() {
-        let p = Some(IssuedToken { issued_ms: 0, expires_ms: 1000, generation: 0 });
+        let p = Some(IssuedToken {
+            issued_ms: 0,
+            expires_ms: 1000,
+            generation: 0,
+        });
         assert!(is_wasted(p, 0, 499));
         assert!(!is_wasted(p, 0, 500));
         assert!(!is_wasted(p, 1, 100));

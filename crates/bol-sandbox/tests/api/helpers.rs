@@ -14,14 +14,21 @@ pub struct TestSandbox {
 
 /// A config with limits off, so tests that are not about limits never meet a 429.
 pub fn unlimited(accounts: u32, fbr: u32, fbb: u32) -> SandboxConfig {
-    SandboxConfig { limits: Limits::OFF, ..SandboxConfig::default().with_accounts(accounts, fbr, fbb) }
+    SandboxConfig {
+        limits: Limits::OFF,
+        ..SandboxConfig::default().with_accounts(accounts, fbr, fbb)
+    }
 }
 
 impl TestSandbox {
     pub async fn start(config: SandboxConfig) -> Self {
         let sandbox = Sandbox::start(config).await.expect("sandbox starts");
         let base = sandbox.base_url();
-        Self { sandbox, client: reqwest::Client::new(), base }
+        Self {
+            sandbox,
+            client: reqwest::Client::new(),
+            base,
+        }
     }
 
     pub async fn request_token(&self, client_id: &str, secret: &str) -> Response {
@@ -38,14 +45,21 @@ impl TestSandbox {
 
     /// A token for `sandbox-N`.
     pub async fn token(&self, n: u32) -> String {
-        let r = self.request_token(&format!("sandbox-{n}"), &format!("secret-{n}")).await;
+        let r = self
+            .request_token(&format!("sandbox-{n}"), &format!("secret-{n}"))
+            .await;
         assert_eq!(r.status(), StatusCode::OK);
         let body: Value = r.json().await.unwrap();
         body["access_token"].as_str().unwrap().to_owned()
     }
 
     pub async fn get_raw(&self, token: &str, path_and_query: &str) -> reqwest::Result<Response> {
-        self.client.get(format!("{}{}", self.base, path_and_query)).bearer_auth(token).header("accept", V10).send().await
+        self.client
+            .get(format!("{}{}", self.base, path_and_query))
+            .bearer_auth(token)
+            .header("accept", V10)
+            .send()
+            .await
     }
 
     pub async fn get(&self, token: &str, path_and_query: &str) -> Response {
@@ -61,7 +75,12 @@ impl TestSandbox {
 
     /// The shipments of one list page (empty for `{}`).
     pub async fn page(&self, token: &str, method: &str, page: u32) -> Vec<Value> {
-        let body = self.get_json(token, &format!("/retailer/shipments?fulfilment-method={method}&page={page}")).await;
+        let body = self
+            .get_json(
+                token,
+                &format!("/retailer/shipments?fulfilment-method={method}&page={page}"),
+            )
+            .await;
         match body.get("shipments") {
             Some(list) => list.as_array().unwrap().clone(),
             None => {
@@ -79,12 +98,19 @@ impl TestSandbox {
             if shipments.is_empty() {
                 break;
             }
-            ids.extend(shipments.iter().map(|s| s["shipmentId"].as_str().unwrap().to_owned()));
+            ids.extend(
+                shipments
+                    .iter()
+                    .map(|s| s["shipmentId"].as_str().unwrap().to_owned()),
+            );
         }
         ids
     }
 }
 
 pub fn header<'a>(r: &'a Response, name: &str) -> &'a str {
-    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_else(|| panic!("header {name} missing"))
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("header {name} missing"))
 }

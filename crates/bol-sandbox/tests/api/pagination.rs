@@ -3,10 +3,17 @@
 use crate::helpers::{TestSandbox, unlimited};
 use reqwest::StatusCode;
 use serde_json::Value;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 #[tokio::test]
 async fn pages_hold_fifty_and_end_with_an_empty_object() {
-    for (count, full_pages) in [(0u32, vec![]), (1, vec![1]), (49, vec![49]), (50, vec![50]), (51, vec![50, 1])] {
+    for (count, full_pages) in [
+        (0u32, vec![]),
+        (1, vec![1]),
+        (49, vec![49]),
+        (50, vec![50]),
+        (51, vec![50, 1]),
+    ] {
         let app = TestSandbox::start(unlimited(1, count, 0)).await;
         let token = app.token(1).await;
         let mut sizes = Vec::new();
@@ -15,9 +22,18 @@ async fn pages_hold_fifty_and_end_with_an_empty_object() {
         }
         assert_eq!(sizes, full_pages, "{count} shipments");
         let past = full_pages.len() as u32 + 1;
-        let r = app.get(&token, &format!("/retailer/shipments?fulfilment-method=FBR&page={past}")).await;
+        let r = app
+            .get(
+                &token,
+                &format!("/retailer/shipments?fulfilment-method=FBR&page={past}"),
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(r.text().await.unwrap(), "{}", "{count} shipments, page {past}");
+        assert_eq!(
+            r.text().await.unwrap(),
+            "{}",
+            "{count} shipments, page {past}"
+        );
     }
 }
 
@@ -25,13 +41,20 @@ async fn pages_hold_fifty_and_end_with_an_empty_object() {
 async fn lists_are_newest_first_and_methods_are_separate() {
     let app = TestSandbox::start(unlimited(1, 70, 5)).await;
     let token = app.token(1).await;
-    let all = app.get_json(&token, "/retailer/shipments").await["shipments"].as_array().unwrap().clone();
-    let dates: Vec<&str> = all.iter().map(|s| s["shipmentDateTime"].as_str().unwrap()).collect();
-    let mut sorted = dates.clone();
-    sorted.sort_by(|a, b| b.cmp(a));
-    // All dates share an offset only within a season, so compare instants via the detail order.
+    let all = app.get_json(&token, "/retailer/shipments").await["shipments"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(all.len(), 50);
-    assert!(dates.iter().all(|d| d.ends_with("+01:00") || d.ends_with("+02:00")));
+    let instants: Vec<OffsetDateTime> = all
+        .iter()
+        .map(|s| OffsetDateTime::parse(s["shipmentDateTime"].as_str().unwrap(), &Rfc3339).unwrap())
+        .collect();
+    assert!(instants.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    assert!(all.iter().all(|s| {
+        let d = s["shipmentDateTime"].as_str().unwrap();
+        d.ends_with("+01:00") || d.ends_with("+02:00")
+    }));
     let fbr = app.crawl(&token, "FBR").await;
     let fbb = app.crawl(&token, "FBB").await;
     assert_eq!((fbr.len(), fbb.len()), (70, 5));
@@ -68,7 +91,12 @@ async fn order_id_finds_its_shipment_whatever_the_method() {
     let token = app.token(1).await;
     let shipment = app.page(&token, "FBB", 1).await[2].clone();
     let order_id = shipment["order"]["orderId"].as_str().unwrap();
-    let found = app.get_json(&token, &format!("/retailer/shipments?order-id={order_id}&fulfilment-method=FBR")).await;
+    let found = app
+        .get_json(
+            &token,
+            &format!("/retailer/shipments?order-id={order_id}&fulfilment-method=FBR"),
+        )
+        .await;
     assert_eq!(found["shipments"].as_array().unwrap(), &vec![shipment]);
     let none = app.get(&token, "/retailer/shipments?order-id=123").await;
     assert_eq!(none.text().await.unwrap(), "{}");
@@ -78,7 +106,9 @@ async fn order_id_finds_its_shipment_whatever_the_method() {
 async fn bad_parameters_get_a_problem_with_violations() {
     let app = TestSandbox::start(unlimited(1, 5, 0)).await;
     let token = app.token(1).await;
-    let r = app.get(&token, "/retailer/shipments?fulfilment-method=ALL&page=0").await;
+    let r = app
+        .get(&token, "/retailer/shipments?fulfilment-method=ALL&page=0")
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], 400);
@@ -88,7 +118,10 @@ async fn bad_parameters_get_a_problem_with_violations() {
 
 #[tokio::test]
 async fn the_same_seed_gives_the_same_shipments() {
-    let (a, b) = (TestSandbox::start(unlimited(1, 5, 0)).await, TestSandbox::start(unlimited(1, 5, 0)).await);
+    let (a, b) = (
+        TestSandbox::start(unlimited(1, 5, 0)).await,
+        TestSandbox::start(unlimited(1, 5, 0)).await,
+    );
     let (ta, tb) = (a.token(1).await, b.token(1).await);
     let ids = a.crawl(&ta, "FBR").await;
     assert_eq!(ids, b.crawl(&tb, "FBR").await);

@@ -198,7 +198,7 @@ pub struct UserUpdateIn {
     username: Option<String>,
 }
 
-#[utoipa::path(put, path = "/api/v1/auth/user", tag = "auth", security(("token" = [])), request_body = UserUpdateIn,
+#[utoipa::path(method(put, patch), path = "/api/v1/auth/user", tag = "auth", security(("token" = [])), request_body = UserUpdateIn,
     responses((status = 200, body = UserOut), (status = 401, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub(super) async fn update_user(
     State(state): State<AppState>,

@@ -58,8 +58,17 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             errors: None,
         });
     }
+    // Syntax first, so that a malformed document is a 400 whatever its fields.
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| malformed(&e))?;
+    // serde would also read a struct from an array; only an object is a valid body.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::Validation(ValidationErrors::single(
+            "non_field_errors",
+            "the body must be a JSON object",
+        )));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let inner = error.inner();
         if inner.classify() == serde_json::error::Category::Data {
             let (field, reason) = field_and_reason(&error.path().to_string(), &inner.to_string());
@@ -67,9 +76,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else {
             malformed(inner)
         }
-    })?;
-    deserializer.end().map_err(|e| malformed(&e))?;
-    Ok(value)
+    })
 }
 
 fn malformed(error: &serde_json::Error) -> ApiError {
@@ -150,7 +157,8 @@ mod tests {
     #[test]
     fn syntax_errors_and_empty_bodies_are_bad_requests() {
         for body in [&b"{"[..], b"", b"  ", b"{} x"] {
-            assert!(matches!(parse::<Body>(body), Err(ApiError::BadRequest { .. })));
+            let result = parse::<Body>(body);
+            assert!(matches!(result, Err(ApiError::BadRequest { .. })), "{body:?}: {result:?}");
         }
     }
 

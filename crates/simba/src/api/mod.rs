@@ -122,7 +122,7 @@ mod tests {
     #[test]
     fn timestamps_are_rfc3339_utc_seconds() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_795_688_100), "2026-11-27T10:15:00Z");
+        assert_eq!(rfc3339(1_795_774_500), "2026-11-27T10:15:00Z");
     }
 
     #[test]

@@ -1,0 +1,383 @@
+//! `TestApp`: the real application on port 0 with a fresh database, typed request helpers,
+//! and the captured log output of the whole test run.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, Once, OnceLock};
+
+use serde_json::{Value, json};
+use simba::app::{self, AppState};
+use simba::config::Config;
+
+/// Every database backend the suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+impl Backend {
+    fn env_var(self) -> Option<&'static str> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some("SIMBA_TEST_POSTGRES_URL"),
+            Backend::Mysql => Some("SIMBA_TEST_MYSQL_URL"),
+        }
+    }
+}
+
+/// Generates one test per backend from `async fn name(app: TestApp)`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() {
+                $crate::helpers::run($crate::helpers::Backend::Sqlite, super::$name).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() {
+                $crate::helpers::run($crate::helpers::Backend::Postgres, super::$name).await
+            })*
+        }
+        mod mysql {
+            $(#[tokio::test] async fn $name() {
+                $crate::helpers::run($crate::helpers::Backend::Mysql, super::$name).await
+            })*
+        }
+    };
+}
+
+/// Runs `test` against a fresh app on `backend`, or says once that the backend is skipped.
+pub async fn run<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    test(app.clone()).await;
+    app.cleanup().await;
+}
+
+/// The log output of every app in this test process, for tests that search it.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUFFER.get_or_init(Default::default)
+}
+
+#[derive(Clone)]
+struct BufferWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for BufferWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_log_capture() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let buffer = log_buffer().clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("trace,sqlx=info,hyper=info,h2=info,reqwest=info")
+            .with_writer(move || BufferWriter(buffer.clone()))
+            .with_ansi(false)
+            .init();
+    });
+}
+
+/// Says once per backend, past the test harness's output capture, that it is skipped.
+fn say_skipped(backend: Backend, var: &str) {
+    static SAID: Mutex<Vec<Backend>> = Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap();
+    if !said.contains(&backend) {
+        said.push(backend);
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: {backend:?} tests skipped: {var} is not set (.ci/run sets it)"
+        );
+    }
+}
+
+/// A response, read completely.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json answer with `status` and returns its body.
+    pub fn problem(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "{}", self.text);
+        let body = self.json();
+        assert_eq!(body["status"], status);
+        assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+        body
+    }
+}
+
+/// A registered seller and their token.
+#[derive(Debug, Clone)]
+pub struct Seller {
+    pub id: i64,
+    pub token: String,
+}
+
+#[derive(Clone)]
+pub struct TestApp {
+    pub address: String,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    db: Arc<TestDatabase>,
+    shutdown: Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>,
+    /// Every response body this app sent, for tests that search them.
+    pub bodies: Arc<Mutex<Vec<String>>>,
+}
+
+/// What a fresh database needs to be removed again.
+enum TestDatabase {
+    Sqlite(#[expect(dead_code, reason = "held so the directory lives as long as the app")] tempfile::TempDir),
+    Server { admin_url: String, name: String },
+}
+
+fn unique_name() -> String {
+    use rand::Rng;
+    format!("simba_test_{:016x}", rand::rng().random::<u64>())
+}
+
+/// The URL of database `name` on the server of `base`.
+fn with_database(base: &str, name: &str) -> String {
+    let mut url = url::Url::parse(base).expect("a valid test database URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+async fn admin_execute(admin_url: &str, sql: &str) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("the test database server at {admin_url} does not answer: {e}"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.close().await.ok();
+}
+
+impl TestDatabase {
+    async fn create(backend: Backend) -> Option<(TestDatabase, String)> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("simba.db").display());
+                Some((TestDatabase::Sqlite(dir), url))
+            }
+            Backend::Postgres | Backend::Mysql => {
+                let var = backend.env_var().unwrap();
+                let Some(admin_url) = std::env::var(var).ok().filter(|v| !v.is_empty()) else {
+                    say_skipped(backend, var);
+                    return None;
+                };
+                let name = unique_name();
+                admin_execute(&admin_url, &format!("CREATE DATABASE {name}")).await;
+                let url = with_database(&admin_url, &name);
+                Some((TestDatabase::Server { admin_url, name }, url))
+            }
+        }
+    }
+
+    async fn drop_database(&self, backend: Backend) {
+        if let TestDatabase::Server { admin_url, name } = self {
+            let sql = match backend {
+                Backend::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                _ => format!("DROP DATABASE IF EXISTS {name}"),
+            };
+            admin_execute(admin_url, &sql).await;
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Spawns with settings adjusted by `adjust` (such as another `SECRET_KEY`).
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
+        init_log_capture();
+        let (db, url) = TestDatabase::create(backend).await?;
+        let mut config = Config::for_tests(&url);
+        config.database_max_connections = 5;
+        adjust(&mut config);
+        let state = AppState::start(config).await.expect("the app starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app::serve(state.clone(), listener, async {
+            rx.await.ok();
+        }));
+        Some(TestApp {
+            address,
+            state,
+            client: reqwest::Client::builder().build().unwrap(),
+            db: Arc::new(db),
+            shutdown: Arc::new(Mutex::new(Some(tx))),
+            bodies: Default::default(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.state.db.backend {
+            simba::store::Backend::Sqlite => Backend::Sqlite,
+            simba::store::Backend::Postgres => Backend::Postgres,
+            simba::store::Backend::Mysql => Backend::Mysql,
+        }
+    }
+
+    /// Stops the server and removes the database.
+    pub async fn cleanup(self) {
+        if let Some(tx) = self.shutdown.lock().unwrap().take() {
+            tx.send(()).ok();
+        }
+        self.state.db.pool.close().await;
+        self.db.drop_database(self.backend()).await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Sends a request built by `build` and reads the whole answer.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Response {
+        let response = request.send().await.expect("the request is answered");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        self.bodies.lock().unwrap().push(text.clone());
+        Response { status, headers, text }
+    }
+
+    fn with_token(&self, request: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+        match token {
+            Some(token) => request.header("Authorization", format!("Token {token}")),
+            None => request,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.send(self.with_token(self.client.get(self.url(path)), token)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        self.send(self.with_token(self.client.delete(self.url(path)), token)).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.send(self.with_token(self.client.post(self.url(path)).json(&body), token)).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.send(self.with_token(self.client.put(self.url(path)).json(&body), token)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.send(self.with_token(self.client.patch(self.url(path)).json(&body), token)).await
+    }
+
+    /// Registers a seller named `username` with a fixed, valid password.
+    pub async fn register(&self, username: &str) -> Seller {
+        let response = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({"username": username, "email": format!("{username}@example.com"),
+                       "password": "correct horse battery"}),
+            )
+            .await;
+        assert_eq!(response.status, 201, "{}", response.text);
+        let body = response.json();
+        Seller {
+            id: body["user"]["id"].as_i64().unwrap(),
+            token: body["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Adds a shop for `seller` and returns its id.
+    pub async fn create_shop(&self, seller: &Seller, name: &str) -> i64 {
+        let response = self
+            .post(
+                "/api/v1/shops",
+                Some(&seller.token),
+                json!({"name": name, "client_id": format!("client-{name}"), "client_secret": "secret-value-1"}),
+            )
+            .await;
+        assert_eq!(response.status, 201, "{}", response.text);
+        response.json()["id"].as_i64().unwrap()
+    }
+
+    /// Stores `count` shipments in a shop, as the sync engine would, one second apart and
+    /// alternating FBR/FBB; returns them.
+    pub async fn store_shipments(&self, seller: &Seller, shop_id: i64, count: usize) -> Vec<simba::store::shipments::NewShipment> {
+        let shipments: Vec<_> = (0..count).map(|i| shipment(shop_id, i)).collect();
+        for chunk in shipments.chunks(200) {
+            simba::store::shipments::insert_new(&self.state.db, seller.id, shop_id, chunk)
+                .await
+                .unwrap();
+        }
+        shipments
+    }
+}
+
+/// The `i`-th test shipment of a shop.
+pub fn shipment(shop_id: i64, i: usize) -> simba::store::shipments::NewShipment {
+    use simba::store::shipments::{ItemKey, NewShipment};
+    let ean = format!("87{:011}", i % 7);
+    NewShipment {
+        shipment_id: format!("{shop_id}{i:06}"),
+        shipment_date: 1_790_000_000 + i as i64,
+        shipment_reference: Some(format!("REF-{shop_id}-{i}")),
+        fulfilment_method: if i % 2 == 0 { "FBR" } else { "FBB" }.to_owned(),
+        order_id: Some(format!("O{shop_id}-{}", i / 2)),
+        order_placed_at: Some(1_789_990_000 + i as i64),
+        pickup_point: Some(i % 5 == 0),
+        transport_id: Some(format!("T{i}")),
+        transporter_code: Some("TNT".into()),
+        track_and_trace: Some(format!("3SABCD{shop_id}{i:05}")),
+        shipping_label_id: Some(format!("L{i}")),
+        transport_events: Some(
+            json!([{"event_code": "AT_TRANSPORTER", "event_date_time": "2026-09-15T10:00:00Z"}]).to_string(),
+        ),
+        items: json!([{"order_item_id": format!("I{i}"), "ean": ean, "title": "Theepot glas 1,2 L", "quantity": 1}])
+            .to_string(),
+        item_keys: vec![ItemKey {
+            order_item_id: format!("I{i}"),
+            ean: Some(ean),
+        }],
+        customer: Some(json!({"shipment_details": {"first_name": "Sanne", "city": "Utrecht"}}).to_string()),
+        raw: Some(json!({"shipmentId": format!("{shop_id}{i:06}")}).to_string()),
+        detail_synced_at: Some(1_790_100_000),
+    }
+}

@@ -1,0 +1,14 @@
+//! Integration tests: each spawns the real app on a random port with a fresh database, on
+//! SQLite always and on PostgreSQL / MariaDB when their URLs are set.
+
+mod helpers;
+
+mod accounts;
+mod errors;
+mod isolation;
+mod ops;
+mod secrets;
+mod shipments;
+mod shops;
+mod startup;
+mod sync_runs;

@@ -1,0 +1,76 @@
+//! `/healthz`, `/readyz`, `/metrics`, `/api/v1/openapi.json`, `/docs`.
+
+use crate::backend_tests;
+use crate::helpers::TestApp;
+
+backend_tests!(
+    health_and_readiness_answer,
+    metrics_count_requests_by_route_and_status,
+    the_openapi_document_covers_every_endpoint_and_the_problem_shape,
+    the_docs_are_served_from_the_binary,
+);
+
+async fn health_and_readiness_answer(app: TestApp) {
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["database"], "ok");
+    app.state.db.pool.close().await;
+    let down = app.get("/readyz", None).await;
+    assert_eq!(down.status, 503);
+}
+
+async fn metrics_count_requests_by_route_and_status(app: TestApp) {
+    let seller = app.register("metrics").await;
+    app.get("/api/v1/shops/99999", Some(&seller.token)).await;
+    let text = app.get("/metrics", None).await.text;
+    assert!(
+        text.lines().any(|l| l.starts_with("http_requests_total")
+            && l.contains(r#"route="/api/v1/shops/{id}""#)
+            && l.contains(r#"status="404""#)),
+        "{text}"
+    );
+    assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
+}
+
+async fn the_openapi_document_covers_every_endpoint_and_the_problem_shape(app: TestApp) {
+    let doc = app.get("/api/v1/openapi.json", None).await.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/api/v1/auth/register", &["post"][..]),
+        ("/api/v1/auth/login", &["post"]),
+        ("/api/v1/auth/logout", &["post"]),
+        ("/api/v1/auth/user", &["get", "put", "patch", "delete"]),
+        ("/api/v1/auth/password/change", &["post"]),
+        ("/api/v1/shops", &["get", "post"]),
+        ("/api/v1/shops/{id}", &["get", "put", "patch", "delete"]),
+        ("/api/v1/shops/{id}/shipments", &["get"]),
+        ("/api/v1/shops/{id}/sync-runs", &["get"]),
+        ("/api/v1/sync-runs/{id}", &["get"]),
+        ("/api/v1/shipments", &["get"]),
+        ("/api/v1/shipments/{id}", &["get"]),
+        ("/healthz", &["get"]),
+        ("/readyz", &["get"]),
+        ("/metrics", &["get"]),
+    ] {
+        for method in methods {
+            assert!(paths.get(path).and_then(|p| p.get(*method)).is_some(), "{method} {path} missing");
+        }
+    }
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+    assert!(doc["components"]["securitySchemes"]["token"].is_object());
+}
+
+async fn the_docs_are_served_from_the_binary(app: TestApp) {
+    let page = app.get("/docs", None).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("/api/v1/openapi.json") || page.text.contains("/docs/init.js"));
+    assert!(!page.text.contains("https://"), "the docs page references an external host");
+    let js = app.get("/docs/swagger-ui-bundle.js", None).await;
+    assert_eq!(js.status, 200);
+    assert!(js.text.len() > 100_000);
+    let init = app.get("/docs/init.js", None).await;
+    assert!(init.text.contains("/api/v1/openapi.json"));
+    assert_eq!(app.get("/docs/swagger-ui.css", None).await.status, 200);
+}
