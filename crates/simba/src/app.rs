@@ -31,7 +31,9 @@ impl AppState {
         let db = Db::connect(&config.database_url, config.database_max_connections)
             .await
             .with_context(|| format!("connecting to the {:?} database", config.backend))?;
-        store::migrate(&db).await.context("applying database migrations")?;
+        store::migrate(&db)
+            .await
+            .context("applying database migrations")?;
         let secret_key = resolve_secret_key(&config.secret_key)?;
         let cipher = Cipher::new(&secret_key);
         check_secret_key(&db, &cipher).await?;
@@ -75,7 +77,8 @@ fn read_or_create_key_file(path: &Path) -> anyhow::Result<SecretString> {
     match std::fs::read_to_string(path) {
         Ok(key) => return Ok(SecretString::from(key.trim().to_owned())),
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e).with_context(|| format!("reading the SECRET_KEY file {}", path.display()));
+            return Err(e)
+                .with_context(|| format!("reading the SECRET_KEY file {}", path.display()));
         }
         Err(_) => {}
     }

@@ -133,12 +133,14 @@ impl Config {
             .transpose()?;
         let addr = match (lookup("SIMBA_ADDR"), lookup("PORT")) {
             (Some(addr), _) => addr.parse().map_err(|_| {
-                ConfigError(format!("SIMBA_ADDR must be HOST:PORT, such as 127.0.0.1:8000 (got {addr:?})."))
+                ConfigError(format!(
+                    "SIMBA_ADDR must be HOST:PORT, such as 127.0.0.1:8000 (got {addr:?})."
+                ))
             })?,
             (None, Some(port)) => {
-                let port: u16 = port
-                    .parse()
-                    .map_err(|_| ConfigError(format!("PORT must be a port number (got {port:?}).")))?;
+                let port: u16 = port.parse().map_err(|_| {
+                    ConfigError(format!("PORT must be a port number (got {port:?})."))
+                })?;
                 SocketAddr::from(([0, 0, 0, 0], port))
             }
             (None, None) => DEFAULT_ADDR.parse().expect("the default address parses"),
@@ -154,7 +156,9 @@ impl Config {
         };
         let database_max_connections = match lookup("SIMBA_DATABASE_MAX_CONNECTIONS") {
             Some(v) => v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                ConfigError(format!("SIMBA_DATABASE_MAX_CONNECTIONS must be a positive number (got {v:?})."))
+                ConfigError(format!(
+                    "SIMBA_DATABASE_MAX_CONNECTIONS must be a positive number (got {v:?})."
+                ))
             })?,
             None => 16,
         };
@@ -163,7 +167,9 @@ impl Config {
             backend,
             broker_url,
             secret_key,
-            allowed_hosts: AllowedHosts::parse(&lookup("ALLOWED_HOSTS").unwrap_or_else(|| "*".into())),
+            allowed_hosts: AllowedHosts::parse(
+                &lookup("ALLOWED_HOSTS").unwrap_or_else(|| "*".into()),
+            ),
             addr,
             bol_api_url: parse_url(
                 "SIMBA_BOL_API_URL",
@@ -233,7 +239,9 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(c.addr.to_string(), "127.0.0.1:8000");
-        assert!(matches!(c.secret_key, SecretKeySource::File(ref p) if p.to_str() == Some("simba.db.secret_key")));
+        assert!(
+            matches!(c.secret_key, SecretKeySource::File(ref p) if p.to_str() == Some("simba.db.secret_key"))
+        );
         assert_eq!(c.allowed_hosts, AllowedHosts::Any);
         assert_eq!(c.bol_api_url.as_str(), "https://api.bol.com/");
     }
@@ -253,7 +261,10 @@ mod tests {
 
     #[test]
     fn port_binds_every_interface_and_simba_addr_wins() {
-        assert_eq!(config(&[("PORT", "5000")]).unwrap().addr.to_string(), "0.0.0.0:5000");
+        assert_eq!(
+            config(&[("PORT", "5000")]).unwrap().addr.to_string(),
+            "0.0.0.0:5000"
+        );
         let c = config(&[("PORT", "5000"), ("SIMBA_ADDR", "127.0.0.1:9")]).unwrap();
         assert_eq!(c.addr.to_string(), "127.0.0.1:9");
         assert!(config(&[("PORT", "x")]).is_err());

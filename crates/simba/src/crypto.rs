@@ -111,7 +111,10 @@ mod tests {
     fn a_secret_round_trips() {
         let c = cipher("k".repeat(32).as_str());
         let stored = c.encrypt("shop", "s3cret-ü");
-        assert_eq!(c.decrypt("shop", &stored).unwrap().expose_secret(), "s3cret-ü");
+        assert_eq!(
+            c.decrypt("shop", &stored).unwrap().expose_secret(),
+            "s3cret-ü"
+        );
     }
 
     #[test]
@@ -140,14 +143,23 @@ mod tests {
     fn a_value_for_one_purpose_does_not_decrypt_for_another() {
         let c = cipher("k".repeat(32).as_str());
         let stored = c.encrypt("shop", "x");
-        assert!(matches!(c.decrypt("token", &stored), Err(CryptoError::WrongKey)));
+        assert!(matches!(
+            c.decrypt("token", &stored),
+            Err(CryptoError::WrongKey)
+        ));
     }
 
     #[test]
     fn garbage_is_reported_as_malformed() {
         let c = cipher("k".repeat(32).as_str());
-        assert!(matches!(c.decrypt("shop", "!!"), Err(CryptoError::Malformed)));
-        assert!(matches!(c.decrypt("shop", "AQ"), Err(CryptoError::Malformed)));
+        assert!(matches!(
+            c.decrypt("shop", "!!"),
+            Err(CryptoError::Malformed)
+        ));
+        assert!(matches!(
+            c.decrypt("shop", "AQ"),
+            Err(CryptoError::Malformed)
+        ));
     }
 
     #[test]

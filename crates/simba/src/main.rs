@@ -11,7 +11,10 @@ use simba::domain::{Email, Password, Username};
 use simba::store::{self, Db, users};
 
 #[derive(Parser)]
-#[command(version, about = "Keeps every shipment of every marketplace shop in sync.")]
+#[command(
+    version,
+    about = "Keeps every shipment of every marketplace shop in sync."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,6 +22,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the bol.com Retailer API simulator (for demos, tests and benchmarks).
+    Sandbox(bol_sandbox::SandboxArgs),
+    #[command(flatten)]
+    App(AppCommand),
+}
+
+/// Commands that read Simba's configuration and database.
+#[derive(Subcommand)]
+enum AppCommand {
     /// Serve the REST API (migrations are applied first).
     Serve,
     /// Apply database migrations and exit.
@@ -43,6 +55,14 @@ enum UserCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let command = match cli.command {
+        Command::Sandbox(args) => {
+            simba::telemetry::init_logging(simba::config::LogFormat::Human);
+            return runtime.block_on(bol_sandbox::run(args));
+        }
+        Command::App(command) => command,
+    };
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => {
@@ -51,17 +71,16 @@ fn main() -> anyhow::Result<()> {
         }
     };
     simba::telemetry::init_logging(config.log_format);
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        match cli.command {
-            Command::Serve => serve(config).await,
-            Command::Migrate => {
+        match command {
+            AppCommand::Serve => serve(config).await,
+            AppCommand::Migrate => {
                 let db = Db::connect(&config.database_url, 2).await?;
                 store::migrate(&db).await?;
                 tracing::info!("migrations applied");
                 Ok(())
             }
-            Command::User {
+            AppCommand::User {
                 command: UserCommand::Create { username, email },
             } => create_user(config, &username, &email).await,
         }
@@ -82,14 +101,17 @@ async fn create_user(config: Config, username: &str, email: &str) -> anyhow::Res
     let username = Username::parse(username).map_err(|m| anyhow::anyhow!("username {m}"))?;
     let email = Email::parse(email).map_err(|m| anyhow::anyhow!("email {m}"))?;
     let password = read_password()?;
-    let password =
-        Password::parse(&password, username.as_str()).map_err(|m| anyhow::anyhow!("password {m}"))?;
+    let password = Password::parse(&password, username.as_str())
+        .map_err(|m| anyhow::anyhow!("password {m}"))?;
     let state = AppState::start(config).await?;
     if let Some(taken) = users::taken(&state.db, username.as_str(), email.as_str()).await? {
-        anyhow::bail!("that {} is taken", match taken {
-            users::Taken::Username => "username",
-            users::Taken::Email => "email address",
-        });
+        anyhow::bail!(
+            "that {} is taken",
+            match taken {
+                users::Taken::Username => "username",
+                users::Taken::Email => "email address",
+            }
+        );
     }
     let hash = simba::auth::password::hash(password.secret().clone()).await?;
     let user = users::create(
@@ -116,6 +138,11 @@ fn read_password() -> anyhow::Result<SecretString> {
         std::io::stderr().flush().ok();
     }
     let mut line = String::new();
-    stdin.lock().read_line(&mut line).context("reading the password")?;
-    Ok(SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned()))
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password")?;
+    Ok(SecretString::from(
+        line.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
 }

@@ -26,7 +26,10 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/logout", post(logout))
         .route(
             "/auth/user",
-            get(get_user).put(update_user).patch(update_user).delete(delete_user),
+            get(get_user)
+                .put(update_user)
+                .patch(update_user)
+                .delete(delete_user),
         )
         .route("/auth/password/change", post(change_password))
 }
@@ -153,7 +156,11 @@ pub(super) async fn login(
     StrictJson(body): StrictJson<LoginIn>,
 ) -> ApiResult<Json<TokenOut>> {
     let address = peer.ip().to_string();
-    if let Some(retry_after_secs) = state.login_throttle.check(&body.username, &address, Instant::now()) {
+    if let Some(retry_after_secs) =
+        state
+            .login_throttle
+            .check(&body.username, &address, Instant::now())
+    {
         return Err(ApiError::TooManyRequests { retry_after_secs });
     }
     let found = users::find_for_login(&state.db, body.username.trim()).await?;
@@ -207,19 +214,39 @@ pub(super) async fn update_user(
 ) -> ApiResult<Json<UserOut>> {
     let current = auth.user;
     let mut errors = ValidationErrors::default();
-    if body.username.as_ref().is_some_and(|u| *u != current.username) {
+    if body
+        .username
+        .as_ref()
+        .is_some_and(|u| *u != current.username)
+    {
         errors.add("username", "is read-only");
     }
     let email = match &body.email {
-        Some(email) => errors.check("email", Email::parse(email)).map(|e| e.as_str().to_owned()),
+        Some(email) => errors
+            .check("email", Email::parse(email))
+            .map(|e| e.as_str().to_owned()),
         None => Some(current.email.clone()),
     };
-    let name = |field: &str, value: &Option<String>, now: &str, errors: &mut ValidationErrors| match value {
-        Some(v) => errors.check(field, PersonName::parse(v)).map(|n| n.as_str().to_owned()),
-        None => Some(now.to_owned()),
-    };
-    let first_name = name("first_name", &body.first_name, &current.first_name, &mut errors);
-    let last_name = name("last_name", &body.last_name, &current.last_name, &mut errors);
+    let name =
+        |field: &str, value: &Option<String>, now: &str, errors: &mut ValidationErrors| match value
+        {
+            Some(v) => errors
+                .check(field, PersonName::parse(v))
+                .map(|n| n.as_str().to_owned()),
+            None => Some(now.to_owned()),
+        };
+    let first_name = name(
+        "first_name",
+        &body.first_name,
+        &current.first_name,
+        &mut errors,
+    );
+    let last_name = name(
+        "last_name",
+        &body.last_name,
+        &current.last_name,
+        &mut errors,
+    );
     let (Some(email), Some(first_name), Some(last_name)) = (email, first_name, last_name) else {
         return Err(errors.into());
     };
@@ -247,7 +274,10 @@ pub(super) async fn update_user(
 
 #[utoipa::path(delete, path = "/api/v1/auth/user", tag = "auth", security(("token" = [])),
     responses((status = 204), (status = 401, body = Problem)))]
-pub(super) async fn delete_user(State(state): State<AppState>, auth: AuthUser) -> ApiResult<StatusCode> {
+pub(super) async fn delete_user(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> ApiResult<StatusCode> {
     users::delete(&state.db, auth.user.id).await?;
     tracing::info!(user.id = auth.user.id, "seller deleted their account");
     Ok(StatusCode::NO_CONTENT)

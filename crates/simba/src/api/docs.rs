@@ -58,7 +58,10 @@ pub fn routes() -> Router<AppState> {
 
 fn asset(content_type: &'static str, body: &'static [u8]) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, CACHE)],
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, CACHE),
+        ],
         body,
     )
 }

@@ -116,7 +116,11 @@ fn field_and_reason(path: &str, message: &str) -> (String, String) {
     if let Some(name) = quoted("missing field `") {
         return (under_path(name), "is required".into());
     }
-    let field = if path == "." { "non_field_errors".into() } else { path.to_owned() };
+    let field = if path == "." {
+        "non_field_errors".into()
+    } else {
+        path.to_owned()
+    };
     (field, message.to_owned())
 }
 
@@ -158,7 +162,10 @@ mod tests {
     fn syntax_errors_and_empty_bodies_are_bad_requests() {
         for body in [&b"{"[..], b"", b"  ", b"{} x"] {
             let result = parse::<Body>(body);
-            assert!(matches!(result, Err(ApiError::BadRequest { .. })), "{body:?}: {result:?}");
+            assert!(
+                matches!(result, Err(ApiError::BadRequest { .. })),
+                "{body:?}: {result:?}"
+            );
         }
     }
 

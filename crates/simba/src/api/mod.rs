@@ -4,8 +4,8 @@
 mod accounts;
 mod docs;
 pub mod json;
-mod ops;
 pub mod openapi;
+mod ops;
 mod pagination;
 mod shipments;
 mod shops;
@@ -72,7 +72,10 @@ async fn check_host(State(state): State<AppState>, request: Request, next: Next)
 pub fn rfc3339(unix_seconds: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix_seconds)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 

@@ -33,7 +33,11 @@ pub(super) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Some(url) => Some(broker_answers(url).await),
     };
     let ready = database && broker.unwrap_or(true);
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
         "database": if database { "ok" } else { "unavailable" },
@@ -44,10 +48,18 @@ pub(super) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Whether the broker accepts a TCP connection.
 async fn broker_answers(url: &url::Url) -> bool {
-    let Some(host) = url.host_str() else { return false };
-    let port = url.port().unwrap_or(if url.scheme() == "amqps" { 5671 } else { 5672 });
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let port = url
+        .port()
+        .unwrap_or(if url.scheme() == "amqps" { 5671 } else { 5672 });
     matches!(
-        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect((host, port))).await,
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect((host, port))
+        )
+        .await,
         Ok(Ok(_))
     )
 }
@@ -55,7 +67,10 @@ async fn broker_answers(url: &url::Url) -> bool {
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
 pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

@@ -110,9 +110,21 @@ mod tests {
 
     #[test]
     fn defaults_and_bounds() {
-        assert_eq!(params("").unwrap(), PageParams { page: 1, page_size: 50 });
+        assert_eq!(
+            params("").unwrap(),
+            PageParams {
+                page: 1,
+                page_size: 50
+            }
+        );
         assert_eq!(params("page=3&page_size=500").unwrap().offset(), 1000);
-        for bad in ["page=0", "page=-1", "page=x", "page_size=0", "page_size=501"] {
+        for bad in [
+            "page=0",
+            "page=-1",
+            "page=x",
+            "page_size=0",
+            "page_size=501",
+        ] {
             assert!(params(bad).is_err(), "{bad} accepted");
         }
     }
@@ -121,8 +133,17 @@ mod tests {
     fn links_keep_the_other_parameters() {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, "simba.test:8000".parse().unwrap());
-        let uri: Uri = "/api/v1/shipments?ordering=id&page=2&page_size=10".parse().unwrap();
-        let page = Page::new(vec![1], 35, params("page=2&page_size=10").unwrap(), &uri, &headers).unwrap();
+        let uri: Uri = "/api/v1/shipments?ordering=id&page=2&page_size=10"
+            .parse()
+            .unwrap();
+        let page = Page::new(
+            vec![1],
+            35,
+            params("page=2&page_size=10").unwrap(),
+            &uri,
+            &headers,
+        )
+        .unwrap();
         assert_eq!(
             page.next.as_deref(),
             Some("http://simba.test:8000/api/v1/shipments?ordering=id&page_size=10&page=3")

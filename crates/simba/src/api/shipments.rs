@@ -76,11 +76,16 @@ pub struct ShipmentDetailOut {
 }
 
 fn raw_json(text: String) -> ApiResult<Box<RawValue>> {
-    RawValue::from_string(text).map_err(|e| ApiError::Internal(anyhow::anyhow!("stored JSON is invalid: {e}")))
+    RawValue::from_string(text)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored JSON is invalid: {e}")))
 }
 
 impl ShipmentOut {
-    fn from_row(row: ShipmentRow, events: Option<Box<RawValue>>, label: Option<String>) -> ApiResult<ShipmentOut> {
+    fn from_row(
+        row: ShipmentRow,
+        events: Option<Box<RawValue>>,
+        label: Option<String>,
+    ) -> ApiResult<ShipmentOut> {
         Ok(ShipmentOut {
             id: row.id,
             shop_id: row.shop_id,
@@ -123,7 +128,10 @@ fn text(max: usize) -> impl Fn(&str) -> Result<String, String> {
 fn filter_from(query: &QueryParams, shop_id: Option<i64>) -> ApiResult<Filter> {
     let shop_id = match shop_id {
         Some(id) => Some(id),
-        None => query.parse_with("shop", |v| v.parse::<i64>().map_err(|_| "must be an integer".to_owned()))?,
+        None => query.parse_with("shop", |v| {
+            v.parse::<i64>()
+                .map_err(|_| "must be an integer".to_owned())
+        })?,
     };
     Ok(Filter {
         shop_id,
@@ -149,7 +157,9 @@ async fn list(
     let query = QueryParams::parse(query);
     let params = PageParams::from_query(&query)?;
     let filter = filter_from(&query, shop_id)?;
-    let ordering = query.parse_with("ordering", Ordering::parse)?.unwrap_or_default();
+    let ordering = query
+        .parse_with("ordering", Ordering::parse)?
+        .unwrap_or_default();
     let (rows, count) = shipments::list(
         &state.db,
         auth.user.id,
@@ -204,7 +214,15 @@ pub(super) async fn list_for_shop(
     shops::get(&state.db, auth.user.id, shop_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    list(&state, &auth, Some(shop_id), &uri, query.as_deref(), &headers).await
+    list(
+        &state,
+        &auth,
+        Some(shop_id),
+        &uri,
+        query.as_deref(),
+        &headers,
+    )
+    .await
 }
 
 #[utoipa::path(get, path = "/api/v1/shipments/{id}", tag = "shipments", security(("token" = [])),

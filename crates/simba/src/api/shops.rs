@@ -13,17 +13,22 @@ use super::pagination::Page;
 use super::{PageParams, QueryParams, ResourceId, rfc3339};
 use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::domain::{ClientId, ClientSecret, Marketplace, ShopName, SyncInterval, ValidationErrors};
+use crate::domain::{
+    ClientId, ClientSecret, Marketplace, ShopName, SyncInterval, ValidationErrors,
+};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::store::shops::{self, Shop, ShopFields};
 use crate::store::StoreError;
+use crate::store::shops::{self, Shop, ShopFields};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/shops", get(list_shops).post(create_shop))
         .route(
             "/shops/{id}",
-            get(get_shop).put(replace_shop).patch(update_shop).delete(delete_shop),
+            get(get_shop)
+                .put(replace_shop)
+                .patch(update_shop)
+                .delete(delete_shop),
         )
 }
 
@@ -125,18 +130,25 @@ fn parse_fields(
         .client_secret
         .as_ref()
         .and_then(|s| errors.check("client_secret", ClientSecret::parse(s)));
-    let auto_sync = input.auto_sync.or(base.map(|s| s.auto_sync)).unwrap_or(true);
+    let auto_sync = input
+        .auto_sync
+        .or(base.map(|s| s.auto_sync))
+        .unwrap_or(true);
     match (name, client_id, marketplace, sync_interval) {
-        (Some(name), Some(client_id), Some(marketplace), Some(sync_interval)) if errors.is_empty() => Ok((
-            ShopFields {
-                name,
-                marketplace,
-                client_id,
-                auto_sync,
-                sync_interval,
-            },
-            secret,
-        )),
+        (Some(name), Some(client_id), Some(marketplace), Some(sync_interval))
+            if errors.is_empty() =>
+        {
+            Ok((
+                ShopFields {
+                    name,
+                    marketplace,
+                    client_id,
+                    auto_sync,
+                    sync_interval,
+                },
+                secret,
+            ))
+        }
         _ => Err(errors),
     }
 }
@@ -167,7 +179,8 @@ pub(super) async fn list_shops(
     headers: HeaderMap,
 ) -> ApiResult<Json<Page<ShopOut>>> {
     let params = PageParams::from_query(&QueryParams::parse(query.as_deref()))?;
-    let (rows, count) = shops::list(&state.db, auth.user.id, params.limit(), params.offset()).await?;
+    let (rows, count) =
+        shops::list(&state.db, auth.user.id, params.limit(), params.offset()).await?;
     let results = rows.iter().map(ShopOut::from).collect();
     Ok(Json(Page::new(results, count, params, &uri, &headers)?))
 }
@@ -191,11 +204,21 @@ pub(super) async fn create_shop(
 #[utoipa::path(get, path = "/api/v1/shops/{id}", tag = "shops", security(("token" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, body = ShopOut), (status = 401, body = Problem), (status = 404, body = Problem)))]
-pub(super) async fn get_shop(State(state): State<AppState>, auth: AuthUser, ResourceId(id): ResourceId) -> ApiResult<Json<ShopOut>> {
+pub(super) async fn get_shop(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ResourceId(id): ResourceId,
+) -> ApiResult<Json<ShopOut>> {
     Ok(Json(ShopOut::from(&owned_shop(&state, &auth, id).await?)))
 }
 
-async fn write_shop(state: &AppState, auth: &AuthUser, id: i64, input: &ShopIn, required: &[&str]) -> ApiResult<Json<ShopOut>> {
+async fn write_shop(
+    state: &AppState,
+    auth: &AuthUser,
+    id: i64,
+    input: &ShopIn,
+    required: &[&str],
+) -> ApiResult<Json<ShopOut>> {
     let shop = owned_shop(state, auth, id).await?;
     let (fields, secret) = parse_fields(input, Some(&shop), required)?;
     let updated = shops::update(&state.db, &state.cipher, &shop, &fields, secret.as_ref())
@@ -233,7 +256,11 @@ pub(super) async fn update_shop(
 #[utoipa::path(delete, path = "/api/v1/shops/{id}", tag = "shops", security(("token" = [])),
     params(("id" = i64, Path)),
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)))]
-pub(super) async fn delete_shop(State(state): State<AppState>, auth: AuthUser, ResourceId(id): ResourceId) -> ApiResult<StatusCode> {
+pub(super) async fn delete_shop(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ResourceId(id): ResourceId,
+) -> ApiResult<StatusCode> {
     if !shops::delete(&state.db, auth.user.id, id).await? {
         return Err(ApiError::NotFound);
     }

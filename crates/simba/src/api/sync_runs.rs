@@ -12,8 +12,8 @@ use super::{PageParams, QueryParams, ResourceId, rfc3339};
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::store::sync_runs::{self, SyncRun};
 use crate::store::shops;
+use crate::store::sync_runs::{self, SyncRun};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -108,8 +108,14 @@ pub(super) async fn list_runs(
         .await?
         .ok_or(ApiError::NotFound)?;
     let params = PageParams::from_query(&QueryParams::parse(query.as_deref()))?;
-    let (runs, count) =
-        sync_runs::list_for_shop(&state.db, auth.user.id, shop_id, params.limit(), params.offset()).await?;
+    let (runs, count) = sync_runs::list_for_shop(
+        &state.db,
+        auth.user.id,
+        shop_id,
+        params.limit(),
+        params.offset(),
+    )
+    .await?;
     let results = runs.into_iter().map(SyncRunOut::from).collect();
     Ok(Json(Page::new(results, count, params, &uri, &headers)?))
 }

@@ -30,10 +30,9 @@ impl FromRequestParts<AppState> for AuthUser {
             .and_then(|value| value.to_str().ok())
             .and_then(token::key_from_header)
             .ok_or(ApiError::Unauthenticated)?;
-        let (user, token_id) =
-            crate::store::tokens::authenticate(&state.db, &token::hash(key))
-                .await?
-                .ok_or(ApiError::Unauthenticated)?;
+        let (user, token_id) = crate::store::tokens::authenticate(&state.db, &token::hash(key))
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
         Ok(AuthUser { user, token_id })
     }
 }

@@ -61,7 +61,11 @@ mod tests {
     async fn a_hash_verifies_only_its_password() {
         let stored = hash(secret("correct horse")).await.unwrap();
         assert!(stored.starts_with("$argon2id$"));
-        assert!(verify(secret("correct horse"), Some(stored.clone())).await.unwrap());
+        assert!(
+            verify(secret("correct horse"), Some(stored.clone()))
+                .await
+                .unwrap()
+        );
         assert!(!verify(secret("wrong horse"), Some(stored)).await.unwrap());
     }
 

@@ -38,14 +38,23 @@ impl LoginThrottle {
         let mut failures = self.failures.lock().expect("throttle lock poisoned");
         let mut wait = None;
         for (key, is_username) in Self::keys(username, address) {
-            let limit = if is_username { self.per_username } else { self.per_address };
+            let limit = if is_username {
+                self.per_username
+            } else {
+                self.per_address
+            };
             if let Some(times) = failures.get_mut(&key) {
-                while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+                while times
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= self.window)
+                {
                     times.pop_front();
                 }
                 if times.len() >= limit {
                     let oldest = *times.front().expect("non-empty: over a positive limit");
-                    let secs = (self.window - now.duration_since(oldest)).as_secs_f64().ceil() as u64;
+                    let secs = (self.window - now.duration_since(oldest))
+                        .as_secs_f64()
+                        .ceil() as u64;
                     wait = wait.max(Some(secs.max(1)));
                 }
             }
@@ -56,7 +65,11 @@ impl LoginThrottle {
     pub fn record_failure(&self, username: &str, address: &str, now: Instant) {
         let mut failures = self.failures.lock().expect("throttle lock poisoned");
         if failures.len() > 100_000 {
-            failures.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < self.window));
+            failures.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < self.window)
+            });
         }
         for (key, _) in Self::keys(username, address) {
             failures.entry(key).or_default().push_back(now);
@@ -66,7 +79,10 @@ impl LoginThrottle {
     /// A successful login forgives that username's failures (not the address's).
     pub fn record_success(&self, username: &str) {
         let key = format!("u:{}", username.to_lowercase());
-        self.failures.lock().expect("throttle lock poisoned").remove(&key);
+        self.failures
+            .lock()
+            .expect("throttle lock poisoned")
+            .remove(&key);
     }
 }
 
@@ -83,8 +99,14 @@ mod tests {
             throttle.record_failure("anna", "1.1.1.1", t0);
         }
         assert_eq!(throttle.check("ANNA", "2.2.2.2", t0), Some(60));
-        assert_eq!(throttle.check("anna", "1.1.1.1", t0 + Duration::from_secs(45)), Some(15));
-        assert_eq!(throttle.check("anna", "1.1.1.1", t0 + Duration::from_secs(60)), None);
+        assert_eq!(
+            throttle.check("anna", "1.1.1.1", t0 + Duration::from_secs(45)),
+            Some(15)
+        );
+        assert_eq!(
+            throttle.check("anna", "1.1.1.1", t0 + Duration::from_secs(60)),
+            None
+        );
         assert_eq!(throttle.check("bert", "2.2.2.2", t0), None);
     }
 

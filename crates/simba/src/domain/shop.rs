@@ -130,7 +130,10 @@ mod tests {
 
     #[test]
     fn shop_names_are_trimmed_and_bounded() {
-        assert_eq!(ShopName::parse("  Bakkerij Ünal ").unwrap().as_str(), "Bakkerij Ünal");
+        assert_eq!(
+            ShopName::parse("  Bakkerij Ünal ").unwrap().as_str(),
+            "Bakkerij Ünal"
+        );
         assert!(ShopName::parse("   ").is_err());
         assert!(ShopName::parse(&"x".repeat(201)).is_err());
         assert!(ShopName::parse("a\u{0}b").is_err());

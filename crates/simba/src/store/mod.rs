@@ -180,7 +180,10 @@ mod tests {
             "postgresql://localhost/x".parse::<Backend>(),
             Ok(Backend::Postgres)
         );
-        assert_eq!("mysql://root@localhost/x".parse::<Backend>(), Ok(Backend::Mysql));
+        assert_eq!(
+            "mysql://root@localhost/x".parse::<Backend>(),
+            Ok(Backend::Mysql)
+        );
         assert!("redis://localhost".parse::<Backend>().is_err());
     }
 }

@@ -270,7 +270,12 @@ pub struct NewShipment {
 
 /// Inserts shipments that the shop does not have yet, keyed by `(shop_id, shipment_id)`, and
 /// keeps the shop's counter in step, all in one transaction. Returns how many were new.
-pub async fn insert_new(db: &Db, user_id: i64, shop_id: i64, shipments: &[NewShipment]) -> StoreResult<u64> {
+pub async fn insert_new(
+    db: &Db,
+    user_id: i64,
+    shop_id: i64,
+    shipments: &[NewShipment],
+) -> StoreResult<u64> {
     let now = super::now();
     let mut tx = db.pool.begin().await?;
     let mut inserted = 0;

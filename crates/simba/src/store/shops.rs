@@ -169,7 +169,11 @@ pub async fn update(
 ) -> StoreResult<Shop> {
     let now = super::now();
     let credentials_changed = secret.is_some() || fields.client_id.as_str() != shop.client_id;
-    let rejected_at = if credentials_changed { None } else { shop.credentials_rejected_at };
+    let rejected_at = if credentials_changed {
+        None
+    } else {
+        shop.credentials_rejected_at
+    };
     let mut sql = String::from(
         "UPDATE shops SET name = ?, marketplace = ?, client_id = ?, auto_sync = ?, \
          sync_interval_minutes = ?, credentials_rejected_at = ?, updated_at = ?",

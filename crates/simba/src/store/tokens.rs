@@ -8,7 +8,11 @@ pub async fn create(db: &Db, user_id: i64, token_hash: &str) -> StoreResult<i64>
         "INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES (?, ?, ?){}",
         db.returning_id()
     );
-    let query = db.query(&sql).bind(user_id).bind(token_hash).bind(super::now());
+    let query = db
+        .query(&sql)
+        .bind(user_id)
+        .bind(token_hash)
+        .bind(super::now());
     db.insert(&db.pool, query).await
 }
 
@@ -23,8 +27,13 @@ pub async fn authenticate(db: &Db, token_hash: &str) -> StoreResult<Option<(User
         .bind(token_hash)
         .fetch_optional(&db.pool)
         .await?;
-    row.map(|row| Ok((users::from_row(&row)?, sqlx::Row::try_get(&row, "token_id")?)))
-        .transpose()
+    row.map(|row| {
+        Ok((
+            users::from_row(&row)?,
+            sqlx::Row::try_get(&row, "token_id")?,
+        ))
+    })
+    .transpose()
 }
 
 pub async fn revoke(db: &Db, token_id: i64) -> StoreResult<()> {

@@ -64,7 +64,10 @@ async fn register_rejects_bad_fields_naming_each(app: TestApp) {
         )
         .await
         .problem(422);
-    assert_eq!(same["errors"]["password"][0], "must be at least 8 characters");
+    assert_eq!(
+        same["errors"]["password"][0],
+        "must be at least 8 characters"
+    );
     let same = app
         .post(
             "/api/v1/auth/register",
@@ -78,7 +81,10 @@ async fn register_rejects_bad_fields_naming_each(app: TestApp) {
         .post("/api/v1/auth/register", None, json!({"username": "x"}))
         .await
         .problem(422);
-    assert!(missing["errors"].as_object().unwrap().len() == 1, "{missing}");
+    assert!(
+        missing["errors"].as_object().unwrap().len() == 1,
+        "{missing}"
+    );
 }
 
 async fn register_refuses_a_taken_username_or_email(app: TestApp) {
@@ -122,19 +128,30 @@ async fn login_accepts_the_username_or_the_email(app: TestApp) {
 
 async fn login_with_a_wrong_password_is_401(app: TestApp) {
     app.register("anna").await;
-    for (login, password) in [("anna", "wrong password"), ("nobody", "correct horse battery")] {
-        app.post("/api/v1/auth/login", None, json!({"username": login, "password": password}))
-            .await
-            .problem(401);
+    for (login, password) in [
+        ("anna", "wrong password"),
+        ("nobody", "correct horse battery"),
+    ] {
+        app.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": login, "password": password}),
+        )
+        .await
+        .problem(401);
     }
 }
 
 async fn repeated_failed_logins_are_throttled_with_retry_after(app: TestApp) {
     app.register("anna").await;
     for _ in 0..5 {
-        app.post("/api/v1/auth/login", None, json!({"username": "anna", "password": "wrong!!!"}))
-            .await
-            .problem(401);
+        app.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": "anna", "password": "wrong!!!"}),
+        )
+        .await
+        .problem(401);
     }
     let throttled = app
         .post(
@@ -150,8 +167,15 @@ async fn repeated_failed_logins_are_throttled_with_retry_after(app: TestApp) {
 
 async fn logout_revokes_the_token(app: TestApp) {
     let seller = app.register("anna").await;
-    assert_eq!(app.post("/api/v1/auth/logout", Some(&seller.token), json!({})).await.status, 204);
-    app.get("/api/v1/auth/user", Some(&seller.token)).await.problem(401);
+    assert_eq!(
+        app.post("/api/v1/auth/logout", Some(&seller.token), json!({}))
+            .await
+            .status,
+        204
+    );
+    app.get("/api/v1/auth/user", Some(&seller.token))
+        .await
+        .problem(401);
     app.post("/api/v1/auth/logout", Some(&seller.token), json!({}))
         .await
         .problem(401);
@@ -164,7 +188,11 @@ async fn requests_without_a_valid_token_are_401_with_www_authenticate(app: TestA
         assert_eq!(response.header("www-authenticate"), Some("Token"));
     }
     let basic = app
-        .send(app.client.get(app.url("/api/v1/shops")).header("Authorization", "Basic YTpi"))
+        .send(
+            app.client
+                .get(app.url("/api/v1/shops"))
+                .header("Authorization", "Basic YTpi"),
+        )
         .await;
     basic.problem(401);
 }
@@ -184,7 +212,11 @@ async fn bearer_tokens_are_accepted_too(app: TestApp) {
 async fn the_profile_can_be_read_and_updated(app: TestApp) {
     let seller = app.register("anna").await;
     let patched = app
-        .patch("/api/v1/auth/user", Some(&seller.token), json!({"first_name": "Anna"}))
+        .patch(
+            "/api/v1/auth/user",
+            Some(&seller.token),
+            json!({"first_name": "Anna"}),
+        )
         .await;
     assert_eq!(patched.status, 200, "{}", patched.text);
     assert_eq!(patched.json()["first_name"], "Anna");
@@ -197,27 +229,46 @@ async fn the_profile_can_be_read_and_updated(app: TestApp) {
         )
         .await;
     assert_eq!(put.status, 200);
-    let me = app.get("/api/v1/auth/user", Some(&seller.token)).await.json();
+    let me = app
+        .get("/api/v1/auth/user", Some(&seller.token))
+        .await
+        .json();
     assert_eq!(me["email"], "new@example.com");
     assert_eq!(me["first_name"], "Anna");
     assert_eq!(me["last_name"], "Jansen");
-    app.patch("/api/v1/auth/user", Some(&seller.token), json!({"email": "bad"}))
-        .await
-        .problem(422);
+    app.patch(
+        "/api/v1/auth/user",
+        Some(&seller.token),
+        json!({"email": "bad"}),
+    )
+    .await
+    .problem(422);
     let other = app.register("bert").await;
-    app.patch("/api/v1/auth/user", Some(&other.token), json!({"email": "new@example.com"}))
-        .await
-        .problem(409);
+    app.patch(
+        "/api/v1/auth/user",
+        Some(&other.token),
+        json!({"email": "new@example.com"}),
+    )
+    .await
+    .problem(409);
 }
 
 async fn the_username_is_read_only(app: TestApp) {
     let seller = app.register("anna").await;
     let same = app
-        .patch("/api/v1/auth/user", Some(&seller.token), json!({"username": "anna"}))
+        .patch(
+            "/api/v1/auth/user",
+            Some(&seller.token),
+            json!({"username": "anna"}),
+        )
         .await;
     assert_eq!(same.status, 200);
     let changed = app
-        .patch("/api/v1/auth/user", Some(&seller.token), json!({"username": "bert"}))
+        .patch(
+            "/api/v1/auth/user",
+            Some(&seller.token),
+            json!({"username": "bert"}),
+        )
         .await
         .problem(422);
     assert_eq!(changed["errors"]["username"][0], "is read-only");
@@ -262,13 +313,28 @@ async fn password_change_checks_the_old_password_and_revokes_other_tokens(app: T
         )
         .await;
     assert_eq!(changed.status, 204, "{}", changed.text);
-    assert_eq!(app.get("/api/v1/auth/user", Some(&seller.token)).await.status, 200);
-    app.get("/api/v1/auth/user", Some(&second)).await.problem(401);
-    app.post("/api/v1/auth/login", None, json!({"username": "anna", "password": "correct horse battery"}))
+    assert_eq!(
+        app.get("/api/v1/auth/user", Some(&seller.token))
+            .await
+            .status,
+        200
+    );
+    app.get("/api/v1/auth/user", Some(&second))
         .await
         .problem(401);
+    app.post(
+        "/api/v1/auth/login",
+        None,
+        json!({"username": "anna", "password": "correct horse battery"}),
+    )
+    .await
+    .problem(401);
     let new_login = app
-        .post("/api/v1/auth/login", None, json!({"username": "anna", "password": "new password 1"}))
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": "anna", "password": "new password 1"}),
+        )
         .await;
     assert_eq!(new_login.status, 200);
 }
@@ -277,10 +343,23 @@ async fn deleting_the_account_removes_everything(app: TestApp) {
     let seller = app.register("anna").await;
     let shop = app.create_shop(&seller, "main").await;
     app.store_shipments(&seller, shop, 3).await;
-    assert_eq!(app.delete("/api/v1/auth/user", Some(&seller.token)).await.status, 204);
-    app.get("/api/v1/auth/user", Some(&seller.token)).await.problem(401);
+    assert_eq!(
+        app.delete("/api/v1/auth/user", Some(&seller.token))
+            .await
+            .status,
+        204
+    );
+    app.get("/api/v1/auth/user", Some(&seller.token))
+        .await
+        .problem(401);
     let db = &app.state.db;
-    for table in ["users", "shops", "shipments", "shipment_items", "api_tokens"] {
+    for table in [
+        "users",
+        "shops",
+        "shipments",
+        "shipment_items",
+        "api_tokens",
+    ] {
         let sql = format!("SELECT COUNT(*) FROM {table}");
         let count: i64 = sqlx::Row::get(&db.query(&sql).fetch_one(&db.pool).await.unwrap(), 0);
         assert_eq!(count, 0, "{table} still has rows");

@@ -23,12 +23,24 @@ async fn malformed_json_is_400(app: TestApp) {
         )
         .await;
     let problem = response.problem(400);
-    assert!(problem["detail"].as_str().unwrap().contains("Malformed JSON"));
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Malformed JSON")
+    );
 }
 
 async fn a_wrong_or_missing_content_type_is_400(app: TestApp) {
-    for content_type in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
-        let mut request = app.client.post(app.url("/api/v1/auth/login")).body(r#"{"username":"a","password":"b"}"#);
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut request = app
+            .client
+            .post(app.url("/api/v1/auth/login"))
+            .body(r#"{"username":"a","password":"b"}"#);
         if let Some(ct) = content_type {
             request = request.header("content-type", ct);
         }
@@ -49,7 +61,9 @@ async fn a_missing_body_is_400(app: TestApp) {
 async fn unknown_routes_are_404_and_wrong_methods_405(app: TestApp) {
     app.get("/api/v1/nothing-here", None).await.problem(404);
     app.get("/", None).await.problem(404);
-    let response = app.send(app.client.delete(app.url("/api/v1/auth/login"))).await;
+    let response = app
+        .send(app.client.delete(app.url("/api/v1/auth/login")))
+        .await;
     response.problem(405);
     let put = app.send(app.client.put(app.url("/api/v1/shipments"))).await;
     put.problem(405);
@@ -57,7 +71,10 @@ async fn unknown_routes_are_404_and_wrong_methods_405(app: TestApp) {
 
 async fn a_body_over_the_limit_is_413(app: TestApp) {
     let seller = app.register("anna").await;
-    let huge = format!(r#"{{"name": "{}", "client_id": "c", "client_secret": "s"}}"#, "x".repeat(200_000));
+    let huge = format!(
+        r#"{{"name": "{}", "client_id": "c", "client_secret": "s"}}"#,
+        "x".repeat(200_000)
+    );
     let response = app
         .send(
             app.client
@@ -92,7 +109,12 @@ async fn a_host_outside_allowed_hosts_is_refused(app: TestApp) {
     .unwrap();
     restricted.get("/healthz", None).await.problem(400);
     let allowed = restricted
-        .send(restricted.client.get(restricted.url("/healthz")).header("host", "simba.example"))
+        .send(
+            restricted
+                .client
+                .get(restricted.url("/healthz"))
+                .header("host", "simba.example"),
+        )
         .await;
     assert_eq!(allowed.status, 200);
     restricted.cleanup().await;

@@ -119,8 +119,7 @@ pub struct Response {
 
 impl Response {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -130,10 +129,18 @@ impl Response {
     /// Asserts a problem+json answer with `status` and returns its body.
     pub fn problem(&self, status: u16) -> Value {
         assert_eq!(self.status, status, "{}", self.text);
-        assert_eq!(self.header("content-type"), Some("application/problem+json"), "{}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.text
+        );
         let body = self.json();
         assert_eq!(body["status"], status);
-        assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+        assert!(
+            body["title"].is_string() && body["detail"].is_string(),
+            "{body}"
+        );
         body
     }
 }
@@ -158,8 +165,14 @@ pub struct TestApp {
 
 /// What a fresh database needs to be removed again.
 enum TestDatabase {
-    Sqlite(#[expect(dead_code, reason = "held so the directory lives as long as the app")] tempfile::TempDir),
-    Server { admin_url: String, name: String },
+    Sqlite(
+        #[expect(dead_code, reason = "held so the directory lives as long as the app")]
+        tempfile::TempDir,
+    ),
+    Server {
+        admin_url: String,
+        name: String,
+    },
 }
 
 fn unique_name() -> String {
@@ -192,7 +205,10 @@ impl TestDatabase {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite://{}?mode=rwc", dir.path().join("simba.db").display());
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("simba.db").display()
+                );
                 Some((TestDatabase::Sqlite(dir), url))
             }
             Backend::Postgres | Backend::Mysql => {
@@ -277,10 +293,18 @@ impl TestApp {
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
         self.bodies.lock().unwrap().push(text.clone());
-        Response { status, headers, text }
+        Response {
+            status,
+            headers,
+            text,
+        }
     }
 
-    fn with_token(&self, request: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    fn with_token(
+        &self,
+        request: reqwest::RequestBuilder,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         match token {
             Some(token) => request.header("Authorization", format!("Token {token}")),
             None => request,
@@ -288,23 +312,28 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
-        self.send(self.with_token(self.client.get(self.url(path)), token)).await
+        self.send(self.with_token(self.client.get(self.url(path)), token))
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
-        self.send(self.with_token(self.client.delete(self.url(path)), token)).await
+        self.send(self.with_token(self.client.delete(self.url(path)), token))
+            .await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
-        self.send(self.with_token(self.client.post(self.url(path)).json(&body), token)).await
+        self.send(self.with_token(self.client.post(self.url(path)).json(&body), token))
+            .await
     }
 
     pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Response {
-        self.send(self.with_token(self.client.put(self.url(path)).json(&body), token)).await
+        self.send(self.with_token(self.client.put(self.url(path)).json(&body), token))
+            .await
     }
 
     pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Response {
-        self.send(self.with_token(self.client.patch(self.url(path)).json(&body), token)).await
+        self.send(self.with_token(self.client.patch(self.url(path)).json(&body), token))
+            .await
     }
 
     /// Registers a seller named `username` with a fixed, valid password.
@@ -340,7 +369,12 @@ impl TestApp {
 
     /// Stores `count` shipments in a shop, as the sync engine would, one second apart and
     /// alternating FBR/FBB; returns them.
-    pub async fn store_shipments(&self, seller: &Seller, shop_id: i64, count: usize) -> Vec<simba::store::shipments::NewShipment> {
+    pub async fn store_shipments(
+        &self,
+        seller: &Seller,
+        shop_id: i64,
+        count: usize,
+    ) -> Vec<simba::store::shipments::NewShipment> {
         let shipments: Vec<_> = (0..count).map(|i| shipment(shop_id, i)).collect();
         for chunk in shipments.chunks(200) {
             simba::store::shipments::insert_new(&self.state.db, seller.id, shop_id, chunk)
@@ -359,10 +393,10 @@ pub fn shipment(shop_id: i64, i: usize) -> simba::store::shipments::NewShipment 
         shipment_id: format!("{shop_id}{i:06}"),
         shipment_date: 1_790_000_000 + i as i64,
         shipment_reference: Some(format!("REF-{shop_id}-{i}")),
-        fulfilment_method: if i % 2 == 0 { "FBR" } else { "FBB" }.to_owned(),
+        fulfilment_method: if i.is_multiple_of(2) { "FBR" } else { "FBB" }.to_owned(),
         order_id: Some(format!("O{shop_id}-{}", i / 2)),
         order_placed_at: Some(1_789_990_000 + i as i64),
-        pickup_point: Some(i % 5 == 0),
+        pickup_point: Some(i.is_multiple_of(5)),
         transport_id: Some(format!("T{i}")),
         transporter_code: Some("TNT".into()),
         track_and_trace: Some(format!("3SABCD{shop_id}{i:05}")),

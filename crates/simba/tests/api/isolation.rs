@@ -17,23 +17,46 @@ async fn another_sellers_objects_are_404_on_every_endpoint(app: TestApp) {
     let run = sync_runs::create_queued(&app.state.db, shop, Mode::Full, Trigger::Api)
         .await
         .unwrap();
-    let shipment = app.get("/api/v1/shipments", Some(&owner.token)).await.json()["results"][0]["id"]
+    let shipment = app
+        .get("/api/v1/shipments", Some(&owner.token))
+        .await
+        .json()["results"][0]["id"]
         .as_i64()
         .unwrap();
     let token = Some(intruder.token.as_str());
 
-    app.get(&format!("/api/v1/shops/{shop}"), token).await.problem(404);
-    app.put(&format!("/api/v1/shops/{shop}"), token, json!({"name": "x", "client_id": "y"}))
+    app.get(&format!("/api/v1/shops/{shop}"), token)
         .await
         .problem(404);
-    app.patch(&format!("/api/v1/shops/{shop}"), token, json!({"name": "mine now"}))
+    app.put(
+        &format!("/api/v1/shops/{shop}"),
+        token,
+        json!({"name": "x", "client_id": "y"}),
+    )
+    .await
+    .problem(404);
+    app.patch(
+        &format!("/api/v1/shops/{shop}"),
+        token,
+        json!({"name": "mine now"}),
+    )
+    .await
+    .problem(404);
+    app.delete(&format!("/api/v1/shops/{shop}"), token)
         .await
         .problem(404);
-    app.delete(&format!("/api/v1/shops/{shop}"), token).await.problem(404);
-    app.get(&format!("/api/v1/shops/{shop}/shipments"), token).await.problem(404);
-    app.get(&format!("/api/v1/shops/{shop}/sync-runs"), token).await.problem(404);
-    app.get(&format!("/api/v1/sync-runs/{}", run.id), token).await.problem(404);
-    app.get(&format!("/api/v1/shipments/{shipment}"), token).await.problem(404);
+    app.get(&format!("/api/v1/shops/{shop}/shipments"), token)
+        .await
+        .problem(404);
+    app.get(&format!("/api/v1/shops/{shop}/sync-runs"), token)
+        .await
+        .problem(404);
+    app.get(&format!("/api/v1/sync-runs/{}", run.id), token)
+        .await
+        .problem(404);
+    app.get(&format!("/api/v1/shipments/{shipment}"), token)
+        .await
+        .problem(404);
 
     for path in [
         "/api/v1/shops".to_owned(),
@@ -45,7 +68,10 @@ async fn another_sellers_objects_are_404_on_every_endpoint(app: TestApp) {
         assert!(page["results"].as_array().unwrap().is_empty(), "{path}");
     }
 
-    let intact = app.get(&format!("/api/v1/shops/{shop}"), Some(&owner.token)).await.json();
+    let intact = app
+        .get(&format!("/api/v1/shops/{shop}"), Some(&owner.token))
+        .await
+        .json();
     assert_eq!(intact["name"], "main");
     assert_eq!(intact["shipment_count"], 3);
 }

@@ -30,7 +30,10 @@ async fn metrics_count_requests_by_route_and_status(app: TestApp) {
             && l.contains(r#"status="404""#)),
         "{text}"
     );
-    assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket"),
+        "{text}"
+    );
 }
 
 async fn the_openapi_document_covers_every_endpoint_and_the_problem_shape(app: TestApp) {
@@ -55,7 +58,10 @@ async fn the_openapi_document_covers_every_endpoint_and_the_problem_shape(app: T
         ("/metrics", &["get"]),
     ] {
         for method in methods {
-            assert!(paths.get(path).and_then(|p| p.get(*method)).is_some(), "{method} {path} missing");
+            assert!(
+                paths.get(path).and_then(|p| p.get(*method)).is_some(),
+                "{method} {path} missing"
+            );
         }
     }
     assert!(doc["components"]["schemas"]["Problem"].is_object());
@@ -66,7 +72,10 @@ async fn the_docs_are_served_from_the_binary(app: TestApp) {
     let page = app.get("/docs", None).await;
     assert_eq!(page.status, 200);
     assert!(page.text.contains("/api/v1/openapi.json") || page.text.contains("/docs/init.js"));
-    assert!(!page.text.contains("https://"), "the docs page references an external host");
+    assert!(
+        !page.text.contains("https://"),
+        "the docs page references an external host"
+    );
     let js = app.get("/docs/swagger-ui-bundle.js", None).await;
     assert_eq!(js.status, 200);
     assert!(js.text.len() > 100_000);

@@ -33,7 +33,10 @@ fn ids(page: &Value) -> Vec<String> {
 
 async fn shipments_are_listed_newest_first_with_an_exact_count(app: TestApp) {
     let (seller, shop) = setup(&app, 120).await;
-    let page = app.get("/api/v1/shipments", Some(&seller.token)).await.json();
+    let page = app
+        .get("/api/v1/shipments", Some(&seller.token))
+        .await
+        .json();
     assert_eq!(page["count"], 120);
     assert_eq!(page["results"].as_array().unwrap().len(), 50);
     let first = &page["results"][0];
@@ -44,7 +47,10 @@ async fn shipments_are_listed_newest_first_with_an_exact_count(app: TestApp) {
     assert_eq!(first["transport"]["transporter_code"], "TNT");
     assert_eq!(first["items"][0]["title"], "Theepot glas 1,2 L");
     assert!(first.get("raw").is_none() && first.get("customer").is_none());
-    let shop_count = app.get(&format!("/api/v1/shops/{shop}"), Some(&seller.token)).await.json();
+    let shop_count = app
+        .get(&format!("/api/v1/shops/{shop}"), Some(&seller.token))
+        .await
+        .json();
     assert_eq!(shop_count["shipment_count"], 120);
 }
 
@@ -52,12 +58,33 @@ async fn a_shop_lists_only_its_own_shipments(app: TestApp) {
     let (seller, shop) = setup(&app, 3).await;
     let other = app.create_shop(&seller, "second").await;
     app.store_shipments(&seller, other, 4).await;
-    let all = app.get("/api/v1/shipments", Some(&seller.token)).await.json();
+    let all = app
+        .get("/api/v1/shipments", Some(&seller.token))
+        .await
+        .json();
     assert_eq!(all["count"], 7);
-    let first = app.get(&format!("/api/v1/shops/{shop}/shipments"), Some(&seller.token)).await.json();
+    let first = app
+        .get(
+            &format!("/api/v1/shops/{shop}/shipments"),
+            Some(&seller.token),
+        )
+        .await
+        .json();
     assert_eq!(first["count"], 3);
-    assert!(first["results"].as_array().unwrap().iter().all(|s| s["shop_id"] == shop));
-    let by_filter = app.get(&format!("/api/v1/shipments?shop={other}"), Some(&seller.token)).await.json();
+    assert!(
+        first["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["shop_id"] == shop)
+    );
+    let by_filter = app
+        .get(
+            &format!("/api/v1/shipments?shop={other}"),
+            Some(&seller.token),
+        )
+        .await
+        .json();
     assert_eq!(by_filter["count"], 4);
 }
 
@@ -70,7 +97,11 @@ async fn every_filter_narrows_the_list_and_the_count(app: TestApp) {
         ("ean=8700000000003".to_owned(), 4),
         ("shipped_after=2026-09-21T14:13:40Z".to_owned(), 10),
         ("shipped_before=2026-09-21T14:13:25Z".to_owned(), 5),
-        ("shipped_after=2026-09-21T14:13:25%2B00:00&shipped_before=2026-09-21T15:13:30%2B01:00".to_owned(), 5),
+        (
+            "shipped_after=2026-09-21T14:13:25%2B00:00&shipped_before=2026-09-21T15:13:30%2B01:00"
+                .to_owned(),
+            5,
+        ),
         (format!("q={shop}000007"), 1),
         (format!("q=O{shop}-4"), 2),
         (format!("q=REF-{shop}-9"), 1),
@@ -79,11 +110,17 @@ async fn every_filter_narrows_the_list_and_the_count(app: TestApp) {
         ("fulfilment_method=FBR&ean=8700000000000".to_owned(), 3),
     ];
     for (query, expected) in cases {
-        let page = app.get(&format!("/api/v1/shipments?{query}"), Some(&seller.token)).await;
+        let page = app
+            .get(&format!("/api/v1/shipments?{query}"), Some(&seller.token))
+            .await;
         assert_eq!(page.status, 200, "{query}: {}", page.text);
         let page = page.json();
         assert_eq!(page["count"], expected, "{query}");
-        assert_eq!(page["results"].as_array().unwrap().len(), expected, "{query}");
+        assert_eq!(
+            page["results"].as_array().unwrap().len(),
+            expected,
+            "{query}"
+        );
     }
 }
 
@@ -92,7 +129,12 @@ async fn every_ordering_is_honoured(app: TestApp) {
     let order = |q: &'static str| {
         let app = app.clone();
         let token = seller.token.clone();
-        async move { ids(&app.get(&format!("/api/v1/shipments?ordering={q}"), Some(&token)).await.json()) }
+        async move {
+            ids(&app
+                .get(&format!("/api/v1/shipments?ordering={q}"), Some(&token))
+                .await
+                .json())
+        }
     };
     let newest: Vec<String> = (0..5).rev().map(|i| format!("{shop}{i:06}")).collect();
     let oldest: Vec<String> = newest.iter().rev().cloned().collect();
@@ -100,7 +142,13 @@ async fn every_ordering_is_honoured(app: TestApp) {
     assert_eq!(order("shipment_date").await, oldest);
     assert_eq!(order("-id").await, newest);
     assert_eq!(order("id").await, oldest);
-    assert_eq!(ids(&app.get("/api/v1/shipments", Some(&seller.token)).await.json()), newest);
+    assert_eq!(
+        ids(&app
+            .get("/api/v1/shipments", Some(&seller.token))
+            .await
+            .json()),
+        newest
+    );
 }
 
 async fn invalid_filter_values_are_400_naming_the_parameter(app: TestApp) {
@@ -124,22 +172,34 @@ async fn invalid_filter_values_are_400_naming_the_parameter(app: TestApp) {
 
 async fn one_shipment_has_its_full_detail(app: TestApp) {
     let (seller, shop) = setup(&app, 2).await;
-    let listed = app.get("/api/v1/shipments", Some(&seller.token)).await.json();
+    let listed = app
+        .get("/api/v1/shipments", Some(&seller.token))
+        .await
+        .json();
     let id = listed["results"][0]["id"].as_i64().unwrap();
-    let detail = app.get(&format!("/api/v1/shipments/{id}"), Some(&seller.token)).await;
+    let detail = app
+        .get(&format!("/api/v1/shipments/{id}"), Some(&seller.token))
+        .await;
     assert_eq!(detail.status, 200, "{}", detail.text);
     let detail = detail.json();
     assert_eq!(detail["shipment_id"], format!("{shop}000001"));
     assert_eq!(detail["customer"]["shipment_details"]["city"], "Utrecht");
     assert_eq!(detail["raw"]["shipmentId"], format!("{shop}000001"));
-    assert_eq!(detail["transport"]["events"][0]["event_code"], "AT_TRANSPORTER");
+    assert_eq!(
+        detail["transport"]["events"][0]["event_code"],
+        "AT_TRANSPORTER"
+    );
     assert_eq!(detail["transport"]["shipping_label_id"], "L1");
     assert!(detail["order_placed_at"].is_string());
     for key in listed["results"][0].as_object().unwrap().keys() {
         assert!(detail.get(key).is_some(), "detail lacks {key}");
     }
-    app.get("/api/v1/shipments/0", Some(&seller.token)).await.problem(404);
-    app.get("/api/v1/shipments/x", Some(&seller.token)).await.problem(404);
+    app.get("/api/v1/shipments/0", Some(&seller.token))
+        .await
+        .problem(404);
+    app.get("/api/v1/shipments/x", Some(&seller.token))
+        .await
+        .problem(404);
 }
 
 async fn pages_walk_the_whole_list_without_gaps_or_repeats(app: TestApp) {
@@ -148,7 +208,11 @@ async fn pages_walk_the_whole_list_without_gaps_or_repeats(app: TestApp) {
     let mut next = Some(app.url("/api/v1/shipments?page_size=5&ordering=shipment_date"));
     while let Some(url) = next {
         let page = app
-            .send(app.client.get(&url).header("Authorization", format!("Token {}", seller.token)))
+            .send(
+                app.client
+                    .get(&url)
+                    .header("Authorization", format!("Token {}", seller.token)),
+            )
             .await
             .json();
         assert_eq!(page["count"], 23);

@@ -37,12 +37,26 @@ async fn a_shop_is_created_with_defaults_and_without_its_secret(app: TestApp) {
     assert!(!response.text.contains("secret-1"));
     let keys: Vec<_> = shop.as_object().unwrap().keys().cloned().collect();
     for key in [
-        "id", "name", "marketplace", "client_id", "auto_sync", "sync_interval_minutes",
-        "last_synced_at", "active_run_id", "shipment_count", "created_at", "updated_at",
+        "id",
+        "name",
+        "marketplace",
+        "client_id",
+        "auto_sync",
+        "sync_interval_minutes",
+        "last_synced_at",
+        "active_run_id",
+        "shipment_count",
+        "created_at",
+        "updated_at",
     ] {
         assert!(keys.contains(&key.to_owned()), "{key} missing");
     }
-    let fetched = app.get(&format!("/api/v1/shops/{}", shop["id"]), Some(&seller.token)).await;
+    let fetched = app
+        .get(
+            &format!("/api/v1/shops/{}", shop["id"]),
+            Some(&seller.token),
+        )
+        .await;
     assert_eq!(fetched.json(), shop);
 }
 
@@ -52,17 +66,44 @@ async fn shop_fields_are_validated_by_name(app: TestApp) {
         (json!({"client_id": "c", "client_secret": "s"}), "name"),
         (json!({"name": "a", "client_secret": "s"}), "client_id"),
         (json!({"name": "a", "client_id": "c"}), "client_secret"),
-        (json!({"name": "a", "client_id": "c", "client_secret": ""}), "client_secret"),
-        (json!({"name": "  ", "client_id": "c", "client_secret": "s"}), "name"),
-        (json!({"name": "a", "client_id": "c d", "client_secret": "s"}), "client_id"),
-        (json!({"name": "a", "client_id": "c", "client_secret": "s", "marketplace": "amazon"}), "marketplace"),
-        (json!({"name": "a", "client_id": "c", "client_secret": "s", "sync_interval_minutes": 0}), "sync_interval_minutes"),
-        (json!({"name": "a", "client_id": "c", "client_secret": "s", "sync_interval_minutes": "x"}), "sync_interval_minutes"),
-        (json!({"name": "a", "client_id": "c", "client_secret": "s", "auto_sync": "yes"}), "auto_sync"),
-        (json!({"name": "a", "client_id": "c", "client_secret": "s", "colour": "red"}), "colour"),
+        (
+            json!({"name": "a", "client_id": "c", "client_secret": ""}),
+            "client_secret",
+        ),
+        (
+            json!({"name": "  ", "client_id": "c", "client_secret": "s"}),
+            "name",
+        ),
+        (
+            json!({"name": "a", "client_id": "c d", "client_secret": "s"}),
+            "client_id",
+        ),
+        (
+            json!({"name": "a", "client_id": "c", "client_secret": "s", "marketplace": "amazon"}),
+            "marketplace",
+        ),
+        (
+            json!({"name": "a", "client_id": "c", "client_secret": "s", "sync_interval_minutes": 0}),
+            "sync_interval_minutes",
+        ),
+        (
+            json!({"name": "a", "client_id": "c", "client_secret": "s", "sync_interval_minutes": "x"}),
+            "sync_interval_minutes",
+        ),
+        (
+            json!({"name": "a", "client_id": "c", "client_secret": "s", "auto_sync": "yes"}),
+            "auto_sync",
+        ),
+        (
+            json!({"name": "a", "client_id": "c", "client_secret": "s", "colour": "red"}),
+            "colour",
+        ),
     ];
     for (body, field) in cases {
-        let problem = app.post("/api/v1/shops", Some(&seller.token), body.clone()).await.problem(422);
+        let problem = app
+            .post("/api/v1/shops", Some(&seller.token), body.clone())
+            .await
+            .problem(422);
         assert!(problem["errors"][field].is_array(), "{body} → {problem}");
     }
     let none = app.get("/api/v1/shops", Some(&seller.token)).await.json();
@@ -88,17 +129,35 @@ async fn shops_are_listed_in_pages(app: TestApp) {
     for i in 0..3 {
         app.create_shop(&seller, &format!("shop{i}")).await;
     }
-    let page = app.get("/api/v1/shops?page_size=2", Some(&seller.token)).await.json();
+    let page = app
+        .get("/api/v1/shops?page_size=2", Some(&seller.token))
+        .await
+        .json();
     assert_eq!(page["count"], 3);
     assert_eq!(page["results"].as_array().unwrap().len(), 2);
     assert!(page["previous"].is_null());
     let next = page["next"].as_str().unwrap();
-    assert!(next.starts_with("http://127.0.0.1:") && next.ends_with("/api/v1/shops?page_size=2&page=2"), "{next}");
-    let second = app.send(app.client.get(next).header("Authorization", format!("Token {}", seller.token))).await.json();
+    assert!(
+        next.starts_with("http://127.0.0.1:") && next.ends_with("/api/v1/shops?page_size=2&page=2"),
+        "{next}"
+    );
+    let second = app
+        .send(
+            app.client
+                .get(next)
+                .header("Authorization", format!("Token {}", seller.token)),
+        )
+        .await
+        .json();
     assert_eq!(second["results"][0]["name"], "shop2");
     assert!(second["next"].is_null());
-    app.get("/api/v1/shops?page=3&page_size=2", Some(&seller.token)).await.problem(404);
-    let bad = app.get("/api/v1/shops?page=zero", Some(&seller.token)).await.problem(400);
+    app.get("/api/v1/shops?page=3&page_size=2", Some(&seller.token))
+        .await
+        .problem(404);
+    let bad = app
+        .get("/api/v1/shops?page=zero", Some(&seller.token))
+        .await
+        .problem(400);
     assert!(bad["errors"]["page"].is_array());
 }
 
@@ -108,7 +167,11 @@ async fn put_replaces_and_patch_updates_and_the_secret_stays_unless_given(app: T
     let path = format!("/api/v1/shops/{id}");
     let secret_before = stored_secret(&app, id).await;
     let patched = app
-        .patch(&path, Some(&seller.token), json!({"auto_sync": false, "sync_interval_minutes": 60}))
+        .patch(
+            &path,
+            Some(&seller.token),
+            json!({"auto_sync": false, "sync_interval_minutes": 60}),
+        )
         .await;
     assert_eq!(patched.status, 200, "{}", patched.text);
     assert_eq!(patched.json()["auto_sync"], false);
@@ -118,7 +181,11 @@ async fn put_replaces_and_patch_updates_and_the_secret_stays_unless_given(app: T
         .await
         .problem(422);
     let put = app
-        .put(&path, Some(&seller.token), json!({"name": "renamed", "client_id": "new-client", "client_secret": "new-secret"}))
+        .put(
+            &path,
+            Some(&seller.token),
+            json!({"name": "renamed", "client_id": "new-client", "client_secret": "new-secret"}),
+        )
         .await;
     assert_eq!(put.status, 200, "{}", put.text);
     assert_eq!(put.json()["client_id"], "new-client");
@@ -159,7 +226,10 @@ async fn the_secret_is_encrypted_at_rest(app: TestApp) {
         .cipher
         .decrypt(simba::store::shops::SECRET_PURPOSE, &stored)
         .unwrap();
-    assert_eq!(secrecy::ExposeSecret::expose_secret(&decrypted), "plain-text-secret-42");
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&decrypted),
+        "plain-text-secret-42"
+    );
 }
 
 async fn deleting_a_shop_deletes_its_runs_and_shipments(app: TestApp) {
@@ -176,9 +246,19 @@ async fn deleting_a_shop_deletes_its_runs_and_shipments(app: TestApp) {
     )
     .await
     .unwrap();
-    assert_eq!(app.delete(&format!("/api/v1/shops/{doomed}"), Some(&seller.token)).await.status, 204);
-    app.get(&format!("/api/v1/shops/{doomed}"), Some(&seller.token)).await.problem(404);
-    let all = app.get("/api/v1/shipments", Some(&seller.token)).await.json();
+    assert_eq!(
+        app.delete(&format!("/api/v1/shops/{doomed}"), Some(&seller.token))
+            .await
+            .status,
+        204
+    );
+    app.get(&format!("/api/v1/shops/{doomed}"), Some(&seller.token))
+        .await
+        .problem(404);
+    let all = app
+        .get("/api/v1/shipments", Some(&seller.token))
+        .await
+        .json();
     assert_eq!(all["count"], 2);
     let db = &app.state.db;
     for (table, expected) in [("sync_runs", 0), ("shipments", 2), ("shipment_items", 2)] {
@@ -186,15 +266,25 @@ async fn deleting_a_shop_deletes_its_runs_and_shipments(app: TestApp) {
         let count: i64 = sqlx::Row::get(&db.query(&sql).fetch_one(&db.pool).await.unwrap(), 0);
         assert_eq!(count, expected, "{table}");
     }
-    app.delete(&format!("/api/v1/shops/{doomed}"), Some(&seller.token)).await.problem(404);
+    app.delete(&format!("/api/v1/shops/{doomed}"), Some(&seller.token))
+        .await
+        .problem(404);
 }
 
 async fn a_missing_shop_is_404(app: TestApp) {
     let seller = app.register("anna").await;
-    for path in ["/api/v1/shops/999999", "/api/v1/shops/abc", "/api/v1/shops/-1"] {
+    for path in [
+        "/api/v1/shops/999999",
+        "/api/v1/shops/abc",
+        "/api/v1/shops/-1",
+    ] {
         app.get(path, Some(&seller.token)).await.problem(404);
     }
-    app.patch("/api/v1/shops/999999", Some(&seller.token), json!({"name": "x"}))
-        .await
-        .problem(404);
+    app.patch(
+        "/api/v1/shops/999999",
+        Some(&seller.token),
+        json!({"name": "x"}),
+    )
+    .await
+    .problem(404);
 }

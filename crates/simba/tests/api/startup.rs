@@ -32,11 +32,18 @@ async fn without_secret_key_one_is_generated_beside_the_database_and_reused() {
 #[tokio::test]
 async fn a_secret_key_that_cannot_decrypt_the_stored_secrets_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("simba.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("simba.db").display()
+    );
     let first = AppState::start(Config::for_tests(&url)).await.unwrap();
     first.db.pool.close().await;
     let mut config = Config::for_tests(&url);
-    config.secret_key = SecretKeySource::Given("another-key-another-key-another-key-0".to_owned().into());
+    config.secret_key =
+        SecretKeySource::Given("another-key-another-key-another-key-0".to_owned().into());
     let error = AppState::start(config).await.unwrap_err();
-    assert!(error.to_string().contains("SECRET_KEY does not match"), "{error}");
+    assert!(
+        error.to_string().contains("SECRET_KEY does not match"),
+        "{error}"
+    );
 }

@@ -1,0 +1,579 @@
+//! The HTTP client: one per process, shared by every shop and worker task.
+//!
+//! Every call goes through the same loop: take a token, reserve a slot of the rate budget, send,
+//! feed the answer's rate headers back to the limiter, then decide. A 429 waits for the reset and
+//! tries again; a 401 on an API call renews the token once; 5xx, transport errors and bodies
+//! that do not parse back off with jitter up to the retry cap.
+
+use crate::{
+    error::{Error, Failure},
+    limiter::{Group, Limits, RateHeaders, RateLimiter},
+    model::{FulfilmentMethod, OAuthError, Problem, ShipmentDetail, ShipmentPage, TokenAnswer},
+    token::{CachedToken, MemoryTokenCache, TokenCache, TokenSlots, usable},
+};
+use rand::Rng;
+use reqwest::{RequestBuilder, StatusCode, header};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::{ops::AddAssign, sync::Arc, time::Duration};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+const V10: &str = "application/vnd.retailer.v10+json";
+
+/// A seller's API credentials.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    /// The client id; also the key of the token cache and the rate budgets.
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: SecretString,
+}
+
+/// How transient failures are retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt before giving up.
+    pub max_retries: u32,
+    /// Delay before the first retry; it doubles each time.
+    pub base_delay: Duration,
+    /// Longest delay between two attempts.
+    pub max_delay: Duration,
+    /// 429 answers tolerated for one call before giving up.
+    pub max_rate_limited: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            max_rate_limited: 10,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential backoff with jitter: between half and all of `base * 2^(retry - 1)`, capped.
+    fn delay(&self, retry: u32) -> Duration {
+        let full = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)))
+            .min(self.max_delay);
+        full.mul_f64(rand::rng().random_range(0.5..=1.0))
+    }
+}
+
+/// Settings of a [`Client`].
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Base of the API; calls go to `{api_url}/retailer/...`.
+    pub api_url: String,
+    /// Base of the login service; tokens come from `{login_url}/token`.
+    pub login_url: String,
+    /// Sent with every request.
+    pub user_agent: String,
+    /// Limit on establishing a connection.
+    pub connect_timeout: Duration,
+    /// Limit on a whole request, body included.
+    pub request_timeout: Duration,
+    /// Retries of transient failures.
+    pub retry: RetryPolicy,
+    /// Budgets assumed before bol's headers are seen.
+    pub limits: Limits,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            api_url: "https://api.bol.com".into(),
+            login_url: "https://login.bol.com".into(),
+            user_agent: concat!("simba-bol/", env!("CARGO_PKG_VERSION")).into(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            limits: Limits::published(),
+        }
+    }
+}
+
+/// What a call cost: requests by endpoint group, and what happened on the way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Calls {
+    /// Requests to the token endpoint.
+    pub token: u32,
+    /// Requests to the shipments list.
+    pub list: u32,
+    /// Requests to shipment details.
+    pub detail: u32,
+    /// Answers 429.
+    pub rate_limited: u32,
+    /// Attempts repeated after a transient failure.
+    pub retries: u32,
+    /// API answers 401 that made the client renew its token.
+    pub unauthorized: u32,
+    /// New tokens obtained.
+    pub token_renewals: u32,
+    /// Time spent waiting for a rate-limit reset.
+    pub waited: Duration,
+}
+
+impl Calls {
+    /// Requests of every group.
+    pub fn total(&self) -> u32 {
+        self.token + self.list + self.detail
+    }
+
+    fn count(&mut self, group: Group) {
+        match group {
+            Group::Token => self.token += 1,
+            Group::List => self.list += 1,
+            Group::Detail => self.detail += 1,
+        }
+    }
+}
+
+impl AddAssign for Calls {
+    fn add_assign(&mut self, other: Calls) {
+        self.token += other.token;
+        self.list += other.list;
+        self.detail += other.detail;
+        self.rate_limited += other.rate_limited;
+        self.retries += other.retries;
+        self.unauthorized += other.unauthorized;
+        self.token_renewals += other.token_renewals;
+        self.waited += other.waited;
+    }
+}
+
+/// A successful call's value and what it cost.
+#[derive(Clone, Debug)]
+pub struct Answer<T> {
+    /// The parsed answer.
+    pub value: T,
+    /// The requests it took.
+    pub calls: Calls,
+}
+
+/// A bol Retailer API client. Cheap to clone; build one per process.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: ClientConfig,
+    limiter: RateLimiter,
+    tokens: TokenSlots,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("api_url", &self.inner.config.api_url)
+            .field("login_url", &self.inner.config.login_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A 200 body could not be used; worth another try.
+struct Unparsable(String);
+
+impl Client {
+    /// A client keeping tokens in memory only.
+    pub fn new(config: ClientConfig) -> Result<Client, Error> {
+        Client::with_token_cache(config, Arc::new(MemoryTokenCache::default()))
+    }
+
+    /// A client sharing tokens through `cache`.
+    pub fn with_token_cache(
+        config: ClientConfig,
+        cache: Arc<dyn TokenCache>,
+    ) -> Result<Client, Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(config.user_agent.clone())
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let limiter = RateLimiter::new(config.limits);
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                limiter,
+                tokens: TokenSlots::new(cache),
+            }),
+        })
+    }
+
+    /// The rate budgets, to export to the database after a run and import before one.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.inner.limiter
+    }
+
+    /// A valid access token: the cached one while it is fresh, a new one otherwise.
+    pub async fn token(&self, creds: &Credentials) -> Result<Answer<CachedToken>, Failure> {
+        let mut calls = Calls::default();
+        match self.access_token(creds, None, &mut calls).await {
+            Ok(value) => Ok(Answer { value, calls }),
+            Err(error) => Err(Failure { error, calls }),
+        }
+    }
+
+    /// One page (from 1) of shipments of one fulfilment method, newest first.
+    pub async fn list_shipments(
+        &self,
+        creds: &Credentials,
+        method: FulfilmentMethod,
+        page: u32,
+    ) -> Result<Answer<ShipmentPage>, Failure> {
+        let url = format!("{}/retailer/shipments", self.inner.config.api_url);
+        let query = [
+            ("fulfilment-method", method.as_str().to_owned()),
+            ("page", page.to_string()),
+        ];
+        self.api(
+            creds,
+            Group::List,
+            |http| http.get(&url).query(&query),
+            |body| serde_json::from_slice(body).map_err(|e| Unparsable(e.to_string())),
+        )
+        .await
+    }
+
+    /// The detail of one shipment, with the JSON as received.
+    pub async fn shipment(
+        &self,
+        creds: &Credentials,
+        shipment_id: &str,
+    ) -> Result<Answer<ShipmentDetail>, Failure> {
+        let url = format!(
+            "{}/retailer/shipments/{}",
+            self.inner.config.api_url,
+            encode_segment(shipment_id)
+        );
+        self.api(
+            creds,
+            Group::Detail,
+            |http| http.get(&url),
+            |body| {
+                let raw = std::str::from_utf8(body).map_err(|e| Unparsable(e.to_string()))?;
+                let shipment = serde_json::from_str(raw).map_err(|e| Unparsable(e.to_string()))?;
+                Ok(ShipmentDetail {
+                    shipment,
+                    raw: raw.to_owned(),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn api<T>(
+        &self,
+        creds: &Credentials,
+        group: Group,
+        request: impl Fn(&reqwest::Client) -> RequestBuilder,
+        parse: impl Fn(&[u8]) -> Result<T, Unparsable> + Sync,
+    ) -> Result<Answer<T>, Failure> {
+        let mut calls = Calls::default();
+        let result = async {
+            let mut token = self.access_token(creds, None, &mut calls).await?;
+            let mut renewed = false;
+            loop {
+                let attempt = self
+                    .exchange(
+                        creds,
+                        group,
+                        &mut calls,
+                        || {
+                            request(&self.inner.http)
+                                .bearer_auth(token.access_token.expose_secret())
+                                .header(header::ACCEPT, V10)
+                        },
+                        &parse,
+                    )
+                    .await?;
+                match attempt {
+                    Exchanged::Ok(value) => return Ok(value),
+                    Exchanged::Unauthorized(message) if !renewed => {
+                        tracing::debug!(
+                            client_id = creds.client_id,
+                            message,
+                            "token refused; renewing"
+                        );
+                        calls.unauthorized += 1;
+                        renewed = true;
+                        token = self
+                            .access_token(creds, Some(&token.access_token), &mut calls)
+                            .await?;
+                    }
+                    Exchanged::Unauthorized(message) => return Err(Error::Unauthorized(message)),
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(value) => Ok(Answer { value, calls }),
+            Err(error) => Err(Failure { error, calls }),
+        }
+    }
+
+    /// A fresh token for `creds`, renewing it unless another caller just did. `rejected` is a
+    /// token bol refused, which must not be handed out again.
+    async fn access_token(
+        &self,
+        creds: &Credentials,
+        rejected: Option<&SecretString>,
+        calls: &mut Calls,
+    ) -> Result<CachedToken, Error> {
+        let slot = self.inner.tokens.slot(&creds.client_id);
+        let mut current = slot.lock().await;
+        if let Some(token) = current.as_ref().filter(|t| usable(t, rejected)) {
+            return Ok(token.clone());
+        }
+        let cache = &self.inner.tokens.cache;
+        if let Some(token) = cache
+            .load(&creds.client_id)
+            .await
+            .filter(|t| usable(t, rejected))
+        {
+            *current = Some(token.clone());
+            return Ok(token);
+        }
+        let token = self.fetch_token(creds, calls).await?;
+        cache.store(&creds.client_id, &token).await;
+        calls.token_renewals += 1;
+        *current = Some(token.clone());
+        Ok(token)
+    }
+
+    async fn fetch_token(
+        &self,
+        creds: &Credentials,
+        calls: &mut Calls,
+    ) -> Result<CachedToken, Error> {
+        let url = format!("{}/token", self.inner.config.login_url);
+        // Expiry counts from before the request, so the token is never thought fresher than it is.
+        let issued_at = OffsetDateTime::now_utc();
+        let attempt = self
+            .exchange(
+                creds,
+                Group::Token,
+                calls,
+                || {
+                    self.inner
+                        .http
+                        .post(&url)
+                        .basic_auth(&creds.client_id, Some(creds.client_secret.expose_secret()))
+                        .header(header::ACCEPT, "application/json")
+                        .form(&[("grant_type", "client_credentials")])
+                },
+                &|body: &[u8]| {
+                    serde_json::from_slice::<TokenAnswer>(body)
+                        .map_err(|e| Unparsable(e.to_string()))
+                },
+            )
+            .await?;
+        let answer = match attempt {
+            Exchanged::Ok(answer) => answer,
+            Exchanged::Unauthorized(_) => return Err(Error::InvalidCredentials),
+        };
+        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(299).max(1));
+        Ok(CachedToken::new(
+            SecretString::from(answer.access_token),
+            issued_at,
+            lifetime,
+        ))
+    }
+
+    /// Sends a request until it gets an answer worth returning: a 200 whose complete body
+    /// parses, or a 401. Waits out the rate limit and retries transient failures.
+    async fn exchange<T>(
+        &self,
+        creds: &Credentials,
+        group: Group,
+        calls: &mut Calls,
+        request: impl Fn() -> RequestBuilder,
+        parse: &(dyn Fn(&[u8]) -> Result<T, Unparsable> + Sync),
+    ) -> Result<Exchanged<T>, Error> {
+        let policy = self.inner.config.retry;
+        let mut retries = 0;
+        let mut rate_limited = 0;
+        loop {
+            let (permit, waited) = self.inner.limiter.acquire(&creds.client_id, group).await;
+            calls.waited += waited;
+            calls.count(group);
+            let sent = Instant::now();
+            let answer = match request().send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let headers = response.headers().clone();
+                    response.bytes().await.map(|body| (status, headers, body))
+                }
+                Err(e) => Err(e),
+            };
+            let failure = match answer {
+                Err(e) => {
+                    permit.finish(sent, None, false, Duration::ZERO);
+                    Error::Transport(describe(&e))
+                }
+                Ok((status, headers, body)) => {
+                    let rate = RateHeaders::from_headers(&headers);
+                    let too_many = status == StatusCode::TOO_MANY_REQUESTS;
+                    let backoff = policy.delay(rate_limited + 1);
+                    permit.finish(sent, Some(&rate), too_many, backoff);
+                    match status.as_u16() {
+                        200..=299 => match parse(&body) {
+                            Ok(value) => return Ok(Exchanged::Ok(value)),
+                            Err(Unparsable(e)) => Error::MalformedBody(format!(
+                                "{e} in {} bytes: {}",
+                                body.len(),
+                                snippet(&body)
+                            )),
+                        },
+                        401 => return Ok(Exchanged::Unauthorized(message(&body))),
+                        404 => return Err(Error::NotFound(message(&body))),
+                        429 => {
+                            calls.rate_limited += 1;
+                            rate_limited += 1;
+                            tracing::warn!(client_id = creds.client_id, ?group, "bol answered 429");
+                            if rate_limited > policy.max_rate_limited {
+                                return Err(Error::RateLimited(rate_limited));
+                            }
+                            // The limiter now holds the call back until the reset.
+                            continue;
+                        }
+                        s @ 500..=599 => Error::Server {
+                            status: s,
+                            message: message(&body),
+                        },
+                        s => {
+                            return Err(Error::Rejected {
+                                status: s,
+                                message: message(&body),
+                            });
+                        }
+                    }
+                }
+            };
+            if retries >= policy.max_retries {
+                return Err(failure);
+            }
+            retries += 1;
+            calls.retries += 1;
+            let delay = policy.delay(retries);
+            tracing::debug!(client_id = creds.client_id, ?group, error = %failure, ?delay, "transient failure; retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// An answer that ends the retry loop.
+enum Exchanged<T> {
+    Ok(T),
+    Unauthorized(String),
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "body cut off"
+    } else {
+        "request failed"
+    };
+    let mut text = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// bol's problem title and detail, the OAuth error, or the start of the body.
+fn message(body: &[u8]) -> String {
+    if let Ok(p) = serde_json::from_slice::<Problem>(body) {
+        match (p.title, p.detail) {
+            (Some(t), Some(d)) => return format!("{t}: {d}"),
+            (Some(m), None) | (None, Some(m)) => return m,
+            (None, None) => {}
+        }
+    }
+    if let Ok(OAuthError { error: Some(e) }) = serde_json::from_slice(body) {
+        return e;
+    }
+    snippet(body)
+}
+
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(120) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// Shipment ids are digits, but an id must never change the path.
+fn encode_segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let policy = RetryPolicy {
+            max_retries: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+            max_rate_limited: 3,
+        };
+        for (retry, full) in [
+            (1, 100),
+            (2, 200),
+            (3, 400),
+            (4, 800),
+            (5, 1000),
+            (30, 1000),
+        ] {
+            let d = policy.delay(retry);
+            let full = Duration::from_millis(full);
+            assert!(d >= full / 2 && d <= full, "retry {retry}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn error_messages_come_from_problem_bodies() {
+        let problem = br#"{"type":"https://api.bol.com/problems","title":"Not Found","status":404,"detail":"Shipment 1 not found"}"#;
+        assert_eq!(message(problem), "Not Found: Shipment 1 not found");
+        let oauth = br#"{"error":"invalid_client","error_description":"Bad client credentials"}"#;
+        assert_eq!(message(oauth), "invalid_client");
+        assert_eq!(
+            message(b"<html>Bad gateway</html>"),
+            "<html>Bad gateway</html>"
+        );
+    }
+
+    #[test]
+    fn ids_cannot_escape_their_path_segment() {
+        assert_eq!(encode_segment("1389204715"), "1389204715");
+        assert_eq!(encode_segment("../x?y"), "..%2Fx%3Fy");
+    }
+}

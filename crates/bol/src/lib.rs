@@ -1,0 +1,22 @@
+//! A typed client for the bol.com Retailer API v10 shipments endpoints: tokens, the shipments
+//! list and shipment details, with rate limiting from bol's headers, token reuse and retries.
+//!
+//! It knows nothing of Simba's database: token storage is the [`TokenCache`] trait and the rate
+//! budgets are exported and imported as [`BucketSnapshot`]s.
+
+mod client;
+mod error;
+mod limiter;
+mod model;
+mod token;
+
+pub use client::{Answer, Calls, Client, ClientConfig, Credentials, RetryPolicy};
+pub use error::{Error, Failure};
+pub use limiter::{BucketSnapshot, Group, GroupLimit, Limits, RateHeaders, RateLimiter};
+pub use model::{
+    BillingDetails, Fulfilment, FulfilmentMethod, Offer, Order, PAGE_SIZE, Product,
+    ReducedShipment, ReducedShipmentItem, ReducedTransport, Shipment, ShipmentDetail,
+    ShipmentDetails, ShipmentItem, ShipmentPage, Transport, TransportEvent,
+};
+pub use secrecy::{ExposeSecret, SecretString};
+pub use token::{BoxFuture, CachedToken, MemoryTokenCache, TokenCache};

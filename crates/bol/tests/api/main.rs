@@ -1,0 +1,8 @@
+//! Integration tests of the client against the in-process bol sandbox; one binary so the suite
+//! links once.
+
+mod crawl;
+mod faults;
+mod helpers;
+mod limits;
+mod tokens;
