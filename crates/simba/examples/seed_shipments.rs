@@ -46,9 +46,11 @@ async fn main() -> anyhow::Result<()> {
     let start = 1_780_000_000_i64;
     for s in 0..args.shops {
         let fields = shops::ShopFields {
-            name: simba::domain::ShopName::parse(&format!("Shop {s}")).map_err(anyhow::Error::msg)?,
+            name: simba::domain::ShopName::parse(&format!("Shop {s}"))
+                .map_err(anyhow::Error::msg)?,
             marketplace: simba::domain::Marketplace::Bol,
-            client_id: simba::domain::ClientId::parse(&format!("bench-{s}")).map_err(anyhow::Error::msg)?,
+            client_id: simba::domain::ClientId::parse(&format!("bench-{s}"))
+                .map_err(anyhow::Error::msg)?,
             auto_sync: false,
             sync_interval: simba::domain::SyncInterval::DEFAULT,
         };
@@ -64,8 +66,9 @@ async fn main() -> anyhow::Result<()> {
                  transporter_code, track_and_trace, items, customer, raw, detail_synced_at, \
                  created_at, updated_at) VALUES ",
             );
-            let mut items_sql =
-                String::from("INSERT INTO shipment_items (shipment_pk, user_id, order_item_id, ean) VALUES ");
+            let mut items_sql = String::from(
+                "INSERT INTO shipment_items (shipment_pk, user_id, order_item_id, ean) VALUES ",
+            );
             for k in 0..n {
                 let i = batch_start + k;
                 let id = next_id + k;
