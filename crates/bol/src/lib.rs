@@ -12,7 +12,7 @@ mod token;
 
 pub use client::{Answer, Calls, Client, ClientConfig, Credentials, RetryPolicy};
 pub use error::{Error, Failure};
-pub use limiter::{BucketSnapshot, Group, GroupLimit, Limits, RateHeaders, RateLimiter};
+pub use limiter::{BucketSnapshot, Group, GroupLimit, Limits, RateLimiter};
 pub use model::{
     BillingDetails, Fulfilment, FulfilmentMethod, Offer, Order, PAGE_SIZE, Product,
     ReducedShipment, ReducedShipmentItem, ReducedTransport, Shipment, ShipmentDetail,

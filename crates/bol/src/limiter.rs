@@ -108,7 +108,7 @@ impl Default for Limits {
 
 /// The rate-limit headers of one answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RateHeaders {
+pub(crate) struct RateHeaders {
     /// `X-RateLimit-Limit`.
     pub limit: Option<u32>,
     /// `X-RateLimit-Remaining`.
@@ -121,7 +121,7 @@ pub struct RateHeaders {
 
 impl RateHeaders {
     /// Reads the headers; names are matched case-insensitively by `http`.
-    pub fn from_headers(headers: &reqwest::header::HeaderMap) -> RateHeaders {
+    pub(crate) fn from_headers(headers: &reqwest::header::HeaderMap) -> RateHeaders {
         let number = |name: &str| {
             headers
                 .get(name)
