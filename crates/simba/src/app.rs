@@ -14,6 +14,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::config::{Config, SecretKeySource};
 use crate::crypto::{self, Cipher};
 use crate::store::{self, Db};
+use crate::sync::Engine;
 
 /// Everything a request handler may use; cheap to clone.
 #[derive(Clone, Debug)]
@@ -23,6 +24,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub login_throttle: Arc<LoginThrottle>,
     pub metrics: PrometheusHandle,
+    pub engine: Arc<Engine>,
 }
 
 impl AppState {
@@ -37,7 +39,14 @@ impl AppState {
         let secret_key = resolve_secret_key(&config.secret_key)?;
         let cipher = Cipher::new(&secret_key);
         check_secret_key(&db, &cipher).await?;
+        let engine = Engine::new(
+            db.clone(),
+            cipher.clone(),
+            config.bol_client(),
+            config.engine.clone(),
+        )?;
         Ok(AppState {
+            engine,
             db,
             cipher,
             config: Arc::new(config),
@@ -111,11 +120,13 @@ fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then lets requests in flight
-/// finish.
+/// Serves the API on `listener`, with the sync workers and the scheduler when `workers` is
+/// set, until `shutdown` completes; then lets requests in flight finish and stops the runs
+/// at their next step boundary.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
+    workers: bool,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let metrics = state.metrics.clone();
@@ -126,6 +137,13 @@ pub async fn serve(
             metrics.run_upkeep();
         }
     });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let background = workers.then(|| {
+        (
+            tokio::spawn(state.engine.clone().run_workers(stop_rx.clone())),
+            tokio::spawn(state.engine.clone().run_scheduler(stop_rx)),
+        )
+    });
     let router = crate::api::router(state);
     let result = axum::serve(
         listener,
@@ -133,6 +151,11 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await;
+    stop_tx.send(true).ok();
+    if let Some((workers, scheduler)) = background {
+        workers.await.ok();
+        scheduler.await.ok();
+    }
     upkeep.abort();
     result.context("serving HTTP")
 }

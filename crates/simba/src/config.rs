@@ -86,6 +86,13 @@ pub struct Config {
     pub bol_login_url: Url,
     pub log_format: LogFormat,
     pub database_max_connections: u32,
+    /// Marketplace seconds per real second: only for the sandbox, whose rate windows and
+    /// token lifetimes can be scaled down; the real API runs at 1.
+    pub bol_time_scale: f64,
+    pub engine: crate::sync::EngineSettings,
+    pub bol_retry: bol::RetryPolicy,
+    /// Budgets assumed before the marketplace's headers say otherwise (in marketplace time).
+    pub bol_assumed_limits: bol::Limits,
 }
 
 /// A setting that is missing or wrong, with the sentence an operator needs.
@@ -162,6 +169,18 @@ impl Config {
             })?,
             None => 16,
         };
+        let bol_time_scale = match lookup("SIMBA_BOL_TIME_SCALE") {
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x > 0.0)
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "SIMBA_BOL_TIME_SCALE must be a positive number (got {v:?})."
+                    ))
+                })?,
+            None => 1.0,
+        };
         Ok(Config {
             database_url,
             backend,
@@ -183,18 +202,39 @@ impl Config {
             )?,
             log_format,
             database_max_connections,
+            bol_time_scale,
+            engine: crate::sync::EngineSettings::default(),
+            bol_retry: bol::RetryPolicy::default(),
+            bol_assumed_limits: bol::Limits::published(),
         })
     }
 
-    /// Settings for a test: the given database, a fixed key, any host.
+    /// Settings for a test: the given database, a fixed key, any host, an engine that reacts
+    /// quickly and retries without long waits.
     pub fn for_tests(database_url: &str) -> Config {
-        Config::from_lookup(|name| match name {
+        let mut config = Config::from_lookup(|name| match name {
             "DATABASE_URL" => Some(database_url.to_owned()),
             "SECRET_KEY" => Some("test-secret-key-test-secret-key-0123456789".into()),
             "SIMBA_ADDR" => Some("127.0.0.1:0".into()),
             _ => None,
         })
-        .expect("test settings are valid")
+        .expect("test settings are valid");
+        config.engine.poll_interval = std::time::Duration::from_millis(100);
+        config.engine.lease = std::time::Duration::from_secs(5);
+        config.bol_retry.base_delay = std::time::Duration::from_millis(10);
+        config.bol_retry.max_delay = std::time::Duration::from_millis(100);
+        config
+    }
+
+    /// The marketplace client's settings.
+    pub fn bol_client(&self) -> bol::ClientConfig {
+        bol::ClientConfig {
+            api_url: self.bol_api_url.as_str().trim_end_matches('/').to_owned(),
+            login_url: self.bol_login_url.as_str().trim_end_matches('/').to_owned(),
+            retry: self.bol_retry,
+            limits: self.bol_assumed_limits.time_scaled(self.bol_time_scale),
+            ..bol::ClientConfig::default()
+        }
     }
 }
 

@@ -9,4 +9,5 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

@@ -50,6 +50,31 @@ where
     }
 }
 
+/// A JSON body that may be left out entirely (no body, no content type).
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared_empty = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0");
+        let has_type = req.headers().contains_key(header::CONTENT_TYPE);
+        if declared_empty || (!has_type && !req.headers().contains_key(header::TRANSFER_ENCODING)) {
+            return Ok(OptionalJson(None));
+        }
+        StrictJson::from_request(req, state)
+            .await
+            .map(|StrictJson(value)| OptionalJson(Some(value)))
+    }
+}
+
 /// Parses a JSON body, mapping each failure to the answer API.md asks for.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {

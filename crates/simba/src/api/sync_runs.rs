@@ -2,23 +2,101 @@
 
 use axum::extract::{OriginalUri, RawQuery, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::json::OptionalJson;
 use super::pagination::Page;
 use super::{PageParams, QueryParams, ResourceId, rfc3339};
 use crate::app::AppState;
 use crate::auth::AuthUser;
+use crate::domain::ValidationErrors;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::store::shops;
-use crate::store::sync_runs::{self, SyncRun};
+use crate::store::sync_runs::{self, Mode, QueueError, SyncRun, Trigger};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/shops/{id}/sync", post(start_sync))
         .route("/shops/{id}/sync-runs", get(list_runs))
         .route("/sync-runs/{id}", get(get_run))
+        .route("/sync-runs/{id}/cancel", post(cancel_run))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncIn {
+    /// `full` or `incremental`; default: full until a sync has succeeded, then incremental.
+    mode: Option<String>,
+}
+
+/// Starts a sync of the shop: the run is created queued, as the shop's active run, in one
+/// transaction; a worker picks it up at once.
+#[utoipa::path(post, path = "/api/v1/shops/{id}/sync", tag = "syncs", security(("token" = [])),
+    params(("id" = i64, Path)), request_body(content = Option<SyncIn>, description = "optional"),
+    responses((status = 202, body = SyncRunOut), (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "a run is already queued or running; `active_run_id` names it"),
+        (status = 422, body = Problem)))]
+pub(super) async fn start_sync(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ResourceId(shop_id): ResourceId,
+    OptionalJson(body): OptionalJson<SyncIn>,
+) -> ApiResult<(StatusCode, Json<SyncRunOut>)> {
+    shops::get(&state.db, auth.user.id, shop_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mode = match body.and_then(|b| b.mode) {
+        Some(mode) => Mode::parse(&mode).map_err(|m| ValidationErrors::single("mode", m))?,
+        None => shops::default_mode(&state.db, shop_id)
+            .await?
+            .ok_or(ApiError::NotFound)?,
+    };
+    let run = sync_runs::create_queued(&state.db, shop_id, mode, Trigger::Api)
+        .await
+        .map_err(|e| match e {
+            QueueError::Active(active) => ApiError::Conflict {
+                detail: format!("Sync run {active} is already queued or running for this shop."),
+                active_run_id: Some(active),
+            },
+            QueueError::Store(e) => e.into(),
+        })?;
+    state.engine.wake();
+    tracing::info!(
+        run.id = run.id,
+        shop.id = shop_id,
+        mode = mode.as_str(),
+        "sync run queued"
+    );
+    Ok((StatusCode::ACCEPTED, Json(run.into())))
+}
+
+/// Cancels a queued or running run; it ends as `cancelled` after the step in flight.
+#[utoipa::path(post, path = "/api/v1/sync-runs/{id}/cancel", tag = "syncs", security(("token" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 202, body = SyncRunOut), (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "the run has already finished")))]
+pub(super) async fn cancel_run(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ResourceId(run_id): ResourceId,
+) -> ApiResult<(StatusCode, Json<SyncRunOut>)> {
+    let before = sync_runs::get(&state.db, auth.user.id, run_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if before.status != "queued" && before.status != "running" {
+        return Err(ApiError::conflict(format!(
+            "The run has already {}.",
+            before.status
+        )));
+    }
+    let run = sync_runs::cancel(&state.db, auth.user.id, run_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok((StatusCode::ACCEPTED, Json(run.into())))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -9,13 +9,22 @@ use sqlx::{AssertSqlSafe, SqlSafeStr};
 use super::{Backend, Db};
 
 /// `(version, description, sqlite, postgres, mysql)` for every schema version, oldest first.
-const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-    include_str!("../../migrations/postgres/0001_init.sql"),
-    include_str!("../../migrations/mysql/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+        include_str!("../../migrations/postgres/0001_init.sql"),
+        include_str!("../../migrations/mysql/0001_init.sql"),
+    ),
+    (
+        2,
+        "sync engine",
+        include_str!("../../migrations/sqlite/0002_sync_engine.sql"),
+        include_str!("../../migrations/postgres/0002_sync_engine.sql"),
+        include_str!("../../migrations/mysql/0002_sync_engine.sql"),
+    ),
+];
 
 fn migrator(backend: Backend) -> Migrator {
     let migrations = MIGRATIONS

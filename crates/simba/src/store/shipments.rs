@@ -276,8 +276,22 @@ pub async fn insert_new(
     shop_id: i64,
     shipments: &[NewShipment],
 ) -> StoreResult<u64> {
-    let now = super::now();
     let mut tx = db.pool.begin().await?;
+    let inserted = insert_new_in(db, &mut tx, user_id, shop_id, shipments).await?;
+    tx.commit().await?;
+    Ok(inserted)
+}
+
+/// [`insert_new`] inside the caller's transaction, so that a sync step commits its shipments
+/// together with its checkpoint.
+pub async fn insert_new_in(
+    db: &Db,
+    conn: &mut sqlx::AnyConnection,
+    user_id: i64,
+    shop_id: i64,
+    shipments: &[NewShipment],
+) -> StoreResult<u64> {
+    let now = super::now();
     let mut inserted = 0;
     let insert_sql = format!(
         "INSERT INTO shipments (shop_id, user_id, shipment_id, shipment_date, shipment_reference, \
@@ -292,7 +306,7 @@ pub async fn insert_new(
             .query("SELECT id FROM shipments WHERE shop_id = ? AND shipment_id = ?")
             .bind(shop_id)
             .bind(shipment.shipment_id.as_str())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await?
             .is_some();
         if exists {
@@ -320,25 +334,133 @@ pub async fn insert_new(
             .bind(shipment.detail_synced_at)
             .bind(now)
             .bind(now);
-        let pk = db.insert(&mut *tx, query).await?;
-        for item in &shipment.item_keys {
-            db.query(
-                "INSERT INTO shipment_items (shipment_pk, user_id, order_item_id, ean) VALUES (?, ?, ?, ?)",
-            )
-            .bind(pk)
-            .bind(user_id)
-            .bind(item.order_item_id.as_str())
-            .bind(item.ean.as_deref())
-            .execute(&mut *tx)
-            .await?;
-        }
+        let pk = db.insert(&mut *conn, query).await?;
+        insert_item_keys(db, conn, pk, user_id, &shipment.item_keys).await?;
         inserted += 1;
     }
     db.query("UPDATE shops SET shipment_count = shipment_count + ? WHERE id = ?")
         .bind(inserted as i64)
         .bind(shop_id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-    tx.commit().await?;
     Ok(inserted)
+}
+
+async fn insert_item_keys(
+    db: &Db,
+    conn: &mut sqlx::AnyConnection,
+    shipment_pk: i64,
+    user_id: i64,
+    items: &[ItemKey],
+) -> StoreResult<()> {
+    for item in items {
+        db.query(
+            "INSERT INTO shipment_items (shipment_pk, user_id, order_item_id, ean) VALUES (?, ?, ?, ?)",
+        )
+        .bind(shipment_pk)
+        .bind(user_id)
+        .bind(item.order_item_id.as_str())
+        .bind(item.ean.as_deref())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Fills in a stored shipment's detail (every field the detail call gives), replacing its
+/// items, inside the caller's transaction.
+pub async fn store_detail_in(
+    db: &Db,
+    conn: &mut sqlx::AnyConnection,
+    user_id: i64,
+    shop_id: i64,
+    detail: &NewShipment,
+) -> StoreResult<()> {
+    let row = db
+        .query("SELECT id FROM shipments WHERE shop_id = ? AND shipment_id = ?")
+        .bind(shop_id)
+        .bind(detail.shipment_id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else {
+        insert_new_in(db, conn, user_id, shop_id, std::slice::from_ref(detail)).await?;
+        return Ok(());
+    };
+    let pk: i64 = row.try_get(0)?;
+    db.query(
+        "UPDATE shipments SET shipment_date = ?, shipment_reference = ?, order_id = ?, \
+         order_placed_at = ?, pickup_point = ?, transport_id = ?, transporter_code = ?, \
+         track_and_trace = ?, shipping_label_id = ?, transport_events = ?, items = ?, customer = ?, \
+         raw = ?, detail_synced_at = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(detail.shipment_date)
+    .bind(detail.shipment_reference.as_deref())
+    .bind(detail.order_id.as_deref())
+    .bind(detail.order_placed_at)
+    .bind(detail.pickup_point.map(i16::from))
+    .bind(detail.transport_id.as_deref())
+    .bind(detail.transporter_code.as_deref())
+    .bind(detail.track_and_trace.as_deref())
+    .bind(detail.shipping_label_id.as_deref())
+    .bind(detail.transport_events.as_deref())
+    .bind(detail.items.as_str())
+    .bind(detail.customer.as_deref())
+    .bind(detail.raw.as_deref())
+    .bind(detail.detail_synced_at)
+    .bind(super::now())
+    .bind(pk)
+    .execute(&mut *conn)
+    .await?;
+    db.query("DELETE FROM shipment_items WHERE shipment_pk = ?")
+        .bind(pk)
+        .execute(&mut *conn)
+        .await?;
+    insert_item_keys(db, conn, pk, user_id, &detail.item_keys).await
+}
+
+/// Marks a shipment whose detail the marketplace no longer has, so it is not asked again.
+pub async fn mark_detail_gone_in(
+    db: &Db,
+    conn: &mut sqlx::AnyConnection,
+    shop_id: i64,
+    shipment_id: &str,
+) -> StoreResult<()> {
+    db.query("UPDATE shipments SET detail_synced_at = ?, updated_at = ? WHERE shop_id = ? AND shipment_id = ?")
+        .bind(super::now())
+        .bind(super::now())
+        .bind(shop_id)
+        .bind(shipment_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Up to `limit` of the shop's shipments still waiting for their detail, newest first.
+pub async fn pending_details(db: &Db, shop_id: i64, limit: i64) -> StoreResult<Vec<String>> {
+    let rows = db
+        .query(
+            "SELECT shipment_id FROM shipments WHERE shop_id = ? AND detail_synced_at IS NULL \
+             ORDER BY shipment_date DESC, id DESC LIMIT ?",
+        )
+        .bind(shop_id)
+        .bind(limit)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(Into::into))
+        .collect()
+}
+
+/// How many of the shop's shipments still wait for their detail.
+pub async fn count_pending_in(
+    db: &Db,
+    conn: &mut sqlx::AnyConnection,
+    shop_id: i64,
+) -> StoreResult<i64> {
+    Ok(db
+        .query("SELECT COUNT(*) FROM shipments WHERE shop_id = ? AND detail_synced_at IS NULL")
+        .bind(shop_id)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?)
 }

@@ -235,3 +235,36 @@ pub async fn delete(db: &Db, user_id: i64, shop_id: i64) -> StoreResult<bool> {
     tx.commit().await?;
     Ok(true)
 }
+
+/// The client id and the encrypted secret of a shop, for the sync engine.
+pub async fn credentials(db: &Db, shop_id: i64) -> StoreResult<Option<(String, String)>> {
+    let row = db
+        .query("SELECT client_id, client_secret_enc FROM shops WHERE id = ?")
+        .bind(shop_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+}
+
+/// API.md's default mode: full until a sync has succeeded, incremental after. `None` when
+/// the shop is gone.
+pub async fn default_mode(
+    db: &Db,
+    shop_id: i64,
+) -> StoreResult<Option<crate::store::sync_runs::Mode>> {
+    use crate::store::sync_runs::Mode;
+    let row = db
+        .query("SELECT last_synced_at FROM shops WHERE id = ?")
+        .bind(shop_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|r| {
+        let synced: Option<i64> = r.try_get(0)?;
+        Ok(if synced.is_some() {
+            Mode::Incremental
+        } else {
+            Mode::Full
+        })
+    })
+    .transpose()
+}

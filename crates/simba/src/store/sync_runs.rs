@@ -149,8 +149,11 @@ pub async fn create_queued(
         .bind(now);
     let id = db.insert(&mut *tx, query).await?;
     let claimed = db
-        .query("UPDATE shops SET active_run_id = ? WHERE id = ? AND active_run_id IS NULL")
+        .query(
+            "UPDATE shops SET active_run_id = ?, last_run_at = ? WHERE id = ? AND active_run_id IS NULL",
+        )
         .bind(id)
+        .bind(now)
         .bind(shop_id)
         .execute(&mut *tx)
         .await
@@ -231,4 +234,307 @@ pub async fn get(db: &Db, user_id: i64, run_id: i64) -> StoreResult<Option<SyncR
         .fetch_optional(&db.pool)
         .await?;
     Ok(row.as_ref().map(from_row).transpose()?)
+}
+
+/// What one engine step adds to a run's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepDelta {
+    pub pages_fetched: i64,
+    pub shipments_seen: i64,
+    pub shipments_stored: i64,
+    pub details_fetched: i64,
+    pub calls: ApiCalls,
+}
+
+/// A run the engine may drive, with the owner of its shop and the checkpoint.
+#[derive(Debug, Clone)]
+pub struct Claimable {
+    pub run_id: i64,
+    pub shop_id: i64,
+}
+
+/// Runs waiting for a driver: queued, or running under a lease that expired (its worker died).
+pub async fn claimable(db: &Db, now_ms: i64, limit: i64) -> StoreResult<Vec<Claimable>> {
+    let rows = db
+        .query(
+            "SELECT r.id, r.shop_id FROM sync_runs r JOIN shops s ON s.id = r.shop_id \
+             WHERE r.status IN ('queued', 'running') AND (s.lease_until IS NULL OR s.lease_until < ?) \
+             ORDER BY r.id LIMIT ?",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Claimable {
+                run_id: r.try_get(0)?,
+                shop_id: r.try_get(1)?,
+            })
+        })
+        .collect()
+}
+
+/// Takes the shop's lease for `owner` until `until_ms` unless another owner holds a live one.
+pub async fn lease(
+    db: &Db,
+    shop_id: i64,
+    owner: &str,
+    now_ms: i64,
+    until_ms: i64,
+) -> StoreResult<bool> {
+    let done = db
+        .query(
+            "UPDATE shops SET lease_owner = ?, lease_until = ? \
+             WHERE id = ? AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?)",
+        )
+        .bind(owner)
+        .bind(until_ms)
+        .bind(shop_id)
+        .bind(now_ms)
+        .bind(owner)
+        .execute(&db.pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Extends a lease `owner` still holds; `false` when it was lost.
+pub async fn renew_lease(db: &Db, shop_id: i64, owner: &str, until_ms: i64) -> StoreResult<bool> {
+    let done = db
+        .query("UPDATE shops SET lease_until = ? WHERE id = ? AND lease_owner = ?")
+        .bind(until_ms)
+        .bind(shop_id)
+        .bind(owner)
+        .execute(&db.pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn release_lease(db: &Db, shop_id: i64, owner: &str) -> StoreResult<()> {
+    db.query(
+        "UPDATE shops SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
+    )
+    .bind(shop_id)
+    .bind(owner)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// A run as the engine needs it: its mode, status and checkpoint.
+#[derive(Debug, Clone)]
+pub struct EngineRun {
+    pub id: i64,
+    pub shop_id: i64,
+    pub user_id: i64,
+    pub mode: String,
+    pub status: String,
+    pub checkpoint: Option<String>,
+}
+
+pub async fn engine_run(db: &Db, run_id: i64) -> StoreResult<Option<EngineRun>> {
+    let row = db
+        .query(
+            "SELECT r.id, r.shop_id, s.user_id, r.mode, r.status, r.checkpoint \
+             FROM sync_runs r JOIN shops s ON s.id = r.shop_id WHERE r.id = ?",
+        )
+        .bind(run_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|r| {
+        Ok::<_, sqlx::Error>(EngineRun {
+            id: r.try_get(0)?,
+            shop_id: r.try_get(1)?,
+            user_id: r.try_get(2)?,
+            mode: r.try_get(3)?,
+            status: r.try_get(4)?,
+            checkpoint: r.try_get(5)?,
+        })
+    })
+    .transpose()
+    .map_err(Into::into)
+}
+
+/// Moves a queued run to running; `false` when it was cancelled meanwhile.
+pub async fn mark_running(db: &Db, run_id: i64) -> StoreResult<bool> {
+    let done = db
+        .query(
+            "UPDATE sync_runs SET status = 'running', started_at = COALESCE(started_at, ?) \
+             WHERE id = ? AND status IN ('queued', 'running')",
+        )
+        .bind(super::now())
+        .bind(run_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Why a step's results were not committed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    Committed,
+    /// Another worker holds the shop now; this one must stop without writing.
+    LeaseLost,
+    /// The run was cancelled; stop.
+    Cancelled,
+}
+
+/// One step's bookkeeping, written with the data the step produced.
+#[derive(Debug)]
+pub struct StepRecord<'a> {
+    pub run_id: i64,
+    pub shop_id: i64,
+    /// The lease holder; the write happens only while it still holds the shop.
+    pub owner: &'a str,
+    pub lease_until_ms: i64,
+    pub delta: &'a StepDelta,
+    pub details_pending: i64,
+    pub checkpoint: &'a str,
+}
+
+/// Records a step's counters and checkpoint in the caller's transaction, fenced by the lease:
+/// the caller commits only on [`StepOutcome::Committed`].
+pub async fn record_step_in(
+    db: &Db,
+    conn: &mut sqlx::AnyConnection,
+    step: &StepRecord<'_>,
+) -> StoreResult<StepOutcome> {
+    let StepRecord {
+        run_id,
+        shop_id,
+        owner,
+        lease_until_ms,
+        delta,
+        details_pending,
+        checkpoint,
+    } = *step;
+    let fenced = db
+        .query("UPDATE shops SET lease_until = ? WHERE id = ? AND lease_owner = ?")
+        .bind(lease_until_ms)
+        .bind(shop_id)
+        .bind(owner)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if fenced != 1 {
+        return Ok(StepOutcome::LeaseLost);
+    }
+    let updated = db
+        .query(
+            "UPDATE sync_runs SET pages_fetched = pages_fetched + ?, \
+             shipments_seen = shipments_seen + ?, shipments_stored = shipments_stored + ?, \
+             details_fetched = details_fetched + ?, details_pending = ?, \
+             calls_list = calls_list + ?, calls_detail = calls_detail + ?, \
+             calls_token = calls_token + ?, calls_rate_limited = calls_rate_limited + ?, \
+             calls_errors = calls_errors + ?, checkpoint = ? WHERE id = ? AND status = 'running'",
+        )
+        .bind(delta.pages_fetched)
+        .bind(delta.shipments_seen)
+        .bind(delta.shipments_stored)
+        .bind(delta.details_fetched)
+        .bind(details_pending)
+        .bind(delta.calls.list)
+        .bind(delta.calls.detail)
+        .bind(delta.calls.token)
+        .bind(delta.calls.rate_limited)
+        .bind(delta.calls.errors)
+        .bind(checkpoint)
+        .bind(run_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(if updated == 1 {
+        StepOutcome::Committed
+    } else {
+        StepOutcome::Cancelled
+    })
+}
+
+/// Ends a run: its final status and error, the calls of an unfinished step, the shop freed.
+pub async fn finish(
+    db: &Db,
+    run_id: i64,
+    shop_id: i64,
+    status: &str,
+    error: Option<&str>,
+    calls: &ApiCalls,
+) -> StoreResult<()> {
+    let now = super::now();
+    let mut tx = db.pool.begin().await?;
+    db.query(
+        "UPDATE sync_runs SET status = ?, error = ?, finished_at = ?, \
+         calls_list = calls_list + ?, calls_detail = calls_detail + ?, calls_token = calls_token + ?, \
+         calls_rate_limited = calls_rate_limited + ?, calls_errors = calls_errors + ? \
+         WHERE id = ? AND status IN ('queued', 'running')",
+    )
+    .bind(status)
+    .bind(error)
+    .bind(now)
+    .bind(calls.list)
+    .bind(calls.detail)
+    .bind(calls.token)
+    .bind(calls.rate_limited)
+    .bind(calls.errors)
+    .bind(run_id)
+    .execute(&mut *tx)
+    .await?;
+    let synced_at = (status == "succeeded").then_some(now);
+    db.query(
+        "UPDATE shops SET active_run_id = NULL, lease_owner = NULL, lease_until = NULL, \
+         last_synced_at = COALESCE(?, last_synced_at) WHERE id = ? AND active_run_id = ?",
+    )
+    .bind(synced_at)
+    .bind(shop_id)
+    .bind(run_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Cancels one of the seller's runs if it is still queued or running.
+pub async fn cancel(db: &Db, user_id: i64, run_id: i64) -> StoreResult<Option<SyncRun>> {
+    let Some(run) = get(db, user_id, run_id).await? else {
+        return Ok(None);
+    };
+    if run.status == "queued" || run.status == "running" {
+        finish(
+            db,
+            run.id,
+            run.shop_id,
+            "cancelled",
+            None,
+            &ApiCalls::default(),
+        )
+        .await?;
+    }
+    get(db, user_id, run_id).await
+}
+
+/// Marks that the marketplace refused the shop's credentials, so the scheduler leaves it be.
+pub async fn mark_credentials_rejected(db: &Db, shop_id: i64) -> StoreResult<()> {
+    db.query("UPDATE shops SET credentials_rejected_at = ? WHERE id = ?")
+        .bind(super::now())
+        .bind(shop_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Shops whose automatic sync is due: enabled, idle, credentials not refused, and the last
+/// run (of any outcome) at least an interval ago.
+pub async fn due_for_schedule(db: &Db, now: i64) -> StoreResult<Vec<i64>> {
+    let rows = db
+        .query(
+            "SELECT id FROM shops WHERE auto_sync = 1 AND active_run_id IS NULL \
+             AND credentials_rejected_at IS NULL \
+             AND (last_run_at IS NULL OR last_run_at + sync_interval_minutes * 60 <= ?) \
+             ORDER BY id LIMIT 500",
+        )
+        .bind(now)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(Into::into))
+        .collect()
 }

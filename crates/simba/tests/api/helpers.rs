@@ -17,7 +17,7 @@ pub enum Backend {
 }
 
 impl Backend {
-    fn env_var(self) -> Option<&'static str> {
+    pub fn env_var(self) -> Option<&'static str> {
         match self {
             Backend::Sqlite => None,
             Backend::Postgres => Some("SIMBA_TEST_POSTGRES_URL"),
@@ -71,12 +71,19 @@ fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
     BUFFER.get_or_init(Default::default)
 }
 
+/// Collects log output; with `SIMBA_TEST_LOG` set it also goes to stderr, for debugging.
 #[derive(Clone)]
-struct BufferWriter(Arc<Mutex<Vec<u8>>>);
+struct BufferWriter {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    echo: bool,
+}
 
 impl Write for BufferWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        if self.echo {
+            std::io::stderr().write_all(buf)?;
+        }
+        self.buffer.lock().unwrap().extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -90,7 +97,10 @@ fn init_log_capture() {
         let buffer = log_buffer().clone();
         tracing_subscriber::fmt()
             .with_env_filter("trace,sqlx=info,hyper=info,h2=info,reqwest=info")
-            .with_writer(move || BufferWriter(buffer.clone()))
+            .with_writer(move || BufferWriter {
+                buffer: buffer.clone(),
+                echo: std::env::var_os("SIMBA_TEST_LOG").is_some(),
+            })
             .with_ansi(false)
             .init();
     });
@@ -252,7 +262,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app::serve(state.clone(), listener, async {
+        tokio::spawn(app::serve(state.clone(), listener, true, async {
             rx.await.ok();
         }));
         Some(TestApp {
@@ -263,6 +273,88 @@ impl TestApp {
             shutdown: Arc::new(Mutex::new(Some(tx))),
             bodies: Default::default(),
         })
+    }
+
+    /// Spawns with a bol sandbox configured by `sandbox`; the app's marketplace URLs and time
+    /// scale point at it.
+    pub async fn with_sandbox(
+        backend: Backend,
+        sandbox: bol_sandbox::SandboxConfig,
+    ) -> Option<(TestApp, bol_sandbox::Sandbox)> {
+        if let Some(var) = backend.env_var()
+            && std::env::var(var).ok().filter(|v| !v.is_empty()).is_none()
+        {
+            say_skipped(backend, var);
+            return None;
+        }
+        let scale = sandbox.time_scale;
+        // A sandbox without limits sends no rate-limit headers to learn from.
+        let unlimited = sandbox.limits == bol_sandbox::Limits::OFF;
+        let sandbox = bol_sandbox::Sandbox::start(sandbox)
+            .await
+            .expect("the sandbox starts");
+        let base: url::Url = sandbox.base_url().parse().unwrap();
+        let app = Self::spawn_with(backend, |config| {
+            config.bol_api_url = base.clone();
+            config.bol_login_url = base;
+            config.bol_time_scale = scale;
+            if unlimited {
+                config.bol_assumed_limits = bol::Limits {
+                    token: None,
+                    list: None,
+                    detail: None,
+                };
+            }
+        })
+        .await?;
+        Some((app, sandbox))
+    }
+
+    /// Adds a shop with sandbox credentials `sandbox-N` / `secret-N`.
+    pub async fn create_sandbox_shop(&self, seller: &Seller, n: u32) -> i64 {
+        let response = self
+            .post(
+                "/api/v1/shops",
+                Some(&seller.token),
+                json!({"name": format!("sandbox {n}"), "client_id": format!("sandbox-{n}"),
+                       "client_secret": format!("secret-{n}"), "auto_sync": false}),
+            )
+            .await;
+        assert_eq!(response.status, 201, "{}", response.text);
+        response.json()["id"].as_i64().unwrap()
+    }
+
+    /// Starts a sync and waits until the run has ended; returns the run.
+    pub async fn sync_and_wait(&self, seller: &Seller, shop_id: i64, mode: Option<&str>) -> Value {
+        let body = match mode {
+            Some(mode) => json!({"mode": mode}),
+            None => json!({}),
+        };
+        let started = self
+            .post(
+                &format!("/api/v1/shops/{shop_id}/sync"),
+                Some(&seller.token),
+                body,
+            )
+            .await;
+        assert_eq!(started.status, 202, "{}", started.text);
+        let run_id = started.json()["id"].as_i64().unwrap();
+        self.wait_for_run(seller, run_id).await
+    }
+
+    /// Polls a run until it is no longer queued or running (at most two minutes).
+    pub async fn wait_for_run(&self, seller: &Seller, run_id: i64) -> Value {
+        for _ in 0..2400 {
+            let run = self
+                .get(&format!("/api/v1/sync-runs/{run_id}"), Some(&seller.token))
+                .await
+                .json();
+            if run["status"] != "queued" && run["status"] != "running" {
+                return run;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("run {run_id} did not finish");
     }
 
     pub fn backend(&self) -> Backend {

@@ -11,4 +11,5 @@ mod secrets;
 mod shipments;
 mod shops;
 mod startup;
+mod sync;
 mod sync_runs;

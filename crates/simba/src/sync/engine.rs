@@ -1,0 +1,611 @@
+//! Claims runs, drives each through its steps (a list page, a batch of details), commits every
+//! step together with its checkpoint under the shop's lease, and queues scheduled runs.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::convert;
+use crate::crypto::Cipher;
+use crate::store::shipments::{self, NewShipment};
+use crate::store::sync_runs::{self, ApiCalls, Mode, StepDelta, StepOutcome, Trigger};
+use crate::store::{Db, marketplace, shops};
+
+/// How the engine paces itself.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// How long a shop's lease lasts without renewal: the time before another worker resumes
+    /// the run of a worker that died.
+    pub lease: Duration,
+    /// How often idle workers look for queued runs they were not told about.
+    pub poll_interval: Duration,
+    /// Runs one process drives at once (many shops in parallel, one driver per shop).
+    pub max_concurrent_runs: usize,
+    /// Details fetched concurrently in one step.
+    pub detail_batch: usize,
+    /// How often the scheduler looks for shops due an automatic sync.
+    pub schedule_interval: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(2),
+            max_concurrent_runs: 256,
+            detail_batch: 10,
+            schedule_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How a drive ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    Succeeded,
+    Failed(String),
+    Cancelled,
+    /// Another worker holds the shop, the run is gone, or this process is stopping.
+    NotMine,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum Method {
+    #[serde(rename = "FBR")]
+    Fbr,
+    #[serde(rename = "FBB")]
+    Fbb,
+}
+
+impl Method {
+    fn bol(self) -> bol::FulfilmentMethod {
+        match self {
+            Method::Fbr => bol::FulfilmentMethod::Fbr,
+            Method::Fbb => bol::FulfilmentMethod::Fbb,
+        }
+    }
+}
+
+/// Where a run is; committed with the data each step produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+enum Checkpoint {
+    /// Listing `method` at `page`. `catch_up`: re-reading from page 1 until known shipments,
+    /// because new arrivals shifted the pages during this crawl.
+    List {
+        method: Method,
+        page: u32,
+        catch_up: bool,
+    },
+    Details,
+}
+
+impl Checkpoint {
+    const START: Checkpoint = Checkpoint::List {
+        method: Method::Fbr,
+        page: 1,
+        catch_up: false,
+    };
+
+    fn after_method(method: Method) -> Checkpoint {
+        match method {
+            Method::Fbr => Checkpoint::List {
+                method: Method::Fbb,
+                page: 1,
+                catch_up: false,
+            },
+            Method::Fbb => Checkpoint::Details,
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn api_calls(calls: &bol::Calls) -> ApiCalls {
+    ApiCalls {
+        list: calls.list.into(),
+        detail: calls.detail.into(),
+        token: calls.token.into(),
+        rate_limited: calls.rate_limited.into(),
+        errors: (calls.retries + calls.unauthorized).into(),
+    }
+}
+
+fn add_calls(total: &mut ApiCalls, more: &ApiCalls) {
+    total.list += more.list;
+    total.detail += more.detail;
+    total.token += more.token;
+    total.rate_limited += more.rate_limited;
+    total.errors += more.errors;
+}
+
+/// The sentence a failed run shows.
+fn failure_sentence(error: &bol::Error) -> String {
+    match error {
+        bol::Error::InvalidCredentials => "The marketplace rejected the shop's credentials \
+            (client id or secret); update them and start the sync again."
+            .to_owned(),
+        e if e.is_transient() => format!(
+            "The marketplace kept failing after repeated retries ({e}); everything fetched so far \
+             is stored, and the next sync continues from there."
+        ),
+        e => {
+            format!("The marketplace refused a request ({e}); everything fetched so far is stored.")
+        }
+    }
+}
+
+/// One process's sync engine: its workers share one marketplace client.
+pub struct Engine {
+    db: Db,
+    cipher: Cipher,
+    client: bol::Client,
+    settings: EngineSettings,
+    owner: String,
+    wake: Notify,
+    driving: Mutex<HashSet<i64>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    pub fn new(
+        db: Db,
+        cipher: Cipher,
+        client_config: bol::ClientConfig,
+        settings: EngineSettings,
+    ) -> anyhow::Result<Arc<Engine>> {
+        let cache = Arc::new(marketplace::DbTokenCache {
+            db: db.clone(),
+            cipher: cipher.clone(),
+        });
+        let client = bol::Client::with_token_cache(client_config, cache)
+            .map_err(|e| anyhow::anyhow!("building the marketplace client: {e}"))?;
+        let owner = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
+        Ok(Arc::new(Engine {
+            db,
+            cipher,
+            client,
+            settings,
+            owner,
+            wake: Notify::new(),
+            driving: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    /// Tells idle workers that a run was queued.
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+
+    /// Claims and drives runs until `stop` turns true; runs in flight stop at their next step
+    /// boundary and release their shop, so another process resumes them at once.
+    pub async fn run_workers(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let permits = Arc::new(Semaphore::new(self.settings.max_concurrent_runs));
+        let mut tasks = JoinSet::new();
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            if let Err(e) = self.claim_and_spawn(&permits, &mut tasks, &stop).await {
+                tracing::warn!(error = format!("{e:#}"), "looking for queued sync runs");
+            }
+            while tasks.try_join_next().is_some() {}
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.settings.poll_interval) => {}
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    async fn claim_and_spawn(
+        self: &Arc<Self>,
+        permits: &Arc<Semaphore>,
+        tasks: &mut JoinSet<()>,
+        stop: &watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let free = permits.available_permits();
+        if free == 0 {
+            return Ok(());
+        }
+        let candidates = sync_runs::claimable(&self.db, now_ms(), (free * 2) as i64).await?;
+        for candidate in candidates {
+            if self
+                .driving
+                .lock()
+                .expect("driving lock")
+                .contains(&candidate.shop_id)
+            {
+                continue;
+            }
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                break;
+            };
+            let engine = self.clone();
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                let _permit = permit;
+                match engine.drive(candidate.run_id, stop).await {
+                    Ok(end) => tracing::debug!(run.id = candidate.run_id, ?end, "drive ended"),
+                    Err(e) => tracing::error!(
+                        run.id = candidate.run_id,
+                        error = format!("{e:#}"),
+                        "sync run drive failed"
+                    ),
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Queues automatic incremental runs for shops that are due, every schedule interval.
+    pub async fn run_scheduler(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            match self.schedule_due().await {
+                Ok(0) => {}
+                Ok(queued) => {
+                    tracing::info!(runs = queued, "scheduled automatic syncs");
+                    self.wake();
+                }
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "scheduling automatic syncs"),
+            }
+            tokio::select! {
+                _ = stop.changed() => if *stop.borrow() { return },
+                () = tokio::time::sleep(self.settings.schedule_interval) => {}
+            }
+        }
+    }
+
+    /// Queues one run per due shop; returns how many were queued.
+    pub async fn schedule_due(&self) -> anyhow::Result<usize> {
+        let mut queued = 0;
+        for shop_id in sync_runs::due_for_schedule(&self.db, crate::store::now()).await? {
+            let Some(mode) = shops::default_mode(&self.db, shop_id).await? else {
+                continue;
+            };
+            match sync_runs::create_queued(&self.db, shop_id, mode, Trigger::Schedule).await {
+                Ok(_) => queued += 1,
+                Err(sync_runs::QueueError::Active(_)) => {}
+                Err(sync_runs::QueueError::Store(e)) => return Err(e.into()),
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Drives one run to its end, or until this process must stop or loses the shop.
+    pub async fn drive(&self, run_id: i64, stop: watch::Receiver<bool>) -> anyhow::Result<RunEnd> {
+        let Some(run) = sync_runs::engine_run(&self.db, run_id).await? else {
+            return Ok(RunEnd::NotMine);
+        };
+        if run.status != "queued" && run.status != "running" {
+            return Ok(RunEnd::NotMine);
+        }
+        let until = now_ms() + self.settings.lease.as_millis() as i64;
+        if !sync_runs::lease(&self.db, run.shop_id, &self.owner, now_ms(), until).await? {
+            return Ok(RunEnd::NotMine);
+        }
+        self.driving
+            .lock()
+            .expect("driving lock")
+            .insert(run.shop_id);
+        let end = self.drive_leased(&run, stop).await;
+        self.driving
+            .lock()
+            .expect("driving lock")
+            .remove(&run.shop_id);
+        if matches!(end, Ok(RunEnd::NotMine) | Err(_)) {
+            sync_runs::release_lease(&self.db, run.shop_id, &self.owner)
+                .await
+                .ok();
+        }
+        end
+    }
+
+    async fn drive_leased(
+        &self,
+        run: &sync_runs::EngineRun,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<RunEnd> {
+        if !sync_runs::mark_running(&self.db, run.id).await? {
+            return Ok(RunEnd::Cancelled);
+        }
+        let Some((client_id, secret_enc)) = shops::credentials(&self.db, run.shop_id).await? else {
+            return Ok(RunEnd::NotMine);
+        };
+        let secret = self
+            .cipher
+            .decrypt(shops::SECRET_PURPOSE, &secret_enc)
+            .context("decrypting the shop's client secret")?;
+        let creds = bol::Credentials {
+            client_id: client_id.clone(),
+            client_secret: bol::SecretString::from(secret.expose_secret().to_owned()),
+        };
+        let budgets = marketplace::load_budgets(&self.db, &client_id).await?;
+        self.client.limiter().restore(&client_id, &budgets);
+        let incremental = Mode::parse(&run.mode) == Ok(Mode::Incremental);
+        let mut checkpoint = run
+            .checkpoint
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or(Checkpoint::START);
+        let mut seen_this_run: HashSet<String> = HashSet::new();
+        let mut shifted = false;
+        tracing::info!(run.id = run.id, shop.id = run.shop_id, mode = %run.mode, "sync run started");
+        loop {
+            if *stop.borrow() {
+                return Ok(RunEnd::NotMine);
+            }
+            let step = match checkpoint {
+                Checkpoint::List {
+                    method,
+                    page,
+                    catch_up,
+                } => match self.client.list_shipments(&creds, method.bol(), page).await {
+                    Err(failure) => Err(failure),
+                    Ok(answer) => {
+                        let rows: Vec<NewShipment> = answer
+                            .value
+                            .shipments
+                            .iter()
+                            .map(|s| convert::from_reduced(s, method.bol()))
+                            .collect();
+                        shifted |=
+                            page > 1 && rows.iter().any(|r| seen_this_run.contains(&r.shipment_id));
+                        seen_this_run.extend(rows.iter().map(|r| r.shipment_id.clone()));
+                        Ok(ListInput {
+                            rows,
+                            is_last: answer.value.is_last(),
+                            method,
+                            page,
+                            catch_up,
+                            calls: answer.calls,
+                        })
+                    }
+                }
+                .map(StepInput::List),
+                Checkpoint::Details => {
+                    let ids = shipments::pending_details(
+                        &self.db,
+                        run.shop_id,
+                        self.settings.detail_batch as i64,
+                    )
+                    .await?;
+                    if ids.is_empty() {
+                        sync_runs::finish(
+                            &self.db,
+                            run.id,
+                            run.shop_id,
+                            "succeeded",
+                            None,
+                            &ApiCalls::default(),
+                        )
+                        .await?;
+                        tracing::info!(
+                            run.id = run.id,
+                            shop.id = run.shop_id,
+                            "sync run succeeded"
+                        );
+                        return Ok(RunEnd::Succeeded);
+                    }
+                    Ok(StepInput::Details(self.fetch_details(&creds, ids).await))
+                }
+            };
+            let input = match step {
+                Ok(input) => input,
+                Err(failure) => {
+                    return self
+                        .fail(run, &failure.error, &api_calls(&failure.calls))
+                        .await;
+                }
+            };
+            let (next, outcome, fatal) = self
+                .commit(run, &client_id, input, incremental, &mut shifted)
+                .await?;
+            match outcome {
+                StepOutcome::Committed => {}
+                StepOutcome::Cancelled => {
+                    sync_runs::release_lease(&self.db, run.shop_id, &self.owner).await?;
+                    return Ok(RunEnd::Cancelled);
+                }
+                StepOutcome::LeaseLost => return Ok(RunEnd::NotMine),
+            }
+            if let Some((error, calls)) = fatal {
+                return self.fail(run, &error, &calls).await;
+            }
+            checkpoint = next;
+        }
+    }
+
+    async fn fetch_details(
+        &self,
+        creds: &bol::Credentials,
+        ids: Vec<String>,
+    ) -> Vec<(
+        String,
+        Result<bol::Answer<bol::ShipmentDetail>, bol::Failure>,
+    )> {
+        let mut set = JoinSet::new();
+        for id in ids {
+            let client = self.client.clone();
+            let creds = creds.clone();
+            set.spawn(async move {
+                let result = client.shipment(&creds, &id).await;
+                (id, result)
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            if let Ok(result) = joined {
+                results.push(result);
+            }
+        }
+        results
+    }
+
+    /// Writes a step's results and checkpoint in one transaction; returns the next checkpoint,
+    /// whether the commit happened, and a failure that ends the run after the commit.
+    async fn commit(
+        &self,
+        run: &sync_runs::EngineRun,
+        client_id: &str,
+        input: StepInput,
+        incremental: bool,
+        shifted: &mut bool,
+    ) -> anyhow::Result<(Checkpoint, StepOutcome, Option<(bol::Error, ApiCalls)>)> {
+        let mut tx = self.db.pool.begin().await?;
+        let mut delta = StepDelta::default();
+        let mut fatal = None;
+        let next = match input {
+            StepInput::List(list) => {
+                let inserted = shipments::insert_new_in(
+                    &self.db,
+                    &mut tx,
+                    run.user_id,
+                    run.shop_id,
+                    &list.rows,
+                )
+                .await?;
+                let reached_known = (inserted as usize) < list.rows.len();
+                delta.pages_fetched = 1;
+                delta.shipments_seen = list.rows.len() as i64;
+                delta.shipments_stored = inserted as i64;
+                delta.calls = api_calls(&list.calls);
+                let stop_at_known = incremental || list.catch_up;
+                if list.is_last || (stop_at_known && reached_known) {
+                    if *shifted && !stop_at_known {
+                        // New shipments arrived on page 1 after the crawl passed it: read from
+                        // page 1 again until shipments this run already stored.
+                        *shifted = false;
+                        Checkpoint::List {
+                            method: list.method,
+                            page: 1,
+                            catch_up: true,
+                        }
+                    } else {
+                        *shifted = false;
+                        Checkpoint::after_method(list.method)
+                    }
+                } else {
+                    Checkpoint::List {
+                        method: list.method,
+                        page: list.page + 1,
+                        catch_up: list.catch_up,
+                    }
+                }
+            }
+            StepInput::Details(results) => {
+                for (id, result) in results {
+                    match result {
+                        Ok(answer) => {
+                            let detail = convert::from_detail(&answer.value, crate::store::now());
+                            shipments::store_detail_in(
+                                &self.db,
+                                &mut tx,
+                                run.user_id,
+                                run.shop_id,
+                                &detail,
+                            )
+                            .await?;
+                            delta.details_fetched += 1;
+                            add_calls(&mut delta.calls, &api_calls(&answer.calls));
+                        }
+                        Err(failure) if matches!(failure.error, bol::Error::NotFound(_)) => {
+                            shipments::mark_detail_gone_in(&self.db, &mut tx, run.shop_id, &id)
+                                .await?;
+                            add_calls(&mut delta.calls, &api_calls(&failure.calls));
+                        }
+                        Err(failure) => {
+                            add_calls(&mut delta.calls, &api_calls(&failure.calls));
+                            if fatal.is_none() {
+                                fatal = Some((failure.error, ApiCalls::default()));
+                            }
+                        }
+                    }
+                }
+                Checkpoint::Details
+            }
+        };
+        let pending = shipments::count_pending_in(&self.db, &mut tx, run.shop_id).await?;
+        let checkpoint = serde_json::to_string(&next).expect("checkpoints serialize");
+        let lease_until = now_ms() + self.settings.lease.as_millis() as i64;
+        let step = sync_runs::StepRecord {
+            run_id: run.id,
+            shop_id: run.shop_id,
+            owner: &self.owner,
+            lease_until_ms: lease_until,
+            delta: &delta,
+            details_pending: pending,
+            checkpoint: &checkpoint,
+        };
+        let outcome = sync_runs::record_step_in(&self.db, &mut tx, &step).await?;
+        if outcome == StepOutcome::Committed {
+            tx.commit().await?;
+            let budgets = self.client.limiter().snapshot(client_id);
+            if let Err(e) = marketplace::save_budgets(&self.db, client_id, &budgets).await {
+                tracing::warn!(error = %e, "saving the rate budgets");
+            }
+        } else {
+            tx.rollback().await?;
+        }
+        Ok((next, outcome, fatal))
+    }
+
+    async fn fail(
+        &self,
+        run: &sync_runs::EngineRun,
+        error: &bol::Error,
+        calls: &ApiCalls,
+    ) -> anyhow::Result<RunEnd> {
+        if matches!(error, bol::Error::InvalidCredentials) {
+            sync_runs::mark_credentials_rejected(&self.db, run.shop_id).await?;
+        }
+        let sentence = failure_sentence(error);
+        tracing::warn!(run.id = run.id, shop.id = run.shop_id, error = %error, "sync run failed");
+        sync_runs::finish(
+            &self.db,
+            run.id,
+            run.shop_id,
+            "failed",
+            Some(&sentence),
+            calls,
+        )
+        .await?;
+        Ok(RunEnd::Failed(sentence))
+    }
+}
+
+/// What a list step fetched.
+struct ListInput {
+    rows: Vec<NewShipment>,
+    is_last: bool,
+    method: Method,
+    page: u32,
+    catch_up: bool,
+    calls: bol::Calls,
+}
+
+enum StepInput {
+    List(ListInput),
+    Details(
+        Vec<(
+            String,
+            Result<bol::Answer<bol::ShipmentDetail>, bol::Failure>,
+        )>,
+    ),
+}

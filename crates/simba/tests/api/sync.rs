@@ -1,0 +1,335 @@
+//! The sync engine against the sandbox: the invariants of ARCHITECTURE.md, exactly.
+
+use std::time::Duration;
+
+use bol_sandbox::{AccountConfig, Faults, Limits, SandboxConfig};
+use serde_json::Value;
+
+use crate::helpers::{Backend, TestApp};
+
+/// Generates one test per backend from `async fn name(backend: Backend)`.
+macro_rules! sync_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                super::$name(crate::helpers::Backend::Sqlite).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                super::$name(crate::helpers::Backend::Postgres).await
+            })*
+        }
+        mod mysql {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                super::$name(crate::helpers::Backend::Mysql).await
+            })*
+        }
+    };
+}
+
+sync_tests!(
+    full_syncs_make_exactly_the_minimum_calls,
+    an_incremental_sync_fetches_only_new_shipments_with_the_fewest_pages,
+    faults_are_retried_and_the_run_succeeds_with_everything,
+    rejected_credentials_fail_the_run_with_a_sentence_and_mark_the_shop,
+    a_second_sync_while_one_is_active_is_a_conflict_and_cancel_ends_it,
+);
+
+fn accounts(counts: &[(u32, u32)]) -> Vec<AccountConfig> {
+    counts
+        .iter()
+        .enumerate()
+        .map(|(i, &(fbr, fbb))| AccountConfig {
+            client_id: format!("sandbox-{}", i + 1),
+            client_secret: format!("secret-{}", i + 1),
+            fbr,
+            fbb,
+        })
+        .collect()
+}
+
+fn unlimited(counts: &[(u32, u32)]) -> SandboxConfig {
+    SandboxConfig {
+        accounts: accounts(counts),
+        limits: Limits::OFF,
+        ..SandboxConfig::default()
+    }
+}
+
+fn calls(run: &Value, kind: &str) -> i64 {
+    run["api_calls"][kind].as_i64().unwrap()
+}
+
+fn list_minimum(fbr: u32, fbb: u32) -> i64 {
+    i64::from(fbr / 50 + 1 + fbb / 50 + 1)
+}
+
+async fn full_syncs_make_exactly_the_minimum_calls(backend: Backend) {
+    let counts = [(0, 0), (1, 0), (49, 0), (50, 0), (0, 51), (700, 534)];
+    let Some((app, sandbox)) = TestApp::with_sandbox(backend, unlimited(&counts)).await else {
+        return;
+    };
+    let seller = app.register("anna").await;
+    for (i, &(fbr, fbb)) in counts.iter().enumerate() {
+        let n = i as u32 + 1;
+        let shop = app.create_sandbox_shop(&seller, n).await;
+        let run = app.sync_and_wait(&seller, shop, None).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        assert_eq!(run["mode"], "full");
+        let total = i64::from(fbr + fbb);
+        assert_eq!(
+            calls(&run, "list"),
+            list_minimum(fbr, fbb),
+            "{fbr}/{fbb}: {run}"
+        );
+        assert_eq!(calls(&run, "detail"), total, "{fbr}/{fbb}: {run}");
+        assert_eq!(calls(&run, "token"), 1, "{run}");
+        assert_eq!(calls(&run, "rate_limited"), 0);
+        assert_eq!(run["progress"]["shipments_stored"], total);
+        assert_eq!(run["progress"]["details_fetched"], total);
+        assert_eq!(run["progress"]["details_pending"], 0);
+        let stats = sandbox.stats();
+        let account = stats.account(&format!("sandbox-{n}")).unwrap();
+        assert_eq!(account.list.calls as i64, list_minimum(fbr, fbb));
+        assert_eq!(account.detail.calls as i64, total);
+        assert_eq!(account.token.calls, 1);
+        assert_eq!(
+            account.list.wasted + account.detail.wasted + account.token.wasted,
+            0
+        );
+        let listed = app
+            .get(
+                &format!("/api/v1/shops/{shop}/shipments"),
+                Some(&seller.token),
+            )
+            .await
+            .json();
+        assert_eq!(listed["count"], total);
+        let shop_body = app
+            .get(&format!("/api/v1/shops/{shop}"), Some(&seller.token))
+            .await
+            .json();
+        assert!(shop_body["last_synced_at"].is_string());
+        assert!(shop_body["active_run_id"].is_null());
+    }
+    let all = app
+        .get("/api/v1/shipments?page_size=1", Some(&seller.token))
+        .await
+        .json();
+    let id = all["results"][0]["id"].as_i64().unwrap();
+    let detail = app
+        .get(&format!("/api/v1/shipments/{id}"), Some(&seller.token))
+        .await
+        .json();
+    assert!(detail["raw"]["shipmentId"].is_string(), "{detail}");
+    assert!(detail["detail_synced_at"].is_string());
+    app.cleanup().await;
+}
+
+async fn an_incremental_sync_fetches_only_new_shipments_with_the_fewest_pages(backend: Backend) {
+    let Some((app, sandbox)) = TestApp::with_sandbox(backend, unlimited(&[(120, 30)])).await else {
+        return;
+    };
+    let seller = app.register("anna").await;
+    let shop = app.create_sandbox_shop(&seller, 1).await;
+    assert_eq!(
+        app.sync_and_wait(&seller, shop, None).await["status"],
+        "succeeded"
+    );
+    sandbox.reset_stats();
+    sandbox.add_shipments("sandbox-1", 7, 2);
+    let run = app.sync_and_wait(&seller, shop, None).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["mode"], "incremental");
+    assert_eq!(
+        calls(&run, "list"),
+        2,
+        "one page per method reaches known shipments: {run}"
+    );
+    assert_eq!(calls(&run, "detail"), 9, "{run}");
+    assert_eq!(calls(&run, "token"), 0, "the cached token is reused: {run}");
+    assert_eq!(run["progress"]["shipments_stored"], 9);
+    let stats = sandbox.stats();
+    let account = stats.account("sandbox-1").unwrap();
+    assert_eq!(account.detail.calls, 9);
+    assert_eq!(
+        account.detail.wasted + account.list.wasted + account.token.wasted,
+        0
+    );
+    let listed = app
+        .get("/api/v1/shipments", Some(&seller.token))
+        .await
+        .json();
+    assert_eq!(listed["count"], 159);
+    app.cleanup().await;
+}
+
+async fn faults_are_retried_and_the_run_succeeds_with_everything(backend: Backend) {
+    let config = SandboxConfig {
+        faults: Faults {
+            error_rate: 0.1,
+            malformed_rate: 0.05,
+            truncated_rate: 0.05,
+            ..Faults::default()
+        },
+        ..unlimited(&[(130, 20)])
+    };
+    let Some((app, sandbox)) = TestApp::with_sandbox(backend, config).await else {
+        return;
+    };
+    let seller = app.register("anna").await;
+    let shop = app.create_sandbox_shop(&seller, 1).await;
+    let run = app.sync_and_wait(&seller, shop, None).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(calls(&run, "errors") > 0, "no fault was injected: {run}");
+    let listed = app
+        .get("/api/v1/shipments", Some(&seller.token))
+        .await
+        .json();
+    assert_eq!(listed["count"], 150);
+    let account = sandbox.stats().account("sandbox-1").unwrap().clone();
+    assert_eq!(
+        account.detail.wasted + account.list.wasted,
+        0,
+        "{account:?}"
+    );
+    sandbox.revoke_tokens();
+    sandbox.add_shipments("sandbox-1", 3, 0);
+    let again = app.sync_and_wait(&seller, shop, None).await;
+    assert_eq!(again["status"], "succeeded", "{again}");
+    let listed = app
+        .get("/api/v1/shipments", Some(&seller.token))
+        .await
+        .json();
+    assert_eq!(listed["count"], 153);
+    app.cleanup().await;
+}
+
+async fn rejected_credentials_fail_the_run_with_a_sentence_and_mark_the_shop(backend: Backend) {
+    let Some((app, _sandbox)) = TestApp::with_sandbox(backend, unlimited(&[(10, 0)])).await else {
+        return;
+    };
+    let seller = app.register("anna").await;
+    let response = app
+        .post(
+            "/api/v1/shops",
+            Some(&seller.token),
+            serde_json::json!({"name": "wrong", "client_id": "sandbox-1", "client_secret": "not-the-secret"}),
+        )
+        .await;
+    let shop = response.json()["id"].as_i64().unwrap();
+    let run = app.sync_and_wait(&seller, shop, None).await;
+    assert_eq!(run["status"], "failed");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("rejected the shop's credentials"),
+        "{run}"
+    );
+    assert_eq!(
+        calls(&run, "token"),
+        1,
+        "no retry loop on bad credentials: {run}"
+    );
+    let shop_body = app
+        .get(&format!("/api/v1/shops/{shop}"), Some(&seller.token))
+        .await
+        .json();
+    assert!(shop_body["credentials_rejected_at"].is_string());
+    assert!(shop_body["active_run_id"].is_null());
+    let due = simba::store::sync_runs::due_for_schedule(&app.state.db, i64::MAX / 2)
+        .await
+        .unwrap();
+    assert!(
+        !due.contains(&shop),
+        "a shop with rejected credentials was scheduled"
+    );
+    app.patch(
+        &format!("/api/v1/shops/{shop}"),
+        Some(&seller.token),
+        serde_json::json!({"client_secret": "secret-1"}),
+    )
+    .await;
+    let fixed = app.sync_and_wait(&seller, shop, None).await;
+    assert_eq!(fixed["status"], "succeeded", "{fixed}");
+    app.cleanup().await;
+}
+
+async fn a_second_sync_while_one_is_active_is_a_conflict_and_cancel_ends_it(backend: Backend) {
+    let config = SandboxConfig {
+        time_scale: 60.0,
+        limits: Limits {
+            list: 25,
+            detail: 5,
+            token: 20,
+        },
+        ..unlimited(&[(200, 0)])
+    };
+    let Some((app, _sandbox)) = TestApp::with_sandbox(backend, config).await else {
+        return;
+    };
+    let seller = app.register("anna").await;
+    let shop = app.create_sandbox_shop(&seller, 1).await;
+    let first = app
+        .post(
+            &format!("/api/v1/shops/{shop}/sync"),
+            Some(&seller.token),
+            serde_json::json!({"mode": "full"}),
+        )
+        .await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    let run_id = first.json()["id"].as_i64().unwrap();
+    let second = app
+        .post(
+            &format!("/api/v1/shops/{shop}/sync"),
+            Some(&seller.token),
+            serde_json::json!({}),
+        )
+        .await
+        .problem(409);
+    assert_eq!(second["active_run_id"], run_id);
+    app.post(
+        &format!("/api/v1/shops/{shop}/sync"),
+        Some(&seller.token),
+        serde_json::json!({"mode": "fast"}),
+    )
+    .await
+    .problem(422);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cancelled = app
+        .post(
+            &format!("/api/v1/sync-runs/{run_id}/cancel"),
+            Some(&seller.token),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status, 202, "{}", cancelled.text);
+    let run = app.wait_for_run(&seller, run_id).await;
+    assert_eq!(run["status"], "cancelled");
+    app.post(
+        &format!("/api/v1/sync-runs/{run_id}/cancel"),
+        Some(&seller.token),
+        serde_json::json!({}),
+    )
+    .await
+    .problem(409);
+    let stored = app
+        .get("/api/v1/shipments", Some(&seller.token))
+        .await
+        .json()["count"]
+        .as_i64()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let later = app
+        .get("/api/v1/shipments", Some(&seller.token))
+        .await
+        .json()["count"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(stored, later, "the cancelled run kept storing");
+    let next = app.sync_and_wait(&seller, shop, Some("full")).await;
+    assert_eq!(next["status"], "succeeded", "{next}");
+    app.cleanup().await;
+}
