@@ -8,6 +8,7 @@ use secrecy::SecretString;
 use simba::app::{self, AppState};
 use simba::config::Config;
 use simba::domain::{Email, Password, Username};
+use simba::store::sync_runs::Mode;
 use simba::store::{self, Db, users};
 
 #[derive(Parser)]
@@ -35,6 +36,16 @@ enum AppCommand {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// The server with an in-process bol sandbox, a demo seller and shop, and a sync started.
+    Demo,
+    /// Run one sync of a shop in the foreground, with progress and a cost summary.
+    Sync {
+        #[arg(long)]
+        shop: i64,
+        /// full or incremental (default: full until a sync has succeeded).
+        #[arg(long)]
+        mode: Option<String>,
+    },
     /// Manage seller accounts without the API.
     User {
         #[command(subcommand)]
@@ -79,6 +90,14 @@ fn main() -> anyhow::Result<()> {
                 store::migrate(&db).await?;
                 tracing::info!("migrations applied");
                 Ok(())
+            }
+            AppCommand::Demo => simba::demo::run(config).await,
+            AppCommand::Sync { shop, mode } => {
+                let mode = mode
+                    .map(|m| Mode::parse(&m).map_err(|e| anyhow::anyhow!("--mode {e}")))
+                    .transpose()?;
+                let state = AppState::start(config).await?;
+                simba::sync::foreground::run(&state, shop, mode).await
             }
             AppCommand::User {
                 command: UserCommand::Create { username, email },

@@ -221,6 +221,13 @@ pub async fn list_for_shop(
     Ok((runs, count))
 }
 
+/// A run whoever owns it, for the operator's CLI.
+pub async fn get_unscoped(db: &Db, run_id: i64) -> StoreResult<Option<SyncRun>> {
+    let sql = format!("SELECT {COLUMNS} FROM sync_runs r WHERE r.id = ?");
+    let row = db.query(&sql).bind(run_id).fetch_optional(&db.pool).await?;
+    Ok(row.as_ref().map(from_row).transpose()?)
+}
+
 /// One of the seller's runs.
 pub async fn get(db: &Db, user_id: i64, run_id: i64) -> StoreResult<Option<SyncRun>> {
     let sql = format!(

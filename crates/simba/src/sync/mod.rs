@@ -10,5 +10,6 @@
 
 mod convert;
 mod engine;
+pub mod foreground;
 
 pub use engine::{Engine, EngineSettings, RunEnd};
