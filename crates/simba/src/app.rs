@@ -120,13 +120,12 @@ fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
 }
 
-/// Serves the API on `listener`, with the sync workers and the scheduler when `workers` is
-/// set, until `shutdown` completes; then lets requests in flight finish and stops the runs
+/// Serves the API on `listener`, with the sync workers and the scheduler unless the settings
+/// say otherwise, until `shutdown` completes; then lets requests in flight finish and stops the runs
 /// at their next step boundary.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
-    workers: bool,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let metrics = state.metrics.clone();
@@ -138,7 +137,7 @@ pub async fn serve(
         }
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let background = workers.then(|| {
+    let background = state.config.run_workers.then(|| {
         (
             tokio::spawn(state.engine.clone().run_workers(stop_rx.clone())),
             tokio::spawn(state.engine.clone().run_scheduler(stop_rx)),

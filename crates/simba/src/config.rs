@@ -93,6 +93,8 @@ pub struct Config {
     pub bol_retry: bol::RetryPolicy,
     /// Budgets assumed before the marketplace's headers say otherwise (in marketplace time).
     pub bol_assumed_limits: bol::Limits,
+    /// Whether `serve` runs the sync workers and the scheduler (`--no-workers`: API only).
+    pub run_workers: bool,
 }
 
 /// A setting that is missing or wrong, with the sentence an operator needs.
@@ -181,6 +183,19 @@ impl Config {
                 })?,
             None => 1.0,
         };
+        let mut engine = crate::sync::EngineSettings::default();
+        if let Some(v) = lookup("SIMBA_SYNC_LEASE_SECONDS") {
+            let secs: u64 = v
+                .parse()
+                .ok()
+                .filter(|s| (2..=3600).contains(s))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "SIMBA_SYNC_LEASE_SECONDS must be between 2 and 3600 (got {v:?})."
+                    ))
+                })?;
+            engine.lease = std::time::Duration::from_secs(secs);
+        }
         Ok(Config {
             database_url,
             backend,
@@ -203,9 +218,10 @@ impl Config {
             log_format,
             database_max_connections,
             bol_time_scale,
-            engine: crate::sync::EngineSettings::default(),
+            engine,
             bol_retry: bol::RetryPolicy::default(),
             bol_assumed_limits: bol::Limits::published(),
+            run_workers: true,
         })
     }
 

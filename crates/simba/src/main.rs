@@ -32,8 +32,12 @@ enum Command {
 /// Commands that read Simba's configuration and database.
 #[derive(Subcommand)]
 enum AppCommand {
-    /// Serve the REST API (migrations are applied first).
-    Serve,
+    /// Serve the REST API with the sync workers and scheduler (migrations are applied first).
+    Serve {
+        /// Serve the API only; `simba worker` processes run the syncs.
+        #[arg(long)]
+        no_workers: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// The server with an in-process bol sandbox, a demo seller and shop, and a sync started.
@@ -74,7 +78,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::App(command) => command,
     };
-    let config = match Config::from_env() {
+    let mut config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => {
             eprintln!("simba: {error}");
@@ -84,7 +88,10 @@ fn main() -> anyhow::Result<()> {
     simba::telemetry::init_logging(config.log_format);
     runtime.block_on(async move {
         match command {
-            AppCommand::Serve => serve(config).await,
+            AppCommand::Serve { no_workers } => {
+                config.run_workers = !no_workers;
+                serve(config).await
+            }
             AppCommand::Migrate => {
                 let db = Db::connect(&config.database_url, 2).await?;
                 store::migrate(&db).await?;
@@ -113,7 +120,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "simba is serving; API docs at /docs");
-    app::serve(state, listener, true, app::shutdown_signal()).await
+    app::serve(state, listener, app::shutdown_signal()).await
 }
 
 async fn create_user(config: Config, username: &str, email: &str) -> anyhow::Result<()> {

@@ -165,6 +165,8 @@ pub struct Seller {
 #[derive(Clone)]
 pub struct TestApp {
     pub address: String,
+    /// The database the app runs on, for a second process to share.
+    pub database_url: String,
     pub state: AppState,
     pub client: reqwest::Client,
     db: Arc<TestDatabase>,
@@ -262,11 +264,12 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app::serve(state.clone(), listener, true, async {
+        tokio::spawn(app::serve(state.clone(), listener, async {
             rx.await.ok();
         }));
         Some(TestApp {
             address,
+            database_url: url,
             state,
             client: reqwest::Client::builder().build().unwrap(),
             db: Arc::new(db),
@@ -280,6 +283,15 @@ impl TestApp {
     pub async fn with_sandbox(
         backend: Backend,
         sandbox: bol_sandbox::SandboxConfig,
+    ) -> Option<(TestApp, bol_sandbox::Sandbox)> {
+        Self::with_sandbox_and(backend, sandbox, |_| {}).await
+    }
+
+    /// [`TestApp::with_sandbox`] with further settings adjusted by `adjust`.
+    pub async fn with_sandbox_and(
+        backend: Backend,
+        sandbox: bol_sandbox::SandboxConfig,
+        adjust: impl FnOnce(&mut Config),
     ) -> Option<(TestApp, bol_sandbox::Sandbox)> {
         if let Some(var) = backend.env_var()
             && std::env::var(var).ok().filter(|v| !v.is_empty()).is_none()
@@ -305,6 +317,7 @@ impl TestApp {
                     detail: None,
                 };
             }
+            adjust(config);
         })
         .await?;
         Some((app, sandbox))

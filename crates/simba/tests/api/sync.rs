@@ -34,6 +34,9 @@ sync_tests!(
     faults_are_retried_and_the_run_succeeds_with_everything,
     rejected_credentials_fail_the_run_with_a_sentence_and_mark_the_shop,
     a_second_sync_while_one_is_active_is_a_conflict_and_cancel_ends_it,
+    pages_shifting_during_a_crawl_lose_and_duplicate_nothing,
+    the_scheduler_queues_due_shops_once_per_interval,
+    a_server_killed_mid_run_resumes_in_a_new_process,
 );
 
 fn accounts(counts: &[(u32, u32)]) -> Vec<AccountConfig> {
@@ -331,5 +334,231 @@ async fn a_second_sync_while_one_is_active_is_a_conflict_and_cancel_ends_it(back
     assert_eq!(stored, later, "the cancelled run kept storing");
     let next = app.sync_and_wait(&seller, shop, Some("full")).await;
     assert_eq!(next["status"], "succeeded", "{next}");
+    app.cleanup().await;
+}
+
+async fn pages_shifting_during_a_crawl_lose_and_duplicate_nothing(backend: Backend) {
+    // Five list calls a 1 s window: the 11 FBR pages take over two seconds, and shipments
+    // arrive while the crawl is on page 5 or so.
+    let config = SandboxConfig {
+        time_scale: 60.0,
+        limits: Limits {
+            list: 5,
+            detail: 0,
+            token: 0,
+        },
+        ..unlimited(&[(520, 10)])
+    };
+    let Some((app, sandbox)) = TestApp::with_sandbox_and(backend, config, |config| {
+        config.bol_assumed_limits.detail = None;
+        config.bol_assumed_limits.token = None;
+    })
+    .await
+    else {
+        return;
+    };
+    let seller = app.register("anna").await;
+    let shop = app.create_sandbox_shop(&seller, 1).await;
+    let started = app
+        .post(
+            &format!("/api/v1/shops/{shop}/sync"),
+            Some(&seller.token),
+            serde_json::json!({}),
+        )
+        .await;
+    let run_id = started.json()["id"].as_i64().unwrap();
+    loop {
+        let run = app
+            .get(&format!("/api/v1/sync-runs/{run_id}"), Some(&seller.token))
+            .await
+            .json();
+        if run["progress"]["pages_fetched"].as_i64().unwrap() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sandbox.add_shipments("sandbox-1", 7, 0);
+    let run = app.wait_for_run(&seller, run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let listed = app
+        .get("/api/v1/shipments?page_size=500", Some(&seller.token))
+        .await
+        .json();
+    assert_eq!(
+        listed["count"], 537,
+        "every shipment, the arrivals included: {run}"
+    );
+    let db = &app.state.db;
+    let distinct: i64 = sqlx::Row::get(
+        &db.query("SELECT COUNT(DISTINCT shipment_id) FROM shipments")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap(),
+        0,
+    );
+    assert_eq!(distinct, 537);
+    assert_eq!(run["progress"]["details_fetched"], 537);
+    let account = sandbox.stats().account("sandbox-1").unwrap().clone();
+    assert_eq!(account.detail.wasted, 0, "{account:?}");
+    app.cleanup().await;
+}
+
+async fn the_scheduler_queues_due_shops_once_per_interval(backend: Backend) {
+    let Some((app, sandbox)) = TestApp::with_sandbox(backend, unlimited(&[(30, 5), (3, 0)])).await
+    else {
+        return;
+    };
+    let seller = app.register("anna").await;
+    let response = app
+        .post(
+            "/api/v1/shops",
+            Some(&seller.token),
+            serde_json::json!({"name": "auto", "client_id": "sandbox-1", "client_secret": "secret-1",
+                               "sync_interval_minutes": 1}),
+        )
+        .await;
+    let auto = response.json()["id"].as_i64().unwrap();
+    app.create_sandbox_shop(&seller, 2).await;
+    let engine = app.state.engine.clone();
+    assert_eq!(
+        engine.schedule_due().await.unwrap(),
+        1,
+        "only the auto_sync shop is due"
+    );
+    let runs = app
+        .get(
+            &format!("/api/v1/shops/{auto}/sync-runs"),
+            Some(&seller.token),
+        )
+        .await
+        .json();
+    let first = &runs["results"][0];
+    assert_eq!(first["trigger"], "schedule");
+    assert_eq!(first["mode"], "full");
+    let done = app
+        .wait_for_run(&seller, first["id"].as_i64().unwrap())
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        engine.schedule_due().await.unwrap(),
+        0,
+        "not due again within the interval"
+    );
+    let db = &app.state.db;
+    db.query("UPDATE shops SET last_run_at = last_run_at - 61 WHERE id = ?")
+        .bind(auto)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sandbox.add_shipments("sandbox-1", 2, 0);
+    assert_eq!(engine.schedule_due().await.unwrap(), 1);
+    let runs = app
+        .get(
+            &format!("/api/v1/shops/{auto}/sync-runs"),
+            Some(&seller.token),
+        )
+        .await
+        .json();
+    assert_eq!(runs["count"], 2);
+    assert_eq!(runs["results"][0]["mode"], "incremental");
+    let second = app
+        .wait_for_run(&seller, runs["results"][0]["id"].as_i64().unwrap())
+        .await;
+    assert_eq!(second["status"], "succeeded", "{second}");
+    assert_eq!(calls(&second, "detail"), 2);
+    app.cleanup().await;
+}
+
+/// `simba serve` as a separate process on the test's database and sandbox.
+fn spawn_server(app: &TestApp, sandbox: &bol_sandbox::Sandbox) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_simba"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &app.database_url)
+        .env("SECRET_KEY", "test-secret-key-test-secret-key-0123456789")
+        .env("SIMBA_ADDR", "127.0.0.1:0")
+        .env("SIMBA_BOL_API_URL", sandbox.base_url())
+        .env("SIMBA_BOL_LOGIN_URL", sandbox.base_url())
+        .env("SIMBA_BOL_TIME_SCALE", "60")
+        .env("SIMBA_SYNC_LEASE_SECONDS", "2")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("simba serve starts")
+}
+
+async fn a_server_killed_mid_run_resumes_in_a_new_process(backend: Backend) {
+    let config = SandboxConfig {
+        time_scale: 60.0,
+        ..unlimited(&[(300, 100)])
+    };
+    let Some((app, sandbox)) = TestApp::with_sandbox_and(backend, config, |config| {
+        config.run_workers = false;
+    })
+    .await
+    else {
+        return;
+    };
+    let seller = app.register("anna").await;
+    let shop = app.create_sandbox_shop(&seller, 1).await;
+    let started = app
+        .post(
+            &format!("/api/v1/shops/{shop}/sync"),
+            Some(&seller.token),
+            serde_json::json!({}),
+        )
+        .await;
+    let run_id = started.json()["id"].as_i64().unwrap();
+    let mut first = spawn_server(&app, &sandbox);
+    let mut waited = 0;
+    loop {
+        let run = app
+            .get(&format!("/api/v1/sync-runs/{run_id}"), Some(&seller.token))
+            .await
+            .json();
+        if run["progress"]["details_fetched"].as_i64().unwrap() >= 60 {
+            break;
+        }
+        waited += 1;
+        assert!(waited < 1500, "the first process made no progress: {run}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill().expect("SIGKILL");
+    first.wait().ok();
+    let at_kill = app
+        .get(&format!("/api/v1/sync-runs/{run_id}"), Some(&seller.token))
+        .await
+        .json();
+    assert_eq!(at_kill["status"], "running", "{at_kill}");
+    let mut second = spawn_server(&app, &sandbox);
+    let run = app.wait_for_run(&seller, run_id).await;
+    second.kill().ok();
+    second.wait().ok();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["progress"]["details_fetched"], 400, "{run}");
+    let listed = app
+        .get("/api/v1/shipments", Some(&seller.token))
+        .await
+        .json();
+    assert_eq!(listed["count"], 400);
+    let account = sandbox.stats().account("sandbox-1").unwrap().clone();
+    let detail_answers =
+        account.detail.calls - account.detail.rate_limited - account.detail.unauthorized;
+    assert!(
+        detail_answers <= 400 + 10,
+        "more than the calls in flight were repeated: {account:?}"
+    );
+    assert!(account.detail.wasted <= 10, "{account:?}");
+    let list_answers = account.list.calls - account.list.rate_limited - account.list.unauthorized;
+    assert!(
+        list_answers as i64 <= list_minimum(300, 100) + 1,
+        "{account:?}"
+    );
+    assert_eq!(
+        account.token.wasted, 0,
+        "the second process reused the stored token: {account:?}"
+    );
     app.cleanup().await;
 }
