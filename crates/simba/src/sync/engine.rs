@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore, watch};
@@ -304,7 +303,9 @@ impl Engine {
             .lock()
             .expect("driving lock")
             .insert(run.shop_id);
+        let heartbeat = self.keep_lease(run.shop_id);
         let end = self.drive_leased(&run, stop).await;
+        heartbeat.abort();
         self.driving
             .lock()
             .expect("driving lock")
@@ -315,6 +316,27 @@ impl Engine {
                 .ok();
         }
         end
+    }
+
+    /// Renews the shop's lease while a step waits (a rate-limit reset can outlast the lease),
+    /// so that no other worker takes over a shop this one still drives.
+    fn keep_lease(&self, shop_id: i64) -> tokio::task::JoinHandle<()> {
+        let db = self.db.clone();
+        let owner = self.owner.clone();
+        let lease = self.settings.lease;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let until = now_ms() + lease.as_millis() as i64;
+                match sync_runs::renew_lease(&db, shop_id, &owner, until).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::warn!(shop.id = shop_id, error = %e, "renewing a shop lease")
+                    }
+                }
+            }
+        })
     }
 
     async fn drive_leased(
@@ -328,10 +350,20 @@ impl Engine {
         let Some((client_id, secret_enc)) = shops::credentials(&self.db, run.shop_id).await? else {
             return Ok(RunEnd::NotMine);
         };
-        let secret = self
-            .cipher
-            .decrypt(shops::SECRET_PURPOSE, &secret_enc)
-            .context("decrypting the shop's client secret")?;
+        let Ok(secret) = self.cipher.decrypt(shops::SECRET_PURPOSE, &secret_enc) else {
+            let sentence = "The shop's client secret cannot be decrypted with this server's \
+                SECRET_KEY; enter the secret again.";
+            sync_runs::finish(
+                &self.db,
+                run.id,
+                run.shop_id,
+                "failed",
+                Some(sentence),
+                &ApiCalls::default(),
+            )
+            .await?;
+            return Ok(RunEnd::Failed(sentence.to_owned()));
+        };
         let creds = bol::Credentials {
             client_id: client_id.clone(),
             client_secret: bol::SecretString::from(secret.expose_secret().to_owned()),
