@@ -1,13 +1,15 @@
 //! The HTTP client: one per process, shared by every shop and worker task.
 //!
-//! Every call goes through the same loop: take a token, reserve a slot of the rate budget, send,
-//! feed the answer's rate headers back to the limiter, then decide. A 429 waits for the reset and
-//! tries again; a 401 on an API call renews the token once; 5xx, transport errors and bodies
-//! that do not parse back off with jitter up to the retry cap.
+//! Every call goes through the same loop: reserve a slot of the rate budget (waiting for the
+//! reset if need be), take a token, send, feed the answer's rate headers back to the limiter, then
+//! decide. The token is taken after the wait, right before each send, so that no token expires
+//! while its call waits for the rate limit. A 429 waits for the reset and tries again; a 401 on an
+//! API call renews the token once; 5xx, transport errors and bodies that do not parse back off
+//! with jitter up to the retry cap.
 
 use crate::{
     error::{Error, Failure},
-    limiter::{Group, Limits, RateHeaders, RateLimiter},
+    limiter::{Group, Limits, Outcome, RateHeaders, RateLimiter},
     model::{FulfilmentMethod, OAuthError, Problem, ShipmentDetail, ShipmentPage, TokenAnswer},
     token::{CachedToken, MemoryTokenCache, TokenCache, TokenSlots, usable},
 };
@@ -280,37 +282,42 @@ impl Client {
     ) -> Result<Answer<T>, Failure> {
         let mut calls = Calls::default();
         let result = async {
-            let mut token = self.access_token(creds, None, &mut calls).await?;
-            let mut renewed = false;
+            // The token bol refused, once it has refused one: it is renewed once, not twice.
+            let mut rejected: Option<SecretString> = None;
             loop {
                 let attempt = self
                     .exchange(
                         creds,
                         group,
                         &mut calls,
-                        || {
-                            request(&self.inner.http)
-                                .bearer_auth(token.access_token.expose_secret())
-                                .header(header::ACCEPT, V10)
+                        Auth::Token {
+                            rejected: rejected.as_ref(),
+                        },
+                        |token| {
+                            let request = request(&self.inner.http).header(header::ACCEPT, V10);
+                            match token {
+                                Some(token) => request.bearer_auth(token.expose_secret()),
+                                None => request,
+                            }
                         },
                         &parse,
                     )
                     .await?;
                 match attempt {
-                    Exchanged::Ok(value) => return Ok(value),
-                    Exchanged::Unauthorized(message) if !renewed => {
+                    Exchanged::Ok { value, .. } => return Ok(value),
+                    Exchanged::Unauthorized { message, token } if rejected.is_none() => {
                         tracing::debug!(
                             client_id = creds.client_id,
                             message,
                             "token refused; renewing"
                         );
                         calls.unauthorized += 1;
-                        renewed = true;
-                        token = self
-                            .access_token(creds, Some(&token.access_token), &mut calls)
-                            .await?;
+                        // The next attempt takes a token other than this one.
+                        rejected = Some(token.unwrap_or_else(|| SecretString::from("")));
                     }
-                    Exchanged::Unauthorized(message) => return Err(Error::Unauthorized(message)),
+                    Exchanged::Unauthorized { message, .. } => {
+                        return Err(Error::Unauthorized(message));
+                    }
                 }
             }
         }
@@ -356,14 +363,13 @@ impl Client {
         calls: &mut Calls,
     ) -> Result<CachedToken, Error> {
         let url = format!("{}/token", self.inner.config.login_url);
-        // Expiry counts from before the request, so the token is never thought fresher than it is.
-        let issued_at = OffsetDateTime::now_utc();
         let attempt = self
             .exchange(
                 creds,
                 Group::Token,
                 calls,
-                || {
+                Auth::Credentials,
+                |_| {
                     self.inner
                         .http
                         .post(&url)
@@ -377,9 +383,12 @@ impl Client {
                 },
             )
             .await?;
-        let answer = match attempt {
-            Exchanged::Ok(answer) => answer,
-            Exchanged::Unauthorized(_) => return Err(Error::InvalidCredentials),
+        // Expiry counts from when the answered request left (after any rate-limit wait), so the
+        // token is never thought fresher than it is, nor much staler: renewing it before half its
+        // life would be a wasted token call.
+        let (answer, issued_at) = match attempt {
+            Exchanged::Ok { value, sent_at } => (value, sent_at),
+            Exchanged::Unauthorized { .. } => return Err(Error::InvalidCredentials),
         };
         let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(299).max(1));
         Ok(CachedToken::new(
@@ -390,13 +399,16 @@ impl Client {
     }
 
     /// Sends a request until it gets an answer worth returning: a 200 whose complete body
-    /// parses, or a 401. Waits out the rate limit and retries transient failures.
+    /// parses, or a 401. Waits out the rate limit and retries transient failures. With
+    /// [`Auth::Token`], each attempt takes the token after its rate-limit wait, right before it
+    /// is sent, and `request` gets it.
     async fn exchange<T>(
         &self,
         creds: &Credentials,
         group: Group,
         calls: &mut Calls,
-        request: impl Fn() -> RequestBuilder,
+        auth: Auth<'_>,
+        request: impl Fn(Option<&SecretString>) -> RequestBuilder,
         parse: &(dyn Fn(&[u8]) -> Result<T, Unparsable> + Sync),
     ) -> Result<Exchanged<T>, Error> {
         let policy = self.inner.config.retry;
@@ -405,9 +417,24 @@ impl Client {
         loop {
             let (permit, waited) = self.inner.limiter.acquire(&creds.client_id, group).await;
             calls.waited += waited;
+            let token = match auth {
+                Auth::Credentials => None,
+                // Boxed: renewing the token goes through `exchange` again.
+                Auth::Token { rejected } => {
+                    match Box::pin(self.access_token(creds, rejected, calls)).await {
+                        Ok(token) => Some(token.access_token),
+                        Err(e) => {
+                            // Nothing was sent: the slot goes back to the budget.
+                            permit.release();
+                            return Err(e);
+                        }
+                    }
+                }
+            };
             calls.count(group);
             let sent = Instant::now();
-            let answer = match request().send().await {
+            let sent_at = OffsetDateTime::now_utc();
+            let answer = match request(token.as_ref()).send().await {
                 Ok(response) => {
                     let status = response.status();
                     let headers = response.headers().clone();
@@ -417,24 +444,45 @@ impl Client {
             };
             let failure = match answer {
                 Err(e) => {
-                    permit.finish(sent, None, false, Duration::ZERO);
+                    permit.finish(
+                        sent,
+                        Outcome {
+                            headers: None,
+                            success: false,
+                            rate_limited: false,
+                            fallback: Duration::ZERO,
+                        },
+                    );
                     Error::Transport(describe(&e))
                 }
                 Ok((status, headers, body)) => {
                     let rate = RateHeaders::from_headers(&headers);
                     let too_many = status == StatusCode::TOO_MANY_REQUESTS;
                     let backoff = policy.delay(rate_limited + 1);
-                    permit.finish(sent, Some(&rate), too_many, backoff);
+                    permit.finish(
+                        sent,
+                        Outcome {
+                            headers: Some(&rate),
+                            success: status.is_success(),
+                            rate_limited: too_many,
+                            fallback: backoff,
+                        },
+                    );
                     match status.as_u16() {
                         200..=299 => match parse(&body) {
-                            Ok(value) => return Ok(Exchanged::Ok(value)),
+                            Ok(value) => return Ok(Exchanged::Ok { value, sent_at }),
                             Err(Unparsable(e)) => Error::MalformedBody(format!(
                                 "{e} in {} bytes: {}",
                                 body.len(),
                                 snippet(&body)
                             )),
                         },
-                        401 => return Ok(Exchanged::Unauthorized(message(&body))),
+                        401 => {
+                            return Ok(Exchanged::Unauthorized {
+                                message: message(&body),
+                                token,
+                            });
+                        }
                         404 => return Err(Error::NotFound(message(&body))),
                         429 => {
                             calls.rate_limited += 1;
@@ -471,10 +519,24 @@ impl Client {
     }
 }
 
+/// How a request proves who sends it.
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    /// The client credentials themselves: the token endpoint.
+    Credentials,
+    /// A fresh access token, never the `rejected` one.
+    Token { rejected: Option<&'a SecretString> },
+}
+
 /// An answer that ends the retry loop.
 enum Exchanged<T> {
-    Ok(T),
-    Unauthorized(String),
+    /// The parsed body, and when the request that got it was sent.
+    Ok { value: T, sent_at: OffsetDateTime },
+    /// bol refused the credentials or `token`, the token that was sent.
+    Unauthorized {
+        message: String,
+        token: Option<SecretString>,
+    },
 }
 
 fn describe(e: &reqwest::Error) -> String {

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 // tokio's clock, so that tests can pause time.
-use tokio::time::Instant;
+use tokio::{sync::Notify, time::Instant};
 
 /// Endpoint groups: each has its own budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -167,20 +167,97 @@ pub struct BucketSnapshot {
 
 #[derive(Debug, Default)]
 struct Bucket {
+    /// Calls per window, from the headers or assumed; `None` when unlimited or unknown.
     limit: Option<u32>,
-    remaining: Option<u32>,
+    /// What bol still allows in the current window after the latest call it counted (the lowest
+    /// `remaining` of the window), or the assumed budget; `None` when there is no budget.
+    /// Calls in flight are not in it yet: `floor - in_flight` may still be reserved.
+    floor: Option<u32>,
+    /// Whether `floor` comes from bol's headers rather than the assumed limits.
+    known: bool,
     /// Upper bound of the current window's end.
-    reset_at: Option<Instant>,
+    end: Option<Instant>,
+    /// The window is believed over: the next call goes alone (once nothing is in flight), and
+    /// its headers confirm the new window before the rest of the budget is released.
+    probing: bool,
+    /// The probe is on its way.
+    probe_out: bool,
     in_flight: u32,
+    /// Where bol's window boundaries lie, modulo the window length: a boundary lies in
+    /// `(lo, hi]` (shifted by whole windows). Only kept when the window length is configured.
+    phase: Option<(Instant, Instant)>,
+    /// `(sent, received)` of the answered calls counted in the current window, to learn the
+    /// boundary from when the next window is confirmed.
+    answered: Vec<(Instant, Instant)>,
 }
 
 impl Bucket {
     fn fresh(limit: Option<GroupLimit>) -> Bucket {
         Bucket {
             limit: limit.map(|l| l.calls),
-            remaining: limit.map(|l| l.calls),
+            floor: limit.map(|l| l.calls),
             ..Bucket::default()
         }
+    }
+
+    /// Calls that may still be reserved in the current window.
+    fn available(&self) -> Option<u32> {
+        self.floor.map(|f| f.saturating_sub(self.in_flight))
+    }
+
+    /// Narrows the phase with "a boundary lies in `(a, b]`". Constraints as wide as a window say
+    /// nothing; one that contradicts the phase replaces it (the newest evidence wins).
+    fn constrain(&mut self, a: Instant, b: Instant, window: Duration) {
+        if b <= a || b - a >= window {
+            return;
+        }
+        self.phase = Some(match self.phase {
+            None => (a, b),
+            Some((lo, hi)) => {
+                let k = (signed(b, hi) / window.as_secs_f64()).round();
+                let (lo, hi) = (shift(lo, k, window), shift(hi, k, window));
+                let (lo, hi) = (lo.max(a), hi.min(b));
+                if lo < hi { (lo, hi) } else { (a, b) }
+            }
+        });
+    }
+
+    /// Upper bound, from the phase, of the end of the window holding a call answered at
+    /// `received`.
+    fn phase_end(&self, received: Instant, window: Duration) -> Option<Instant> {
+        let (lo, hi) = self.phase?;
+        // The first candidate boundary after `received`.
+        let k = (signed(received, hi) / window.as_secs_f64()).floor() + 1.0;
+        let (lo, hi) = (shift(lo, k, window), shift(hi, k, window));
+        // If that boundary may lie before the call was counted, the window ends a window later.
+        Some(if lo >= received { hi } else { hi + window })
+    }
+
+    /// bol's answer omitted the headers altogether: the group is unlimited.
+    fn unlimited(&mut self) {
+        *self = Bucket {
+            in_flight: self.in_flight,
+            ..Bucket::default()
+        };
+    }
+}
+
+/// `a - b` in seconds, signed.
+fn signed(a: Instant, b: Instant) -> f64 {
+    if a >= b {
+        (a - b).as_secs_f64()
+    } else {
+        -(b - a).as_secs_f64()
+    }
+}
+
+/// `t + k * window` for a whole, possibly negative `k`.
+fn shift(t: Instant, k: f64, window: Duration) -> Instant {
+    let by = window.mul_f64(k.abs());
+    if k >= 0.0 {
+        t + by
+    } else {
+        t.checked_sub(by).unwrap_or(t)
     }
 }
 
@@ -191,6 +268,8 @@ type Key = (String, Group);
 pub struct RateLimiter {
     limits: Limits,
     buckets: Mutex<HashMap<Key, Bucket>>,
+    /// Woken on every answer, so callers waiting for a probe go on at once.
+    changed: Notify,
 }
 
 /// A reserved call; the slot is given back if the call never happens (the future is dropped).
@@ -198,7 +277,26 @@ pub struct RateLimiter {
 pub(crate) struct Permit<'a> {
     limiter: &'a RateLimiter,
     key: Key,
+    probe: bool,
     done: bool,
+}
+
+/// How one answer ended, for the limiter.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Outcome<'h> {
+    /// The answer's rate headers; `None` when no answer came.
+    pub headers: Option<&'h RateHeaders>,
+    /// The answer was a success (2xx).
+    pub success: bool,
+    /// The answer was a 429.
+    pub rate_limited: bool,
+    /// How long to wait after a 429 without `Retry-After` or a reset.
+    pub fallback: Duration,
+}
+
+enum Decision {
+    Go { probe: bool },
+    Wait(Instant),
 }
 
 impl RateLimiter {
@@ -207,6 +305,7 @@ impl RateLimiter {
         RateLimiter {
             limits,
             buckets: Mutex::new(HashMap::new()),
+            changed: Notify::new(),
         }
     }
 
@@ -225,88 +324,187 @@ impl RateLimiter {
         let key = (account.to_owned(), group);
         let window = self.limits.window(group);
         let started = Instant::now();
+        let mut waited = false;
         loop {
+            let notified = self.changed.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
             let now = Instant::now();
-            let wake = self.with_bucket(&key, |b| {
-                if b.reset_at.is_some_and(|r| now >= r) {
-                    b.remaining = b.limit.map(|l| l.saturating_sub(b.in_flight));
-                    b.reset_at = None;
+            let decision = self.with_bucket(&key, |b| {
+                if b.end.is_some_and(|end| now >= end) && !b.probing {
+                    if b.known {
+                        b.probing = true;
+                    } else {
+                        // Assumed limits: the assumed window is over.
+                        b.floor = b.limit;
+                        b.end = None;
+                    }
                 }
-                match b.remaining {
+                if b.probing {
+                    if b.probe_out || b.in_flight > 0 {
+                        // Wait for the answers; the window bounds the wait should one be lost.
+                        return Decision::Wait(now + window);
+                    }
+                    b.probe_out = true;
+                    b.in_flight += 1;
+                    return Decision::Go { probe: true };
+                }
+                match b.available() {
                     None => {
                         b.in_flight += 1;
-                        None
+                        Decision::Go { probe: false }
                     }
                     Some(n) if n > 0 => {
-                        b.remaining = Some(n - 1);
                         b.in_flight += 1;
-                        // Whatever window this call lands in ends within one window length.
-                        b.reset_at.get_or_insert(now + window);
-                        None
+                        // Assumed limits only: bol's window is unknown until it answers.
+                        b.end.get_or_insert(now + window);
+                        Decision::Go { probe: false }
                     }
-                    Some(_) => Some(*b.reset_at.get_or_insert(now + window)),
+                    Some(_) => Decision::Wait(*b.end.get_or_insert(now + window)),
                 }
             });
-            match wake {
-                None => {
+            match decision {
+                Decision::Go { probe } => {
+                    let waited = if waited {
+                        started.elapsed()
+                    } else {
+                        Duration::ZERO
+                    };
                     let permit = Permit {
                         limiter: self,
                         key,
+                        probe,
                         done: false,
                     };
-                    return (permit, started.elapsed());
+                    return (permit, waited);
                 }
-                Some(at) => {
-                    tracing::debug!(account, ?group, wait = ?at - now, "rate limit: waiting for the reset");
-                    tokio::time::sleep_until(at).await;
+                Decision::Wait(at) => {
+                    tracing::debug!(account, ?group, wait = ?at - now, "rate limit: waiting");
+                    waited = true;
+                    let _ = tokio::time::timeout_at(at, notified).await;
                 }
             }
         }
     }
 
     /// Learns from the answer to a reserved call, sent at `sent` and answered at `received`.
-    /// `rate_limited` marks a 429, after which nothing is sent before the reset; `fallback` is
-    /// how long to wait then when bol gave neither `Retry-After` nor a reset.
     fn observe(
         &self,
         key: &Key,
+        probe: bool,
         sent: Instant,
         received: Instant,
-        headers: &RateHeaders,
-        rate_limited: bool,
-        fallback: Duration,
+        outcome: Outcome<'_>,
     ) {
         let window = self.limits.window(key.1);
+        // Phase tracking needs the true window length, which only configured limits give.
+        let tracked = self.limits.get(key.1).is_some();
+        let none = RateHeaders::default();
+        let headers = outcome.headers.unwrap_or(&none);
         let reset_in = headers.reset_in(SystemTime::now());
         self.with_bucket(key, |b| {
             b.in_flight = b.in_flight.saturating_sub(1);
+            if probe {
+                b.probe_out = false;
+            }
             if headers.limit.is_some() {
                 b.limit = headers.limit;
             }
-            if let (Some(remaining), Some(reset_in)) = (headers.remaining, reset_in) {
-                let end = received + reset_in.min(window);
-                let new_window = match (b.reset_at, b.remaining) {
-                    (Some(r), Some(left)) => sent >= r || remaining > left + b.in_flight,
-                    _ => true,
-                };
-                if new_window {
-                    b.reset_at = Some(end);
-                    b.remaining = Some(remaining.saturating_sub(b.in_flight));
-                } else {
-                    b.reset_at = b.reset_at.map(|r| r.min(end));
-                    b.remaining = b.remaining.map(|left| left.min(remaining));
-                }
-            }
-            if rate_limited {
+            if outcome.rate_limited {
                 let wait = headers
                     .retry_after
                     .map(Duration::from_secs)
                     .or(reset_in)
-                    .unwrap_or(fallback);
-                b.remaining = Some(0);
-                b.reset_at = Some(received + wait);
+                    .unwrap_or(outcome.fallback);
+                if probe {
+                    // The window we thought over was not: what we knew of the phase is wrong.
+                    b.phase = None;
+                }
+                b.floor = Some(0);
+                b.known = true;
+                b.probing = false;
+                b.end = Some(received + wait);
+                b.answered.clear();
+                return;
+            }
+            let Some(remaining) = headers.remaining else {
+                if outcome.headers.is_some()
+                    && outcome.success
+                    && headers.limit.is_none()
+                    && headers.reset.is_none()
+                {
+                    // bol always sends the headers on a limited group; without them there is
+                    // no limit to keep to.
+                    b.unlimited();
+                } else if let Some(f) = b.floor {
+                    // The call may have been counted.
+                    b.floor = Some(f.saturating_sub(1));
+                }
+                return;
+            };
+            // The window holding this call ends within `reset` (rounded up) and one window.
+            let bound = received + reset_in.map_or(window, |r| r.min(window));
+            if tracked && let Some(r) = reset_in.filter(|r| *r >= Duration::from_secs(1)) {
+                b.constrain(sent + r - Duration::from_secs(1), received + r, window);
+            }
+            if probe || !b.known {
+                // Nothing else was in flight when a probe left: a `remaining` not below the
+                // last one is a new window.
+                let new_window = !b.known || remaining >= b.floor.unwrap_or(0);
+                if new_window && b.known && tracked {
+                    // The calls of the last window that the new one counted before the probe
+                    // were sent last: the boundary lies between them and the rest.
+                    let limit = b.limit.unwrap_or(remaining + 1);
+                    let spilled = limit.saturating_sub(remaining + 1) as usize;
+                    let n = b.answered.len();
+                    if spilled < n {
+                        let mut sent_at: Vec<Instant> = b.answered.iter().map(|a| a.0).collect();
+                        let mut received_at: Vec<Instant> =
+                            b.answered.iter().map(|a| a.1).collect();
+                        sent_at.sort_unstable();
+                        received_at.sort_unstable();
+                        let lo = sent_at[n - spilled - 1];
+                        let hi = if spilled == 0 {
+                            received
+                        } else {
+                            received_at[n - spilled]
+                        };
+                        b.constrain(lo, hi, window);
+                    }
+                } else if !new_window {
+                    b.phase = None;
+                }
+                let phase_end = if tracked {
+                    b.phase_end(received, window)
+                } else {
+                    None
+                };
+                b.end = Some(phase_end.map_or(bound, |p| p.min(bound)));
+                b.floor = Some(if new_window {
+                    remaining
+                } else {
+                    remaining.min(b.floor.unwrap_or(remaining))
+                });
+                if new_window {
+                    b.answered.clear();
+                }
+                b.known = true;
+                b.probing = false;
+            } else {
+                b.floor = Some(b.floor.map_or(remaining, |f| f.min(remaining)));
+                // Calls of one burst may straddle a boundary, and the budget left is that of
+                // the latest window: its end is the latest of the calls' bounds.
+                let own = match tracked.then(|| b.phase_end(received, window)).flatten() {
+                    Some(p) => p.min(bound),
+                    None => bound,
+                };
+                b.end = Some(b.end.map_or(own, |e| e.max(own)));
+            }
+            if b.answered.len() < 10_000 {
+                b.answered.push((sent, received));
             }
         });
+        self.changed.notify_waiters();
     }
 
     /// The state of one account's budgets, to store between runs and share between workers.
@@ -321,8 +519,8 @@ impl RateLimiter {
                 Some(BucketSnapshot {
                     group,
                     limit: b.limit,
-                    remaining: b.remaining,
-                    reset_at: b.reset_at.map(|r| wall + r.saturating_duration_since(now)),
+                    remaining: b.available(),
+                    reset_at: b.end.map(|r| wall + r.saturating_duration_since(now)),
                 })
             })
             .collect()
@@ -344,12 +542,13 @@ impl RateLimiter {
             };
             self.with_bucket(&(account.to_owned(), s.group), |b| {
                 b.limit = b.limit.or(s.limit);
-                b.remaining = match (b.remaining, s.remaining) {
-                    (Some(a), Some(c)) => Some(a.min(c)),
-                    (a, c) => a.or(c),
+                b.floor = match (b.available(), s.remaining) {
+                    (Some(a), Some(c)) => Some(a.min(c) + b.in_flight),
+                    (a, c) => a.or(c).map(|f| f + b.in_flight),
                 };
-                let reset_at = now + left;
-                b.reset_at = Some(b.reset_at.map_or(reset_at, |r| r.max(reset_at)));
+                b.known |= s.remaining.is_some();
+                let end = now + left;
+                b.end = Some(b.end.map_or(end, |r| r.max(end)));
             });
         }
     }
@@ -357,23 +556,25 @@ impl RateLimiter {
 
 impl Permit<'_> {
     /// Gives the limiter what the answer said; a call that got no answer still used its slot.
-    pub(crate) fn finish(
-        mut self,
-        sent: Instant,
-        headers: Option<&RateHeaders>,
-        rate_limited: bool,
-        fallback: Duration,
-    ) {
+    pub(crate) fn finish(mut self, sent: Instant, outcome: Outcome<'_>) {
         self.done = true;
-        let none = RateHeaders::default();
-        self.limiter.observe(
-            &self.key,
-            sent,
-            Instant::now(),
-            headers.unwrap_or(&none),
-            rate_limited,
-            fallback,
-        );
+        self.limiter
+            .observe(&self.key, self.probe, sent, Instant::now(), outcome);
+    }
+}
+
+impl Permit<'_> {
+    /// Gives the slot back unspent: the call was never sent.
+    pub(crate) fn release(mut self) {
+        self.done = true;
+        let probe = self.probe;
+        self.limiter.with_bucket(&self.key, |b| {
+            b.in_flight = b.in_flight.saturating_sub(1);
+            if probe {
+                b.probe_out = false;
+            }
+        });
+        self.limiter.changed.notify_waiters();
     }
 }
 
@@ -382,9 +583,17 @@ impl Drop for Permit<'_> {
         if !self.done {
             // The call may or may not have reached bol: keep its slot spent, only stop
             // counting it as in flight.
+            let probe = self.probe;
             self.limiter.with_bucket(&self.key, |b| {
                 b.in_flight = b.in_flight.saturating_sub(1);
+                if probe {
+                    b.probe_out = false;
+                }
+                if let Some(f) = b.floor {
+                    b.floor = Some(f.saturating_sub(1));
+                }
             });
+            self.limiter.changed.notify_waiters();
         }
     }
 }
@@ -400,6 +609,23 @@ mod tests {
             list: g,
             detail: g,
         })
+    }
+
+    fn fin(
+        permit: Permit<'_>,
+        headers: Option<&RateHeaders>,
+        rate_limited: bool,
+        fallback: Duration,
+    ) {
+        permit.finish(
+            Instant::now(),
+            Outcome {
+                headers,
+                success: !rate_limited && headers.is_some(),
+                rate_limited,
+                fallback,
+            },
+        );
     }
 
     fn headers(limit: u32, remaining: u32, reset: u64) -> RateHeaders {
@@ -418,7 +644,7 @@ mod tests {
         for _ in 0..3 {
             let (permit, waited) = limiter.acquire("a", Group::List).await;
             assert_eq!(waited, Duration::ZERO);
-            permit.finish(Instant::now(), None, false, Duration::ZERO);
+            fin(permit, None, false, Duration::ZERO);
         }
         let (_permit, waited) = limiter.acquire("a", Group::List).await;
         assert_eq!(waited, Duration::from_secs(60));
@@ -429,12 +655,7 @@ mod tests {
     async fn an_exhausted_budget_waits_for_the_reset_the_headers_give() {
         let limiter = tight(10, Duration::from_secs(60));
         let (permit, _) = limiter.acquire("a", Group::Detail).await;
-        permit.finish(
-            Instant::now(),
-            Some(&headers(10, 0, 7)),
-            false,
-            Duration::ZERO,
-        );
+        fin(permit, Some(&headers(10, 0, 7)), false, Duration::ZERO);
         let (_permit, waited) = limiter.acquire("a", Group::Detail).await;
         assert_eq!(waited, Duration::from_secs(7));
         // Other accounts and groups have their own budgets.
@@ -453,12 +674,7 @@ mod tests {
             .as_secs()
             + 30;
         let (permit, _) = limiter.acquire("a", Group::List).await;
-        permit.finish(
-            Instant::now(),
-            Some(&headers(10, 0, epoch)),
-            false,
-            Duration::ZERO,
-        );
+        fin(permit, Some(&headers(10, 0, epoch)), false, Duration::ZERO);
         let snapshot = limiter.snapshot("a");
         let reset_at = snapshot[0].reset_at.unwrap();
         let left = reset_at.duration_since(SystemTime::now()).unwrap();
@@ -473,7 +689,7 @@ mod tests {
             retry_after: Some(4),
             ..RateHeaders::default()
         };
-        permit.finish(Instant::now(), Some(&h), true, Duration::from_secs(1));
+        fin(permit, Some(&h), true, Duration::from_secs(1));
         let (_p, waited) = limiter.acquire("a", Group::List).await;
         assert_eq!(waited, Duration::from_secs(4));
     }
@@ -482,12 +698,7 @@ mod tests {
     async fn a_whole_second_reset_is_tightened_by_the_window_length() {
         let limiter = tight(2, Duration::from_millis(250));
         let (permit, _) = limiter.acquire("a", Group::List).await;
-        permit.finish(
-            Instant::now(),
-            Some(&headers(2, 0, 1)),
-            false,
-            Duration::ZERO,
-        );
+        fin(permit, Some(&headers(2, 0, 1)), false, Duration::ZERO);
         let (_p, waited) = limiter.acquire("a", Group::List).await;
         assert_eq!(waited, Duration::from_millis(250));
     }
@@ -506,15 +717,24 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_released_permit_gives_its_slot_back() {
+        let limiter = tight(2, Duration::from_secs(60));
+        let (first, _) = limiter.acquire("a", Group::Detail).await;
+        let (second, _) = limiter.acquire("a", Group::Detail).await;
+        second.release();
+        let (_third, waited) = limiter.acquire("a", Group::Detail).await;
+        assert_eq!(waited, Duration::ZERO);
+        // A permit dropped unanswered may have been sent: its slot stays spent.
+        drop(first);
+        let (_fourth, waited) = limiter.acquire("a", Group::Detail).await;
+        assert_eq!(waited, Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_snapshot_carries_the_budget_to_another_limiter() {
         let first = tight(10, Duration::from_secs(60));
         let (permit, _) = first.acquire("a", Group::List).await;
-        permit.finish(
-            Instant::now(),
-            Some(&headers(10, 0, 20)),
-            false,
-            Duration::ZERO,
-        );
+        fin(permit, Some(&headers(10, 0, 20)), false, Duration::ZERO);
         let stored = serde_json::to_string(&first.snapshot("a")).unwrap();
 
         let second = tight(10, Duration::from_secs(60));

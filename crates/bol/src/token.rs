@@ -2,8 +2,15 @@
 //! provides (Simba keeps them encrypted in its database), renewed by one caller at a time.
 //!
 //! bol blocks clients that fetch tokens too often, so a token is reused until shortly before it
-//! expires. The margin scales with the lifetime (at most 30 s, at most a tenth of it) so that
-//! the one-second lifetimes of a time-scaled sandbox still leave most of the token usable.
+//! expires; renewing it with more than half its life left counts as a wasted call. The margin
+//! scales with the lifetime (at most 30 s, at most a tenth of it) so that the one-second lifetimes
+//! of a time-scaled sandbox still leave most of the token usable.
+//!
+//! The margin only has to cover the trip of one request to bol: the client takes the token after
+//! any wait for the rate limit, right before sending. Its expiry counts from when the token
+//! request left, so it is never later than bol's. bol accepts tokens up to a second of clock
+//! skew past their expiry (the sandbox shrinks that second with its time scale); the client
+//! never counts on that allowance.
 
 use secrecy::{ExposeSecret, SecretString};
 use std::{

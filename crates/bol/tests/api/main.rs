@@ -6,3 +6,4 @@ mod faults;
 mod helpers;
 mod limits;
 mod tokens;
+mod window_edges;
