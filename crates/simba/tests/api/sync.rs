@@ -1,6 +1,6 @@
 //! The sync engine against the sandbox: the invariants of ARCHITECTURE.md, exactly.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bol_sandbox::{AccountConfig, Faults, Limits, SandboxConfig};
 use serde_json::Value;
@@ -37,6 +37,8 @@ sync_tests!(
     pages_shifting_during_a_crawl_lose_and_duplicate_nothing,
     the_scheduler_queues_due_shops_once_per_interval,
     a_server_killed_mid_run_resumes_in_a_new_process,
+    a_short_token_lifetime_means_many_renewals_and_no_wasted_token_call,
+    tight_limits_make_the_crawl_wait_without_a_single_429,
 );
 
 fn accounts(counts: &[(u32, u32)]) -> Vec<AccountConfig> {
@@ -559,6 +561,69 @@ async fn a_server_killed_mid_run_resumes_in_a_new_process(backend: Backend) {
     assert_eq!(
         account.token.wasted, 0,
         "the second process reused the stored token: {account:?}"
+    );
+    app.cleanup().await;
+}
+
+async fn a_short_token_lifetime_means_many_renewals_and_no_wasted_token_call(backend: Backend) {
+    let config = SandboxConfig {
+        token_lifetime: 120,
+        time_scale: 60.0,
+        limits: Limits {
+            list: 25,
+            detail: 50,
+            token: 20,
+        },
+        ..unlimited(&[(150, 100)])
+    };
+    let Some((app, sandbox)) = TestApp::with_sandbox(backend, config).await else {
+        return;
+    };
+    let seller = app.register("anna").await;
+    let shop = app.create_sandbox_shop(&seller, 1).await;
+    let run = app.sync_and_wait(&seller, shop, None).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(
+        calls(&run, "token") >= 2,
+        "expected renewals across a 5 s crawl with 2 s tokens: {run}"
+    );
+    let stats = sandbox.stats();
+    let account = stats.account("sandbox-1").unwrap();
+    assert_eq!(account.token.wasted, 0, "{account:?}");
+    assert_eq!(account.detail.calls, 250);
+    assert_eq!(account.list.rate_limited + account.detail.rate_limited, 0);
+    app.cleanup().await;
+}
+
+async fn tight_limits_make_the_crawl_wait_without_a_single_429(backend: Backend) {
+    let config = SandboxConfig {
+        time_scale: 60.0,
+        limits: Limits {
+            list: 5,
+            detail: 20,
+            token: 20,
+        },
+        ..unlimited(&[(160, 40)])
+    };
+    let Some((app, sandbox)) = TestApp::with_sandbox(backend, config).await else {
+        return;
+    };
+    let seller = app.register("anna").await;
+    let shop = app.create_sandbox_shop(&seller, 1).await;
+    let started = Instant::now();
+    let run = app.sync_and_wait(&seller, shop, None).await;
+    let wall = started.elapsed();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(calls(&run, "rate_limited"), 0, "{run}");
+    let stats = sandbox.stats();
+    let account = stats.account("sandbox-1").unwrap();
+    assert_eq!(account.detail.rate_limited + account.list.rate_limited, 0);
+    // 200 details at 20 per 1 s window need 10 windows; the 6 list calls fit in 2.
+    let floor = Duration::from_secs(9);
+    assert!(wall >= floor, "faster than the limits allow: {wall:?}");
+    assert!(
+        wall <= floor.mul_f64(1.1) + Duration::from_millis(1500),
+        "too slow: {wall:?}"
     );
     app.cleanup().await;
 }
