@@ -136,13 +136,7 @@ pub async fn serve(
             metrics.run_upkeep();
         }
     });
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let background = state.config.run_workers.then(|| {
-        (
-            tokio::spawn(state.engine.clone().run_workers(stop_rx.clone())),
-            tokio::spawn(state.engine.clone().run_scheduler(stop_rx)),
-        )
-    });
+    let background = state.config.run_workers.then(|| Background::start(&state));
     let router = crate::api::router(state);
     let result = axum::serve(
         listener,
@@ -150,13 +144,44 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await;
-    stop_tx.send(true).ok();
-    if let Some((workers, scheduler)) = background {
-        workers.await.ok();
-        scheduler.await.ok();
+    if let Some(background) = background {
+        background.stop().await;
     }
     upkeep.abort();
     result.context("serving HTTP")
+}
+
+/// The sync workers and the scheduler of one process.
+struct Background {
+    stop: tokio::sync::watch::Sender<bool>,
+    workers: tokio::task::JoinHandle<()>,
+    scheduler: tokio::task::JoinHandle<()>,
+}
+
+impl Background {
+    fn start(state: &AppState) -> Background {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        Background {
+            workers: tokio::spawn(state.engine.clone().run_workers(stop_rx.clone())),
+            scheduler: tokio::spawn(state.engine.clone().run_scheduler(stop_rx)),
+            stop,
+        }
+    }
+
+    /// Lets the steps in flight commit, then returns.
+    async fn stop(self) {
+        self.stop.send(true).ok();
+        self.workers.await.ok();
+        self.scheduler.await.ok();
+    }
+}
+
+/// `simba worker`: the sync workers and the scheduler without the API, until `shutdown`.
+pub async fn work(state: AppState, shutdown: impl std::future::Future<Output = ()>) {
+    let background = Background::start(&state);
+    tracing::info!("simba worker is running sync jobs");
+    shutdown.await;
+    background.stop().await;
 }
 
 /// Completes on Ctrl-C or SIGTERM.

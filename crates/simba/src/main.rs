@@ -38,6 +38,8 @@ enum AppCommand {
         #[arg(long)]
         no_workers: bool,
     },
+    /// Run sync jobs and the scheduler only (no API); any number may share one database.
+    Worker,
     /// Apply database migrations and exit.
     Migrate,
     /// The server with an in-process bol sandbox, a demo seller and shop, and a sync started.
@@ -96,6 +98,11 @@ fn main() -> anyhow::Result<()> {
                 let db = Db::connect(&config.database_url, 2).await?;
                 store::migrate(&db).await?;
                 tracing::info!("migrations applied");
+                Ok(())
+            }
+            AppCommand::Worker => {
+                let state = AppState::start(config).await?;
+                app::work(state, app::shutdown_signal()).await;
                 Ok(())
             }
             AppCommand::Demo => simba::demo::run(config).await,

@@ -24,6 +24,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0002_sync_engine.sql"),
         include_str!("../../migrations/mysql/0002_sync_engine.sql"),
     ),
+    (
+        3,
+        "leases",
+        include_str!("../../migrations/sqlite/0003_leases.sql"),
+        include_str!("../../migrations/postgres/0003_leases.sql"),
+        include_str!("../../migrations/mysql/0003_leases.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -1,6 +1,7 @@
 //! Persistence: one code path over SQLite, PostgreSQL and MySQL/MariaDB through sqlx's `Any`
 //! driver. Queries are written once with `?` placeholders and adapted to the backend here.
 
+pub mod leases;
 pub mod marketplace;
 mod migrations;
 pub mod settings;

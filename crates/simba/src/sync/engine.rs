@@ -14,7 +14,13 @@ use super::convert;
 use crate::crypto::Cipher;
 use crate::store::shipments::{self, NewShipment};
 use crate::store::sync_runs::{self, ApiCalls, Mode, StepDelta, StepOutcome, Trigger};
-use crate::store::{Db, marketplace, shops};
+use crate::store::{Db, leases, marketplace, shops};
+
+/// The lease that makes one process the scheduler.
+const SCHEDULER_LEASE: &str = "scheduler";
+/// How long a scheduler's lease lasts without renewal: the longest time without a scheduler
+/// after the process holding it dies.
+const LEADER_LEASE: Duration = Duration::from_secs(30);
 
 /// How the engine paces itself.
 #[derive(Debug, Clone)]
@@ -253,20 +259,45 @@ impl Engine {
         Ok(())
     }
 
-    /// Queues automatic incremental runs for shops that are due, every schedule interval.
+    /// Queues automatic runs for shops that are due, every schedule interval, while this
+    /// process holds the scheduler lease: with many processes exactly one schedules, and
+    /// another takes over within [`LEADER_LEASE`] of its death.
     pub async fn run_scheduler(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut last_schedule: Option<tokio::time::Instant> = None;
+        let tick = self.settings.schedule_interval.min(LEADER_LEASE / 3);
         loop {
-            match self.schedule_due().await {
-                Ok(0) => {}
-                Ok(queued) => {
-                    tracing::info!(runs = queued, "scheduled automatic syncs");
-                    self.wake();
+            let now = now_ms();
+            let leader = leases::acquire(
+                &self.db,
+                SCHEDULER_LEASE,
+                &self.owner,
+                now,
+                now + LEADER_LEASE.as_millis() as i64,
+            )
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "renewing the scheduler lease"))
+            .unwrap_or(false);
+            let due =
+                last_schedule.is_none_or(|at| at.elapsed() >= self.settings.schedule_interval);
+            if leader && due {
+                last_schedule = Some(tokio::time::Instant::now());
+                match self.schedule_due().await {
+                    Ok(0) => {}
+                    Ok(queued) => {
+                        tracing::info!(runs = queued, "scheduled automatic syncs");
+                        self.wake();
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = format!("{e:#}"), "scheduling automatic syncs")
+                    }
                 }
-                Err(e) => tracing::warn!(error = format!("{e:#}"), "scheduling automatic syncs"),
             }
             tokio::select! {
-                _ = stop.changed() => if *stop.borrow() { return },
-                () = tokio::time::sleep(self.settings.schedule_interval) => {}
+                _ = stop.changed() => if *stop.borrow() {
+                    leases::release(&self.db, SCHEDULER_LEASE, &self.owner).await.ok();
+                    return;
+                },
+                () = tokio::time::sleep(tick) => {}
             }
         }
     }

@@ -39,6 +39,7 @@ sync_tests!(
     a_server_killed_mid_run_resumes_in_a_new_process,
     a_short_token_lifetime_means_many_renewals_and_no_wasted_token_call,
     tight_limits_make_the_crawl_wait_without_a_single_429,
+    three_worker_processes_sync_fifty_shops_and_survive_losing_one,
 );
 
 fn accounts(counts: &[(u32, u32)]) -> Vec<AccountConfig> {
@@ -473,8 +474,18 @@ async fn the_scheduler_queues_due_shops_once_per_interval(backend: Backend) {
 
 /// `simba serve` as a separate process on the test's database and sandbox.
 fn spawn_server(app: &TestApp, sandbox: &bol_sandbox::Sandbox) -> std::process::Child {
+    spawn_simba("serve", app, sandbox)
+}
+
+/// A `simba` subcommand as a separate process on the test's database and sandbox, with
+/// the published limits at time scale 60 and a 2 s shop lease.
+fn spawn_simba(
+    command: &str,
+    app: &TestApp,
+    sandbox: &bol_sandbox::Sandbox,
+) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_simba"))
-        .arg("serve")
+        .arg(command)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("DATABASE_URL", &app.database_url)
@@ -625,5 +636,90 @@ async fn tight_limits_make_the_crawl_wait_without_a_single_429(backend: Backend)
         wall <= floor.mul_f64(1.1) + Duration::from_millis(1500),
         "too slow: {wall:?}"
     );
+    app.cleanup().await;
+}
+
+async fn three_worker_processes_sync_fifty_shops_and_survive_losing_one(backend: Backend) {
+    if backend == Backend::Sqlite {
+        // Several processes writing one SQLite file is not the at-scale setup; PostgreSQL and
+        // MariaDB are.
+        return;
+    }
+    let shops = 50;
+    let config = SandboxConfig {
+        time_scale: 60.0,
+        limits: Limits {
+            list: 25,
+            detail: 50,
+            token: 20,
+        },
+        ..unlimited(&vec![(400, 100); shops])
+    };
+    let Some((app, sandbox)) = TestApp::with_sandbox_and(backend, config, |config| {
+        config.run_workers = false;
+    })
+    .await
+    else {
+        return;
+    };
+    let seller = app.register("anna").await;
+    let mut runs = Vec::new();
+    for n in 1..=shops as u32 {
+        let shop = app.create_sandbox_shop(&seller, n).await;
+        let started = app
+            .post(
+                &format!("/api/v1/shops/{shop}/sync"),
+                Some(&seller.token),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(started.status, 202, "{}", started.text);
+        runs.push(started.json()["id"].as_i64().unwrap());
+    }
+    let mut workers: Vec<_> = (0..3)
+        .map(|_| spawn_simba("worker", &app, &sandbox))
+        .collect();
+    loop {
+        let page = app
+            .get("/api/v1/shipments?page_size=1", Some(&seller.token))
+            .await
+            .json();
+        if page["count"].as_i64().unwrap() >= 5_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut victim = workers.remove(0);
+    victim.kill().expect("SIGKILL");
+    victim.wait().ok();
+    for run_id in &runs {
+        let run = app.wait_for_run(&seller, *run_id).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+    }
+    for mut worker in workers {
+        worker.kill().ok();
+        worker.wait().ok();
+    }
+    let listed = app
+        .get("/api/v1/shipments?page_size=1", Some(&seller.token))
+        .await
+        .json();
+    assert_eq!(listed["count"], 25_000);
+    let stats = sandbox.stats();
+    let (mut rate_limited, mut list, mut detail, mut wasted_details) = (0, 0, 0, 0);
+    for account in &stats.accounts {
+        rate_limited +=
+            account.list.rate_limited + account.detail.rate_limited + account.token.rate_limited;
+        list += account.list.calls - account.list.unauthorized;
+        detail += account.detail.calls - account.detail.unauthorized;
+        wasted_details += account.detail.wasted;
+        assert_eq!(account.token.wasted, 0, "{account:?}");
+    }
+    assert_eq!(rate_limited, 0, "{stats:?}");
+    // The killed worker's runs repeat at most the calls it had in flight: a page or a batch
+    // of ten details per shop it was driving.
+    assert!(list <= 50 * 12 + 50, "{list} list calls");
+    assert!(detail <= 25_000 + 10 * 50, "{detail} detail calls");
+    assert_eq!(detail - wasted_details, 25_000);
     app.cleanup().await;
 }

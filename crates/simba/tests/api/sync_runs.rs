@@ -9,6 +9,7 @@ backend_tests!(
     a_queued_run_is_shown_with_progress_and_call_counters,
     runs_are_listed_newest_first,
     a_shop_never_has_two_active_runs,
+    a_named_lease_has_one_holder_and_passes_on_when_it_expires,
 );
 
 async fn a_queued_run_is_shown_with_progress_and_call_counters(app: TestApp) {
@@ -110,4 +111,48 @@ async fn a_shop_never_has_two_active_runs(app: TestApp) {
         .await
         .json();
     assert_eq!(page["count"], 1);
+}
+
+async fn a_named_lease_has_one_holder_and_passes_on_when_it_expires(app: TestApp) {
+    use simba::store::leases;
+    let db = &app.state.db;
+    assert!(
+        leases::acquire(db, "scheduler", "a", 1_000, 31_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !leases::acquire(db, "scheduler", "b", 2_000, 32_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        leases::acquire(db, "scheduler", "a", 20_000, 50_000)
+            .await
+            .unwrap(),
+        "renewal"
+    );
+    assert!(
+        !leases::acquire(db, "scheduler", "b", 49_000, 79_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        leases::acquire(db, "scheduler", "b", 50_001, 80_001)
+            .await
+            .unwrap(),
+        "takeover after expiry"
+    );
+    assert!(
+        !leases::acquire(db, "scheduler", "a", 50_002, 80_002)
+            .await
+            .unwrap()
+    );
+    leases::release(db, "scheduler", "b").await.unwrap();
+    assert!(
+        leases::acquire(db, "scheduler", "a", 50_003, 80_003)
+            .await
+            .unwrap(),
+        "after release"
+    );
 }
