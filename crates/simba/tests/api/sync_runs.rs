@@ -117,40 +117,40 @@ async fn a_named_lease_has_one_holder_and_passes_on_when_it_expires(app: TestApp
     use simba::store::leases;
     let db = &app.state.db;
     assert!(
-        leases::acquire(db, "scheduler", "a", 1_000, 31_000)
+        leases::acquire(db, "test-lease", "a", 1_000, 31_000)
             .await
             .unwrap()
     );
     assert!(
-        !leases::acquire(db, "scheduler", "b", 2_000, 32_000)
+        !leases::acquire(db, "test-lease", "b", 2_000, 32_000)
             .await
             .unwrap()
     );
     assert!(
-        leases::acquire(db, "scheduler", "a", 20_000, 50_000)
+        leases::acquire(db, "test-lease", "a", 20_000, 50_000)
             .await
             .unwrap(),
         "renewal"
     );
     assert!(
-        !leases::acquire(db, "scheduler", "b", 49_000, 79_000)
+        !leases::acquire(db, "test-lease", "b", 49_000, 79_000)
             .await
             .unwrap()
     );
     assert!(
-        leases::acquire(db, "scheduler", "b", 50_001, 80_001)
+        leases::acquire(db, "test-lease", "b", 50_001, 80_001)
             .await
             .unwrap(),
         "takeover after expiry"
     );
     assert!(
-        !leases::acquire(db, "scheduler", "a", 50_002, 80_002)
+        !leases::acquire(db, "test-lease", "a", 50_002, 80_002)
             .await
             .unwrap()
     );
-    leases::release(db, "scheduler", "b").await.unwrap();
+    leases::release(db, "test-lease", "b").await.unwrap();
     assert!(
-        leases::acquire(db, "scheduler", "a", 50_003, 80_003)
+        leases::acquire(db, "test-lease", "a", 50_003, 80_003)
             .await
             .unwrap(),
         "after release"
