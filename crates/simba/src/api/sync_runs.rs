@@ -16,7 +16,7 @@ use crate::auth::AuthUser;
 use crate::domain::ValidationErrors;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::store::shops;
-use crate::store::sync_runs::{self, Mode, QueueError, SyncRun, Trigger};
+use crate::store::sync_runs::{self, CancelOutcome, Mode, QueueError, SyncRun, Trigger};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -84,18 +84,13 @@ pub(super) async fn cancel_run(
     auth: AuthUser,
     ResourceId(run_id): ResourceId,
 ) -> ApiResult<(StatusCode, Json<SyncRunOut>)> {
-    let before = sync_runs::get(&state.db, auth.user.id, run_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if before.status != "queued" && before.status != "running" {
-        return Err(ApiError::conflict(format!(
-            "The run has already {}.",
-            before.status
-        )));
-    }
-    let run = sync_runs::cancel(&state.db, auth.user.id, run_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let run = match sync_runs::cancel(&state.db, auth.user.id, run_id).await? {
+        CancelOutcome::NotFound => return Err(ApiError::NotFound),
+        CancelOutcome::AlreadyEnded(status) => {
+            return Err(ApiError::conflict(format!("The run has already {status}.")));
+        }
+        CancelOutcome::Cancelled(run) => *run,
+    };
     Ok((StatusCode::ACCEPTED, Json(run.into())))
 }
 

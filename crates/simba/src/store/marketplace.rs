@@ -6,35 +6,65 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use sqlx::Row;
 
-use super::{Db, StoreResult};
+use super::{Db, StoreError, StoreResult};
 use crate::crypto::Cipher;
 
 const TOKEN_PURPOSE: &str = "marketplace_tokens.token";
 
-/// Replaces a row keyed by `client_id` in one transaction: portable across the three
-/// dialects, whose upsert syntaxes differ.
+/// Writes a row keyed by `client_id`: an UPDATE, or an INSERT when there is none yet. Two
+/// workers writing at once both succeed (the loser of the INSERT race updates instead); the
+/// three dialects' upsert syntaxes differ, this does not.
 async fn replace(
     db: &Db,
     table: &str,
-    columns: &str,
+    columns: &[&str],
     client_id: &str,
     values: Vec<ValueKind>,
 ) -> StoreResult<()> {
-    let mut tx = db.pool.begin().await?;
-    let delete = format!("DELETE FROM {table} WHERE client_id = ?");
-    db.query(&delete).bind(client_id).execute(&mut *tx).await?;
-    let placeholders = vec!["?"; values.len() + 1].join(", ");
-    let insert = format!("INSERT INTO {table} (client_id, {columns}) VALUES ({placeholders})");
-    let mut query = db.query(&insert).bind(client_id);
+    let sets = columns
+        .iter()
+        .map(|c| format!("{c} = ?"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let update = format!("UPDATE {table} SET {sets} WHERE client_id = ?");
+    let insert = format!(
+        "INSERT INTO {table} (client_id, {}) VALUES (?{})",
+        columns.join(", "),
+        ", ?".repeat(columns.len())
+    );
+    for _ in 0..2 {
+        let updated = bind_values(db.query(&update), &values)
+            .bind(client_id)
+            .execute(&db.pool)
+            .await?
+            .rows_affected();
+        if updated > 0 {
+            return Ok(());
+        }
+        match bind_values(db.query(&insert).bind(client_id), &values)
+            .execute(&db.pool)
+            .await
+            .map_err(StoreError::from)
+        {
+            Ok(_) => return Ok(()),
+            Err(StoreError::UniqueViolation) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn bind_values<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    values: &[ValueKind],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     for value in values {
         query = match value {
-            ValueKind::Int(v) => query.bind(v),
-            ValueKind::Text(v) => query.bind(v),
+            ValueKind::Int(v) => query.bind(*v),
+            ValueKind::Text(v) => query.bind(v.clone()),
         };
     }
-    query.execute(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(())
+    query
 }
 
 enum ValueKind {
@@ -97,7 +127,7 @@ impl bol::TokenCache for DbTokenCache {
             if let Err(e) = replace(
                 &self.db,
                 "marketplace_tokens",
-                "token_enc, issued_at_ms, lifetime_ms",
+                &["token_enc", "issued_at_ms", "lifetime_ms"],
                 client_id,
                 values,
             )
@@ -122,6 +152,7 @@ pub async fn load_budgets(db: &Db, client_id: &str) -> StoreResult<Vec<bol::Buck
         .unwrap_or_default())
 }
 
+/// Keeps the rate budgets learned for `client_id` for the next run and every worker.
 pub async fn save_budgets(
     db: &Db,
     client_id: &str,
@@ -132,7 +163,7 @@ pub async fn save_budgets(
     replace(
         db,
         "rate_budgets",
-        "snapshot, updated_at",
+        &["snapshot", "updated_at"],
         client_id,
         values,
     )

@@ -5,6 +5,7 @@ use sqlx::any::AnyRow;
 
 use super::{Db, StoreError, StoreResult};
 
+/// Full (every page, every missing detail) or incremental (stop at known shipments).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Full,
@@ -28,6 +29,7 @@ impl Mode {
     }
 }
 
+/// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
     Api,
@@ -45,6 +47,7 @@ impl Trigger {
     }
 }
 
+/// A run's progress as API.md shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Progress {
     pub pages_fetched: i64,
@@ -54,6 +57,7 @@ pub struct Progress {
     pub details_pending: i64,
 }
 
+/// Marketplace calls a run made, by kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiCalls {
     pub list: i64,
@@ -69,6 +73,7 @@ impl ApiCalls {
     }
 }
 
+/// A run as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncRun {
     pub id: i64,
@@ -253,7 +258,7 @@ pub struct StepDelta {
     pub calls: ApiCalls,
 }
 
-/// A run the engine may drive, with the owner of its shop and the checkpoint.
+/// A run waiting for a driver, and its shop.
 #[derive(Debug, Clone)]
 pub struct Claimable {
     pub run_id: i64,
@@ -317,6 +322,7 @@ pub async fn renew_lease(db: &Db, shop_id: i64, owner: &str, until_ms: i64) -> S
     Ok(done.rows_affected() == 1)
 }
 
+/// Gives the shop up, if `owner` still holds it.
 pub async fn release_lease(db: &Db, shop_id: i64, owner: &str) -> StoreResult<()> {
     db.query(
         "UPDATE shops SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
@@ -339,6 +345,7 @@ pub struct EngineRun {
     pub checkpoint: Option<String>,
 }
 
+/// The run with what the engine needs to drive it, whoever owns it.
 pub async fn engine_run(db: &Db, run_id: i64) -> StoreResult<Option<EngineRun>> {
     let row = db
         .query(
@@ -376,7 +383,7 @@ pub async fn mark_running(db: &Db, run_id: i64) -> StoreResult<bool> {
     Ok(done.rows_affected() == 1)
 }
 
-/// Why a step's results were not committed.
+/// Whether a step's results may be committed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum StepOutcome {
     Committed,
@@ -457,38 +464,58 @@ pub async fn record_step_in(
     })
 }
 
-/// Ends a run: its final status and error, the calls of an unfinished step, the shop freed.
+/// Ends a run: its final status and error, the calls of an unfinished step, and the shop's
+/// active run cleared. A driver passes itself as `owner`: the run then ends only while it still
+/// holds the shop, and the shop's lease is released with it. Without an owner (a cancel from
+/// the API) the lease stays with the driver, which stops after its step in flight. Returns
+/// whether the run was still queued or running.
 pub async fn finish(
     db: &Db,
     run_id: i64,
     shop_id: i64,
-    status: &str,
-    error: Option<&str>,
-    calls: &ApiCalls,
-) -> StoreResult<()> {
+    owner: Option<&str>,
+    end: &RunFinish<'_>,
+) -> StoreResult<bool> {
     let now = super::now();
     let mut tx = db.pool.begin().await?;
+    if let Some(owner) = owner {
+        let held = db
+            .query("UPDATE shops SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?")
+            .bind(shop_id)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if held != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+    }
+    let calls = end.calls;
+    let ended = db
+        .query(
+            "UPDATE sync_runs SET status = ?, error = ?, finished_at = ?, \
+             calls_list = calls_list + ?, calls_detail = calls_detail + ?, calls_token = calls_token + ?, \
+             calls_rate_limited = calls_rate_limited + ?, calls_errors = calls_errors + ? \
+             WHERE id = ? AND status IN ('queued', 'running')",
+        )
+        .bind(end.status)
+        .bind(end.error)
+        .bind(now)
+        .bind(calls.list)
+        .bind(calls.detail)
+        .bind(calls.token)
+        .bind(calls.rate_limited)
+        .bind(calls.errors)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 1;
+    let synced_at = (end.status == "succeeded").then_some(now);
     db.query(
-        "UPDATE sync_runs SET status = ?, error = ?, finished_at = ?, \
-         calls_list = calls_list + ?, calls_detail = calls_detail + ?, calls_token = calls_token + ?, \
-         calls_rate_limited = calls_rate_limited + ?, calls_errors = calls_errors + ? \
-         WHERE id = ? AND status IN ('queued', 'running')",
-    )
-    .bind(status)
-    .bind(error)
-    .bind(now)
-    .bind(calls.list)
-    .bind(calls.detail)
-    .bind(calls.token)
-    .bind(calls.rate_limited)
-    .bind(calls.errors)
-    .bind(run_id)
-    .execute(&mut *tx)
-    .await?;
-    let synced_at = (status == "succeeded").then_some(now);
-    db.query(
-        "UPDATE shops SET active_run_id = NULL, lease_owner = NULL, lease_until = NULL, \
-         last_synced_at = COALESCE(?, last_synced_at) WHERE id = ? AND active_run_id = ?",
+        "UPDATE shops SET active_run_id = NULL, last_synced_at = COALESCE(?, last_synced_at) \
+         WHERE id = ? AND active_run_id = ?",
     )
     .bind(synced_at)
     .bind(shop_id)
@@ -496,26 +523,44 @@ pub async fn finish(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(ended)
+}
+
+/// How a run ends: `succeeded`, `failed` or `cancelled`, the error sentence, and the calls
+/// made since the last committed step.
+#[derive(Debug)]
+pub struct RunFinish<'a> {
+    pub status: &'a str,
+    pub error: Option<&'a str>,
+    pub calls: &'a ApiCalls,
+}
+
+/// What cancelling a run did.
+#[derive(Debug)]
+pub enum CancelOutcome {
+    NotFound,
+    /// The run had already ended with this status.
+    AlreadyEnded(String),
+    Cancelled(Box<SyncRun>),
 }
 
 /// Cancels one of the seller's runs if it is still queued or running.
-pub async fn cancel(db: &Db, user_id: i64, run_id: i64) -> StoreResult<Option<SyncRun>> {
+pub async fn cancel(db: &Db, user_id: i64, run_id: i64) -> StoreResult<CancelOutcome> {
     let Some(run) = get(db, user_id, run_id).await? else {
-        return Ok(None);
+        return Ok(CancelOutcome::NotFound);
     };
-    if run.status == "queued" || run.status == "running" {
-        finish(
-            db,
-            run.id,
-            run.shop_id,
-            "cancelled",
-            None,
-            &ApiCalls::default(),
-        )
-        .await?;
+    let end = RunFinish {
+        status: "cancelled",
+        error: None,
+        calls: &ApiCalls::default(),
+    };
+    if !finish(db, run.id, run.shop_id, None, &end).await? {
+        return Ok(CancelOutcome::AlreadyEnded(run.status));
     }
-    get(db, user_id, run_id).await
+    Ok(match get(db, user_id, run_id).await? {
+        Some(run) => CancelOutcome::Cancelled(Box::new(run)),
+        None => CancelOutcome::NotFound,
+    })
 }
 
 /// Marks that the marketplace refused the shop's credentials, so the scheduler leaves it be.

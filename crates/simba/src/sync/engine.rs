@@ -326,25 +326,48 @@ impl Engine {
         if run.status != "queued" && run.status != "running" {
             return Ok(RunEnd::NotMine);
         }
-        let until = now_ms() + self.settings.lease.as_millis() as i64;
-        if !sync_runs::lease(&self.db, run.shop_id, &self.owner, now_ms(), until).await? {
-            return Ok(RunEnd::NotMine);
-        }
-        self.driving
+        // Two tasks of this process woken for the same run: only the first drives it.
+        if !self
+            .driving
             .lock()
             .expect("driving lock")
-            .insert(run.shop_id);
-        let heartbeat = self.keep_lease(run.shop_id);
-        let end = self.drive_leased(&run, stop).await;
-        heartbeat.abort();
+            .insert(run.shop_id)
+        {
+            return Ok(RunEnd::NotMine);
+        }
+        let end = self.drive_claimed(&run, stop).await;
         self.driving
             .lock()
             .expect("driving lock")
             .remove(&run.shop_id);
-        if matches!(end, Ok(RunEnd::NotMine) | Err(_)) {
-            sync_runs::release_lease(&self.db, run.shop_id, &self.owner)
-                .await
-                .ok();
+        end
+    }
+
+    async fn drive_claimed(
+        &self,
+        run: &sync_runs::EngineRun,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<RunEnd> {
+        let until = now_ms() + self.settings.lease.as_millis() as i64;
+        if !sync_runs::lease(&self.db, run.shop_id, &self.owner, now_ms(), until).await? {
+            return Ok(RunEnd::NotMine);
+        }
+        let heartbeat = self.keep_lease(run.shop_id);
+        let end = self.drive_leased(run, stop).await;
+        heartbeat.abort();
+        match &end {
+            // `finish` released the shop with the run.
+            Ok(RunEnd::Succeeded | RunEnd::Failed(_)) => {}
+            Ok(RunEnd::Cancelled | RunEnd::NotMine) => {
+                sync_runs::release_lease(&self.db, run.shop_id, &self.owner).await?;
+            }
+            // The lease is left to expire: a run that failed on the database is retried one
+            // lease later rather than in a tight loop.
+            Err(e) => tracing::warn!(
+                run.id = run.id,
+                error = format!("{e:#}"),
+                "sync run interrupted"
+            ),
         }
         end
     }
@@ -384,15 +407,12 @@ impl Engine {
         let Ok(secret) = self.cipher.decrypt(shops::SECRET_PURPOSE, &secret_enc) else {
             let sentence = "The shop's client secret cannot be decrypted with this server's \
                 SECRET_KEY; enter the secret again.";
-            sync_runs::finish(
-                &self.db,
-                run.id,
-                run.shop_id,
-                "failed",
-                Some(sentence),
-                &ApiCalls::default(),
-            )
-            .await?;
+            let end = sync_runs::RunFinish {
+                status: "failed",
+                error: Some(sentence),
+                calls: &ApiCalls::default(),
+            };
+            sync_runs::finish(&self.db, run.id, run.shop_id, Some(&self.owner), &end).await?;
             return Ok(RunEnd::Failed(sentence.to_owned()));
         };
         let creds = bol::Credentials {
@@ -450,15 +470,22 @@ impl Engine {
                     )
                     .await?;
                     if ids.is_empty() {
-                        sync_runs::finish(
+                        let end = sync_runs::RunFinish {
+                            status: "succeeded",
+                            error: None,
+                            calls: &ApiCalls::default(),
+                        };
+                        if !sync_runs::finish(
                             &self.db,
                             run.id,
                             run.shop_id,
-                            "succeeded",
-                            None,
-                            &ApiCalls::default(),
+                            Some(&self.owner),
+                            &end,
                         )
-                        .await?;
+                        .await?
+                        {
+                            return Ok(RunEnd::NotMine);
+                        }
                         tracing::info!(
                             run.id = run.id,
                             shop.id = run.shop_id,
@@ -473,7 +500,7 @@ impl Engine {
                 Ok(input) => input,
                 Err(failure) => {
                     return self
-                        .fail(run, &failure.error, &api_calls(&failure.calls))
+                        .fail(run, &client_id, &failure.error, &api_calls(&failure.calls))
                         .await;
                 }
             };
@@ -482,14 +509,11 @@ impl Engine {
                 .await?;
             match outcome {
                 StepOutcome::Committed => {}
-                StepOutcome::Cancelled => {
-                    sync_runs::release_lease(&self.db, run.shop_id, &self.owner).await?;
-                    return Ok(RunEnd::Cancelled);
-                }
+                StepOutcome::Cancelled => return Ok(RunEnd::Cancelled),
                 StepOutcome::LeaseLost => return Ok(RunEnd::NotMine),
             }
             if let Some((error, calls)) = fatal {
-                return self.fail(run, &error, &calls).await;
+                return self.fail(run, &client_id, &error, &calls).await;
             }
             checkpoint = next;
         }
@@ -576,7 +600,10 @@ impl Engine {
                 for (id, result) in results {
                     match result {
                         Ok(answer) => {
-                            let detail = convert::from_detail(&answer.value, crate::store::now());
+                            let mut detail =
+                                convert::from_detail(&answer.value, crate::store::now());
+                            // Stored under the id asked for, so the pending row is the one filled.
+                            detail.shipment_id = id;
                             shipments::store_detail_in(
                                 &self.db,
                                 &mut tx,
@@ -632,6 +659,7 @@ impl Engine {
     async fn fail(
         &self,
         run: &sync_runs::EngineRun,
+        client_id: &str,
         error: &bol::Error,
         calls: &ApiCalls,
     ) -> anyhow::Result<RunEnd> {
@@ -640,15 +668,16 @@ impl Engine {
         }
         let sentence = failure_sentence(error);
         tracing::warn!(run.id = run.id, shop.id = run.shop_id, error = %error, "sync run failed");
-        sync_runs::finish(
-            &self.db,
-            run.id,
-            run.shop_id,
-            "failed",
-            Some(&sentence),
+        let budgets = self.client.limiter().snapshot(client_id);
+        marketplace::save_budgets(&self.db, client_id, &budgets).await?;
+        let end = sync_runs::RunFinish {
+            status: "failed",
+            error: Some(&sentence),
             calls,
-        )
-        .await?;
+        };
+        if !sync_runs::finish(&self.db, run.id, run.shop_id, Some(&self.owner), &end).await? {
+            return Ok(RunEnd::NotMine);
+        }
         Ok(RunEnd::Failed(sentence))
     }
 }
