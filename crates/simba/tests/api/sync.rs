@@ -40,6 +40,7 @@ sync_tests!(
     a_short_token_lifetime_means_many_renewals_and_no_wasted_token_call,
     tight_limits_make_the_crawl_wait_without_a_single_429,
     three_worker_processes_sync_fifty_shops_and_survive_losing_one,
+    sigterm_lets_the_step_in_flight_commit_and_loses_nothing,
 );
 
 fn accounts(counts: &[(u32, u32)]) -> Vec<AccountConfig> {
@@ -495,9 +496,15 @@ fn spawn_simba(
         .env("SIMBA_BOL_LOGIN_URL", sandbox.base_url())
         .env("SIMBA_BOL_TIME_SCALE", "60")
         .env("SIMBA_SYNC_LEASE_SECONDS", "2")
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("SIMBA_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(match std::env::var_os("SIMBA_TEST_CHILD_LOG") {
+            Some(_) => std::process::Stdio::inherit(),
+            None => std::process::Stdio::null(),
+        })
         .spawn()
         .expect("simba serve starts")
 }
@@ -721,5 +728,103 @@ async fn three_worker_processes_sync_fifty_shops_and_survive_losing_one(backend:
     assert!(list <= 50 * 12 + 50, "{list} list calls");
     assert!(detail <= 25_000 + 10 * 50, "{detail} detail calls");
     assert_eq!(detail - wasted_details, 25_000);
+    app.cleanup().await;
+}
+
+async fn sigterm_lets_the_step_in_flight_commit_and_loses_nothing(backend: Backend) {
+    let config = SandboxConfig {
+        time_scale: 60.0,
+        limits: Limits {
+            list: 25,
+            detail: 50,
+            token: 20,
+        },
+        ..unlimited(&[(300, 100)])
+    };
+    let Some((app, sandbox)) = TestApp::with_sandbox_and(backend, config, |config| {
+        config.run_workers = false;
+    })
+    .await
+    else {
+        return;
+    };
+    let seller = app.register("anna").await;
+    let shop = app.create_sandbox_shop(&seller, 1).await;
+    let started = app
+        .post(
+            &format!("/api/v1/shops/{shop}/sync"),
+            Some(&seller.token),
+            serde_json::json!({}),
+        )
+        .await;
+    let run_id = started.json()["id"].as_i64().unwrap();
+    let mut worker = spawn_simba("worker", &app, &sandbox);
+    loop {
+        let run = app
+            .get(&format!("/api/v1/sync-runs/{run_id}"), Some(&seller.token))
+            .await
+            .json();
+        if run["progress"]["details_fetched"].as_i64().unwrap() >= 60 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let terminated = std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    let stopped_at = Instant::now();
+    let status = loop {
+        if let Some(status) = worker.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopped_at.elapsed() < Duration::from_secs(10),
+            "the worker did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let db = &app.state.db;
+    let row = db
+        .query("SELECT lease_owner FROM shops WHERE id = ?")
+        .bind(shop)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let owner: Option<String> = sqlx::Row::get(&row, 0);
+    assert_eq!(owner, None, "the stopping worker released the shop");
+    let paused = app
+        .get(&format!("/api/v1/sync-runs/{run_id}"), Some(&seller.token))
+        .await
+        .json();
+    let with_detail: i64 = sqlx::Row::get(
+        &db.query("SELECT COUNT(*) FROM shipments WHERE detail_synced_at IS NOT NULL")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap(),
+        0,
+    );
+    assert_eq!(
+        paused["progress"]["details_fetched"], with_detail,
+        "progress is what was committed"
+    );
+    let mut second = spawn_simba("worker", &app, &sandbox);
+    let run = app.wait_for_run(&seller, run_id).await;
+    second.kill().ok();
+    second.wait().ok();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let account = sandbox.stats().account("sandbox-1").unwrap().clone();
+    assert_eq!(
+        account.detail.calls - account.detail.rate_limited - account.detail.unauthorized,
+        400,
+        "a graceful stop repeats no call: {account:?}"
+    );
+    assert_eq!(
+        account.detail.wasted + account.list.wasted,
+        0,
+        "{account:?}"
+    );
     app.cleanup().await;
 }
