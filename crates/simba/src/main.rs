@@ -1,6 +1,6 @@
 //! The `simba` binary: one program, one subcommand per role.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -70,8 +70,18 @@ enum UserCommand {
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // The cause chain in one line, for an operator rather than a developer.
+            eprintln!("simba: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let command = match cli.command {
         Command::Sandbox(args) => {
@@ -162,19 +172,20 @@ async fn create_user(config: Config, username: &str, email: &str) -> anyhow::Res
     Ok(())
 }
 
-/// Prompts on a terminal (without echo is beyond std; the prompt says so), else reads the
-/// first line of standard input, so that scripts can pipe a password in.
+/// Prompts without echo on a terminal, else reads the first line of standard input, so that
+/// scripts can pipe a password in.
 fn read_password() -> anyhow::Result<SecretString> {
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("Password (it will be visible as you type): ");
-        std::io::stderr().flush().ok();
-    }
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .context("reading the password")?;
+    let line = if stdin.is_terminal() {
+        rpassword::prompt_password("Password: ").context("reading the password")?
+    } else {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password")?;
+        line
+    };
     Ok(SecretString::from(
         line.trim_end_matches(['\r', '\n']).to_owned(),
     ))
