@@ -512,8 +512,11 @@ impl Engine {
                 StepOutcome::Cancelled => return Ok(RunEnd::Cancelled),
                 StepOutcome::LeaseLost => return Ok(RunEnd::NotMine),
             }
-            if let Some((error, calls)) = fatal {
-                return self.fail(run, &client_id, &error, &calls).await;
+            if let Some(error) = fatal {
+                // The step's calls are committed with it; nothing is left to count.
+                return self
+                    .fail(run, &client_id, &error, &ApiCalls::default())
+                    .await;
             }
             checkpoint = next;
         }
@@ -554,7 +557,7 @@ impl Engine {
         input: StepInput,
         incremental: bool,
         shifted: &mut bool,
-    ) -> anyhow::Result<(Checkpoint, StepOutcome, Option<(bol::Error, ApiCalls)>)> {
+    ) -> anyhow::Result<(Checkpoint, StepOutcome, Option<bol::Error>)> {
         let mut tx = self.db.pool.begin().await?;
         let mut delta = StepDelta::default();
         let mut fatal = None;
@@ -623,7 +626,7 @@ impl Engine {
                         Err(failure) => {
                             add_calls(&mut delta.calls, &api_calls(&failure.calls));
                             if fatal.is_none() {
-                                fatal = Some((failure.error, ApiCalls::default()));
+                                fatal = Some(failure.error);
                             }
                         }
                     }
