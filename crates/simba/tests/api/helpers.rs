@@ -337,8 +337,8 @@ impl TestApp {
         response.json()["id"].as_i64().unwrap()
     }
 
-    /// Starts a sync and waits until the run has ended; returns the run.
-    pub async fn sync_and_wait(&self, seller: &Seller, shop_id: i64, mode: Option<&str>) -> Value {
+    /// Starts a sync (202 expected) and returns the run's id.
+    pub async fn start_sync(&self, seller: &Seller, shop_id: i64, mode: Option<&str>) -> i64 {
         let body = match mode {
             Some(mode) => json!({"mode": mode}),
             None => json!({}),
@@ -351,8 +351,28 @@ impl TestApp {
             )
             .await;
         assert_eq!(started.status, 202, "{}", started.text);
-        let run_id = started.json()["id"].as_i64().unwrap();
+        started.json()["id"].as_i64().unwrap()
+    }
+
+    /// Starts a sync and waits until the run has ended; returns the run.
+    pub async fn sync_and_wait(&self, seller: &Seller, shop_id: i64, mode: Option<&str>) -> Value {
+        let run_id = self.start_sync(seller, shop_id, mode).await;
         self.wait_for_run(seller, run_id).await
+    }
+
+    /// Polls a run until its `progress[key]` reaches `at_least` (at most thirty seconds).
+    pub async fn wait_for_progress(&self, seller: &Seller, run_id: i64, key: &str, at_least: i64) {
+        for _ in 0..1500 {
+            let run = self
+                .get(&format!("/api/v1/sync-runs/{run_id}"), Some(&seller.token))
+                .await
+                .json();
+            if run["progress"][key].as_i64().unwrap() >= at_least {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("run {run_id} never reached {key} = {at_least}");
     }
 
     /// Polls a run until it is no longer queued or running (at most two minutes).

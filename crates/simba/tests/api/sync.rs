@@ -363,24 +363,9 @@ async fn pages_shifting_during_a_crawl_lose_and_duplicate_nothing(backend: Backe
     };
     let seller = app.register("anna").await;
     let shop = app.create_sandbox_shop(&seller, 1).await;
-    let started = app
-        .post(
-            &format!("/api/v1/shops/{shop}/sync"),
-            Some(&seller.token),
-            serde_json::json!({}),
-        )
+    let run_id = app.start_sync(&seller, shop, None).await;
+    app.wait_for_progress(&seller, run_id, "pages_fetched", 4)
         .await;
-    let run_id = started.json()["id"].as_i64().unwrap();
-    loop {
-        let run = app
-            .get(&format!("/api/v1/sync-runs/{run_id}"), Some(&seller.token))
-            .await
-            .json();
-        if run["progress"]["pages_fetched"].as_i64().unwrap() >= 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     sandbox.add_shipments("sandbox-1", 7, 0);
     let run = app.wait_for_run(&seller, run_id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
@@ -523,28 +508,10 @@ async fn a_server_killed_mid_run_resumes_in_a_new_process(backend: Backend) {
     };
     let seller = app.register("anna").await;
     let shop = app.create_sandbox_shop(&seller, 1).await;
-    let started = app
-        .post(
-            &format!("/api/v1/shops/{shop}/sync"),
-            Some(&seller.token),
-            serde_json::json!({}),
-        )
-        .await;
-    let run_id = started.json()["id"].as_i64().unwrap();
+    let run_id = app.start_sync(&seller, shop, None).await;
     let mut first = spawn_server(&app, &sandbox);
-    let mut waited = 0;
-    loop {
-        let run = app
-            .get(&format!("/api/v1/sync-runs/{run_id}"), Some(&seller.token))
-            .await
-            .json();
-        if run["progress"]["details_fetched"].as_i64().unwrap() >= 60 {
-            break;
-        }
-        waited += 1;
-        assert!(waited < 1500, "the first process made no progress: {run}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.wait_for_progress(&seller, run_id, "details_fetched", 60)
+        .await;
     first.kill().expect("SIGKILL");
     first.wait().ok();
     let at_kill = app
@@ -750,25 +717,10 @@ async fn sigterm_lets_the_step_in_flight_commit_and_loses_nothing(backend: Backe
     };
     let seller = app.register("anna").await;
     let shop = app.create_sandbox_shop(&seller, 1).await;
-    let started = app
-        .post(
-            &format!("/api/v1/shops/{shop}/sync"),
-            Some(&seller.token),
-            serde_json::json!({}),
-        )
-        .await;
-    let run_id = started.json()["id"].as_i64().unwrap();
+    let run_id = app.start_sync(&seller, shop, None).await;
     let mut worker = spawn_simba("worker", &app, &sandbox);
-    loop {
-        let run = app
-            .get(&format!("/api/v1/sync-runs/{run_id}"), Some(&seller.token))
-            .await
-            .json();
-        if run["progress"]["details_fetched"].as_i64().unwrap() >= 60 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.wait_for_progress(&seller, run_id, "details_fetched", 60)
+        .await;
     let terminated = std::process::Command::new("kill")
         .args(["-TERM", &worker.id().to_string()])
         .status()
