@@ -44,6 +44,13 @@ impl AppState {
             cipher.clone(),
             config.bol_client(),
             config.engine.clone(),
+            config.broker_url.as_ref().map(|url| {
+                crate::sync::AmqpQueue::new(
+                    url,
+                    &config.broker_queue,
+                    config.engine.max_concurrent_runs,
+                )
+            }),
         )?;
         Ok(AppState {
             engine,

@@ -79,6 +79,8 @@ pub struct Config {
     pub database_url: String,
     pub backend: Backend,
     pub broker_url: Option<Url>,
+    /// The RabbitMQ queue that carries sync runs (`SIMBA_BROKER_QUEUE`).
+    pub broker_queue: String,
     pub secret_key: SecretKeySource,
     pub allowed_hosts: AllowedHosts,
     pub addr: SocketAddr,
@@ -140,6 +142,19 @@ impl Config {
         let broker_url = lookup("BROKER_URL")
             .map(|v| parse_url("BROKER_URL", &v, &["amqp", "amqps"]))
             .transpose()?;
+        if broker_url
+            .as_ref()
+            .is_some_and(|url| url.scheme() == "amqps")
+            && !cfg!(feature = "amqps")
+        {
+            return Err(ConfigError(
+                "BROKER_URL is amqps:// but this build has no TLS for the broker: build with \
+                 `cargo build --release --features amqps`, or reach RabbitMQ over amqp:// on a \
+                 private network."
+                    .into(),
+            ));
+        }
+        let broker_queue = lookup("SIMBA_BROKER_QUEUE").unwrap_or_else(|| "simba.sync-runs".into());
         let addr = match (lookup("SIMBA_ADDR"), lookup("PORT")) {
             (Some(addr), _) => addr.parse().map_err(|_| {
                 ConfigError(format!(
@@ -196,10 +211,24 @@ impl Config {
                 })?;
             engine.lease = std::time::Duration::from_secs(secs);
         }
+        if let Some(v) = lookup("SIMBA_SYNC_SLICE_SECONDS") {
+            let secs: u64 = v
+                .parse()
+                .ok()
+                .filter(|s| (1..=1500).contains(s))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "SIMBA_SYNC_SLICE_SECONDS must be between 1 and 1500, under RabbitMQ's \
+                         30-minute delivery timeout (got {v:?})."
+                    ))
+                })?;
+            engine.slice = std::time::Duration::from_secs(secs);
+        }
         Ok(Config {
             database_url,
             backend,
             broker_url,
+            broker_queue,
             secret_key,
             allowed_hosts: AllowedHosts::parse(
                 &lookup("ALLOWED_HOSTS").unwrap_or_else(|| "*".into()),

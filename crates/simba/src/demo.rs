@@ -40,7 +40,10 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     )
     .await
     {
-        Ok(run) => Some(run.id),
+        Ok(run) => {
+            state.engine.queued(run.id).await;
+            Some(run.id)
+        }
         Err(sync_runs::QueueError::Active(id)) => Some(id),
         Err(sync_runs::QueueError::Store(e)) => return Err(e.into()),
     };

@@ -64,7 +64,7 @@ pub(super) async fn start_sync(
             },
             QueueError::Store(e) => e.into(),
         })?;
-    state.engine.wake();
+    state.engine.queued(run.id).await;
     tracing::info!(
         run.id = run.id,
         shop.id = shop_id,

@@ -31,6 +31,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0003_leases.sql"),
         include_str!("../../migrations/mysql/0003_leases.sql"),
     ),
+    (
+        4,
+        "dispatch",
+        include_str!("../../migrations/sqlite/0004_dispatch.sql"),
+        include_str!("../../migrations/postgres/0004_dispatch.sql"),
+        include_str!("../../migrations/mysql/0004_dispatch.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -98,6 +98,18 @@ impl Db {
                 })
             });
         }
+        if backend == Backend::Mysql {
+            // READ COMMITTED, as on PostgreSQL: under MySQL's default REPEATABLE READ, replacing
+            // one shipment's items locks the index gaps around them, and workers storing the
+            // details of neighbouring shipments deadlock.
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                        .await?;
+                    Ok(())
+                })
+            });
+        }
         let pool = options.connect(url).await?;
         Ok(Db { pool, backend })
     }

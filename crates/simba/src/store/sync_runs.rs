@@ -287,6 +287,53 @@ pub async fn claimable(db: &Db, now_ms: i64, limit: i64) -> StoreResult<Vec<Clai
         .collect()
 }
 
+/// Active runs without a live driver whose message the broker has not confirmed since
+/// `dispatched_before_ms`, among runs created before `created_before` (Unix seconds): the ones
+/// to publish again.
+pub async fn undispatched(
+    db: &Db,
+    now_ms: i64,
+    dispatched_before_ms: i64,
+    created_before: i64,
+) -> StoreResult<Vec<i64>> {
+    let rows = db
+        .query(
+            "SELECT r.id FROM sync_runs r JOIN shops s ON s.id = r.shop_id \
+             WHERE r.status IN ('queued', 'running') AND (s.lease_until IS NULL OR s.lease_until < ?) \
+             AND (r.dispatched_at_ms IS NULL OR r.dispatched_at_ms < ?) AND r.created_at < ? \
+             ORDER BY r.id",
+        )
+        .bind(now_ms)
+        .bind(dispatched_before_ms)
+        .bind(created_before)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+/// Records that the broker confirmed a message for the run.
+pub async fn mark_dispatched(db: &Db, run_id: i64, at_ms: i64) -> StoreResult<()> {
+    db.query("UPDATE sync_runs SET dispatched_at_ms = ? WHERE id = ?")
+        .bind(at_ms)
+        .bind(run_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Who holds the shop's lease, and until when (Unix milliseconds).
+pub async fn lease_holder(db: &Db, shop_id: i64) -> StoreResult<Option<(String, i64)>> {
+    let row = db
+        .query("SELECT lease_owner, lease_until FROM shops WHERE id = ?")
+        .bind(shop_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let owner: Option<String> = row.try_get(0)?;
+    let until: Option<i64> = row.try_get(1)?;
+    Ok(owner.zip(until))
+}
+
 /// Takes the shop's lease for `owner` until `until_ms` unless another owner holds a live one.
 pub async fn lease(
     db: &Db,
@@ -397,13 +444,31 @@ pub enum StepOutcome {
 #[derive(Debug)]
 pub struct StepRecord<'a> {
     pub run_id: i64,
-    pub shop_id: i64,
-    /// The lease holder; the write happens only while it still holds the shop.
-    pub owner: &'a str,
-    pub lease_until_ms: i64,
     pub delta: &'a StepDelta,
     pub details_pending: i64,
     pub checkpoint: &'a str,
+}
+
+/// The first statement of a step's transaction: extends `owner`'s lease on the shop, so the
+/// shop row is locked before the step's inserts (MySQL takes a shared lock on it for their
+/// foreign-key checks; upgrading that lock later would deadlock with a concurrent lease renewal).
+/// `false` when the lease was lost: the step must roll back.
+pub async fn fence_in(
+    db: &Db,
+    conn: &mut sqlx::AnyConnection,
+    shop_id: i64,
+    owner: &str,
+    lease_until_ms: i64,
+) -> StoreResult<bool> {
+    let fenced = db
+        .query("UPDATE shops SET lease_until = ? WHERE id = ? AND lease_owner = ?")
+        .bind(lease_until_ms)
+        .bind(shop_id)
+        .bind(owner)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(fenced == 1)
 }
 
 /// Records a step's counters and checkpoint in the caller's transaction, fenced by the lease:
@@ -415,24 +480,10 @@ pub async fn record_step_in(
 ) -> StoreResult<StepOutcome> {
     let StepRecord {
         run_id,
-        shop_id,
-        owner,
-        lease_until_ms,
         delta,
         details_pending,
         checkpoint,
     } = *step;
-    let fenced = db
-        .query("UPDATE shops SET lease_until = ? WHERE id = ? AND lease_owner = ?")
-        .bind(lease_until_ms)
-        .bind(shop_id)
-        .bind(owner)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    if fenced != 1 {
-        return Ok(StepOutcome::LeaseLost);
-    }
     let updated = db
         .query(
             "UPDATE sync_runs SET pages_fetched = pages_fetched + ?, \

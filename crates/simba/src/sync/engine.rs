@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
+use super::amqp::AmqpQueue;
 use super::convert;
 use crate::crypto::Cipher;
 use crate::store::shipments::{self, NewShipment};
@@ -36,6 +37,10 @@ pub struct EngineSettings {
     pub detail_batch: usize,
     /// How often the scheduler looks for shops due an automatic sync.
     pub schedule_interval: Duration,
+    /// The longest a worker drives one run on a broker delivery before handing the run back to
+    /// the queue: RabbitMQ cancels a consumer whose delivery stays unacknowledged for 30 minutes
+    /// (its `consumer_timeout`).
+    pub slice: Duration,
 }
 
 impl Default for EngineSettings {
@@ -46,6 +51,7 @@ impl Default for EngineSettings {
             max_concurrent_runs: 256,
             detail_batch: 10,
             schedule_interval: Duration::from_secs(30),
+            slice: Duration::from_secs(600),
         }
     }
 }
@@ -56,8 +62,16 @@ pub enum RunEnd {
     Succeeded,
     Failed(String),
     Cancelled,
-    /// Another worker holds the shop, the run is gone, or this process is stopping.
-    NotMine,
+    /// The run is no longer queued or running: it ended, or its shop was deleted.
+    Inactive,
+    /// Another driver holds the shop's lease.
+    Busy,
+    /// Stopped at a step boundary because the process is stopping or the slice ended; the shop
+    /// is released and the run resumes from its checkpoint with the next driver.
+    Paused,
+    /// This driver stalled past its lease and another took the shop over, or the run was ended
+    /// (cancelled) just before this driver could end it.
+    LeaseLost,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,7 +124,7 @@ impl Checkpoint {
     }
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
@@ -150,13 +164,16 @@ fn failure_sentence(error: &bol::Error) -> String {
 
 /// One process's sync engine: its workers share one marketplace client.
 pub struct Engine {
-    db: Db,
+    pub(super) db: Db,
     cipher: Cipher,
     client: bol::Client,
-    settings: EngineSettings,
-    owner: String,
+    pub(super) settings: EngineSettings,
+    /// Names this process in shop leases.
+    pub(super) owner: String,
     wake: Notify,
     driving: Mutex<HashSet<i64>>,
+    /// RabbitMQ, when `BROKER_URL` names it; otherwise workers claim runs from the database.
+    queue: Option<Arc<AmqpQueue>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -173,6 +190,7 @@ impl Engine {
         cipher: Cipher,
         client_config: bol::ClientConfig,
         settings: EngineSettings,
+        queue: Option<AmqpQueue>,
     ) -> anyhow::Result<Arc<Engine>> {
         let cache = Arc::new(marketplace::DbTokenCache {
             db: db.clone(),
@@ -189,17 +207,42 @@ impl Engine {
             owner,
             wake: Notify::new(),
             driving: Mutex::new(HashSet::new()),
+            queue: queue.map(Arc::new),
         }))
     }
 
-    /// Tells idle workers that a run was queued.
-    pub fn wake(&self) {
-        self.wake.notify_waiters();
+    /// Hands a newly queued run to the workers: a message on the broker, or a wake-up for the
+    /// workers of this process (the others find it when they next look). A message the broker
+    /// did not confirm is published again by the scheduler, so the run is never lost.
+    pub async fn queued(&self, run_id: i64) {
+        let Some(queue) = &self.queue else {
+            self.wake.notify_waiters();
+            return;
+        };
+        match queue.publish(run_id).await {
+            Ok(()) => {
+                if let Err(e) = sync_runs::mark_dispatched(&self.db, run_id, now_ms()).await {
+                    tracing::warn!(run.id = run_id, error = %e, "recording a published run");
+                }
+            }
+            Err(e) => tracing::warn!(
+                run.id = run_id,
+                error = format!("{e:#}"),
+                "the broker did not take the run; the scheduler publishes it again"
+            ),
+        }
     }
 
     /// Claims and drives runs until `stop` turns true; runs in flight stop at their next step
     /// boundary and release their shop, so another process resumes them at once.
-    pub async fn run_workers(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    pub async fn run_workers(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        match self.queue.clone() {
+            Some(queue) => queue.consume(self, stop).await,
+            None => self.claim_from_database(stop).await,
+        }
+    }
+
+    async fn claim_from_database(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let permits = Arc::new(Semaphore::new(self.settings.max_concurrent_runs));
         let mut tasks = JoinSet::new();
         loop {
@@ -246,7 +289,7 @@ impl Engine {
             let stop = stop.clone();
             tasks.spawn(async move {
                 let _permit = permit;
-                match engine.drive(candidate.run_id, stop).await {
+                match engine.drive(candidate.run_id, stop, None).await {
                     Ok(end) => tracing::debug!(run.id = candidate.run_id, ?end, "drive ended"),
                     Err(e) => tracing::error!(
                         run.id = candidate.run_id,
@@ -283,13 +326,13 @@ impl Engine {
                 last_schedule = Some(tokio::time::Instant::now());
                 match self.schedule_due().await {
                     Ok(0) => {}
-                    Ok(queued) => {
-                        tracing::info!(runs = queued, "scheduled automatic syncs");
-                        self.wake();
-                    }
+                    Ok(queued) => tracing::info!(runs = queued, "scheduled automatic syncs"),
                     Err(e) => {
                         tracing::warn!(error = format!("{e:#}"), "scheduling automatic syncs")
                     }
+                }
+                if let Err(e) = self.publish_undispatched().await {
+                    tracing::warn!(error = format!("{e:#}"), "publishing runs again");
                 }
             }
             tokio::select! {
@@ -310,7 +353,10 @@ impl Engine {
                 continue;
             };
             match sync_runs::create_queued(&self.db, shop_id, mode, Trigger::Schedule).await {
-                Ok(_) => queued += 1,
+                Ok(run) => {
+                    self.queued(run.id).await;
+                    queued += 1;
+                }
                 Err(sync_runs::QueueError::Active(_)) => {}
                 Err(sync_runs::QueueError::Store(e)) => return Err(e.into()),
             }
@@ -318,13 +364,49 @@ impl Engine {
         Ok(queued)
     }
 
-    /// Drives one run to its end, or until this process must stop or loses the shop.
-    pub async fn drive(&self, run_id: i64, stop: watch::Receiver<bool>) -> anyhow::Result<RunEnd> {
+    /// With a broker: publishes again the active runs nobody drives whose message the broker
+    /// never confirmed (the process that queued them died first, or the broker was down) or
+    /// confirmed so long ago that it may have been lost with a broker's data. A copy of a
+    /// message still queued is harmless: its driver finds the run ended or the shop leased.
+    async fn publish_undispatched(&self) -> anyhow::Result<()> {
+        if self.queue.is_none() {
+            return Ok(());
+        }
+        const REPUBLISH_AFTER_MS: i64 = 10 * 60 * 1000;
+        const PUBLISH_GRACE_SECONDS: i64 = 10;
+        let now = now_ms();
+        let runs = sync_runs::undispatched(
+            &self.db,
+            now,
+            now - REPUBLISH_AFTER_MS,
+            crate::store::now() - PUBLISH_GRACE_SECONDS,
+        )
+        .await?;
+        if !runs.is_empty() {
+            tracing::info!(
+                runs = runs.len(),
+                "publishing runs without a confirmed message"
+            );
+        }
+        for run_id in runs {
+            self.queued(run_id).await;
+        }
+        Ok(())
+    }
+
+    /// Drives one run to its end, until this process must stop or loses the shop, or until
+    /// `slice` has passed (then it pauses at the next step boundary).
+    pub async fn drive(
+        &self,
+        run_id: i64,
+        stop: watch::Receiver<bool>,
+        slice: Option<Duration>,
+    ) -> anyhow::Result<RunEnd> {
         let Some(run) = sync_runs::engine_run(&self.db, run_id).await? else {
-            return Ok(RunEnd::NotMine);
+            return Ok(RunEnd::Inactive);
         };
         if run.status != "queued" && run.status != "running" {
-            return Ok(RunEnd::NotMine);
+            return Ok(RunEnd::Inactive);
         }
         // Two tasks of this process woken for the same run: only the first drives it.
         if !self
@@ -333,9 +415,10 @@ impl Engine {
             .expect("driving lock")
             .insert(run.shop_id)
         {
-            return Ok(RunEnd::NotMine);
+            return Ok(RunEnd::Busy);
         }
-        let end = self.drive_claimed(&run, stop).await;
+        let deadline = slice.map(|slice| tokio::time::Instant::now() + slice);
+        let end = self.drive_claimed(&run, stop, deadline).await;
         self.driving
             .lock()
             .expect("driving lock")
@@ -347,18 +430,19 @@ impl Engine {
         &self,
         run: &sync_runs::EngineRun,
         stop: watch::Receiver<bool>,
+        deadline: Option<tokio::time::Instant>,
     ) -> anyhow::Result<RunEnd> {
         let until = now_ms() + self.settings.lease.as_millis() as i64;
         if !sync_runs::lease(&self.db, run.shop_id, &self.owner, now_ms(), until).await? {
-            return Ok(RunEnd::NotMine);
+            return Ok(RunEnd::Busy);
         }
         let heartbeat = self.keep_lease(run.shop_id);
-        let end = self.drive_leased(run, stop).await;
+        let end = self.drive_leased(run, stop, deadline).await;
         heartbeat.abort();
         match &end {
-            // `finish` released the shop with the run.
-            Ok(RunEnd::Succeeded | RunEnd::Failed(_)) => {}
-            Ok(RunEnd::Cancelled | RunEnd::NotMine) => {
+            // `finish` released the shop with the run; another driver holds it.
+            Ok(RunEnd::Succeeded | RunEnd::Failed(_) | RunEnd::Busy | RunEnd::LeaseLost) => {}
+            Ok(RunEnd::Cancelled | RunEnd::Inactive | RunEnd::Paused) => {
                 sync_runs::release_lease(&self.db, run.shop_id, &self.owner).await?;
             }
             // The lease is left to expire: a run that failed on the database is retried one
@@ -397,12 +481,13 @@ impl Engine {
         &self,
         run: &sync_runs::EngineRun,
         stop: watch::Receiver<bool>,
+        deadline: Option<tokio::time::Instant>,
     ) -> anyhow::Result<RunEnd> {
         if !sync_runs::mark_running(&self.db, run.id).await? {
             return Ok(RunEnd::Cancelled);
         }
         let Some((client_id, secret_enc)) = shops::credentials(&self.db, run.shop_id).await? else {
-            return Ok(RunEnd::NotMine);
+            return Ok(RunEnd::Inactive);
         };
         let Ok(secret) = self.cipher.decrypt(shops::SECRET_PURPOSE, &secret_enc) else {
             let sentence = "The shop's client secret cannot be decrypted with this server's \
@@ -431,8 +516,8 @@ impl Engine {
         let mut shifted = false;
         tracing::info!(run.id = run.id, shop.id = run.shop_id, mode = %run.mode, "sync run started");
         loop {
-            if *stop.borrow() {
-                return Ok(RunEnd::NotMine);
+            if *stop.borrow() || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return Ok(RunEnd::Paused);
             }
             let step = match checkpoint {
                 Checkpoint::List {
@@ -484,7 +569,7 @@ impl Engine {
                         )
                         .await?
                         {
-                            return Ok(RunEnd::NotMine);
+                            return Ok(RunEnd::LeaseLost);
                         }
                         tracing::info!(
                             run.id = run.id,
@@ -510,7 +595,7 @@ impl Engine {
             match outcome {
                 StepOutcome::Committed => {}
                 StepOutcome::Cancelled => return Ok(RunEnd::Cancelled),
-                StepOutcome::LeaseLost => return Ok(RunEnd::NotMine),
+                StepOutcome::LeaseLost => return Ok(RunEnd::LeaseLost),
             }
             if let Some(error) = fatal {
                 // The step's calls are committed with it; nothing is left to count.
@@ -559,6 +644,11 @@ impl Engine {
         shifted: &mut bool,
     ) -> anyhow::Result<(Checkpoint, StepOutcome, Option<bol::Error>)> {
         let mut tx = self.db.pool.begin().await?;
+        let lease_until = now_ms() + self.settings.lease.as_millis() as i64;
+        if !sync_runs::fence_in(&self.db, &mut tx, run.shop_id, &self.owner, lease_until).await? {
+            tx.rollback().await?;
+            return Ok((Checkpoint::Details, StepOutcome::LeaseLost, None));
+        }
         let mut delta = StepDelta::default();
         let mut fatal = None;
         let next = match input {
@@ -636,12 +726,8 @@ impl Engine {
         };
         let pending = shipments::count_pending_in(&self.db, &mut tx, run.shop_id).await?;
         let checkpoint = serde_json::to_string(&next).expect("checkpoints serialize");
-        let lease_until = now_ms() + self.settings.lease.as_millis() as i64;
         let step = sync_runs::StepRecord {
             run_id: run.id,
-            shop_id: run.shop_id,
-            owner: &self.owner,
-            lease_until_ms: lease_until,
             delta: &delta,
             details_pending: pending,
             checkpoint: &checkpoint,
@@ -679,7 +765,7 @@ impl Engine {
             calls,
         };
         if !sync_runs::finish(&self.db, run.id, run.shop_id, Some(&self.owner), &end).await? {
-            return Ok(RunEnd::NotMine);
+            return Ok(RunEnd::LeaseLost);
         }
         Ok(RunEnd::Failed(sentence))
     }

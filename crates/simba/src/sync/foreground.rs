@@ -35,7 +35,7 @@ pub async fn run(state: &AppState, shop_id: i64, mode: Option<Mode>) -> anyhow::
     );
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let engine = state.engine.clone();
-    let mut drive = tokio::spawn(async move { engine.drive(run.id, stop_rx).await });
+    let mut drive = tokio::spawn(async move { engine.drive(run.id, stop_rx, None).await });
     let end = loop {
         tokio::select! {
             end = &mut drive => break end.context("the sync task panicked")??,
@@ -75,8 +75,12 @@ pub async fn run(state: &AppState, shop_id: i64, mode: Option<Mode>) -> anyhow::
         RunEnd::Succeeded => Ok(()),
         RunEnd::Failed(sentence) => anyhow::bail!(sentence),
         RunEnd::Cancelled => anyhow::bail!("the run was cancelled"),
-        RunEnd::NotMine => {
+        RunEnd::Busy => {
             anyhow::bail!("another worker is syncing this shop; the run stays queued for it")
         }
+        RunEnd::Inactive | RunEnd::LeaseLost => {
+            anyhow::bail!("the run was ended elsewhere (its shop deleted, or cancelled)")
+        }
+        RunEnd::Paused => anyhow::bail!("the run stopped early; a worker resumes it"),
     }
 }

@@ -8,8 +8,10 @@
 //! three databases; one table keeps "run created" and "job enqueued" a single commit and lets a
 //! restarted process resume from the checkpoint.
 
+mod amqp;
 mod convert;
 mod engine;
 pub mod foreground;
 
+pub use amqp::AmqpQueue;
 pub use engine::{Engine, EngineSettings, RunEnd};

@@ -540,3 +540,64 @@ pub fn shipment(shop_id: i64, i: usize) -> simba::store::shipments::NewShipment 
         detail_synced_at: Some(1_790_100_000),
     }
 }
+
+/// A RabbitMQ virtual host of its own for one test, so that its queue and the connections it
+/// closes are nobody else's; deleted (with its queues) by [`TestBroker::delete`].
+pub struct TestBroker {
+    /// `BROKER_URL` for the test's processes.
+    pub url: String,
+    vhost: String,
+}
+
+impl TestBroker {
+    /// `None` (and a note) when `SIMBA_TEST_AMQP_URL` is not set.
+    pub fn create() -> Option<TestBroker> {
+        const VAR: &str = "SIMBA_TEST_AMQP_URL";
+        let Some(base) = std::env::var(VAR).ok().filter(|v| !v.is_empty()) else {
+            static SAID: Once = Once::new();
+            SAID.call_once(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "note: RabbitMQ tests skipped: {VAR} is not set (.ci/run sets it)"
+                );
+            });
+            return None;
+        };
+        let vhost = unique_name();
+        rabbitmqctl(&["add_vhost", &vhost]);
+        rabbitmqctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
+        let mut url = url::Url::parse(&base).expect("a valid SIMBA_TEST_AMQP_URL");
+        url.set_path(&format!("/{vhost}"));
+        Some(TestBroker {
+            url: url.to_string(),
+            vhost,
+        })
+    }
+
+    /// What an operator's `rabbitmqctl close_all_connections` does, to this test's clients.
+    pub fn close_all_connections(&self) {
+        rabbitmqctl(&[
+            "close_all_connections",
+            "--vhost",
+            &self.vhost,
+            "closed by a Simba test",
+        ]);
+    }
+
+    pub fn delete(self) {
+        rabbitmqctl(&["delete_vhost", &self.vhost]);
+    }
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let output = std::process::Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs (RabbitMQ tests need it beside the broker)");
+    assert!(
+        output.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use bol_sandbox::{AccountConfig, Faults, Limits, SandboxConfig};
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, TestBroker};
 
 /// Generates one test per backend from `async fn name(backend: Backend)`.
 macro_rules! sync_tests {
@@ -41,6 +41,9 @@ sync_tests!(
     tight_limits_make_the_crawl_wait_without_a_single_429,
     three_worker_processes_sync_fifty_shops_and_survive_losing_one,
     sigterm_lets_the_step_in_flight_commit_and_loses_nothing,
+    rabbitmq_three_workers_sync_fifty_shops_with_the_minimum_calls,
+    rabbitmq_redelivers_the_runs_of_a_killed_worker,
+    rabbitmq_workers_reconnect_after_the_broker_closes_their_connections,
 );
 
 fn accounts(counts: &[(u32, u32)]) -> Vec<AccountConfig> {
@@ -458,18 +461,47 @@ async fn the_scheduler_queues_due_shops_once_per_interval(backend: Backend) {
     app.cleanup().await;
 }
 
+/// A `simba` child process, killed when the test ends, also when it fails half-way.
+struct SimbaProcess(std::process::Child);
+
+impl std::ops::Deref for SimbaProcess {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SimbaProcess {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for SimbaProcess {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
 /// `simba serve` as a separate process on the test's database and sandbox.
-fn spawn_server(app: &TestApp, sandbox: &bol_sandbox::Sandbox) -> std::process::Child {
+fn spawn_server(app: &TestApp, sandbox: &bol_sandbox::Sandbox) -> SimbaProcess {
     spawn_simba("serve", app, sandbox)
 }
 
 /// A `simba` subcommand as a separate process on the test's database and sandbox, with
 /// the published limits at time scale 60 and a 2 s shop lease.
-fn spawn_simba(
+fn spawn_simba(command: &str, app: &TestApp, sandbox: &bol_sandbox::Sandbox) -> SimbaProcess {
+    spawn_simba_with(command, app, sandbox, &[])
+}
+
+/// [`spawn_simba`] with more environment variables.
+fn spawn_simba_with(
     command: &str,
     app: &TestApp,
     sandbox: &bol_sandbox::Sandbox,
-) -> std::process::Child {
+    env: &[(&str, &str)],
+) -> SimbaProcess {
     std::process::Command::new(env!("CARGO_BIN_EXE_simba"))
         .arg(command)
         .env_clear()
@@ -481,6 +513,7 @@ fn spawn_simba(
         .env("SIMBA_BOL_LOGIN_URL", sandbox.base_url())
         .env("SIMBA_BOL_TIME_SCALE", "60")
         .env("SIMBA_SYNC_LEASE_SECONDS", "2")
+        .envs(env.iter().copied())
         .env(
             "RUST_LOG",
             std::env::var("SIMBA_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
@@ -491,7 +524,8 @@ fn spawn_simba(
             None => std::process::Stdio::null(),
         })
         .spawn()
-        .expect("simba serve starts")
+        .map(SimbaProcess)
+        .expect("simba starts")
 }
 
 async fn a_server_killed_mid_run_resumes_in_a_new_process(backend: Backend) {
@@ -614,11 +648,50 @@ async fn tight_limits_make_the_crawl_wait_without_a_single_429(backend: Backend)
 }
 
 async fn three_worker_processes_sync_fifty_shops_and_survive_losing_one(backend: Backend) {
+    fifty_shops_on_three_workers(backend, Queue::Database, Disruption::KillWorker).await;
+}
+
+async fn rabbitmq_three_workers_sync_fifty_shops_with_the_minimum_calls(backend: Backend) {
+    fifty_shops_on_three_workers(backend, Queue::RabbitMq, Disruption::None).await;
+}
+
+async fn rabbitmq_redelivers_the_runs_of_a_killed_worker(backend: Backend) {
+    fifty_shops_on_three_workers(backend, Queue::RabbitMq, Disruption::KillWorker).await;
+}
+
+async fn rabbitmq_workers_reconnect_after_the_broker_closes_their_connections(backend: Backend) {
+    fifty_shops_on_three_workers(backend, Queue::RabbitMq, Disruption::CloseConnections).await;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    Database,
+    RabbitMq,
+}
+
+/// What happens once 5,000 of the 25,000 shipments are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disruption {
+    None,
+    KillWorker,
+    CloseConnections,
+}
+
+/// The API in the test process and 3 `simba worker` processes sync 50 shops × 500 shipments
+/// (published limits at time scale 60) on one database and queue.
+async fn fifty_shops_on_three_workers(backend: Backend, queue: Queue, disruption: Disruption) {
     if backend == Backend::Sqlite {
         // Several processes writing one SQLite file is not the at-scale setup; PostgreSQL and
         // MariaDB are.
         return;
     }
+    let broker = match queue {
+        Queue::Database => None,
+        Queue::RabbitMq => match TestBroker::create() {
+            Some(broker) => Some(broker),
+            None => return,
+        },
+    };
     let shops = 50;
     let config = SandboxConfig {
         time_scale: 60.0,
@@ -629,8 +702,10 @@ async fn three_worker_processes_sync_fifty_shops_and_survive_losing_one(backend:
         },
         ..unlimited(&vec![(400, 100); shops])
     };
+    let broker_url = broker.as_ref().map(|b| b.url.clone());
     let Some((app, sandbox)) = TestApp::with_sandbox_and(backend, config, |config| {
         config.run_workers = false;
+        config.broker_url = broker_url.as_ref().map(|url| url.parse().unwrap());
     })
     .await
     else {
@@ -640,32 +715,40 @@ async fn three_worker_processes_sync_fifty_shops_and_survive_losing_one(backend:
     let mut runs = Vec::new();
     for n in 1..=shops as u32 {
         let shop = app.create_sandbox_shop(&seller, n).await;
-        let started = app
-            .post(
-                &format!("/api/v1/shops/{shop}/sync"),
-                Some(&seller.token),
-                serde_json::json!({}),
-            )
-            .await;
-        assert_eq!(started.status, 202, "{}", started.text);
-        runs.push(started.json()["id"].as_i64().unwrap());
+        runs.push(app.start_sync(&seller, shop, None).await);
     }
+    // Slices of 2 s hand every run from worker to worker several times through the queue.
+    let worker_env: Vec<(&str, &str)> = match &broker {
+        Some(broker) => vec![
+            ("BROKER_URL", broker.url.as_str()),
+            ("SIMBA_SYNC_SLICE_SECONDS", "2"),
+        ],
+        None => Vec::new(),
+    };
     let mut workers: Vec<_> = (0..3)
-        .map(|_| spawn_simba("worker", &app, &sandbox))
+        .map(|_| spawn_simba_with("worker", &app, &sandbox, &worker_env))
         .collect();
-    loop {
-        let page = app
-            .get("/api/v1/shipments?page_size=1", Some(&seller.token))
-            .await
-            .json();
-        if page["count"].as_i64().unwrap() >= 5_000 {
-            break;
+    if disruption != Disruption::None {
+        loop {
+            let page = app
+                .get("/api/v1/shipments?page_size=1", Some(&seller.token))
+                .await
+                .json();
+            if page["count"].as_i64().unwrap() >= 5_000 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut victim = workers.remove(0);
-    victim.kill().expect("SIGKILL");
-    victim.wait().ok();
+    match disruption {
+        Disruption::None => {}
+        Disruption::KillWorker => {
+            let mut victim = workers.remove(0);
+            victim.kill().expect("SIGKILL");
+            victim.wait().ok();
+        }
+        Disruption::CloseConnections => broker.as_ref().unwrap().close_all_connections(),
+    }
     for run_id in &runs {
         let run = app.wait_for_run(&seller, *run_id).await;
         assert_eq!(run["status"], "succeeded", "{run}");
@@ -690,12 +773,21 @@ async fn three_worker_processes_sync_fifty_shops_and_survive_losing_one(backend:
         assert_eq!(account.token.wasted, 0, "{account:?}");
     }
     assert_eq!(rate_limited, 0, "{stats:?}");
-    // The killed worker's runs repeat at most the calls it had in flight: a page or a batch
-    // of ten details per shop it was driving.
-    assert!(list <= 50 * 12 + 50, "{list} list calls");
-    assert!(detail <= 25_000 + 10 * 50, "{detail} detail calls");
     assert_eq!(detail - wasted_details, 25_000);
+    let list_minimum = 50 * list_minimum(400, 100) as u64;
+    if disruption == Disruption::KillWorker {
+        // The killed worker's runs repeat at most the calls it had in flight: a page or a
+        // batch of ten details per shop it was driving.
+        assert!(list <= list_minimum + 50, "{list} list calls");
+        assert!(detail <= 25_000 + 10 * 50, "{detail} detail calls");
+    } else {
+        assert_eq!(list, list_minimum, "list calls");
+        assert_eq!(detail, 25_000, "detail calls");
+    }
     app.cleanup().await;
+    if let Some(broker) = broker {
+        broker.delete();
+    }
 }
 
 async fn sigterm_lets_the_step_in_flight_commit_and_loses_nothing(backend: Backend) {
