@@ -44,6 +44,7 @@ sync_tests!(
     rabbitmq_three_workers_sync_fifty_shops_with_the_minimum_calls,
     rabbitmq_redelivers_the_runs_of_a_killed_worker,
     rabbitmq_workers_reconnect_after_the_broker_closes_their_connections,
+    another_process_takes_over_scheduling_within_a_minute_of_the_leader_dying,
 );
 
 fn accounts(counts: &[(u32, u32)]) -> Vec<AccountConfig> {
@@ -870,5 +871,100 @@ async fn sigterm_lets_the_step_in_flight_commit_and_loses_nothing(backend: Backe
         0,
         "{account:?}"
     );
+    app.cleanup().await;
+}
+
+/// The process holding the scheduler lease, by pid (owners are named `{pid}-{random}`).
+async fn scheduler_pid(app: &TestApp) -> Option<u32> {
+    let db = &app.state.db;
+    let row = db
+        .query("SELECT owner FROM leases WHERE name = 'scheduler'")
+        .fetch_optional(&db.pool)
+        .await
+        .unwrap()?;
+    let owner: String = sqlx::Row::get(&row, 0);
+    owner.split('-').next()?.parse().ok()
+}
+
+async fn another_process_takes_over_scheduling_within_a_minute_of_the_leader_dying(
+    backend: Backend,
+) {
+    if backend == Backend::Sqlite {
+        return;
+    }
+    let Some((app, sandbox)) = TestApp::with_sandbox_and(backend, unlimited(&[(3, 0)]), |c| {
+        c.run_workers = false;
+    })
+    .await
+    else {
+        return;
+    };
+    let seller = app.register("anna").await;
+    let mut workers: Vec<_> = (0..2)
+        .map(|_| spawn_simba("worker", &app, &sandbox))
+        .collect();
+    let started = Instant::now();
+    let leader = loop {
+        if let Some(pid) = scheduler_pid(&app).await {
+            break pid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no process became the scheduler"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let position = workers
+        .iter()
+        .position(|w| w.id() == leader)
+        .expect("a worker leads");
+    let mut dead = workers.remove(position);
+    dead.kill().expect("SIGKILL");
+    dead.wait().ok();
+    let killed_at = Instant::now();
+    let successor = workers[0].id();
+    loop {
+        if scheduler_pid(&app).await == Some(successor) {
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(60),
+            "nobody took over scheduling within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The new leader schedules: a shop with automatic sync added now (never synced, so due)
+    // gets its run at the next schedule pass, at most 30 s later.
+    let shop = app
+        .post(
+            "/api/v1/shops",
+            Some(&seller.token),
+            serde_json::json!({"name": "auto", "client_id": "sandbox-1", "client_secret": "secret-1"}),
+        )
+        .await
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    let run = loop {
+        let runs = app
+            .get(
+                &format!("/api/v1/shops/{shop}/sync-runs"),
+                Some(&seller.token),
+            )
+            .await
+            .json();
+        if runs["count"] == 1 {
+            break runs["results"][0].clone();
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(90),
+            "the new scheduler queued nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(run["trigger"], "schedule", "{run}");
+    let run = app.wait_for_run(&seller, run["id"].as_i64().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    drop(workers);
     app.cleanup().await;
 }
