@@ -331,9 +331,9 @@ impl Engine {
                         tracing::warn!(error = format!("{e:#}"), "scheduling automatic syncs")
                     }
                 }
-                if let Err(e) = self.publish_undispatched().await {
-                    tracing::warn!(error = format!("{e:#}"), "publishing runs again");
-                }
+            }
+            if leader && let Err(e) = self.publish_undispatched().await {
+                tracing::warn!(error = format!("{e:#}"), "publishing runs again");
             }
             tokio::select! {
                 _ = stop.changed() => if *stop.borrow() {
