@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
 # Scale-out: shipments synced per second and CPU seconds per 1,000 shipments with 1, 2 and 4
-# `simba worker` processes on PostgreSQL, sandbox limits off (so only Simba is measured).
-# SHOPS shops × PER_SHOP shipments (default 40 × 500 = 20,000) per round.
+# `simba worker` processes on PostgreSQL, with the queue in RabbitMQ and in the database,
+# sandbox limits off (so only Simba is measured). SHOPS shops × PER_SHOP shipments
+# (default 40 × 500 = 20,000) per round; QUEUES="rabbitmq database" by default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHOPS=${SHOPS:-40} PER_SHOP=${PER_SHOP:-500}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
+AMQP=${AMQP:-amqp://guest:guest@127.0.0.1:5672}
+QUEUES=${QUEUES:-rabbitmq database}
 out=bench/out/scale && mkdir -p "$out"
 cargo build --release -p simba
 bin=$PWD/target/release/simba
 export SECRET_KEY=bench-secret-key-bench-secret-key-0123 RUST_LOG=warn SIMBA_ADDR=127.0.0.1:8920
 export SIMBA_BOL_API_URL=http://127.0.0.1:8921 SIMBA_BOL_LOGIN_URL=http://127.0.0.1:8921
-printf '| workers | shipments | wall s | shipments/s | worker CPU s | CPU s / 1,000 |\n|---|---|---|---|---|---|\n'
+printf '| queue | workers | shipments | wall s | shipments/s | worker CPU s | CPU s / 1,000 |\n|---|---|---|---|---|---|---|\n'
+for queue in $QUEUES; do
 for workers in 1 2 4; do
+  unset BROKER_URL
+  if [ "$queue" = rabbitmq ]; then
+    rabbitmqctl -q delete_vhost simba_bench 2>/dev/null || true
+    rabbitmqctl -q add_vhost simba_bench && rabbitmqctl -q set_permissions -p simba_bench guest '.*' '.*' '.*'
+    export BROKER_URL="$AMQP/simba_bench"
+  fi
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS simba_bench WITH (FORCE)" -qc "CREATE DATABASE simba_bench" 2>/dev/null
   export DATABASE_URL="$PG/simba_bench"
   "$bin" sandbox --addr 127.0.0.1:8921 --accounts "$SHOPS" --fbr $((PER_SHOP * 4 / 5)) --fbb $((PER_SHOP / 5)) \
@@ -40,5 +50,7 @@ for workers in 1 2 4; do
   stored=$(psql "$DATABASE_URL" -Atc "SELECT COUNT(*) FROM shipments WHERE detail_synced_at IS NOT NULL")
   python3 -c "
 w=$end-$start; cpu=$ticks/$(getconf CLK_TCK)
-print(f'| $workers | $stored | {w:.1f} | {$stored/w:,.0f} | {cpu:.1f} | {cpu*1000/$stored:.2f} |')"
+print(f'| $queue | $workers | $stored | {w:.1f} | {$stored/w:,.0f} | {cpu:.1f} | {cpu*1000/$stored:.2f} |')"
 done
+done
+rabbitmqctl -q delete_vhost simba_bench 2>/dev/null || true

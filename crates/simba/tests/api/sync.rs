@@ -45,6 +45,7 @@ sync_tests!(
     rabbitmq_redelivers_the_runs_of_a_killed_worker,
     rabbitmq_workers_reconnect_after_the_broker_closes_their_connections,
     another_process_takes_over_scheduling_within_a_minute_of_the_leader_dying,
+    rabbitmq_sigterm_puts_the_run_back_in_the_queue_and_loses_nothing,
 );
 
 fn accounts(counts: &[(u32, u32)]) -> Vec<AccountConfig> {
@@ -792,6 +793,32 @@ async fn fifty_shops_on_three_workers(backend: Backend, queue: Queue, disruption
 }
 
 async fn sigterm_lets_the_step_in_flight_commit_and_loses_nothing(backend: Backend) {
+    sigterm_scenario(backend, Queue::Database).await;
+}
+
+async fn rabbitmq_sigterm_puts_the_run_back_in_the_queue_and_loses_nothing(backend: Backend) {
+    if backend == Backend::Sqlite {
+        // The database queue's test covers SQLite; the broker is the same on every database.
+        return;
+    }
+    sigterm_scenario(backend, Queue::RabbitMq).await;
+}
+
+/// A worker gets SIGTERM mid-run, exits 0 after committing its step, and a second worker
+/// finishes the run without repeating a call.
+async fn sigterm_scenario(backend: Backend, queue: Queue) {
+    let broker = match queue {
+        Queue::Database => None,
+        Queue::RabbitMq => match TestBroker::create() {
+            Some(broker) => Some(broker),
+            None => return,
+        },
+    };
+    let broker_url = broker.as_ref().map(|b| b.url.clone());
+    let worker_env: Vec<(&str, &str)> = broker_url
+        .as_deref()
+        .map(|url| vec![("BROKER_URL", url)])
+        .unwrap_or_default();
     let config = SandboxConfig {
         time_scale: 60.0,
         limits: Limits {
@@ -803,6 +830,7 @@ async fn sigterm_lets_the_step_in_flight_commit_and_loses_nothing(backend: Backe
     };
     let Some((app, sandbox)) = TestApp::with_sandbox_and(backend, config, |config| {
         config.run_workers = false;
+        config.broker_url = broker_url.as_ref().map(|url| url.parse().unwrap());
     })
     .await
     else {
@@ -811,7 +839,7 @@ async fn sigterm_lets_the_step_in_flight_commit_and_loses_nothing(backend: Backe
     let seller = app.register("anna").await;
     let shop = app.create_sandbox_shop(&seller, 1).await;
     let run_id = app.start_sync(&seller, shop, None).await;
-    let mut worker = spawn_simba("worker", &app, &sandbox);
+    let mut worker = spawn_simba_with("worker", &app, &sandbox, &worker_env);
     app.wait_for_progress(&seller, run_id, "details_fetched", 60)
         .await;
     let terminated = std::process::Command::new("kill")
@@ -855,7 +883,8 @@ async fn sigterm_lets_the_step_in_flight_commit_and_loses_nothing(backend: Backe
         paused["progress"]["details_fetched"], with_detail,
         "progress is what was committed"
     );
-    let mut second = spawn_simba("worker", &app, &sandbox);
+    // With RabbitMQ the run reaches the second worker only if the first put its message back.
+    let mut second = spawn_simba_with("worker", &app, &sandbox, &worker_env);
     let run = app.wait_for_run(&seller, run_id).await;
     second.kill().ok();
     second.wait().ok();
@@ -872,6 +901,9 @@ async fn sigterm_lets_the_step_in_flight_commit_and_loses_nothing(backend: Backe
         "{account:?}"
     );
     app.cleanup().await;
+    if let Some(broker) = broker {
+        broker.delete();
+    }
 }
 
 /// The process holding the scheduler lease, by pid (owners are named `{pid}-{random}`).
