@@ -542,6 +542,18 @@ pub async fn finish(
             return Ok(false);
         }
     }
+    // The shop row before the run row, in every transaction that writes both (a step does the
+    // same), so that a cancel and a step never wait for each other in opposite orders.
+    let synced_at = (end.status == "succeeded").then_some(now);
+    db.query(
+        "UPDATE shops SET active_run_id = NULL, last_synced_at = COALESCE(?, last_synced_at) \
+         WHERE id = ? AND active_run_id = ?",
+    )
+    .bind(synced_at)
+    .bind(shop_id)
+    .bind(run_id)
+    .execute(&mut *tx)
+    .await?;
     let calls = end.calls;
     let ended = db
         .query(
@@ -563,16 +575,6 @@ pub async fn finish(
         .await?
         .rows_affected()
         == 1;
-    let synced_at = (end.status == "succeeded").then_some(now);
-    db.query(
-        "UPDATE shops SET active_run_id = NULL, last_synced_at = COALESCE(?, last_synced_at) \
-         WHERE id = ? AND active_run_id = ?",
-    )
-    .bind(synced_at)
-    .bind(shop_id)
-    .bind(run_id)
-    .execute(&mut *tx)
-    .await?;
     tx.commit().await?;
     Ok(ended)
 }

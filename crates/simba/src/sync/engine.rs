@@ -437,7 +437,15 @@ impl Engine {
             return Ok(RunEnd::Busy);
         }
         let heartbeat = self.keep_lease(run.shop_id);
-        let end = self.drive_leased(run, stop, deadline).await;
+        // Read again under the lease: the row read before it may predate the last step of the
+        // previous driver, and resuming from that checkpoint would fetch a page twice.
+        let end = match sync_runs::engine_run(&self.db, run.id).await {
+            Ok(Some(run)) if run.status == "queued" || run.status == "running" => {
+                self.drive_leased(&run, stop, deadline).await
+            }
+            Ok(_) => Ok(RunEnd::Inactive),
+            Err(e) => Err(e.into()),
+        };
         heartbeat.abort();
         match &end {
             // `finish` released the shop with the run; another driver holds it.
@@ -589,15 +597,15 @@ impl Engine {
                         .await;
                 }
             };
-            let (next, outcome, fatal) = self
-                .commit(run, &client_id, input, incremental, &mut shifted)
+            let (next, outcome) = self
+                .commit_retrying(run, &client_id, &input, incremental, &mut shifted)
                 .await?;
             match outcome {
                 StepOutcome::Committed => {}
                 StepOutcome::Cancelled => return Ok(RunEnd::Cancelled),
                 StepOutcome::LeaseLost => return Ok(RunEnd::LeaseLost),
             }
-            if let Some(error) = fatal {
+            if let Some(error) = input.into_fatal() {
                 // The step's calls are committed with it; nothing is left to count.
                 return self
                     .fail(run, &client_id, &error, &ApiCalls::default())
@@ -635,22 +643,59 @@ impl Engine {
 
     /// Writes a step's results and checkpoint in one transaction; returns the next checkpoint,
     /// whether the commit happened, and a failure that ends the run after the commit.
+    /// [`Engine::commit`], tried again when the database fails transiently (pool exhausted,
+    /// deadlock, too many connections): the step's answers are in memory, and giving up would
+    /// make the next driver repeat its marketplace calls.
+    async fn commit_retrying(
+        &self,
+        run: &sync_runs::EngineRun,
+        client_id: &str,
+        input: &StepInput,
+        incremental: bool,
+        shifted: &mut bool,
+    ) -> anyhow::Result<(Checkpoint, StepOutcome)> {
+        const ATTEMPTS: u32 = 6;
+        let mut wait = Duration::from_millis(100);
+        for attempt in 1.. {
+            let mut shifted_after = *shifted;
+            match self
+                .commit(run, client_id, input, incremental, &mut shifted_after)
+                .await
+            {
+                Err(e) if attempt < ATTEMPTS && is_transient_database_error(&e) => {
+                    tracing::warn!(
+                        run.id = run.id,
+                        attempt,
+                        error = format!("{e:#}"),
+                        "committing a step failed; trying again"
+                    );
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                result => {
+                    *shifted = shifted_after;
+                    return result;
+                }
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
     async fn commit(
         &self,
         run: &sync_runs::EngineRun,
         client_id: &str,
-        input: StepInput,
+        input: &StepInput,
         incremental: bool,
         shifted: &mut bool,
-    ) -> anyhow::Result<(Checkpoint, StepOutcome, Option<bol::Error>)> {
+    ) -> anyhow::Result<(Checkpoint, StepOutcome)> {
         let mut tx = self.db.pool.begin().await?;
         let lease_until = now_ms() + self.settings.lease.as_millis() as i64;
         if !sync_runs::fence_in(&self.db, &mut tx, run.shop_id, &self.owner, lease_until).await? {
             tx.rollback().await?;
-            return Ok((Checkpoint::Details, StepOutcome::LeaseLost, None));
+            return Ok((Checkpoint::Details, StepOutcome::LeaseLost));
         }
         let mut delta = StepDelta::default();
-        let mut fatal = None;
         let next = match input {
             StepInput::List(list) => {
                 let inserted = shipments::insert_new_in(
@@ -696,7 +741,7 @@ impl Engine {
                             let mut detail =
                                 convert::from_detail(&answer.value, crate::store::now());
                             // Stored under the id asked for, so the pending row is the one filled.
-                            detail.shipment_id = id;
+                            detail.shipment_id = id.clone();
                             shipments::store_detail_in(
                                 &self.db,
                                 &mut tx,
@@ -709,16 +754,11 @@ impl Engine {
                             add_calls(&mut delta.calls, &api_calls(&answer.calls));
                         }
                         Err(failure) if matches!(failure.error, bol::Error::NotFound(_)) => {
-                            shipments::mark_detail_gone_in(&self.db, &mut tx, run.shop_id, &id)
+                            shipments::mark_detail_gone_in(&self.db, &mut tx, run.shop_id, id)
                                 .await?;
                             add_calls(&mut delta.calls, &api_calls(&failure.calls));
                         }
-                        Err(failure) => {
-                            add_calls(&mut delta.calls, &api_calls(&failure.calls));
-                            if fatal.is_none() {
-                                fatal = Some(failure.error);
-                            }
-                        }
+                        Err(failure) => add_calls(&mut delta.calls, &api_calls(&failure.calls)),
                     }
                 }
                 Checkpoint::Details
@@ -742,7 +782,7 @@ impl Engine {
         } else {
             tx.rollback().await?;
         }
-        Ok((next, outcome, fatal))
+        Ok((next, outcome))
     }
 
     async fn fail(
@@ -789,4 +829,50 @@ enum StepInput {
             Result<bol::Answer<bol::ShipmentDetail>, bol::Failure>,
         )>,
     ),
+}
+
+impl StepInput {
+    /// A detail call that failed for good (a shipment gone is not a failure): the run fails
+    /// after the step's results are committed.
+    fn into_fatal(self) -> Option<bol::Error> {
+        match self {
+            StepInput::List(_) => None,
+            StepInput::Details(results) => {
+                results.into_iter().find_map(|(_, result)| match result {
+                    Err(failure) if !matches!(failure.error, bol::Error::NotFound(_)) => {
+                        Some(failure.error)
+                    }
+                    _ => None,
+                })
+            }
+        }
+    }
+}
+
+/// Whether a failed database call may succeed if tried again: the pool had no free connection,
+/// the server refused one (too many connections), or the transaction lost a deadlock or
+/// serialization conflict, or SQLite was busy.
+fn is_transient_database_error(error: &anyhow::Error) -> bool {
+    fn transient(error: &sqlx::Error) -> bool {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
+            sqlx::Error::Database(db) => matches!(
+                db.code().as_deref(),
+                // SQLSTATEs: serialization failure or deadlock (PostgreSQL and MySQL), deadlock
+                // (PostgreSQL), too many connections (PostgreSQL, MySQL); SQLite busy/locked.
+                Some("40001" | "40P01" | "53300" | "08004" | "5" | "6" | "517")
+            ),
+            _ => false,
+        }
+    }
+    error.chain().any(|cause| {
+        if let Some(error) = cause.downcast_ref::<sqlx::Error>() {
+            return transient(error);
+        }
+        match cause.downcast_ref::<crate::store::StoreError>() {
+            Some(crate::store::StoreError::Unavailable(error))
+            | Some(crate::store::StoreError::Other(error)) => transient(error),
+            _ => false,
+        }
+    })
 }

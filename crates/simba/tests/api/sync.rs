@@ -515,6 +515,8 @@ fn spawn_simba_with(
         .env("SIMBA_BOL_LOGIN_URL", sandbox.base_url())
         .env("SIMBA_BOL_TIME_SCALE", "60")
         .env("SIMBA_SYNC_LEASE_SECONDS", "2")
+        // Several tests with four processes each share MariaDB's 151 connections.
+        .env("SIMBA_DATABASE_MAX_CONNECTIONS", "6")
         .envs(env.iter().copied())
         .env(
             "RUST_LOG",
@@ -720,13 +722,19 @@ async fn fifty_shops_on_three_workers(backend: Backend, queue: Queue, disruption
         runs.push(app.start_sync(&seller, shop, None).await);
     }
     // Slices of 2 s hand every run from worker to worker several times through the queue.
-    let worker_env: Vec<(&str, &str)> = match &broker {
+    let mut worker_env: Vec<(&str, &str)> = match &broker {
         Some(broker) => vec![
             ("BROKER_URL", broker.url.as_str()),
             ("SIMBA_SYNC_SLICE_SECONDS", "2"),
         ],
         None => Vec::new(),
     };
+    if disruption != Disruption::KillWorker {
+        // Exact call counts need every lease to outlive the longest stall of a loaded CI
+        // machine: a worker that misses its renewal loses the shop, and the calls of its step
+        // in flight are made again by the next driver.
+        worker_env.push(("SIMBA_SYNC_LEASE_SECONDS", "8"));
+    }
     let mut workers: Vec<_> = (0..3)
         .map(|_| spawn_simba_with("worker", &app, &sandbox, &worker_env))
         .collect();
@@ -783,7 +791,20 @@ async fn fifty_shops_on_three_workers(backend: Backend, queue: Queue, disruption
         assert!(list <= list_minimum + 50, "{list} list calls");
         assert!(detail <= 25_000 + 10 * 50, "{detail} detail calls");
     } else {
-        assert_eq!(list, list_minimum, "list calls");
+        let mut over = Vec::new();
+        for (account, run_id) in stats.accounts.iter().zip(&runs) {
+            if account.list.calls != list_minimum / 50 {
+                let run = app
+                    .get(&format!("/api/v1/sync-runs/{run_id}"), Some(&seller.token))
+                    .await
+                    .json();
+                over.push(format!("{account:?}: {run}"));
+            }
+        }
+        assert_eq!(
+            list, list_minimum,
+            "list calls; over the minimum: {over:#?}"
+        );
         assert_eq!(detail, 25_000, "detail calls");
     }
     app.cleanup().await;
