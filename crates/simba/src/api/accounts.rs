@@ -160,7 +160,13 @@ pub(super) async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     StrictJson(body): StrictJson<LoginIn>,
 ) -> ApiResult<Json<TokenOut>> {
-    let (key, user) = log_in(&state, &body.username, body.password, &peer.ip().to_string()).await?;
+    let (key, user) = log_in(
+        &state,
+        &body.username,
+        body.password,
+        &peer.ip().to_string(),
+    )
+    .await?;
     Ok(Json(TokenOut {
         token: key,
         user: (&user).into(),

@@ -22,7 +22,7 @@ use tower_http::trace::TraceLayer;
 use crate::app::AppState;
 use crate::error::ApiError;
 
-pub use pagination::PageParams;
+pub use pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageParams};
 
 /// Request bodies are small JSON documents; anything larger is refused before it is read.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;

@@ -97,7 +97,9 @@ pub async fn not_found(uri: Uri, headers: HeaderMap) -> Response {
 /// Why a dashboard request ends in an error page (or, logged out, at the login form).
 #[derive(Debug)]
 pub enum DashError {
-    LoggedOut { next: String },
+    LoggedOut {
+        next: String,
+    },
     NotFound,
     /// A POST without this session's CSRF token.
     Forbidden,
@@ -117,7 +119,10 @@ impl From<ApiError> for DashError {
                 DashError::Unavailable
             }
             other => {
-                tracing::error!(error = format!("{:#}", anyhow::Error::new(other)), "dashboard error");
+                tracing::error!(
+                    error = format!("{:#}", anyhow::Error::new(other)),
+                    "dashboard error"
+                );
                 DashError::Internal
             }
         }
@@ -133,7 +138,9 @@ impl From<StoreError> for DashError {
 impl IntoResponse for DashError {
     fn into_response(self) -> Response {
         let (status, title, message) = match self {
-            DashError::LoggedOut { next } => return Redirect::to(&login_url(&next)).into_response(),
+            DashError::LoggedOut { next } => {
+                return Redirect::to(&login_url(&next)).into_response();
+            }
             DashError::NotFound => (
                 StatusCode::NOT_FOUND,
                 "Not found",
@@ -325,6 +332,9 @@ mod tests {
         assert_eq!(plain, "c=v; HttpOnly; SameSite=Lax; Path=/");
         headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         let secure = set_cookie("c", "", Some(0), &headers);
-        assert_eq!(secure, "c=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0; Secure");
+        assert_eq!(
+            secure,
+            "c=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0; Secure"
+        );
     }
 }
