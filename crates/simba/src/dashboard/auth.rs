@@ -7,7 +7,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{Markup, html};
 use secrecy::SecretString;
@@ -113,7 +113,7 @@ async fn log_in(
         Ok((key, user)) => {
             tracing::info!(user.id = user.id, "seller logged in to the dashboard");
             Ok((
-                [
+                AppendHeaders([
                     (
                         header::SET_COOKIE,
                         set_cookie(SESSION_COOKIE, &key, None, &headers),
@@ -122,7 +122,7 @@ async fn log_in(
                         header::SET_COOKIE,
                         set_cookie(LOGIN_COOKIE, "", Some(0), &headers),
                     ),
-                ],
+                ]),
                 Redirect::to(next),
             )
                 .into_response())
