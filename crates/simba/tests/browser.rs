@@ -160,7 +160,11 @@ async fn a_seller_syncs_a_shop_and_exports_its_shipments_in_a_browser() {
 
     client.goto(&app.url("/shops")).await.unwrap();
     let url = client.current_url().await.unwrap();
-    assert_eq!(url.path(), "/login", "logged out, the dashboard asks to log in");
+    assert_eq!(
+        url.path(),
+        "/login",
+        "logged out, the dashboard asks to log in"
+    );
     fill(&client, "#username", "anna").await;
     fill(&client, "#password", PASSWORD).await;
     screenshot(&client, "login").await;
@@ -176,7 +180,6 @@ async fn a_seller_syncs_a_shop_and_exports_its_shipments_in_a_browser() {
     click(&client, "main form button[type=submit]").await;
     wait_for(&client, "td.row-actions", 10).await;
     assert!(text(&client, "tbody").await.contains("Theehuis Utrecht"));
-    screenshot(&client, "shops").await;
 
     click(&client, "td.row-actions button[type=submit]").await;
     wait_for(&client, "#progress", 10).await;
@@ -185,8 +188,26 @@ async fn a_seller_syncs_a_shop_and_exports_its_shipments_in_a_browser() {
     // The page is not reloaded: live.js swaps the progress in until the run has ended.
     wait_for(&client, "#progress .badge.succeeded", 120).await;
     let progress = text(&client, "#progress").await;
-    assert!(progress.contains("Details fetched: 150 of 150"), "{progress}");
-    assert!(client.current_url().await.unwrap().path().starts_with("/runs/"));
+    assert!(
+        progress.contains("Details fetched: 150 of 150"),
+        "{progress}"
+    );
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/runs/")
+    );
+
+    click(&client, "header nav a[href='/shops']").await;
+    wait_for(&client, "ul.status li.ok", 10).await;
+    assert_eq!(text(&client, "td.num").await, "150");
+    screenshot(&client, "shops").await;
+    click(&client, "header nav a[href='/runs']").await;
+    wait_for(&client, "tbody .badge.succeeded", 10).await;
+    screenshot(&client, "runs").await;
 
     click(&client, "header nav a[href='/shipments']").await;
     wait_for(&client, "#q-fulfilment_method", 10).await;
@@ -200,7 +221,10 @@ async fn a_seller_syncs_a_shop_and_exports_its_shipments_in_a_browser() {
     click(&client, "form.filters button[type=submit]").await;
     wait_for(&client, "tbody tr", 10).await;
     let url = client.current_url().await.unwrap();
-    assert!(url.query().unwrap().contains("fulfilment_method=FBB"), "{url}");
+    assert!(
+        url.query().unwrap().contains("fulfilment_method=FBB"),
+        "{url}"
+    );
     let rows = client.find_all(Locator::Css("tbody tr")).await.unwrap();
     assert_eq!(rows.len(), 30);
     for row in &rows {

@@ -213,7 +213,7 @@ fn progress_fragment(run: &SyncRun, time_scale: f64) -> Markup {
                 dl {
                     dt { "Marketplace calls" } dd { (calls.total()) }
                     dt { "List / detail calls" } dd { (calls.list) " / " (calls.detail) }
-                    dt { "Token renewals" } dd { (calls.token) }
+                    dt { "Token requests (renewals)" } dd { (calls.token) }
                     dt { "Answered 429 (rate limited)" } dd { (calls.rate_limited) }
                     dt { "Errors" } dd { (calls.errors) }
                 }

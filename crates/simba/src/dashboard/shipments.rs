@@ -201,7 +201,7 @@ fn filter_form(query: &QueryParams, shop_list: &[Shop]) -> Markup {
                     option value="FBB" selected[method == "FBB"] { "FBB (by bol)" }
                 }
             }
-            (text("q", "Shipment, order, reference or track & trace", "search"))
+            (text("q", "Exact id or track & trace", "search"))
             (text("order_id", "Order id", "text"))
             (text("ean", "EAN", "text"))
             (text("shipped_after", "Shipped on or after", "date"))
@@ -286,7 +286,7 @@ async fn show(
                                 strong { (event["event_code"].as_str().unwrap_or("")) }
                                 " "
                                 @if let Some(at) = event["event_date_time"].as_str() {
-                                    time datetime=(at) { (at) }
+                                    (event_time(at))
                                 }
                             }
                         }
@@ -320,7 +320,7 @@ async fn show(
         section aria-labelledby="h-customer" {
             h2 #h-customer { "Customer" }
             @match &customer {
-                Some(customer) => (json_details(customer)),
+                Some(customer) => (customer_details(customer)),
                 None => p { "The marketplace has not given the customer's details." },
             }
         }
@@ -333,24 +333,55 @@ async fn show(
     ))
 }
 
-/// The customer's details as the marketplace gave them: nested objects as nested lists,
+/// The customer's details as the marketplace gave them: a box per group (shipping, billing),
 /// keys in words ("zip_code" → "zip code").
-fn json_details(value: &Value) -> Markup {
-    match value {
-        Value::Object(map) => html! {
-            dl.details {
-                @for (key, value) in map {
-                    dt { (key.replace('_', " ")) }
-                    dd { (json_details(value)) }
+fn customer_details(customer: &Value) -> Markup {
+    let Value::Object(groups) = customer else {
+        return html! { p { (json_text(customer)) } };
+    };
+    html! {
+        div.grid {
+            @for (group, fields) in groups {
+                section {
+                    h3 { (words(group)) }
+                    @if let Value::Object(fields) = fields {
+                        dl {
+                            @for (key, value) in fields {
+                                dt { (words(key)) }
+                                dd { (json_text(value)) }
+                            }
+                        }
+                    } @else {
+                        p { (json_text(fields)) }
+                    }
                 }
             }
-        },
-        Value::Array(values) => html! {
-            ul { @for value in values { li { (json_details(value)) } } }
-        },
-        Value::String(s) => html! { (s) },
-        Value::Null => html! { "—" },
-        other => html! { (other.to_string()) },
+        }
+    }
+}
+
+fn words(key: &str) -> String {
+    let spaced = key.replace('_', " ");
+    let mut chars = spaced.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+fn json_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "—".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A marketplace timestamp (RFC 3339 with any offset) shown like the others, in UTC.
+fn event_time(value: &str) -> Markup {
+    match time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339) {
+        Ok(t) => when(t.unix_timestamp()),
+        Err(_) => html! { (value) },
     }
 }
 

@@ -209,6 +209,22 @@ async fn a_wrong_password_shows_the_form_again_with_an_error() {
 }
 
 #[tokio::test]
+async fn repeated_wrong_passwords_are_throttled_like_the_api() {
+    sqlite(|app| async move {
+        app.register("anna").await;
+        let web = Web::new(&app);
+        for _ in 0..5 {
+            assert_eq!(web.log_in("anna", "wrong horse battery").await.status, 401);
+        }
+        let response = web.log_in("anna", PASSWORD).await;
+        assert_eq!(response.status, 429);
+        assert!(response.text.contains("Too many failed attempts"));
+        assert!(session_cookie(&response).is_none());
+    })
+    .await
+}
+
+#[tokio::test]
 async fn a_login_without_its_form_token_is_refused() {
     sqlite(|app| async move {
         app.register("anna").await;
