@@ -122,12 +122,15 @@ impl Field<'_> {
             (false, true) => Some(format!("{id}-hint")),
             (false, false) => None,
         };
+        // The only password fields here are shop secrets, not the seller's own password: keep
+        // password managers from filling the login password in.
+        let autocomplete = (self.kind == "password").then_some("new-password");
         html! {
             div.field {
                 label for=(id) { (self.label) @if self.required { " (required)" } }
                 input id=(id) name=(self.name) type=(self.kind) value=(self.value)
                     required[self.required] aria-invalid=[messages.map(|_| "true")]
-                    aria-describedby=[described];
+                    aria-describedby=[described] autocomplete=[autocomplete];
                 @if let Some(messages) = messages {
                     p.error id={(id) "-error"} { (self.label) " " (messages.join("; ")) }
                 } @else if let Some(hint) = self.hint {
