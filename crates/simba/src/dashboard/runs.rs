@@ -5,21 +5,23 @@ use std::collections::HashMap;
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::routing::get;
+use axum::response::Redirect;
+use axum::routing::{get, post};
 use maud::{Markup, html};
 
-use super::layout::{Section, maybe_when, page, pager, status_badge, when};
-use super::{DashError, DashResult, PageId, Session};
+use super::layout::{Section, csrf_field, maybe_when, page, pager, status_badge, when};
+use super::{DashError, DashResult, PageId, PostedForm, Session};
 use crate::api::{DEFAULT_PAGE_SIZE, PageParams, QueryParams};
 use crate::app::AppState;
 use crate::store::shops;
-use crate::store::sync_runs::{self, SyncRun};
+use crate::store::sync_runs::{self, CancelOutcome, SyncRun};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/runs", get(list))
         .route("/runs/{id}", get(show))
         .route("/runs/{id}/progress", get(progress))
+        .route("/runs/{id}/cancel", post(cancel))
 }
 
 /// The detail rate bol.com publishes for shipment details, in calls per marketplace minute.
@@ -146,6 +148,12 @@ async fn show(
         p { "Shop: " a href={"/runs?shop=" (shop.id)} { (shop.name) } " · "
             a href={"/shipments?shop=" (shop.id)} { "its shipments" } }
         (progress_fragment(&run, state.config.bol_time_scale))
+        @if is_live(&run) {
+            form method="post" action={"/runs/" (run.id) "/cancel"} {
+                (csrf_field(&session))
+                button.danger type="submit" { "Cancel this run" }
+            }
+        }
         script src="/static/live.js" defer {}
     };
     Ok(page(
@@ -163,6 +171,21 @@ async fn progress(
 ) -> DashResult<Markup> {
     let run = owned_run(&state, &session, id).await?;
     Ok(progress_fragment(&run, state.config.bol_time_scale))
+}
+
+/// Cancels a queued or running run (it stops after the step in flight); an ended run is left
+/// as it is. Either way the run's page shows the outcome.
+async fn cancel(
+    State(state): State<AppState>,
+    PageId(id): PageId,
+    form: PostedForm,
+) -> DashResult<Redirect> {
+    match sync_runs::cancel(&state.db, form.session.user.id, id).await? {
+        CancelOutcome::NotFound => Err(DashError::NotFound),
+        CancelOutcome::AlreadyEnded(_) | CancelOutcome::Cancelled(_) => {
+            Ok(Redirect::to(&format!("/runs/{id}")))
+        }
+    }
 }
 
 /// Everything about a run that changes while it runs; polled while `data-poll` is present.

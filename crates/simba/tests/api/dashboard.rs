@@ -15,6 +15,7 @@ macro_rules! without_workers {
 
 without_workers!(
     another_sellers_shop_run_and_shipment_are_not_found,
+    a_queued_run_is_cancelled_from_its_page,
     the_csv_has_a_header_and_one_row_per_filtered_shipment,
     the_shop_list_shows_failures_since_the_last_success,
 );
@@ -505,7 +506,7 @@ async fn sync_now_starts_a_run_whose_page_shows_it_finished() {
 }
 
 async fn another_sellers_shop_run_and_shipment_are_not_found(app: TestApp) {
-    let (_, anna) = Web::logged_in(&app, "anna").await;
+    let (anna_web, anna) = Web::logged_in(&app, "anna").await;
     let shop = app.create_shop(&anna, "main").await;
     app.store_shipments(&anna, shop, 2).await;
     let shipment = app.get("/api/v1/shipments", Some(&anna.token)).await.json()["results"][0]["id"]
@@ -532,16 +533,51 @@ async fn another_sellers_shop_run_and_shipment_are_not_found(app: TestApp) {
         assert_eq!(bert.get(&path).await.status, 404, "{path}");
     }
     let csrf = bert.csrf_of("/shops").await;
-    for action in ["delete", "sync", "edit"] {
-        let response = bert
-            .post(&format!("/shops/{shop}/{action}"), &[("csrf", &csrf)])
-            .await;
-        assert_eq!(response.status, 404, "{action}");
+    for path in [
+        format!("/shops/{shop}/delete"),
+        format!("/shops/{shop}/sync"),
+        format!("/shops/{shop}/edit"),
+        format!("/runs/{run}/cancel"),
+    ] {
+        let response = bert.post(&path, &[("csrf", &csrf)]).await;
+        assert_eq!(response.status, 404, "{path}");
     }
+    assert_eq!(anna_web.get(&format!("/runs/{run}")).await.status, 200);
     let list = bert.get("/shipments").await;
     assert!(list.text.contains("No shipments match"));
     let csv = bert.get("/shipments.csv").await;
     assert_eq!(csv.text.lines().count(), 1, "only the header: {}", csv.text);
+}
+
+async fn a_queued_run_is_cancelled_from_its_page(app: TestApp) {
+    let (web, seller) = Web::logged_in(&app, "anna").await;
+    let shop = app.create_shop(&seller, "main").await;
+    let run = simba::store::sync_runs::create_queued(
+        &app.state.db,
+        shop,
+        simba::store::sync_runs::Mode::Full,
+        simba::store::sync_runs::Trigger::Cli,
+    )
+    .await
+    .unwrap()
+    .id;
+    let page = web.get(&format!("/runs/{run}")).await;
+    assert!(page.text.contains("Cancel this run"));
+    assert!(page.text.contains("data-poll"), "a queued run is polled");
+    let cancelled = web
+        .post(
+            &format!("/runs/{run}/cancel"),
+            &[("csrf", &csrf(&page.text))],
+        )
+        .await;
+    assert_eq!(
+        cancelled.header("location"),
+        Some(format!("/runs/{run}").as_str())
+    );
+    let page = web.get(&format!("/runs/{run}")).await;
+    assert!(page.text.contains("badge cancelled"));
+    assert!(!page.text.contains("Cancel this run"));
+    assert!(!page.text.contains("data-poll"));
 }
 
 async fn the_csv_has_a_header_and_one_row_per_filtered_shipment(app: TestApp) {
