@@ -18,7 +18,13 @@
       })
       .then(function (html) {
         var fresh = document.createRange().createContextualFragment(html).firstElementChild;
+        // Keyboard focus inside the region (on a button, say) moves to its new copy.
+        var focused = region.contains(document.activeElement) ? document.activeElement.id : "";
         region.replaceWith(fresh);
+        var again = focused && document.getElementById(focused);
+        if (again) {
+          again.focus();
+        }
         setTimeout(function () { poll(fresh); }, 1000);
       })
       .catch(function () {

@@ -147,13 +147,7 @@ async fn show(
     let body = html! {
         p { "Shop: " a href={"/runs?shop=" (shop.id)} { (shop.name) } " · "
             a href={"/shipments?shop=" (shop.id)} { "its shipments" } }
-        (progress_fragment(&run, state.config.bol_time_scale))
-        @if is_live(&run) {
-            form method="post" action={"/runs/" (run.id) "/cancel"} {
-                (csrf_field(&session))
-                button.danger type="submit" { "Cancel this run" }
-            }
-        }
+        (progress_fragment(&session, &run, state.config.bol_time_scale))
         script src="/static/live.js" defer {}
     };
     Ok(page(
@@ -170,7 +164,11 @@ async fn progress(
     PageId(id): PageId,
 ) -> DashResult<Markup> {
     let run = owned_run(&state, &session, id).await?;
-    Ok(progress_fragment(&run, state.config.bol_time_scale))
+    Ok(progress_fragment(
+        &session,
+        &run,
+        state.config.bol_time_scale,
+    ))
 }
 
 /// Cancels a queued or running run (it stops after the step in flight); an ended run is left
@@ -189,17 +187,23 @@ async fn cancel(
 }
 
 /// Everything about a run that changes while it runs; polled while `data-poll` is present.
-fn progress_fragment(run: &SyncRun, time_scale: f64) -> Markup {
+fn progress_fragment(session: &Session, run: &SyncRun, time_scale: f64) -> Markup {
     let live = is_live(run);
     let p = &run.progress;
     let calls = &run.api_calls;
     let details_total = p.details_fetched + p.details_pending;
     let poll = live.then(|| format!("/runs/{}/progress", run.id));
     html! {
-        section #progress data-poll=[poll] aria-live="polite" aria-busy=(live) {
+        section #progress data-poll=[poll] aria-busy=(live) {
             p.run-status {
                 "Status: " (status_badge(&run.status))
                 @if live { " " a href={"/runs/" (run.id)} { "Refresh" } }
+            }
+            @if live {
+                form.cancel method="post" action={"/runs/" (run.id) "/cancel"} {
+                    (csrf_field(session))
+                    button.danger #cancel-run type="submit" { "Cancel this run" }
+                }
             }
             @if let Some(error) = &run.error {
                 p.error role="alert" { (error) }
