@@ -53,12 +53,14 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let url = format!("http://{}", listener.local_addr()?);
     println!(
         "\nSimba demo is running at {url}  (API docs: {url}/docs)\n\
+         \n  dashboard:  {url}/runs/{}\
          \n  log in:     username {USERNAME}, password {PASSWORD}\
          \n  API token:  {token}\
          \n  sandbox:    {} (client id sandbox-1, secret secret-1)\
          \n\n  curl -H 'Authorization: Token {token}' {url}/api/v1/sync-runs/{}\
          \n  curl -H 'Authorization: Token {token}' {url}/api/v1/shipments\n\
          \nThe full sync of 5,000 shipments takes about a minute. Ctrl-C stops the demo.\n",
+        run.unwrap_or_default(),
         sandbox.base_url(),
         run.unwrap_or_default(),
     );

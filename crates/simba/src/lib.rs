@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod crypto;
+mod dashboard;
 pub mod demo;
 pub mod domain;
 pub mod error;

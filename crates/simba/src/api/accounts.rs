@@ -131,12 +131,17 @@ fn taken_conflict(taken: users::Taken) -> ApiError {
 }
 
 async fn issue_token(state: &AppState, user: &users::User) -> ApiResult<TokenOut> {
-    let key = token::generate();
-    tokens::create(&state.db, user.id, &token::hash(&key)).await?;
     Ok(TokenOut {
-        token: key,
+        token: new_token_key(state, user.id).await?,
         user: user.into(),
     })
+}
+
+/// Stores a new token for the seller; the key itself is returned once and never stored.
+async fn new_token_key(state: &AppState, user_id: i64) -> ApiResult<String> {
+    let key = token::generate();
+    tokens::create(&state.db, user_id, &token::hash(&key)).await?;
+    Ok(key)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -155,28 +160,44 @@ pub(super) async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     StrictJson(body): StrictJson<LoginIn>,
 ) -> ApiResult<Json<TokenOut>> {
-    let address = peer.ip().to_string();
-    if let Some(retry_after_secs) =
-        state
-            .login_throttle
-            .check(&body.username, &address, Instant::now())
-    {
+    let (key, user) = log_in(
+        &state,
+        &body.username,
+        body.password,
+        &peer.ip().to_string(),
+    )
+    .await?;
+    Ok(Json(TokenOut {
+        token: key,
+        user: (&user).into(),
+    }))
+}
+
+/// Checks a login under the throttle and issues a new token key: the API's login and the
+/// dashboard's both come here, so they share one throttle and one token table.
+pub(crate) async fn log_in(
+    state: &AppState,
+    login: &str,
+    password: SecretString,
+    address: &str,
+) -> ApiResult<(String, users::User)> {
+    if let Some(retry_after_secs) = state.login_throttle.check(login, address, Instant::now()) {
         return Err(ApiError::TooManyRequests { retry_after_secs });
     }
-    let found = users::find_for_login(&state.db, body.username.trim()).await?;
+    let found = users::find_for_login(&state.db, login.trim()).await?;
     let (user, stored_hash) = found.map_or((None, None), |(u, h)| (Some(u), Some(h)));
-    let valid = password::verify(body.password, stored_hash)
+    let valid = password::verify(password, stored_hash)
         .await
         .map_err(ApiError::Internal)?;
     match user {
         Some(user) if valid => {
-            state.login_throttle.record_success(&body.username);
-            Ok(Json(issue_token(&state, &user).await?))
+            state.login_throttle.record_success(login);
+            Ok((new_token_key(state, user.id).await?, user))
         }
         _ => {
             state
                 .login_throttle
-                .record_failure(&body.username, &address, Instant::now());
+                .record_failure(login, address, Instant::now());
             Err(ApiError::InvalidCredentials)
         }
     }

@@ -1,15 +1,15 @@
 //! The HTTP API: routers per feature, the middleware every request passes, and the helpers
 //! the handlers share (query parameters, pagination, timestamps).
 
-mod accounts;
+pub(crate) mod accounts;
 mod docs;
 pub mod json;
 pub mod openapi;
 mod ops;
 mod pagination;
-mod shipments;
-mod shops;
-mod sync_runs;
+pub(crate) mod shipments;
+pub(crate) mod shops;
+pub(crate) mod sync_runs;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -22,7 +22,7 @@ use tower_http::trace::TraceLayer;
 use crate::app::AppState;
 use crate::error::ApiError;
 
-pub use pagination::PageParams;
+pub use pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageParams};
 
 /// Request bodies are small JSON documents; anything larger is refused before it is read.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -38,7 +38,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(ops::routes())
         .merge(docs::routes())
-        .fallback(|| async { ApiError::NotFound })
+        .merge(crate::dashboard::routes())
+        .fallback(crate::dashboard::not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(middleware::from_fn(crate::telemetry::track_http))
@@ -111,6 +112,10 @@ impl QueryParams {
         self.get(name)
             .map(|v| parse(v).map_err(|message| ApiError::bad_param(name, message)))
             .transpose()
+    }
+
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> QueryParams {
+        QueryParams(pairs)
     }
 
     pub fn pairs(&self) -> &[(String, String)] {

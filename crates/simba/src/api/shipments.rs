@@ -125,7 +125,7 @@ fn text(max: usize) -> impl Fn(&str) -> Result<String, String> {
     }
 }
 
-fn filter_from(query: &QueryParams, shop_id: Option<i64>) -> ApiResult<Filter> {
+pub(crate) fn filter_from(query: &QueryParams, shop_id: Option<i64>) -> ApiResult<Filter> {
     let shop_id = match shop_id {
         Some(id) => Some(id),
         None => query.parse_with("shop", |v| {

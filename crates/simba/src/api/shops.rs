@@ -78,20 +78,20 @@ impl From<&Shop> for ShopOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShopIn {
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     #[schema(example = "bol")]
-    marketplace: Option<String>,
-    client_id: Option<String>,
+    pub(crate) marketplace: Option<String>,
+    pub(crate) client_id: Option<String>,
     /// Write-only.
     #[schema(value_type = Option<String>, format = Password)]
-    client_secret: Option<SecretString>,
-    auto_sync: Option<bool>,
+    pub(crate) client_secret: Option<SecretString>,
+    pub(crate) auto_sync: Option<bool>,
     #[schema(minimum = 1, maximum = 10080)]
-    sync_interval_minutes: Option<i64>,
+    pub(crate) sync_interval_minutes: Option<i64>,
 }
 
 /// Applies `input` over `base` (`None` for a new shop). `required` fields must be present.
-fn parse_fields(
+pub(crate) fn parse_fields(
     input: &ShopIn,
     base: Option<&Shop>,
     required: &[&str],
@@ -153,7 +153,7 @@ fn parse_fields(
     }
 }
 
-fn duplicate(error: StoreError) -> ApiError {
+pub(crate) fn duplicate(error: StoreError) -> ApiError {
     match error {
         StoreError::UniqueViolation => {
             ApiError::conflict("You already have a shop with this marketplace and client_id.")

@@ -46,11 +46,27 @@ pub(super) async fn start_sync(
     ResourceId(shop_id): ResourceId,
     OptionalJson(body): OptionalJson<SyncIn>,
 ) -> ApiResult<(StatusCode, Json<SyncRunOut>)> {
-    shops::get(&state.db, auth.user.id, shop_id)
+    let mode = body
+        .and_then(|b| b.mode)
+        .map(|mode| Mode::parse(&mode).map_err(|m| ValidationErrors::single("mode", m)))
+        .transpose()?;
+    let run = queue_sync(&state, auth.user.id, shop_id, mode).await?;
+    Ok((StatusCode::ACCEPTED, Json(run.into())))
+}
+
+/// Queues a sync of the seller's shop in `mode` (API.md's default when `None`) and wakes a
+/// worker: the API's and the dashboard's "sync now" both start runs here.
+pub(crate) async fn queue_sync(
+    state: &AppState,
+    user_id: i64,
+    shop_id: i64,
+    mode: Option<Mode>,
+) -> ApiResult<SyncRun> {
+    shops::get(&state.db, user_id, shop_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let mode = match body.and_then(|b| b.mode) {
-        Some(mode) => Mode::parse(&mode).map_err(|m| ValidationErrors::single("mode", m))?,
+    let mode = match mode {
+        Some(mode) => mode,
         None => shops::default_mode(&state.db, shop_id)
             .await?
             .ok_or(ApiError::NotFound)?,
@@ -71,7 +87,7 @@ pub(super) async fn start_sync(
         mode = mode.as_str(),
         "sync run queued"
     );
-    Ok((StatusCode::ACCEPTED, Json(run.into())))
+    Ok(run)
 }
 
 /// Cancels a queued or running run; it ends as `cancelled` after the step in flight.

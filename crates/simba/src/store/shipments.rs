@@ -212,6 +212,27 @@ pub async fn list(
     Ok((shipments, count))
 }
 
+/// Up to `limit` of the seller's shipments matching `filter` with an id above `after_id`, in
+/// id order: a keyset walk that exports any number of rows at a constant cost per page.
+pub async fn list_after(
+    db: &Db,
+    user_id: i64,
+    filter: &Filter,
+    after_id: i64,
+    limit: i64,
+) -> StoreResult<Vec<ShipmentRow>> {
+    let (where_sql, binds) = where_clause(user_id, filter);
+    let sql = format!(
+        "SELECT {LIST_COLUMNS} FROM shipments s{where_sql} AND s.id > ? ORDER BY s.id ASC LIMIT ?"
+    );
+    let rows = bind_all(db.query(&sql), &binds)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&db.pool)
+        .await?;
+    Ok(rows.iter().map(row_from).collect::<Result<_, _>>()?)
+}
+
 /// One of the seller's shipments with its full detail.
 pub async fn get(db: &Db, user_id: i64, id: i64) -> StoreResult<Option<ShipmentDetail>> {
     let sql = format!(

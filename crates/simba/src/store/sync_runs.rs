@@ -226,6 +226,55 @@ pub async fn list_for_shop(
     Ok((runs, count))
 }
 
+/// A page of the runs of all the seller's shops, newest first, and their total.
+pub async fn list_for_user(
+    db: &Db,
+    user_id: i64,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<SyncRun>, i64)> {
+    let count: i64 = db
+        .query(
+            "SELECT COUNT(*) FROM sync_runs r JOIN shops s ON s.id = r.shop_id WHERE s.user_id = ?",
+        )
+        .bind(user_id)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get(0)?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM sync_runs r JOIN shops s ON s.id = r.shop_id \
+         WHERE s.user_id = ? ORDER BY r.id DESC LIMIT ? OFFSET ?"
+    );
+    let rows = db
+        .query(&sql)
+        .bind(user_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&db.pool)
+        .await?;
+    let runs = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+    Ok((runs, count))
+}
+
+/// For each of the seller's shops whose runs have failed since its last success (or ever,
+/// without one): when the first of those failures ended, as `(shop_id, unix seconds)`.
+pub async fn failing_since(db: &Db, user_id: i64) -> StoreResult<Vec<(i64, i64)>> {
+    let rows = db
+        .query(
+            "SELECT r.shop_id, MIN(r.finished_at) FROM sync_runs r JOIN shops s ON s.id = r.shop_id \
+             WHERE s.user_id = ? AND r.status = 'failed' AND r.finished_at IS NOT NULL \
+             AND r.id > COALESCE((SELECT MAX(ok.id) FROM sync_runs ok \
+                                  WHERE ok.shop_id = r.shop_id AND ok.status = 'succeeded'), 0) \
+             GROUP BY r.shop_id",
+        )
+        .bind(user_id)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
+}
+
 /// A run whoever owns it, for the operator's CLI.
 pub async fn get_unscoped(db: &Db, run_id: i64) -> StoreResult<Option<SyncRun>> {
     let sql = format!("SELECT {COLUMNS} FROM sync_runs r WHERE r.id = ?");

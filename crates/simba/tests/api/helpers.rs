@@ -54,7 +54,16 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let Some(app) = TestApp::spawn(backend).await else {
+    run_with(backend, |_| {}, test).await
+}
+
+/// [`run`] with the app's settings adjusted by `adjust`.
+pub async fn run_with<F, Fut>(backend: Backend, adjust: impl FnOnce(&mut Config), test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let Some(app) = TestApp::spawn_with(backend, adjust).await else {
         return;
     };
     test(app.clone()).await;
@@ -249,10 +258,6 @@ impl TestDatabase {
 }
 
 impl TestApp {
-    pub async fn spawn(backend: Backend) -> Option<TestApp> {
-        Self::spawn_with(backend, |_| {}).await
-    }
-
     /// Spawns with settings adjusted by `adjust` (such as another `SECRET_KEY`).
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
         init_log_capture();

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod accounts;
+mod dashboard;
 mod errors;
 mod isolation;
 mod ops;
