@@ -69,9 +69,13 @@ pub struct TokenOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterIn {
+    /// Letters, digits and `@ . + - _`.
+    #[schema(min_length = 1, max_length = 150, pattern = r"^[\w@.+-]+$")]
     username: String,
+    #[schema(format = Email, max_length = 254)]
     email: String,
-    #[schema(value_type = String, format = Password)]
+    /// At least 8 characters, not the username.
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024)]
     password: SecretString,
     #[serde(default)]
     first_name: String,
@@ -219,6 +223,7 @@ pub(super) async fn get_user(auth: AuthUser) -> Json<UserOut> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdateIn {
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
     first_name: Option<String>,
     last_name: Option<String>,
@@ -309,7 +314,8 @@ pub(super) async fn delete_user(
 pub struct PasswordChangeIn {
     #[schema(value_type = String, format = Password)]
     old_password: SecretString,
-    #[schema(value_type = String, format = Password)]
+    /// At least 8 characters, not the username.
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024)]
     new_password: SecretString,
 }
 

@@ -184,7 +184,7 @@ async fn list(
         ("shipped_before" = Option<String>, Query, format = DateTime, description = "exclusive"),
         ("q" = Option<String>, Query, description = "exact shipment id, order id, shipment reference or track-and-trace"),
         ("ordering" = Option<String>, Query, description = "-shipment_date (default), shipment_date, -id, id"),
-        ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
+        ("page" = Option<i64>, Query, minimum = 1), ("page_size" = Option<i64>, Query, minimum = 1, maximum = 500)),
     responses((status = 200, body = Page<ShipmentOut>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub(super) async fn list_all(
     State(state): State<AppState>,
@@ -201,7 +201,7 @@ pub(super) async fn list_all(
         ("fulfilment_method" = Option<String>, Query), ("order_id" = Option<String>, Query), ("ean" = Option<String>, Query),
         ("shipped_after" = Option<String>, Query, format = DateTime), ("shipped_before" = Option<String>, Query, format = DateTime),
         ("q" = Option<String>, Query), ("ordering" = Option<String>, Query),
-        ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
+        ("page" = Option<i64>, Query, minimum = 1), ("page_size" = Option<i64>, Query, minimum = 1, maximum = 500)),
     responses((status = 200, body = Page<ShipmentOut>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub(super) async fn list_for_shop(
     State(state): State<AppState>,

@@ -78,12 +78,14 @@ impl From<&Shop> for ShopOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShopIn {
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*\S[^\x00-\x1f\x7f-\x9f]*$")]
     pub(crate) name: Option<String>,
-    #[schema(example = "bol")]
+    #[schema(example = "bol", pattern = "^bol$")]
     pub(crate) marketplace: Option<String>,
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$")]
     pub(crate) client_id: Option<String>,
     /// Write-only.
-    #[schema(value_type = Option<String>, format = Password)]
+    #[schema(value_type = Option<String>, format = Password, min_length = 1, max_length = 500, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$")]
     pub(crate) client_secret: Option<SecretString>,
     pub(crate) auto_sync: Option<bool>,
     #[schema(minimum = 1, maximum = 10080)]
@@ -169,7 +171,7 @@ async fn owned_shop(state: &AppState, auth: &AuthUser, id: i64) -> ApiResult<Sho
 }
 
 #[utoipa::path(get, path = "/api/v1/shops", tag = "shops", security(("token" = [])),
-    params(("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
+    params(("page" = Option<i64>, Query, minimum = 1), ("page_size" = Option<i64>, Query, minimum = 1, maximum = 500)),
     responses((status = 200, body = Page<ShopOut>), (status = 401, body = Problem)))]
 pub(super) async fn list_shops(
     State(state): State<AppState>,

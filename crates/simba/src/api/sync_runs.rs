@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct SyncIn {
     /// `full` or `incremental`; default: full until a sync has succeeded, then incremental.
+    #[schema(pattern = "^(full|incremental)$")]
     mode: Option<String>,
 }
 
@@ -183,7 +184,7 @@ impl From<SyncRun> for SyncRunOut {
 }
 
 #[utoipa::path(get, path = "/api/v1/shops/{id}/sync-runs", tag = "syncs", security(("token" = [])),
-    params(("id" = i64, Path), ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
+    params(("id" = i64, Path), ("page" = Option<i64>, Query, minimum = 1), ("page_size" = Option<i64>, Query, minimum = 1, maximum = 500)),
     responses((status = 200, body = Page<SyncRunOut>), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub(super) async fn list_runs(
     State(state): State<AppState>,
