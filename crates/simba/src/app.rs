@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
+use crate::auth::cache::AuthCache;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::{Config, SecretKeySource};
 use crate::crypto::{self, Cipher};
@@ -23,6 +24,7 @@ pub struct AppState {
     pub cipher: Cipher,
     pub config: Arc<Config>,
     pub login_throttle: Arc<LoginThrottle>,
+    pub auth_cache: Arc<AuthCache>,
     pub metrics: PrometheusHandle,
     pub engine: Arc<Engine>,
 }
@@ -58,6 +60,7 @@ impl AppState {
             cipher,
             config: Arc::new(config),
             login_throttle: Arc::new(LoginThrottle::new(Duration::from_secs(15 * 60), 5, 50)),
+            auth_cache: Arc::default(),
             metrics: crate::telemetry::metrics_handle(),
         })
     }

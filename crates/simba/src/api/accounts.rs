@@ -211,6 +211,7 @@ pub(crate) async fn log_in(
     responses((status = 204), (status = 401, body = Problem)))]
 pub(super) async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<StatusCode> {
     tokens::revoke(&state.db, auth.token_id).await?;
+    state.auth_cache.forget_user(auth.user.id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -290,6 +291,7 @@ pub(super) async fn update_user(
             }
             other => other.into(),
         })?;
+    state.auth_cache.forget_user(current.id);
     Ok(Json(UserOut::from(&users::User {
         email,
         first_name,
@@ -305,6 +307,7 @@ pub(super) async fn delete_user(
     auth: AuthUser,
 ) -> ApiResult<StatusCode> {
     users::delete(&state.db, auth.user.id).await?;
+    state.auth_cache.forget_user(auth.user.id);
     tracing::info!(user.id = auth.user.id, "seller deleted their account");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -340,5 +343,6 @@ pub(super) async fn change_password(
         .await
         .map_err(ApiError::Internal)?;
     users::change_password(&state.db, auth.user.id, &new_hash, auth.token_id).await?;
+    state.auth_cache.forget_user(auth.user.id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -78,11 +78,19 @@ impl From<&Shop> for ShopOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShopIn {
-    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*\S[^\x00-\x1f\x7f-\x9f]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*\S[^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub(crate) name: Option<String>,
     #[schema(example = "bol", pattern = "^bol$")]
     pub(crate) marketplace: Option<String>,
-    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub(crate) client_id: Option<String>,
     /// Write-only.
     #[schema(value_type = Option<String>, format = Password, min_length = 1, max_length = 500, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$")]

@@ -15,9 +15,11 @@ pub fn generate() -> String {
 /// What is stored: a fast hash is enough because the key itself has 256 bits of entropy.
 pub fn hash(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut hex = String::with_capacity(64);
     for byte in digest {
-        hex.push_str(&format!("{byte:02x}"));
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
     }
     hex
 }

@@ -157,6 +157,7 @@ async fn log_out(
     form: PostedForm,
 ) -> DashResult<Response> {
     crate::store::tokens::revoke(&state.db, form.session.token_id).await?;
+    state.auth_cache.forget_user(form.session.user.id);
     Ok((
         [(
             header::SET_COOKIE,

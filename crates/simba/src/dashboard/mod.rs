@@ -19,7 +19,6 @@ use sha2::{Digest, Sha256};
 
 use crate::api::QueryParams;
 use crate::app::AppState;
-use crate::auth::token;
 use crate::error::ApiError;
 use crate::store::StoreError;
 use crate::store::users::User;
@@ -194,7 +193,7 @@ impl FromRequestParts<AppState> for Session {
                 .map_or("/shops".into(), |p| p.as_str().to_owned()),
         };
         let key = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(logged_out)?;
-        let (user, token_id) = crate::store::tokens::authenticate(&state.db, &token::hash(key))
+        let (user, token_id) = crate::auth::authenticate(state, key)
             .await?
             .ok_or_else(logged_out)?;
         Ok(Session {
@@ -303,6 +302,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PageId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::token;
 
     #[test]
     fn cookies_are_found_by_exact_name() {
