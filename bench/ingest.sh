@@ -36,7 +36,7 @@ for backend in $BACKENDS; do
   for n in $(seq "$SHOPS"); do
     id=$(api http://127.0.0.1:8930/api/v1/shops \
       -d "{\"name\":\"s$n\",\"client_id\":\"sandbox-$n\",\"client_secret\":\"secret-$n\",\"auto_sync\":false}" | sed 's/.*"id":\([0-9]*\).*/\1/')
-    api -X POST "http://127.0.0.1:8930/api/v1/shops/$id/sync" >/dev/null
+    api -X POST "http://127.0.0.1:8930/api/v1/shops/$id/sync" -d '{"mode":"full"}' >/dev/null
   done
   start=$(date +%s.%N)
   "$bin" worker >"$out/worker.log" 2>&1 & worker=$!

@@ -1,40 +1,74 @@
 #!/usr/bin/env bash
-# Sync economy: one shop of FBR+FBB shipments (default 8,000 + 2,000) on the sandbox with the
-# published limits, time scaled (default 100: bol's 50 details a minute become 50 every 0.6 s),
-# synced by `simba sync` on a fresh SQLite database. Prints calls against the minimum, 429s,
-# wall time against the floor the limits imply, and peak RSS.
+# Sync economy on the sandbox with the published limits, time scaled (SCALE 100: bol's 50
+# details a minute become 50 every 0.6 s), on a fresh SQLite database. Prints calls against the
+# minimum, 429s, wall time against the floor the limits imply, and peak RSS.
+#
+#   bash bench/sync-economy.sh                                  # 1 shop × 10,000, `simba sync`
+#   SHOPS=200 FBR=400 FBB=100 SCALE=4 bash bench/sync-economy.sh  # 200 shops × 500, `simba serve`
+#
+# One shop is synced in the foreground by `simba sync`; several are queued through the API and
+# driven by the workers of one `simba serve`, all shops at once (each has its own limits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FBR=${FBR:-8000} FBB=${FBB:-2000} SCALE=${SCALE:-100}
+SHOPS=${SHOPS:-1} FBR=${FBR:-8000} FBB=${FBB:-2000} SCALE=${SCALE:-100}
 out=bench/out/sync-economy
 rm -rf "$out" && mkdir -p "$out"
 cargo build --release -p simba
 bin=$PWD/target/release/simba
 export DATABASE_URL="sqlite://$PWD/$out/simba.db?mode=rwc" SIMBA_ADDR=127.0.0.1:8910 RUST_LOG=warn
-"$bin" sandbox --addr 127.0.0.1:8911 --fbr "$FBR" --fbb "$FBB" --time-scale "$SCALE" >"$out/sandbox.log" 2>&1 & sandbox=$!
-"$bin" serve --no-workers >"$out/serve.log" 2>&1 & server=$!
+export SECRET_KEY=bench-secret-key-bench-secret-key-0123
+export SIMBA_BOL_API_URL=http://127.0.0.1:8911 SIMBA_BOL_LOGIN_URL=http://127.0.0.1:8911 SIMBA_BOL_TIME_SCALE=$SCALE
+"$bin" sandbox --addr 127.0.0.1:8911 --accounts "$SHOPS" --fbr "$FBR" --fbb "$FBB" --time-scale "$SCALE" \
+  >"$out/sandbox.log" 2>&1 & sandbox=$!
+server=
 trap 'kill $sandbox $server 2>/dev/null' EXIT
-for _ in $(seq 100); do curl -sf http://127.0.0.1:8910/healthz >/dev/null && break; sleep 0.1; done
-token=$(curl -sf -X POST http://127.0.0.1:8910/api/v1/auth/register -H 'content-type: application/json' \
+api() { curl -sf -H 'content-type: application/json' ${token:+-H "Authorization: Token $token"} "$@"; }
+serve() {
+  "$bin" serve "$@" >"$out/serve.log" 2>&1 & server=$!
+  for _ in $(seq 100); do curl -sf http://127.0.0.1:8910/healthz >/dev/null && break; sleep 0.1; done
+}
+serve --no-workers
+token=
+token=$(api -X POST http://127.0.0.1:8910/api/v1/auth/register \
   -d '{"username":"bench","email":"bench@example.com","password":"bench password"}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
-curl -sf -X POST http://127.0.0.1:8910/api/v1/shops -H "Authorization: Token $token" -H 'content-type: application/json' \
-  -d '{"name":"bench","client_id":"sandbox-1","client_secret":"secret-1","auto_sync":false}' >/dev/null
-kill $server; wait $server 2>/dev/null || true
-SIMBA_BOL_API_URL=http://127.0.0.1:8911 SIMBA_BOL_LOGIN_URL=http://127.0.0.1:8911 SIMBA_BOL_TIME_SCALE=$SCALE \
-  /usr/bin/time -v "$bin" sync --shop 1 --mode full 2>"$out/time.txt" | tee "$out/summary.txt"
-grep -E "Maximum resident" "$out/time.txt"
-curl -s http://127.0.0.1:8911/_sandbox/stats > "$out/stats.json"
-python3 - "$out/stats.json" "$FBR" "$FBB" "$SCALE" <<'PY'
+for n in $(seq "$SHOPS"); do
+  api -X POST http://127.0.0.1:8910/api/v1/shops \
+    -d "{\"name\":\"s$n\",\"client_id\":\"sandbox-$n\",\"client_secret\":\"secret-$n\",\"auto_sync\":false}" >/dev/null
+done
+kill $server; wait $server 2>/dev/null || true; server=
+if [ "$SHOPS" -eq 1 ]; then
+  start=$(date +%s.%N)
+  /usr/bin/time -v "$bin" sync --shop 1 --mode full 2>"$out/time.txt" >"$out/summary.txt"
+  end=$(date +%s.%N)
+  peak=$(awk '/Maximum resident/ {printf "%.1f MB", $6 / 1024}' "$out/time.txt")
+else
+  serve
+  start=$(date +%s.%N)
+  for n in $(seq "$SHOPS"); do api -X POST "http://127.0.0.1:8910/api/v1/shops/$n/sync" -d '{"mode":"full"}' >/dev/null; done
+  while api "http://127.0.0.1:8910/api/v1/shops?page_size=500" | grep -q '"active_run_id":[0-9]'; do sleep 0.1; done
+  end=$(date +%s.%N)
+  peak=$(awk '/VmHWM/ {printf "%.1f MB", $2 / 1024}' /proc/$server/status)
+  api "http://127.0.0.1:8910/api/v1/shops?page_size=500" >"$out/shops.json"
+fi
+curl -s http://127.0.0.1:8911/_sandbox/stats >"$out/stats.json"
+python3 - "$out/stats.json" "$FBR" "$FBB" "$SCALE" "$start" "$end" "$peak" "$SHOPS" <<'PY'
 import json, sys
-stats = json.load(open(sys.argv[1]))["accounts"][0]
+accounts = json.load(open(sys.argv[1]))["accounts"]
 fbr, fbb, scale = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-minimum = fbr // 50 + 1 + fbb // 50 + 1 + fbr + fbb + 1
-calls = sum(stats[g]["calls"] for g in ("token", "list", "detail"))
-r429 = sum(stats[g]["rate_limited"] for g in ("token", "list", "detail"))
-wasted = sum(stats[g]["wasted"] for g in ("token", "list", "detail"))
-print(f"sandbox: {calls} calls, minimum {minimum} (token calls counted once per lifetime used: "
-      f"{stats['token']['calls']}), ratio excluding token renewals {(calls - stats['token']['calls'] + 1) / minimum:.3f}, "
-      f"429s {r429}, wasted {wasted}")
-floor = max((fbr // 50 + 1 + fbb // 50 + 1) / 25, (fbr + fbb) / 50) * 60 / scale
-print(f"floor (groups in parallel) {floor:.1f} s")
+wall, peak, shops = float(sys.argv[6]) - float(sys.argv[5]), sys.argv[7], int(sys.argv[8])
+pages = fbr // 50 + 1 + fbb // 50 + 1
+# Per shop: every list page (the last one short or empty), every detail, one token.
+minimum = (pages + fbr + fbb + 1) * shops
+def total(key, groups=("token", "list", "detail")):
+    return sum(a[g][key] for a in accounts for g in groups)
+calls, tokens = total("calls"), total("calls", ("token",))
+# A token renewal is a call the token's lifetime forces, not one Simba chose: counted once.
+counted = calls - tokens + shops
+sequential = (pages / 25 + (fbr + fbb) / 50) * 60 / scale
+parallel = max(pages / 25, (fbr + fbb) / 50) * 60 / scale
+print("| shops × shipments | scale | calls / minimum | 429s | wasted | token calls | wall | floor (list then details · in parallel) | wall / floor | peak RSS |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+print(f"| {shops} × {fbr + fbb:,} | {scale:g} | {counted:,} / {minimum:,} = **{counted / minimum:.3f}** "
+      f"| **{total('rate_limited')}** | {total('wasted')} | {tokens} | {wall:.1f} s "
+      f"| {sequential:.1f} s · {parallel:.1f} s | **{wall / sequential:.3f}** · {wall / parallel:.3f} | {peak} |")
 PY

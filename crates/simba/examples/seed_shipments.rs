@@ -44,6 +44,8 @@ async fn main() -> anyhow::Result<()> {
     tokens::create(db, user.id, &simba::auth::token::hash(&token)).await?;
     let mut next_id = 1;
     let start = 1_780_000_000_i64;
+    // Spread over the three months the marketplace's list covers, as a real shop's would be.
+    let spacing = (90 * 86_400 / args.per_shop.max(1)).max(1);
     for s in 0..args.shops {
         let fields = shops::ShopFields {
             name: simba::domain::ShopName::parse(&format!("Shop {s}"))
@@ -82,7 +84,7 @@ async fn main() -> anyhow::Result<()> {
                     shop.id,
                     user.id,
                     1_000_000_000 + id,
-                    start + i * 7 + s,
+                    start + i * spacing + s,
                     if i % 4 == 0 { "FBB" } else { "FBR" },
                     4_000_000_000 + id,
                     items.to_string().replace('\'', "''"),

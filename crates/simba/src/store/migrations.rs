@@ -38,6 +38,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0004_dispatch.sql"),
         include_str!("../../migrations/mysql/0004_dispatch.sql"),
     ),
+    (
+        5,
+        "method indexes",
+        include_str!("../../migrations/sqlite/0005_method_indexes.sql"),
+        include_str!("../../migrations/postgres/0005_method_indexes.sql"),
+        include_str!("../../migrations/mysql/0005_method_indexes.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -89,9 +89,12 @@ impl Db {
         if backend == Backend::Sqlite {
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
+                    // temp_store: statement journals of a sync step's many statements stay in
+                    // memory instead of a temporary file written on every update.
                     conn.execute(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                         PRAGMA temp_store = MEMORY;",
                     )
                     .await?;
                     Ok(())

@@ -2,6 +2,8 @@
 //! Lists are served from covering indexes; the unfiltered `count` comes from per-shop counters
 //! maintained on insert, so no request counts the whole table.
 
+use std::collections::HashMap;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -122,13 +124,14 @@ enum Bind {
     Text(String),
 }
 
+/// The WHERE clause of a seller's shipments matching `filter`. A shop filter replaces the
+/// seller condition, so that the shop's indexes answer without reading each row for its
+/// seller: callers establish first that the shop is the seller's ([`scope_is_owned`]).
 fn where_clause(user_id: i64, filter: &Filter) -> (String, Vec<Bind>) {
-    let mut sql = String::from(" WHERE s.user_id = ?");
-    let mut binds = vec![Bind::Int(user_id)];
-    if let Some(shop_id) = filter.shop_id {
-        sql.push_str(" AND s.shop_id = ?");
-        binds.push(Bind::Int(shop_id));
-    }
+    let (mut sql, mut binds) = match filter.shop_id {
+        Some(shop_id) => (String::from(" WHERE s.shop_id = ?"), vec![Bind::Int(shop_id)]),
+        None => (String::from(" WHERE s.user_id = ?"), vec![Bind::Int(user_id)]),
+    };
     if let Some(method) = filter.fulfilment_method {
         sql.push_str(" AND s.fulfilment_method = ?");
         binds.push(Bind::Text(method.to_owned()));
@@ -164,6 +167,21 @@ fn where_clause(user_id: i64, filter: &Filter) -> (String, Vec<Bind>) {
     (sql, binds)
 }
 
+/// Whether the filter's shop, if it names one, is the seller's: another seller's shop reads as
+/// one without shipments.
+async fn scope_is_owned(db: &Db, user_id: i64, filter: &Filter) -> StoreResult<bool> {
+    let Some(shop_id) = filter.shop_id else {
+        return Ok(true);
+    };
+    Ok(db
+        .query("SELECT 1 FROM shops WHERE id = ? AND user_id = ?")
+        .bind(shop_id)
+        .bind(user_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .is_some())
+}
+
 fn bind_all<'q>(
     mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     binds: &[Bind],
@@ -188,12 +206,16 @@ pub async fn list(
 ) -> StoreResult<(Vec<ShipmentRow>, i64)> {
     let (where_sql, binds) = where_clause(user_id, filter);
     let count = if filter.narrows() {
+        if !scope_is_owned(db, user_id, filter).await? {
+            return Ok((Vec::new(), 0));
+        }
         let sql = format!("SELECT COUNT(*) FROM shipments s{where_sql}");
         bind_all(db.query(&sql), &binds)
             .fetch_one(&db.pool)
             .await?
             .try_get(0)?
     } else {
+        // Counts another seller's shop as empty, which ends the request below.
         super::shops::shipment_total(db, user_id, filter.shop_id).await?
     };
     if offset >= count {
@@ -221,6 +243,9 @@ pub async fn list_after(
     after_id: i64,
     limit: i64,
 ) -> StoreResult<Vec<ShipmentRow>> {
+    if !scope_is_owned(db, user_id, filter).await? {
+        return Ok(Vec::new());
+    }
     let (where_sql, binds) = where_clause(user_id, filter);
     let sql = format!(
         "SELECT {LIST_COLUMNS} FROM shipments s{where_sql} AND s.id > ? ORDER BY s.id ASC LIMIT ?"
@@ -313,7 +338,8 @@ pub async fn insert_new_in(
     shipments: &[NewShipment],
 ) -> StoreResult<u64> {
     let now = super::now();
-    let mut inserted = 0;
+    let mut known = stored_ids(db, conn, shop_id, shipments).await?;
+    let mut new_items = Vec::new();
     let insert_sql = format!(
         "INSERT INTO shipments (shop_id, user_id, shipment_id, shipment_date, shipment_reference, \
          fulfilment_method, order_id, order_placed_at, pickup_point, transport_id, \
@@ -323,14 +349,7 @@ pub async fn insert_new_in(
         db.returning_id()
     );
     for shipment in shipments {
-        let exists = db
-            .query("SELECT id FROM shipments WHERE shop_id = ? AND shipment_id = ?")
-            .bind(shop_id)
-            .bind(shipment.shipment_id.as_str())
-            .fetch_optional(&mut *conn)
-            .await?
-            .is_some();
-        if exists {
+        if known.contains_key(&shipment.shipment_id) {
             continue;
         }
         let query = db
@@ -356,9 +375,11 @@ pub async fn insert_new_in(
             .bind(now)
             .bind(now);
         let pk = db.insert(&mut *conn, query).await?;
-        insert_item_keys(db, conn, pk, user_id, &shipment.item_keys).await?;
-        inserted += 1;
+        known.insert(shipment.shipment_id.clone(), pk);
+        new_items.push((pk, shipment.item_keys.as_slice()));
     }
+    insert_item_keys(db, conn, user_id, &new_items).await?;
+    let inserted = new_items.len() as u64;
     db.query("UPDATE shops SET shipment_count = shipment_count + ? WHERE id = ?")
         .bind(inserted as i64)
         .bind(shop_id)
@@ -367,76 +388,125 @@ pub async fn insert_new_in(
     Ok(inserted)
 }
 
+/// Rows per multi-row statement: far below every backend's limit on bound parameters.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// The primary keys of those of `shipments` the shop has stored, by shipment id: one query per
+/// step instead of one per shipment.
+async fn stored_ids(
+    db: &Db,
+    conn: &mut sqlx::AnyConnection,
+    shop_id: i64,
+    shipments: &[NewShipment],
+) -> StoreResult<HashMap<String, i64>> {
+    let mut found = HashMap::with_capacity(shipments.len());
+    for chunk in shipments.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT shipment_id, id FROM shipments WHERE shop_id = ? AND shipment_id IN ({})",
+            placeholders(chunk.len(), "?")
+        );
+        let mut query = db.query(&sql).bind(shop_id);
+        for shipment in chunk {
+            query = query.bind(shipment.shipment_id.as_str());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            found.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+    }
+    Ok(found)
+}
+
+fn placeholders(count: usize, group: &str) -> String {
+    vec![group; count].join(", ")
+}
+
 async fn insert_item_keys(
     db: &Db,
     conn: &mut sqlx::AnyConnection,
-    shipment_pk: i64,
     user_id: i64,
-    items: &[ItemKey],
+    shipments: &[(i64, &[ItemKey])],
 ) -> StoreResult<()> {
-    for item in items {
-        db.query(
-            "INSERT INTO shipment_items (shipment_pk, user_id, order_item_id, ean) VALUES (?, ?, ?, ?)",
-        )
-        .bind(shipment_pk)
-        .bind(user_id)
-        .bind(item.order_item_id.as_str())
-        .bind(item.ean.as_deref())
-        .execute(&mut *conn)
-        .await?;
+    let items: Vec<(i64, &ItemKey)> = shipments
+        .iter()
+        .flat_map(|(pk, items)| items.iter().map(move |item| (*pk, item)))
+        .collect();
+    for chunk in items.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO shipment_items (shipment_pk, user_id, order_item_id, ean) VALUES {}",
+            placeholders(chunk.len(), "(?, ?, ?, ?)")
+        );
+        let mut query = db.query(&sql);
+        for (pk, item) in chunk {
+            query = query
+                .bind(*pk)
+                .bind(user_id)
+                .bind(item.order_item_id.as_str())
+                .bind(item.ean.as_deref());
+        }
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }
 
-/// Fills in a stored shipment's detail (every field the detail call gives), replacing its
-/// items, inside the caller's transaction.
-pub async fn store_detail_in(
+/// Fills in stored shipments' details (every field the detail call gives), replacing their
+/// items, inside the caller's transaction; a detail of a shipment not stored is inserted.
+pub async fn store_details_in(
     db: &Db,
     conn: &mut sqlx::AnyConnection,
     user_id: i64,
     shop_id: i64,
-    detail: &NewShipment,
+    details: &[NewShipment],
 ) -> StoreResult<()> {
-    let row = db
-        .query("SELECT id FROM shipments WHERE shop_id = ? AND shipment_id = ?")
-        .bind(shop_id)
-        .bind(detail.shipment_id.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(row) = row else {
-        insert_new_in(db, conn, user_id, shop_id, std::slice::from_ref(detail)).await?;
-        return Ok(());
-    };
-    let pk: i64 = row.try_get(0)?;
-    db.query(
-        "UPDATE shipments SET shipment_date = ?, shipment_reference = ?, order_id = ?, \
-         order_placed_at = ?, pickup_point = ?, transport_id = ?, transporter_code = ?, \
-         track_and_trace = ?, shipping_label_id = ?, transport_events = ?, items = ?, customer = ?, \
-         raw = ?, detail_synced_at = ?, updated_at = ? WHERE id = ?",
-    )
-    .bind(detail.shipment_date)
-    .bind(detail.shipment_reference.as_deref())
-    .bind(detail.order_id.as_deref())
-    .bind(detail.order_placed_at)
-    .bind(detail.pickup_point.map(i16::from))
-    .bind(detail.transport_id.as_deref())
-    .bind(detail.transporter_code.as_deref())
-    .bind(detail.track_and_trace.as_deref())
-    .bind(detail.shipping_label_id.as_deref())
-    .bind(detail.transport_events.as_deref())
-    .bind(detail.items.as_str())
-    .bind(detail.customer.as_deref())
-    .bind(detail.raw.as_deref())
-    .bind(detail.detail_synced_at)
-    .bind(super::now())
-    .bind(pk)
-    .execute(&mut *conn)
-    .await?;
-    db.query("DELETE FROM shipment_items WHERE shipment_pk = ?")
+    let stored = stored_ids(db, conn, shop_id, details).await?;
+    let (found, missing): (Vec<&NewShipment>, Vec<&NewShipment>) = details
+        .iter()
+        .partition(|detail| stored.contains_key(&detail.shipment_id));
+    if !missing.is_empty() {
+        let missing: Vec<NewShipment> = missing.into_iter().cloned().collect();
+        insert_new_in(db, conn, user_id, shop_id, &missing).await?;
+    }
+    let now = super::now();
+    let mut replaced_items = Vec::with_capacity(found.len());
+    for detail in found {
+        let pk = stored[&detail.shipment_id];
+        db.query(
+            "UPDATE shipments SET shipment_date = ?, shipment_reference = ?, order_id = ?, \
+             order_placed_at = ?, pickup_point = ?, transport_id = ?, transporter_code = ?, \
+             track_and_trace = ?, shipping_label_id = ?, transport_events = ?, items = ?, \
+             customer = ?, raw = ?, detail_synced_at = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(detail.shipment_date)
+        .bind(detail.shipment_reference.as_deref())
+        .bind(detail.order_id.as_deref())
+        .bind(detail.order_placed_at)
+        .bind(detail.pickup_point.map(i16::from))
+        .bind(detail.transport_id.as_deref())
+        .bind(detail.transporter_code.as_deref())
+        .bind(detail.track_and_trace.as_deref())
+        .bind(detail.shipping_label_id.as_deref())
+        .bind(detail.transport_events.as_deref())
+        .bind(detail.items.as_str())
+        .bind(detail.customer.as_deref())
+        .bind(detail.raw.as_deref())
+        .bind(detail.detail_synced_at)
+        .bind(now)
         .bind(pk)
         .execute(&mut *conn)
         .await?;
-    insert_item_keys(db, conn, pk, user_id, &detail.item_keys).await
+        replaced_items.push((pk, detail.item_keys.as_slice()));
+    }
+    for chunk in replaced_items.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "DELETE FROM shipment_items WHERE shipment_pk IN ({})",
+            placeholders(chunk.len(), "?")
+        );
+        let mut query = db.query(&sql);
+        for (pk, _) in chunk {
+            query = query.bind(*pk);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    insert_item_keys(db, conn, user_id, &replaced_items).await
 }
 
 /// Marks a shipment whose detail the marketplace no longer has, so it is not asked again.

@@ -735,6 +735,7 @@ impl Engine {
                 }
             }
             StepInput::Details(results) => {
+                let mut details = Vec::with_capacity(results.len());
                 for (id, result) in results {
                     match result {
                         Ok(answer) => {
@@ -742,14 +743,7 @@ impl Engine {
                                 convert::from_detail(&answer.value, crate::store::now());
                             // Stored under the id asked for, so the pending row is the one filled.
                             detail.shipment_id = id.clone();
-                            shipments::store_detail_in(
-                                &self.db,
-                                &mut tx,
-                                run.user_id,
-                                run.shop_id,
-                                &detail,
-                            )
-                            .await?;
+                            details.push(detail);
                             delta.details_fetched += 1;
                             add_calls(&mut delta.calls, &api_calls(&answer.calls));
                         }
@@ -761,6 +755,8 @@ impl Engine {
                         Err(failure) => add_calls(&mut delta.calls, &api_calls(&failure.calls)),
                     }
                 }
+                shipments::store_details_in(&self.db, &mut tx, run.user_id, run.shop_id, &details)
+                    .await?;
                 Checkpoint::Details
             }
         };

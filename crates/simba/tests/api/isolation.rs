@@ -62,6 +62,8 @@ async fn another_sellers_objects_are_404_on_every_endpoint(app: TestApp) {
         "/api/v1/shops".to_owned(),
         "/api/v1/shipments".to_owned(),
         format!("/api/v1/shipments?shop={shop}"),
+        format!("/api/v1/shipments?shop={shop}&fulfilment_method=FBR"),
+        format!("/api/v1/shipments?shop={shop}&shipped_after=2000-01-01T00:00:00Z"),
     ] {
         let page = app.get(&path, token).await.json();
         assert_eq!(page["count"], 0, "{path}");
