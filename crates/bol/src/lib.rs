@@ -2,12 +2,14 @@
 //! list and shipment details, with rate limiting from bol's headers, token reuse and retries.
 //!
 //! It knows nothing of Simba's database: token storage is the [`TokenCache`] trait and the rate
-//! budgets are exported and imported as [`BucketSnapshot`]s.
+//! budgets are exported and imported as [`BucketSnapshot`]s. What bol answers is read by the
+//! pure functions of [`parse`], which the fuzz targets in `crates/bol/fuzz` exercise.
 
 mod client;
 mod error;
 mod limiter;
 mod model;
+pub mod parse;
 mod token;
 
 pub use client::{Answer, Calls, Client, ClientConfig, Credentials, RetryPolicy};

@@ -313,30 +313,6 @@ pub struct ShipmentDetail {
     pub raw: String,
 }
 
-/// The access token answer of `POST /token`.
-#[derive(Clone, Deserialize)]
-pub(crate) struct TokenAnswer {
-    pub(crate) access_token: String,
-    #[serde(default)]
-    pub(crate) expires_in: Option<u64>,
-}
-
-/// The body of a 401 from the token endpoint.
-#[derive(Deserialize)]
-pub(crate) struct OAuthError {
-    #[serde(default)]
-    pub(crate) error: Option<String>,
-}
-
-/// bol's problem JSON; only what error messages need.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct Problem {
-    #[serde(default)]
-    pub(crate) title: Option<String>,
-    #[serde(default)]
-    pub(crate) detail: Option<String>,
-}
-
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum IdRepr {
