@@ -16,8 +16,8 @@ pub use client::{Answer, Calls, Client, ClientConfig, Credentials, RetryPolicy};
 pub use error::{Error, Failure};
 pub use limiter::{BucketSnapshot, Group, GroupLimit, Limits, RateLimiter};
 pub use model::{
-    BillingDetails, Fulfilment, FulfilmentMethod, Offer, Order, PAGE_SIZE, Product,
-    ReducedShipment, ReducedShipmentItem, ReducedTransport, Shipment, ShipmentDetail,
+    BillingDetails, Fulfilment, FulfilmentMethod, MAX_SHIPMENT_ID_LEN, Offer, Order, PAGE_SIZE,
+    Product, ReducedShipment, ReducedShipmentItem, ReducedTransport, Shipment, ShipmentDetail,
     ShipmentDetails, ShipmentItem, ShipmentPage, Transport, TransportEvent,
 };
 pub use secrecy::{ExposeSecret, SecretString};

@@ -704,4 +704,14 @@ mod tests {
         let (_p, waited) = second.acquire("a", Group::List).await;
         assert!(waited > Duration::from_secs(18), "waited {waited:?}");
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_beyond_any_clock_waits_an_hour() {
+        let limiter = tight(10, Duration::from_secs(60));
+        let (permit, _) = limiter.acquire("a", Group::List).await;
+        let h = parsed(&[("retry-after", u64::MAX.to_string())]);
+        fin(permit, Some(&h), true, Duration::from_secs(1));
+        let (_p, waited) = limiter.acquire("a", Group::List).await;
+        assert_eq!(waited, crate::parse::MAX_WAIT);
+    }
 }

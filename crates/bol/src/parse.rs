@@ -1,41 +1,52 @@
 //! Pure parsers of everything bol answers: list pages, shipment details, tokens, error bodies
 //! and rate-limit headers. The client goes through them and nothing else, so the fuzz targets
 //! in `crates/bol/fuzz` exercise exactly what runs against bol.
+//!
+//! Whatever bol (or something between us and bol) sends, they return a bounded value or a
+//! [`Malformed`] error: waits are capped, messages are one short line, and bodies that are not
+//! UTF-8 are refused rather than read with replacement characters.
 
 use crate::model::{ShipmentDetail, ShipmentPage};
 use reqwest::header::HeaderMap;
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, de::DeserializeOwned};
 use std::time::{Duration, SystemTime};
+
+/// The longest wait rate-limit headers can impose. bol's windows are a minute (some an hour);
+/// anything longer is a broken header, which must not put a worker to sleep for years.
+pub const MAX_WAIT: Duration = Duration::from_secs(3600);
 
 /// bol's documented lifetime, assumed when `expires_in` is missing.
 const DEFAULT_TOKEN_LIFETIME: u64 = 299;
 
+/// The most characters of a message built from a body ([`error_message`], [`Malformed`]):
+/// messages end up in logs and on the seller's run page.
+pub const MAX_MESSAGE_CHARS: usize = 300;
 /// Characters of a body quoted when it is not a known error shape.
 const SNIPPET_CHARS: usize = 120;
 
 /// `X-RateLimit-Reset` values above this are a Unix time, not seconds to wait.
-const EPOCH_THRESHOLD: u64 = 1_000_000_000;
+const EPOCH_THRESHOLD: f64 = 1e9;
 
-/// A body that cannot be used, and why.
+/// A body or header that cannot be used: what was wrong, in one bounded line.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct Malformed(String);
 
 impl Malformed {
     fn new(reason: impl std::fmt::Display) -> Malformed {
-        Malformed(reason.to_string())
+        Malformed(one_line(&reason.to_string(), MAX_MESSAGE_CHARS))
     }
 }
 
 /// A page of `GET /retailer/shipments`.
 pub fn shipment_page(body: &[u8]) -> Result<ShipmentPage, Malformed> {
-    serde_json::from_slice(body).map_err(Malformed::new)
+    json(body)
 }
 
 /// A shipment of `GET /retailer/shipments/{id}`, keeping the body as received.
 pub fn shipment_detail(body: &[u8]) -> Result<ShipmentDetail, Malformed> {
-    let raw = std::str::from_utf8(body).map_err(Malformed::new)?;
+    let raw = utf8(body)?;
     let shipment = serde_json::from_str(raw).map_err(Malformed::new)?;
     Ok(ShipmentDetail {
         shipment,
@@ -61,7 +72,7 @@ struct TokenAnswer {
 
 /// The 200 answer of `POST /token`.
 pub fn token(body: &[u8]) -> Result<IssuedToken, Malformed> {
-    let answer: TokenAnswer = serde_json::from_slice(body).map_err(Malformed::new)?;
+    let answer: TokenAnswer = json(body)?;
     let lifetime = answer.expires_in.unwrap_or(DEFAULT_TOKEN_LIFETIME).max(1);
     Ok(IssuedToken {
         access_token: SecretString::from(answer.access_token),
@@ -81,22 +92,26 @@ struct Problem {
 /// The body of a 401 from the token endpoint.
 #[derive(Deserialize)]
 struct OAuthError {
-    #[serde(default)]
-    error: Option<String>,
+    error: String,
 }
 
-/// A short message for an error answer: bol's problem title and detail, the OAuth error code,
-/// or the start of the body.
+/// A short, single-line message for an error answer: bol's problem title and detail, the OAuth
+/// error code, or the start of the body. At most [`MAX_MESSAGE_CHARS`] characters, no control
+/// characters.
 pub fn error_message(body: &[u8]) -> String {
-    if let Ok(p) = serde_json::from_slice::<Problem>(body) {
-        match (p.title, p.detail) {
-            (Some(t), Some(d)) => return format!("{t}: {d}"),
+    let line = |s: Option<String>| {
+        s.map(|s| one_line(&s, MAX_MESSAGE_CHARS))
+            .filter(|s| !s.is_empty())
+    };
+    if let Ok(p) = json::<Problem>(body) {
+        match (line(p.title), line(p.detail)) {
+            (Some(t), Some(d)) => return one_line(&format!("{t}: {d}"), MAX_MESSAGE_CHARS),
             (Some(m), None) | (None, Some(m)) => return m,
             (None, None) => {}
         }
     }
-    if let Ok(OAuthError { error: Some(e) }) = serde_json::from_slice(body) {
-        return e;
+    if let Some(error) = line(json::<OAuthError>(body).ok().map(|e| e.error)) {
+        return error;
     }
     snippet(body)
 }
@@ -104,12 +119,7 @@ pub fn error_message(body: &[u8]) -> String {
 /// The start of a body, for messages about bodies that are not what was expected. Lossy on
 /// purpose: it is only shown, never used.
 pub(crate) fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    match text.char_indices().nth(SNIPPET_CHARS) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
-    }
+    one_line(&String::from_utf8_lossy(body), SNIPPET_CHARS)
 }
 
 /// The rate-limit headers of one answer, as durations from when it was received. Header names
@@ -133,12 +143,12 @@ impl RateHeaders {
         self.remaining
     }
 
-    /// `X-RateLimit-Reset`: time until the window refills.
+    /// `X-RateLimit-Reset`: time until the window refills, at most [`MAX_WAIT`].
     pub fn reset(&self) -> Option<Duration> {
         self.reset
     }
 
-    /// `Retry-After` in seconds (429 only).
+    /// `Retry-After` in seconds (429 only), at most [`MAX_WAIT`].
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
@@ -154,23 +164,63 @@ pub fn rate_headers(headers: &HeaderMap, now: SystemTime) -> RateHeaders {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|v| v.is_finite() && *v >= 0.0)
-            .map(|v| v.ceil() as u64)
+            .map(f64::ceil)
     };
-    let small = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+    // `as` saturates: a limit beyond u32 is no limit worth keeping to.
+    let count = |v: f64| v as u32;
+    let wait = |secs: f64| Duration::from_secs_f64(secs.min(MAX_WAIT.as_secs_f64()));
+    let since_epoch = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     RateHeaders {
-        limit: number("x-ratelimit-limit").map(small),
-        remaining: number("x-ratelimit-remaining").map(small),
-        reset: number("x-ratelimit-reset").map(|reset| {
-            if reset > EPOCH_THRESHOLD {
-                (SystemTime::UNIX_EPOCH + Duration::from_secs(reset))
-                    .duration_since(now)
-                    .unwrap_or(Duration::ZERO)
-            } else {
-                Duration::from_secs(reset)
-            }
-        }),
-        retry_after: number("retry-after").map(Duration::from_secs),
+        limit: number("x-ratelimit-limit").map(count),
+        remaining: number("x-ratelimit-remaining").map(count),
+        reset: number("x-ratelimit-reset")
+            .map(|r| {
+                if r > EPOCH_THRESHOLD {
+                    (r - since_epoch).max(0.0)
+                } else {
+                    r
+                }
+            })
+            .map(wait),
+        retry_after: number("retry-after").map(wait),
     }
+}
+
+fn utf8(body: &[u8]) -> Result<&str, Malformed> {
+    std::str::from_utf8(body).map_err(Malformed::new)
+}
+
+/// Checks UTF-8 first: serde_json validates only the strings it keeps, so a body with broken
+/// bytes in an ignored field would otherwise pass.
+fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Malformed> {
+    serde_json::from_str(utf8(body)?).map_err(Malformed::new)
+}
+
+/// `text` on one line: control characters (newlines, escapes) become spaces, runs of
+/// whitespace one space, and past `max` characters it is cut with `...`.
+fn one_line(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut chars = 0;
+    for word in text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+    {
+        for c in (chars > 0).then_some(' ').into_iter().chain(word.chars()) {
+            if chars == max {
+                // Room for the marker: drop the last characters kept.
+                for _ in 0..3 {
+                    out.pop();
+                }
+                out.push_str("...");
+                return out;
+            }
+            out.push(c);
+            chars += 1;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -214,5 +264,71 @@ mod tests {
         assert_eq!(issued.lifetime, Duration::from_secs(299));
         let without_expiry = token(br#"{"access_token":"t"}"#).unwrap();
         assert_eq!(without_expiry.lifetime, Duration::from_secs(299));
+    }
+
+    #[test]
+    fn bodies_that_are_not_utf8_are_refused_even_in_ignored_fields() {
+        assert!(shipment_page(b"{\"shipments\":[],\"note\":\"\xff\"}").is_err());
+        assert!(shipment_detail(b"{\"shipmentId\":\"1\",\"note\":\"\xc3\"}").is_err());
+        assert!(token(b"{\"access_token\":\"t\",\"token_type\":\"Bear\xffer\"}").is_err());
+    }
+
+    fn assert_one_short_line(message: &str) {
+        assert!(message.chars().count() <= MAX_MESSAGE_CHARS, "{message}");
+        assert!(!message.chars().any(char::is_control), "{message:?}");
+    }
+
+    #[test]
+    fn error_messages_are_one_short_line() {
+        let html =
+            b"<html>\n<head><title>500 Internal Server Error</title></head>\r\n<body></body>";
+        assert_eq!(
+            error_message(html),
+            "<html> <head><title>500 Internal Server Error</title></head> <body></body>"
+        );
+        let escape = br#"{"title":"Not\u001b[31m Found","detail":"line\nbreak"}"#;
+        assert_eq!(error_message(escape), "Not [31m Found: line break");
+        let long = format!(
+            r#"{{"title":"Bad Request","detail":"{}"}}"#,
+            "x".repeat(10_000)
+        );
+        let message = error_message(long.as_bytes());
+        assert_one_short_line(&message);
+        assert!(message.starts_with("Bad Request: xxx") && message.ends_with("..."));
+        assert_one_short_line(&error_message(format!("{:0>9999}", 1).as_bytes()));
+    }
+
+    #[test]
+    fn malformed_messages_are_one_short_line() {
+        let body = format!(r#"{{"shipments":"{}\n"}}"#, "x".repeat(5_000));
+        assert_one_short_line(&shipment_page(body.as_bytes()).unwrap_err().to_string());
+    }
+
+    fn headers_at(now: SystemTime, pairs: &[(&'static str, &str)]) -> RateHeaders {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        rate_headers(&map, now)
+    }
+
+    #[test]
+    fn rate_limit_waits_are_capped_at_an_hour() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_740_000);
+        let reset = |value: &str| headers_at(now, &[("x-ratelimit-reset", value)]).reset();
+        // 309 days, as seconds and as the epoch they lead to.
+        assert_eq!(reset("26712408"), Some(MAX_WAIT));
+        assert_eq!(reset("1790452408"), Some(MAX_WAIT));
+        assert_eq!(reset("18446744073709551615"), Some(MAX_WAIT));
+        assert_eq!(reset("1e300"), Some(MAX_WAIT));
+        assert_eq!(reset("1763739000"), Some(Duration::ZERO));
+        assert_eq!(reset("1763740030"), Some(Duration::from_secs(30)));
+        assert_eq!(reset("3600"), Some(MAX_WAIT));
+        assert_eq!(reset("0.2"), Some(Duration::from_secs(1)));
+        let retry_after = |value: &str| headers_at(now, &[("retry-after", value)]).retry_after();
+        assert_eq!(retry_after("18446744073709551615"), Some(MAX_WAIT));
+        assert_eq!(retry_after("4"), Some(Duration::from_secs(4)));
+        assert_eq!(retry_after("-4"), None);
+        assert_eq!(retry_after("NaN"), None);
     }
 }
