@@ -3,8 +3,9 @@
 //! in `crates/bol/fuzz` exercise exactly what runs against bol.
 //!
 //! Whatever bol (or something between us and bol) sends, they return a bounded value or a
-//! [`Malformed`] error: waits are capped, messages are one short line, and bodies that are not
-//! UTF-8 are refused rather than read with replacement characters.
+//! [`Malformed`] error: waits and token lifetimes are clamped, messages are one short line,
+//! tokens that cannot be sent are refused, and so are bodies that are not UTF-8 rather than read
+//! with replacement characters.
 
 use crate::model::{ShipmentDetail, ShipmentPage};
 use reqwest::header::HeaderMap;
@@ -16,8 +17,15 @@ use std::time::{Duration, SystemTime};
 /// anything longer is a broken header, which must not put a worker to sleep for years.
 pub const MAX_WAIT: Duration = Duration::from_secs(3600);
 
+/// Token lifetimes are clamped to `MIN_TOKEN_LIFETIME..=MAX_TOKEN_LIFETIME`: a zero lifetime
+/// would renew on every call (bol blocks that), an endless one would never renew.
+pub const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(1);
+/// See [`MIN_TOKEN_LIFETIME`].
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// bol's documented lifetime, assumed when `expires_in` is missing.
-const DEFAULT_TOKEN_LIFETIME: u64 = 299;
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(299);
+/// Far above bol's ~1 KB JWTs, below the header sizes servers refuse (8 KiB is common).
+const MAX_TOKEN_BYTES: usize = 4096;
 
 /// The most characters of a message built from a body ([`error_message`], [`Malformed`]):
 /// messages end up in logs and on the seller's run page.
@@ -57,26 +65,49 @@ pub fn shipment_detail(body: &[u8]) -> Result<ShipmentDetail, Malformed> {
 /// A token as `POST /token` grants it.
 #[derive(Clone, Debug)]
 pub struct IssuedToken {
-    /// The bearer token.
+    /// The bearer token: non-empty and valid in an `Authorization` header.
     pub access_token: SecretString,
-    /// How long it lives.
+    /// How long it lives, within `MIN_TOKEN_LIFETIME..=MAX_TOKEN_LIFETIME`.
     pub lifetime: Duration,
 }
 
 #[derive(Deserialize)]
 struct TokenAnswer {
     access_token: String,
+    // A float so that neither a huge nor a negative number fails the parse: both are clamped.
     #[serde(default)]
-    expires_in: Option<u64>,
+    expires_in: Option<f64>,
 }
 
 /// The 200 answer of `POST /token`.
 pub fn token(body: &[u8]) -> Result<IssuedToken, Malformed> {
     let answer: TokenAnswer = json(body)?;
-    let lifetime = answer.expires_in.unwrap_or(DEFAULT_TOKEN_LIFETIME).max(1);
+    let token = answer.access_token;
+    if token.is_empty() {
+        return Err(Malformed::new("empty access_token"));
+    }
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(Malformed::new(format!(
+            "access_token of {} bytes",
+            token.len()
+        )));
+    }
+    // Visible ASCII only: anything else cannot follow `Bearer ` in a header, and the token
+    // would be cached only to fail every call made with it.
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Malformed::new(
+            "access_token has characters a header cannot carry",
+        ));
+    }
+    let lifetime = answer.expires_in.map_or(DEFAULT_TOKEN_LIFETIME, |secs| {
+        Duration::from_secs_f64(secs.ceil().clamp(
+            MIN_TOKEN_LIFETIME.as_secs_f64(),
+            MAX_TOKEN_LIFETIME.as_secs_f64(),
+        ))
+    });
     Ok(IssuedToken {
-        access_token: SecretString::from(answer.access_token),
-        lifetime: Duration::from_secs(lifetime),
+        access_token: SecretString::from(token),
+        lifetime,
     })
 }
 
@@ -330,5 +361,33 @@ mod tests {
         assert_eq!(retry_after("4"), Some(Duration::from_secs(4)));
         assert_eq!(retry_after("-4"), None);
         assert_eq!(retry_after("NaN"), None);
+    }
+
+    #[test]
+    fn an_access_token_that_cannot_be_sent_is_refused() {
+        let long = "t".repeat(MAX_TOKEN_BYTES + 1);
+        for bad in ["", "a b", "t\n", "t\u{7f}", "jéton", long.as_str()] {
+            let body = format!(r#"{{"access_token":{bad:?},"expires_in":299}}"#);
+            assert!(token(body.as_bytes()).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn token_lifetimes_stay_between_a_second_and_a_day() {
+        let lifetime = |expires_in: &str| {
+            let body = format!(r#"{{"access_token":"t","expires_in":{expires_in}}}"#);
+            token(body.as_bytes()).unwrap().lifetime
+        };
+        assert_eq!(lifetime("18446744073709551615"), MAX_TOKEN_LIFETIME);
+        assert_eq!(lifetime("0"), MIN_TOKEN_LIFETIME);
+        assert_eq!(lifetime("-5"), MIN_TOKEN_LIFETIME);
+        assert_eq!(lifetime("0.2"), MIN_TOKEN_LIFETIME);
+        assert_eq!(lifetime("299"), Duration::from_secs(299));
+        assert_eq!(lifetime("86401"), MAX_TOKEN_LIFETIME);
+        assert_eq!(lifetime("1e300"), MAX_TOKEN_LIFETIME);
+        // What the client does with the longest one must not overflow.
+        let now = time::OffsetDateTime::now_utc();
+        let cached = crate::CachedToken::new(SecretString::from("t"), now, lifetime("1e300"));
+        assert_eq!(cached.expires_at - now, MAX_TOKEN_LIFETIME);
     }
 }
