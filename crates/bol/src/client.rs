@@ -462,11 +462,7 @@ impl Client {
                     match status.as_u16() {
                         200..=299 => match read(&body) {
                             Ok(value) => return Ok(Exchanged::Ok { value, sent_at }),
-                            Err(e) => Error::MalformedBody(format!(
-                                "{e} in {} bytes: {}",
-                                body.len(),
-                                parse::snippet(&body)
-                            )),
+                            Err(e) => malformed(group, &e, &body),
                         },
                         401 => {
                             return Ok(Exchanged::Unauthorized {
@@ -550,6 +546,17 @@ fn describe(e: &reqwest::Error) -> String {
     text
 }
 
+/// The error for a 200 whose body did not parse. The start of the body tells an HTML page from
+/// broken JSON, but that of a token answer would carry the token into logs and run pages.
+fn malformed(group: Group, e: &Malformed, body: &[u8]) -> Error {
+    Error::MalformedBody(match group {
+        Group::Token => format!("{e} in {} bytes", body.len()),
+        Group::List | Group::Detail => {
+            format!("{e} in {} bytes: {}", body.len(), parse::snippet(body))
+        }
+    })
+}
+
 /// Shipment ids are digits, but an id must never change the path.
 fn encode_segment(id: &str) -> String {
     id.bytes()
@@ -586,6 +593,21 @@ mod tests {
             let full = Duration::from_millis(full);
             assert!(d >= full / 2 && d <= full, "retry {retry}: {d:?}");
         }
+    }
+
+    #[test]
+    fn a_token_answer_that_does_not_parse_is_not_quoted() {
+        let body = br#"{"access_token":"eyJhbGciOiJSUzUxMiJ9 secret","expires_in":299}"#;
+        let e = parse::token(body).unwrap_err();
+        let message = malformed(Group::Token, &e, body).to_string();
+        assert!(!message.contains("eyJhbGci"), "{message}");
+        let html = b"<html>Service Unavailable</html>";
+        let e = parse::shipment_page(html).unwrap_err();
+        let message = malformed(Group::List, &e, html).to_string();
+        assert!(
+            message.ends_with("<html>Service Unavailable</html>"),
+            "{message}"
+        );
     }
 
     #[test]
