@@ -24,7 +24,7 @@ pub const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(1);
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// bol's documented lifetime, assumed when `expires_in` is missing.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(299);
-/// Far above bol's ~1 KB JWTs, below the header sizes servers refuse (8 KiB is common).
+/// Well above bol's JWTs (under 1 KB), below the header sizes servers refuse (8 KiB is common).
 const MAX_TOKEN_BYTES: usize = 4096;
 
 /// The most characters of a message built from a body ([`error_message`], [`Malformed`]):
@@ -67,7 +67,7 @@ pub fn shipment_detail(body: &[u8]) -> Result<ShipmentDetail, Malformed> {
 pub struct IssuedToken {
     /// The bearer token: non-empty and valid in an `Authorization` header.
     pub access_token: SecretString,
-    /// How long it lives, within `MIN_TOKEN_LIFETIME..=MAX_TOKEN_LIFETIME`.
+    /// How long it lives, from [`MIN_TOKEN_LIFETIME`] to [`MAX_TOKEN_LIFETIME`].
     pub lifetime: Duration,
 }
 
