@@ -9,15 +9,20 @@
 
 use crate::{
     error::{Error, Failure},
-    limiter::{Group, Limits, Outcome, RateHeaders, RateLimiter},
-    model::{FulfilmentMethod, OAuthError, Problem, ShipmentDetail, ShipmentPage, TokenAnswer},
+    limiter::{Group, Limits, Outcome, RateLimiter},
+    model::{FulfilmentMethod, ShipmentDetail, ShipmentPage},
+    parse::{self, Malformed},
     token::{CachedToken, MemoryTokenCache, TokenCache, TokenSlots, usable},
 };
 use rand::Rng;
 use reqwest::{RequestBuilder, StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use std::{ops::AddAssign, sync::Arc, time::Duration};
+use std::{
+    ops::AddAssign,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -180,9 +185,6 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// A 200 body could not be used; worth another try.
-struct Unparsable(String);
-
 impl Client {
     /// A client keeping tokens in memory only.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
@@ -241,7 +243,7 @@ impl Client {
             creds,
             Group::List,
             |http| http.get(&url).query(&query),
-            |body| serde_json::from_slice(body).map_err(|e| Unparsable(e.to_string())),
+            parse::shipment_page,
         )
         .await
     }
@@ -261,14 +263,7 @@ impl Client {
             creds,
             Group::Detail,
             |http| http.get(&url),
-            |body| {
-                let raw = std::str::from_utf8(body).map_err(|e| Unparsable(e.to_string()))?;
-                let shipment = serde_json::from_str(raw).map_err(|e| Unparsable(e.to_string()))?;
-                Ok(ShipmentDetail {
-                    shipment,
-                    raw: raw.to_owned(),
-                })
-            },
+            parse::shipment_detail,
         )
         .await
     }
@@ -278,7 +273,7 @@ impl Client {
         creds: &Credentials,
         group: Group,
         request: impl Fn(&reqwest::Client) -> RequestBuilder,
-        parse: impl Fn(&[u8]) -> Result<T, Unparsable> + Sync,
+        read: impl Fn(&[u8]) -> Result<T, Malformed> + Sync,
     ) -> Result<Answer<T>, Failure> {
         let mut calls = Calls::default();
         let result = async {
@@ -300,7 +295,7 @@ impl Client {
                                 None => request,
                             }
                         },
-                        &parse,
+                        &read,
                     )
                     .await?;
                 match attempt {
@@ -377,10 +372,7 @@ impl Client {
                         .header(header::ACCEPT, "application/json")
                         .form(&[("grant_type", "client_credentials")])
                 },
-                &|body: &[u8]| {
-                    serde_json::from_slice::<TokenAnswer>(body)
-                        .map_err(|e| Unparsable(e.to_string()))
-                },
+                &parse::token,
             )
             .await?;
         // Expiry counts from when the answered request left (after any rate-limit wait), so the
@@ -390,11 +382,10 @@ impl Client {
             Exchanged::Ok { value, sent_at } => (value, sent_at),
             Exchanged::Unauthorized { .. } => return Err(Error::InvalidCredentials),
         };
-        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(299).max(1));
         Ok(CachedToken::new(
-            SecretString::from(answer.access_token),
+            answer.access_token,
             issued_at,
-            lifetime,
+            answer.lifetime,
         ))
     }
 
@@ -409,7 +400,7 @@ impl Client {
         calls: &mut Calls,
         auth: Auth<'_>,
         request: impl Fn(Option<&SecretString>) -> RequestBuilder,
-        parse: &(dyn Fn(&[u8]) -> Result<T, Unparsable> + Sync),
+        read: &(dyn Fn(&[u8]) -> Result<T, Malformed> + Sync),
     ) -> Result<Exchanged<T>, Error> {
         let policy = self.inner.config.retry;
         let mut retries = 0;
@@ -456,7 +447,7 @@ impl Client {
                     Error::Transport(describe(&e))
                 }
                 Ok((status, headers, body)) => {
-                    let rate = RateHeaders::from_headers(&headers);
+                    let rate = parse::rate_headers(&headers, SystemTime::now());
                     let too_many = status == StatusCode::TOO_MANY_REQUESTS;
                     let backoff = policy.delay(rate_limited + 1);
                     permit.finish(
@@ -469,21 +460,17 @@ impl Client {
                         },
                     );
                     match status.as_u16() {
-                        200..=299 => match parse(&body) {
+                        200..=299 => match read(&body) {
                             Ok(value) => return Ok(Exchanged::Ok { value, sent_at }),
-                            Err(Unparsable(e)) => Error::MalformedBody(format!(
-                                "{e} in {} bytes: {}",
-                                body.len(),
-                                snippet(&body)
-                            )),
+                            Err(e) => malformed(group, &e, &body),
                         },
                         401 => {
                             return Ok(Exchanged::Unauthorized {
-                                message: message(&body),
+                                message: parse::error_message(&body),
                                 token,
                             });
                         }
-                        404 => return Err(Error::NotFound(message(&body))),
+                        404 => return Err(Error::NotFound(parse::error_message(&body))),
                         429 => {
                             calls.rate_limited += 1;
                             rate_limited += 1;
@@ -496,12 +483,12 @@ impl Client {
                         }
                         s @ 500..=599 => Error::Server {
                             status: s,
-                            message: message(&body),
+                            message: parse::error_message(&body),
                         },
                         s => {
                             return Err(Error::Rejected {
                                 status: s,
-                                message: message(&body),
+                                message: parse::error_message(&body),
                             });
                         }
                     }
@@ -559,28 +546,15 @@ fn describe(e: &reqwest::Error) -> String {
     text
 }
 
-/// bol's problem title and detail, the OAuth error, or the start of the body.
-fn message(body: &[u8]) -> String {
-    if let Ok(p) = serde_json::from_slice::<Problem>(body) {
-        match (p.title, p.detail) {
-            (Some(t), Some(d)) => return format!("{t}: {d}"),
-            (Some(m), None) | (None, Some(m)) => return m,
-            (None, None) => {}
+/// The error for a 200 whose body did not parse. The start of the body tells an HTML page from
+/// broken JSON, but that of a token answer would carry the token into logs and run pages.
+fn malformed(group: Group, e: &Malformed, body: &[u8]) -> Error {
+    Error::MalformedBody(match group {
+        Group::Token => format!("{e} in {} bytes", body.len()),
+        Group::List | Group::Detail => {
+            format!("{e} in {} bytes: {}", body.len(), parse::snippet(body))
         }
-    }
-    if let Ok(OAuthError { error: Some(e) }) = serde_json::from_slice(body) {
-        return e;
-    }
-    snippet(body)
-}
-
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    match text.char_indices().nth(120) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
-    }
+    })
 }
 
 /// Shipment ids are digits, but an id must never change the path.
@@ -622,14 +596,17 @@ mod tests {
     }
 
     #[test]
-    fn error_messages_come_from_problem_bodies() {
-        let problem = br#"{"type":"https://api.bol.com/problems","title":"Not Found","status":404,"detail":"Shipment 1 not found"}"#;
-        assert_eq!(message(problem), "Not Found: Shipment 1 not found");
-        let oauth = br#"{"error":"invalid_client","error_description":"Bad client credentials"}"#;
-        assert_eq!(message(oauth), "invalid_client");
-        assert_eq!(
-            message(b"<html>Bad gateway</html>"),
-            "<html>Bad gateway</html>"
+    fn a_token_answer_that_does_not_parse_is_not_quoted() {
+        let body = br#"{"access_token":"eyJhbGciOiJSUzUxMiJ9 secret","expires_in":299}"#;
+        let e = parse::token(body).unwrap_err();
+        let message = malformed(Group::Token, &e, body).to_string();
+        assert!(!message.contains("eyJhbGci"), "{message}");
+        let html = b"<html>Service Unavailable</html>";
+        let e = parse::shipment_page(html).unwrap_err();
+        let message = malformed(Group::List, &e, html).to_string();
+        assert!(
+            message.ends_with("<html>Service Unavailable</html>"),
+            "{message}"
         );
     }
 

@@ -2,20 +2,22 @@
 //! list and shipment details, with rate limiting from bol's headers, token reuse and retries.
 //!
 //! It knows nothing of Simba's database: token storage is the [`TokenCache`] trait and the rate
-//! budgets are exported and imported as [`BucketSnapshot`]s.
+//! budgets are exported and imported as [`BucketSnapshot`]s. What bol answers is read by the
+//! pure functions of [`parse`], which the fuzz targets in `crates/bol/fuzz` exercise.
 
 mod client;
 mod error;
 mod limiter;
 mod model;
+pub mod parse;
 mod token;
 
 pub use client::{Answer, Calls, Client, ClientConfig, Credentials, RetryPolicy};
 pub use error::{Error, Failure};
 pub use limiter::{BucketSnapshot, Group, GroupLimit, Limits, RateLimiter};
 pub use model::{
-    BillingDetails, Fulfilment, FulfilmentMethod, Offer, Order, PAGE_SIZE, Product,
-    ReducedShipment, ReducedShipmentItem, ReducedTransport, Shipment, ShipmentDetail,
+    BillingDetails, Fulfilment, FulfilmentMethod, MAX_SHIPMENT_ID_LEN, Offer, Order, PAGE_SIZE,
+    Product, ReducedShipment, ReducedShipmentItem, ReducedTransport, Shipment, ShipmentDetail,
     ShipmentDetails, ShipmentItem, ShipmentPage, Transport, TransportEvent,
 };
 pub use secrecy::{ExposeSecret, SecretString};

@@ -7,6 +7,7 @@
 //! window's end from above, and the bounds of every answer in a window are intersected (with
 //! the configured window length as a further bound) so short, time-scaled windows stay precise.
 
+use crate::parse::RateHeaders;
 use serde::{Deserialize, Serialize};
 use std::{
     collections::HashMap,
@@ -103,52 +104,6 @@ impl Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits::published()
-    }
-}
-
-/// The rate-limit headers of one answer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct RateHeaders {
-    /// `X-RateLimit-Limit`.
-    pub limit: Option<u32>,
-    /// `X-RateLimit-Remaining`.
-    pub remaining: Option<u32>,
-    /// `X-RateLimit-Reset`: seconds until the refill, or a Unix epoch when above 10^9.
-    pub reset: Option<u64>,
-    /// `Retry-After` in seconds (429 only).
-    pub retry_after: Option<u64>,
-}
-
-impl RateHeaders {
-    /// Reads the headers; names are matched case-insensitively by `http`.
-    pub(crate) fn from_headers(headers: &reqwest::header::HeaderMap) -> RateHeaders {
-        let number = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .map(|v| v.ceil() as u64)
-        };
-        let small = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-        RateHeaders {
-            limit: number("x-ratelimit-limit").map(small),
-            remaining: number("x-ratelimit-remaining").map(small),
-            reset: number("x-ratelimit-reset"),
-            retry_after: number("retry-after"),
-        }
-    }
-
-    /// Time until the window resets, as seen at `now`.
-    fn reset_in(&self, now: SystemTime) -> Option<Duration> {
-        let reset = self.reset?;
-        Some(if reset > 1_000_000_000 {
-            (SystemTime::UNIX_EPOCH + Duration::from_secs(reset))
-                .duration_since(now)
-                .unwrap_or(Duration::ZERO)
-        } else {
-            Duration::from_secs(reset)
-        })
     }
 }
 
@@ -401,19 +356,18 @@ impl RateLimiter {
         let tracked = self.limits.get(key.1).is_some();
         let none = RateHeaders::default();
         let headers = outcome.headers.unwrap_or(&none);
-        let reset_in = headers.reset_in(SystemTime::now());
+        let reset_in = headers.reset();
         self.with_bucket(key, |b| {
             b.in_flight = b.in_flight.saturating_sub(1);
             if probe {
                 b.probe_out = false;
             }
-            if headers.limit.is_some() {
-                b.limit = headers.limit;
+            if headers.limit().is_some() {
+                b.limit = headers.limit();
             }
             if outcome.rate_limited {
                 let wait = headers
-                    .retry_after
-                    .map(Duration::from_secs)
+                    .retry_after()
                     .or(reset_in)
                     .unwrap_or(outcome.fallback);
                 if probe {
@@ -427,11 +381,11 @@ impl RateLimiter {
                 b.answered.clear();
                 return;
             }
-            let Some(remaining) = headers.remaining else {
+            let Some(remaining) = headers.remaining() else {
                 if outcome.headers.is_some()
                     && outcome.success
-                    && headers.limit.is_none()
-                    && headers.reset.is_none()
+                    && headers.limit().is_none()
+                    && reset_in.is_none()
                 {
                     // bol always sends the headers on a limited group; without them there is
                     // no limit to keep to.
@@ -628,13 +582,21 @@ mod tests {
         );
     }
 
-    fn headers(limit: u32, remaining: u32, reset: u64) -> RateHeaders {
-        RateHeaders {
-            limit: Some(limit),
-            remaining: Some(remaining),
-            reset: Some(reset),
-            retry_after: None,
+    /// Headers as the client reads them from an answer.
+    fn parsed(pairs: &[(&'static str, String)]) -> RateHeaders {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
         }
+        crate::parse::rate_headers(&map, SystemTime::now())
+    }
+
+    fn headers(limit: u32, remaining: u32, reset: u64) -> RateHeaders {
+        parsed(&[
+            ("x-ratelimit-limit", limit.to_string()),
+            ("x-ratelimit-remaining", remaining.to_string()),
+            ("x-ratelimit-reset", reset.to_string()),
+        ])
     }
 
     #[tokio::test(start_paused = true)]
@@ -685,10 +647,7 @@ mod tests {
     async fn retry_after_rules_after_a_429() {
         let limiter = tight(10, Duration::from_secs(60));
         let (permit, _) = limiter.acquire("a", Group::List).await;
-        let h = RateHeaders {
-            retry_after: Some(4),
-            ..RateHeaders::default()
-        };
+        let h = parsed(&[("retry-after", "4".into())]);
         fin(permit, Some(&h), true, Duration::from_secs(1));
         let (_p, waited) = limiter.acquire("a", Group::List).await;
         assert_eq!(waited, Duration::from_secs(4));
@@ -746,21 +705,13 @@ mod tests {
         assert!(waited > Duration::from_secs(18), "waited {waited:?}");
     }
 
-    #[test]
-    fn header_names_are_case_insensitive() {
-        let mut map = reqwest::header::HeaderMap::new();
-        map.insert("X-RateLimit-Limit", "25".parse().unwrap());
-        map.insert("x-ratelimit-remaining", "3".parse().unwrap());
-        map.insert("X-RATELIMIT-RESET", "12".parse().unwrap());
-        map.insert("Retry-After", "4".parse().unwrap());
-        assert_eq!(
-            RateHeaders::from_headers(&map),
-            RateHeaders {
-                limit: Some(25),
-                remaining: Some(3),
-                reset: Some(12),
-                retry_after: Some(4)
-            }
-        );
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_beyond_any_clock_waits_an_hour() {
+        let limiter = tight(10, Duration::from_secs(60));
+        let (permit, _) = limiter.acquire("a", Group::List).await;
+        let h = parsed(&[("retry-after", u64::MAX.to_string())]);
+        fin(permit, Some(&h), true, Duration::from_secs(1));
+        let (_p, waited) = limiter.acquire("a", Group::List).await;
+        assert_eq!(waited, crate::parse::MAX_WAIT);
     }
 }

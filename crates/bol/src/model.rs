@@ -3,9 +3,10 @@
 //! bol adds fields without a version bump, omits empty arrays (an empty page is `{}`), dropped
 //! spec-"required" fields in the past and sent numeric ids in old versions. So every field but
 //! `shipment_id` is optional, unknown fields are ignored, ids accept numbers, and a date-time
-//! that does not parse becomes `None` rather than failing a whole page.
+//! that does not parse becomes `None` rather than failing a whole page. The shipment id alone
+//! is checked, as it ends up in URLs and database keys.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, de::Error as _};
 use time::{
     Date, OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description,
 };
@@ -59,7 +60,7 @@ impl ShipmentPage {
 #[serde(rename_all = "camelCase")]
 pub struct ReducedShipment {
     /// bol's id, a string of digits.
-    #[serde(deserialize_with = "id")]
+    #[serde(deserialize_with = "shipment_id")]
     pub shipment_id: String,
     /// When it was shipped.
     #[serde(default, deserialize_with = "date_time")]
@@ -116,7 +117,7 @@ pub struct ReducedTransport {
 #[serde(rename_all = "camelCase")]
 pub struct Shipment {
     /// bol's id, a string of digits.
-    #[serde(deserialize_with = "id")]
+    #[serde(deserialize_with = "shipment_id")]
     pub shipment_id: String,
     /// When it was shipped.
     #[serde(default, deserialize_with = "date_time")]
@@ -313,30 +314,6 @@ pub struct ShipmentDetail {
     pub raw: String,
 }
 
-/// The access token answer of `POST /token`.
-#[derive(Clone, Deserialize)]
-pub(crate) struct TokenAnswer {
-    pub(crate) access_token: String,
-    #[serde(default)]
-    pub(crate) expires_in: Option<u64>,
-}
-
-/// The body of a 401 from the token endpoint.
-#[derive(Deserialize)]
-pub(crate) struct OAuthError {
-    #[serde(default)]
-    pub(crate) error: Option<String>,
-}
-
-/// bol's problem JSON; only what error messages need.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct Problem {
-    #[serde(default)]
-    pub(crate) title: Option<String>,
-    #[serde(default)]
-    pub(crate) detail: Option<String>,
-}
-
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum IdRepr {
@@ -355,8 +332,19 @@ impl From<IdRepr> for String {
     }
 }
 
-fn id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    IdRepr::deserialize(d).map(String::from)
+/// Longest shipment id accepted: Simba keeps them in a `VARCHAR(64)`.
+pub const MAX_SHIPMENT_ID_LEN: usize = 64;
+
+/// A shipment id goes into a URL path and a database key, so unless it is 1 to
+/// [`MAX_SHIPMENT_ID_LEN`] ASCII letters, digits, `-` or `_` (bol's are digits) it fails the
+/// whole answer: an empty id or `..` would fetch another resource than the shipment.
+fn shipment_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let id = String::from(IdRepr::deserialize(d)?);
+    let usable = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    if id.is_empty() || id.len() > MAX_SHIPMENT_ID_LEN || !id.bytes().all(usable) {
+        return Err(D::Error::custom(format!("unusable shipmentId {id:?}")));
+    }
+    Ok(id)
 }
 
 fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -492,6 +480,36 @@ mod tests {
         assert!(s.shipment_items.is_empty());
         assert_eq!(s.transport, None);
         assert!(serde_json::from_str::<Shipment>(r#"{"shipmentReference":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn a_shipment_id_unfit_for_a_url_or_the_database_fails_the_answer() {
+        let too_long = "1".repeat(MAX_SHIPMENT_ID_LEN + 1);
+        for id in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "1389`300001",
+            "12 34",
+            too_long.as_str(),
+        ] {
+            let page = format!(r#"{{"shipments":[{{"shipmentId":{id:?}}}]}}"#);
+            assert!(
+                serde_json::from_str::<ShipmentPage>(&page).is_err(),
+                "list accepted {id:?}"
+            );
+            let detail = format!(r#"{{"shipmentId":{id:?}}}"#);
+            assert!(
+                serde_json::from_str::<Shipment>(&detail).is_err(),
+                "detail accepted {id:?}"
+            );
+        }
+        let longest = "9".repeat(MAX_SHIPMENT_ID_LEN);
+        for id in ["1389204715", "A-1_b", longest.as_str()] {
+            let s: Shipment = serde_json::from_str(&format!(r#"{{"shipmentId":{id:?}}}"#)).unwrap();
+            assert_eq!(s.shipment_id, id);
+        }
     }
 
     #[test]
