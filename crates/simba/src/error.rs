@@ -156,6 +156,8 @@ impl From<StoreError> for ApiError {
             StoreError::UniqueViolation => ApiError::conflict("A record with the same key exists."),
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause.into()),
             StoreError::Other(cause) => ApiError::Internal(cause.into()),
+            StoreError::Busy(cause) => ApiError::Unavailable(cause.into()),
+            StoreError::Read(cause) => ApiError::Internal(anyhow::anyhow!(cause)),
         }
     }
 }

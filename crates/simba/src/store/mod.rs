@@ -1,9 +1,11 @@
 //! Persistence: one code path over SQLite, PostgreSQL and MySQL/MariaDB through sqlx's `Any`
-//! driver. Queries are written once with `?` placeholders and adapted to the backend here.
+//! driver. Queries are written once with `?` placeholders and adapted to the backend here;
+//! on SQLite the API's list and detail reads run them through [`reader`] instead.
 
 pub mod leases;
 pub mod marketplace;
 mod migrations;
+pub mod reader;
 pub mod settings;
 pub mod shipments;
 pub mod shops;
@@ -13,6 +15,7 @@ pub mod users;
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
@@ -50,6 +53,8 @@ impl FromStr for Backend {
 pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// SQLite files only: the list and detail reads bypass the pool ([`reader`]).
+    pub reader: Option<Arc<reader::Reader>>,
 }
 
 /// Any storage failure; the API maps the variants to status codes.
@@ -61,6 +66,10 @@ pub enum StoreError {
     Unavailable(#[source] sqlx::Error),
     #[error(transparent)]
     Other(sqlx::Error),
+    #[error("the database is busy")]
+    Busy(#[source] rusqlite::Error),
+    #[error("reading the database failed")]
+    Read(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -114,7 +123,15 @@ impl Db {
             });
         }
         let pool = options.connect(url).await?;
-        Ok(Db { pool, backend })
+        let reader = match backend {
+            Backend::Sqlite => reader::Reader::for_url(url).map(Arc::new),
+            Backend::Postgres | Backend::Mysql => None,
+        };
+        Ok(Db {
+            pool,
+            backend,
+            reader,
+        })
     }
 
     /// Adapts a query written with `?` placeholders to this backend.

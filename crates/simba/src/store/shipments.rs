@@ -129,8 +129,14 @@ enum Bind {
 /// seller: callers establish first that the shop is the seller's ([`scope_is_owned`]).
 fn where_clause(user_id: i64, filter: &Filter) -> (String, Vec<Bind>) {
     let (mut sql, mut binds) = match filter.shop_id {
-        Some(shop_id) => (String::from(" WHERE s.shop_id = ?"), vec![Bind::Int(shop_id)]),
-        None => (String::from(" WHERE s.user_id = ?"), vec![Bind::Int(user_id)]),
+        Some(shop_id) => (
+            String::from(" WHERE s.shop_id = ?"),
+            vec![Bind::Int(shop_id)],
+        ),
+        None => (
+            String::from(" WHERE s.user_id = ?"),
+            vec![Bind::Int(user_id)],
+        ),
     };
     if let Some(method) = filter.fulfilment_method {
         sql.push_str(" AND s.fulfilment_method = ?");
@@ -205,6 +211,19 @@ pub async fn list(
     offset: i64,
 ) -> StoreResult<(Vec<ShipmentRow>, i64)> {
     let (where_sql, binds) = where_clause(user_id, filter);
+    if let Some(reader) = &db.reader {
+        let page = PageQuery {
+            user_id,
+            shop_id: filter.shop_id,
+            narrows: filter.narrows(),
+            where_sql,
+            binds,
+            order: ordering.sql(),
+            limit,
+            offset,
+        };
+        return reader.read(move |conn| page.read(conn)).await;
+    }
     let count = if filter.narrows() {
         if !scope_is_owned(db, user_id, filter).await? {
             return Ok((Vec::new(), 0));
@@ -232,6 +251,96 @@ pub async fn list(
         .await?;
     let shipments = rows.iter().map(row_from).collect::<Result<_, _>>()?;
     Ok((shipments, count))
+}
+
+/// [`list`] on SQLite: the same queries, run by [`super::reader`] in one read transaction.
+struct PageQuery {
+    user_id: i64,
+    shop_id: Option<i64>,
+    narrows: bool,
+    where_sql: String,
+    binds: Vec<Bind>,
+    order: &'static str,
+    limit: i64,
+    offset: i64,
+}
+
+impl PageQuery {
+    fn read(self, conn: &rusqlite::Connection) -> rusqlite::Result<(Vec<ShipmentRow>, i64)> {
+        let snapshot = conn.unchecked_transaction()?;
+        let count: i64 = match (self.narrows, self.shop_id) {
+            (true, Some(shop_id)) => {
+                let owned = snapshot
+                    .prepare_cached("SELECT 1 FROM shops WHERE id = ? AND user_id = ?")?
+                    .exists((shop_id, self.user_id))?;
+                if !owned {
+                    return Ok((Vec::new(), 0));
+                }
+                self.count(&snapshot)?
+            }
+            (true, None) => self.count(&snapshot)?,
+            (false, Some(shop_id)) => snapshot
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(shipment_count), 0) FROM shops WHERE user_id = ? AND id = ?",
+                )?
+                .query_row((self.user_id, shop_id), |row| row.get(0))?,
+            (false, None) => snapshot
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(shipment_count), 0) FROM shops WHERE user_id = ?",
+                )?
+                .query_row([self.user_id], |row| row.get(0))?,
+        };
+        if self.offset >= count {
+            return Ok((Vec::new(), count));
+        }
+        let sql = format!(
+            "SELECT {LIST_COLUMNS} FROM shipments s{} ORDER BY {} LIMIT ? OFFSET ?",
+            self.where_sql, self.order
+        );
+        let params = self
+            .binds
+            .iter()
+            .map(|bind| bind as &dyn rusqlite::ToSql)
+            .chain([&self.limit as &dyn rusqlite::ToSql, &self.offset]);
+        let rows = snapshot
+            .prepare_cached(&sql)?
+            .query_map(rusqlite::params_from_iter(params), sqlite_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((rows, count))
+    }
+
+    fn count(&self, conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
+        let sql = format!("SELECT COUNT(*) FROM shipments s{}", self.where_sql);
+        conn.prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(&self.binds), |row| row.get(0))
+    }
+}
+
+impl rusqlite::ToSql for Bind {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Bind::Int(v) => v.to_sql(),
+            Bind::Text(v) => v.to_sql(),
+        }
+    }
+}
+
+fn sqlite_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ShipmentRow> {
+    Ok(ShipmentRow {
+        id: row.get(0)?,
+        shop_id: row.get(1)?,
+        shipment_id: row.get(2)?,
+        shipment_date: row.get(3)?,
+        shipment_reference: row.get(4)?,
+        fulfilment_method: row.get(5)?,
+        order_id: row.get(6)?,
+        pickup_point: row.get::<_, Option<i64>>(7)?.map(|v| v != 0),
+        transport_id: row.get(8)?,
+        transporter_code: row.get(9)?,
+        track_and_trace: row.get(10)?,
+        items: row.get(11)?,
+        detail_synced_at: row.get(12)?,
+    })
 }
 
 /// Up to `limit` of the seller's shipments matching `filter` with an id above `after_id`, in
@@ -264,6 +373,25 @@ pub async fn get(db: &Db, user_id: i64, id: i64) -> StoreResult<Option<ShipmentD
         "SELECT {LIST_COLUMNS}, s.order_placed_at, s.shipping_label_id, s.transport_events, \
          s.customer, s.raw FROM shipments s WHERE s.id = ? AND s.user_id = ?"
     );
+    if let Some(reader) = &db.reader {
+        return reader
+            .read(move |conn| {
+                use rusqlite::OptionalExtension;
+                conn.prepare_cached(&sql)?
+                    .query_row((id, user_id), |row| {
+                        Ok(ShipmentDetail {
+                            row: sqlite_row(row)?,
+                            order_placed_at: row.get(13)?,
+                            shipping_label_id: row.get(14)?,
+                            transport_events: row.get(15)?,
+                            customer: row.get(16)?,
+                            raw: row.get(17)?,
+                        })
+                    })
+                    .optional()
+            })
+            .await;
+    }
     let row = db
         .query(&sql)
         .bind(id)
