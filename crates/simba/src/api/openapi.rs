@@ -107,10 +107,10 @@ fn document_problems(operation: &mut Operation) {
         let RefOr::T(response) = response else {
             continue;
         };
-        if status.starts_with(['4', '5']) {
-            if let Some(content) = response.content.shift_remove("application/json") {
-                response.content.insert(PROBLEM_MEDIA_TYPE.into(), content);
-            }
+        if status.starts_with(['4', '5'])
+            && let Some(content) = response.content.shift_remove("application/json")
+        {
+            response.content.insert(PROBLEM_MEDIA_TYPE.into(), content);
         }
     }
 }
