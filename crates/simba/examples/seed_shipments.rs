@@ -111,7 +111,12 @@ async fn main() -> anyhow::Result<()> {
             .execute(&db.pool)
             .await?;
     }
-    db.query("ANALYZE").execute(&db.pool).await.ok();
+    // A database in service has been vacuumed by then; PostgreSQL's index-only scans need it.
+    let analyze = match db.backend {
+        simba::store::Backend::Postgres => "VACUUM ANALYZE",
+        simba::store::Backend::Sqlite | simba::store::Backend::Mysql => "ANALYZE",
+    };
+    db.query(analyze).execute(&db.pool).await.ok();
     println!("{token}");
     Ok(())
 }
