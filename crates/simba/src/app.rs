@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
+use crate::api::page_cache::PageCache;
 use crate::auth::cache::AuthCache;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::{Config, SecretKeySource};
@@ -25,6 +26,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub login_throttle: Arc<LoginThrottle>,
     pub auth_cache: Arc<AuthCache>,
+    pub page_cache: Arc<PageCache>,
     pub metrics: PrometheusHandle,
     pub engine: Arc<Engine>,
 }
@@ -58,9 +60,10 @@ impl AppState {
             engine,
             db,
             cipher,
-            config: Arc::new(config),
             login_throttle: Arc::new(LoginThrottle::new(Duration::from_secs(15 * 60), 5, 50)),
             auth_cache: Arc::default(),
+            page_cache: Arc::new(PageCache::new(config.page_cache_bytes)),
+            config: Arc::new(config),
             metrics: crate::telemetry::metrics_handle(),
         })
     }

@@ -88,6 +88,9 @@ pub struct Config {
     pub bol_login_url: Url,
     pub log_format: LogFormat,
     pub database_max_connections: u32,
+    /// Memory for shipment list pages kept until the seller's shipments change
+    /// (`SIMBA_PAGE_CACHE_MB`; 0 turns the cache off).
+    pub page_cache_bytes: usize,
     /// Marketplace seconds per real second: only for the sandbox, whose rate windows and
     /// token lifetimes can be scaled down; the real API runs at 1.
     pub bol_time_scale: f64,
@@ -186,6 +189,20 @@ impl Config {
             })?,
             None => 16,
         };
+        let page_cache_bytes = match lookup("SIMBA_PAGE_CACHE_MB") {
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|mb| *mb <= 1 << 20)
+                .map(|mb| mb << 20)
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "SIMBA_PAGE_CACHE_MB must be a number of megabytes, 0 to turn the cache \
+                         off (got {v:?})."
+                    ))
+                })?,
+            None => 16 << 20,
+        };
         let bol_time_scale = match lookup("SIMBA_BOL_TIME_SCALE") {
             Some(v) => v
                 .parse::<f64>()
@@ -246,6 +263,7 @@ impl Config {
             )?,
             log_format,
             database_max_connections,
+            page_cache_bytes,
             bol_time_scale,
             engine,
             bol_retry: bol::RetryPolicy::default(),

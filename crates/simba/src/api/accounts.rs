@@ -308,6 +308,7 @@ pub(super) async fn delete_user(
 ) -> ApiResult<StatusCode> {
     users::delete(&state.db, auth.user.id).await?;
     state.auth_cache.forget_user(auth.user.id);
+    state.page_cache.forget_user(auth.user.id);
     tracing::info!(user.id = auth.user.id, "seller deleted their account");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,6 +6,7 @@ mod docs;
 pub mod json;
 pub mod openapi;
 mod ops;
+pub mod page_cache;
 mod pagination;
 pub(crate) mod shipments;
 pub(crate) mod shops;

@@ -61,16 +61,39 @@ impl<T> Page<T> {
         uri: &Uri,
         headers: &HeaderMap,
     ) -> Result<Page<T>, ApiError> {
+        let Links { next, previous } = Links::new(count, params, uri, headers)?;
+        Ok(Page {
+            count,
+            next,
+            previous,
+            results,
+        })
+    }
+}
+
+/// A page's `next` and `previous`.
+pub struct Links {
+    pub next: Option<String>,
+    pub previous: Option<String>,
+}
+
+impl Links {
+    /// The links of page `params.page` of `count` results; a page past the end (other than
+    /// the first) is a 404.
+    pub fn new(
+        count: i64,
+        params: PageParams,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<Links, ApiError> {
         if params.page > 1 && params.offset() >= count {
             return Err(ApiError::NotFound);
         }
         let last_page = (count + params.page_size - 1) / params.page_size;
         let link = |page: i64| page_url(uri, headers, page);
-        Ok(Page {
-            count,
+        Ok(Links {
             next: (params.page < last_page).then(|| link(params.page + 1)),
             previous: (params.page > 1).then(|| link(params.page - 1)),
-            results,
         })
     }
 }

@@ -9,7 +9,10 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use super::pagination::Page;
+use std::sync::Arc;
+
+use super::page_cache::{CachedPage, PageKey};
+use super::pagination::{Links, Page};
 use super::{PageParams, QueryParams, ResourceId, rfc3339};
 use crate::app::AppState;
 use crate::auth::AuthUser;
@@ -146,6 +149,20 @@ pub(crate) fn filter_from(query: &QueryParams, shop_id: Option<i64>) -> ApiResul
     })
 }
 
+/// A page of shipments with its `results` already serialised, as [`PageCache`] keeps them.
+#[derive(Serialize)]
+pub(super) struct ShipmentPage {
+    count: i64,
+    next: Option<String>,
+    previous: Option<String>,
+    #[serde(serialize_with = "cached_results")]
+    results: Arc<CachedPage>,
+}
+
+fn cached_results<S: serde::Serializer>(page: &Arc<CachedPage>, to: S) -> Result<S::Ok, S::Error> {
+    page.results.serialize(to)
+}
+
 async fn list(
     state: &AppState,
     auth: &AuthUser,
@@ -153,27 +170,57 @@ async fn list(
     uri: &axum::http::Uri,
     query: Option<&str>,
     headers: &HeaderMap,
-) -> ApiResult<Json<Page<ShipmentOut>>> {
+) -> ApiResult<Json<ShipmentPage>> {
     let query = QueryParams::parse(query);
     let params = PageParams::from_query(&query)?;
-    let filter = filter_from(&query, shop_id)?;
-    let ordering = query
-        .parse_with("ordering", Ordering::parse)?
-        .unwrap_or_default();
-    let (rows, count) = shipments::list(
-        &state.db,
-        auth.user.id,
-        &filter,
-        ordering,
-        params.limit(),
-        params.offset(),
-    )
-    .await?;
-    let results = rows
-        .into_iter()
-        .map(|row| ShipmentOut::from_row(row, None, None))
-        .collect::<ApiResult<Vec<_>>>()?;
-    Ok(Json(Page::new(results, count, params, uri, headers)?))
+    let key = PageKey {
+        filter: filter_from(&query, shop_id)?,
+        ordering: query
+            .parse_with("ordering", Ordering::parse)?
+            .unwrap_or_default(),
+        limit: params.limit(),
+        offset: params.offset(),
+    };
+    let user_id = auth.user.id;
+    let cache = &state.page_cache;
+    // Read before the page: a page kept under a version is never older than that version.
+    let version = match cache.is_enabled() {
+        true => Some(shipments::version(&state.db, user_id).await?),
+        false => None,
+    };
+    let cached = version.and_then(|version| cache.get(user_id, version, &key));
+    let page = match cached {
+        Some(page) => page,
+        None => {
+            let (rows, count) = shipments::list(
+                &state.db,
+                user_id,
+                &key.filter,
+                key.ordering,
+                key.limit,
+                key.offset,
+            )
+            .await?;
+            let results = rows
+                .into_iter()
+                .map(|row| ShipmentOut::from_row(row, None, None))
+                .collect::<ApiResult<Vec<_>>>()?;
+            let results = serde_json::value::to_raw_value(&results)
+                .map_err(|e| ApiError::Internal(e.into()))?;
+            let page = Arc::new(CachedPage { count, results });
+            if let Some(version) = version {
+                cache.put(user_id, version, key, Arc::clone(&page));
+            }
+            page
+        }
+    };
+    let links = Links::new(page.count, params, uri, headers)?;
+    Ok(Json(ShipmentPage {
+        count: page.count,
+        next: links.next,
+        previous: links.previous,
+        results: page,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/shipments", tag = "shipments", security(("token" = [])),
@@ -192,7 +239,7 @@ pub(super) async fn list_all(
     OriginalUri(uri): OriginalUri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-) -> ApiResult<Json<Page<ShipmentOut>>> {
+) -> ApiResult<Json<ShipmentPage>> {
     list(&state, &auth, None, &uri, query.as_deref(), &headers).await
 }
 
@@ -210,7 +257,7 @@ pub(super) async fn list_for_shop(
     OriginalUri(uri): OriginalUri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-) -> ApiResult<Json<Page<ShipmentOut>>> {
+) -> ApiResult<Json<ShipmentPage>> {
     shops::get(&state.db, auth.user.id, shop_id)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use super::{Db, StoreResult};
 
 /// How a list is ordered; every order ends with `id` so that pages are stable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Ordering {
     #[default]
     NewestFirst,
@@ -41,7 +41,7 @@ impl Ordering {
 }
 
 /// The filters of API.md, already parsed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Filter {
     pub shop_id: Option<i64>,
     pub fulfilment_method: Option<&'static str>,
@@ -513,11 +513,15 @@ pub async fn insert_new_in(
     }
     insert_item_keys(db, conn, user_id, &new_items).await?;
     let inserted = new_items.len() as u64;
+    if inserted == 0 {
+        return Ok(0);
+    }
     db.query("UPDATE shops SET shipment_count = shipment_count + ? WHERE id = ?")
         .bind(inserted as i64)
         .bind(shop_id)
         .execute(&mut *conn)
         .await?;
+    bump_version_in(db, conn, user_id).await?;
     Ok(inserted)
 }
 
@@ -639,13 +643,18 @@ pub async fn store_details_in(
         }
         query.execute(&mut *conn).await?;
     }
-    insert_item_keys(db, conn, user_id, &replaced_items).await
+    insert_item_keys(db, conn, user_id, &replaced_items).await?;
+    if replaced_items.is_empty() {
+        return Ok(());
+    }
+    bump_version_in(db, conn, user_id).await
 }
 
 /// Marks a shipment whose detail the marketplace no longer has, so it is not asked again.
 pub async fn mark_detail_gone_in(
     db: &Db,
     conn: &mut sqlx::AnyConnection,
+    user_id: i64,
     shop_id: i64,
     shipment_id: &str,
 ) -> StoreResult<()> {
@@ -654,6 +663,39 @@ pub async fn mark_detail_gone_in(
         .bind(super::now())
         .bind(shop_id)
         .bind(shipment_id)
+        .execute(&mut *conn)
+        .await?;
+    bump_version_in(db, conn, user_id).await
+}
+
+/// The seller's shipments version (see [`bump_version_in`]).
+pub async fn version(db: &Db, user_id: i64) -> StoreResult<i64> {
+    const SQL: &str = "SELECT shipments_version FROM users WHERE id = ?";
+    if let Some(reader) = &db.reader {
+        return reader
+            .read(move |conn| {
+                conn.prepare_cached(SQL)?
+                    .query_row([user_id], |row| row.get(0))
+            })
+            .await;
+    }
+    Ok(db
+        .query(SQL)
+        .bind(user_id)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get(0)?)
+}
+
+/// Every transaction that changes a seller's shipments calls this, so that anything derived
+/// from them (the API's cached list pages) can tell it is out of date with one read.
+pub async fn bump_version_in(
+    db: &Db,
+    conn: &mut sqlx::AnyConnection,
+    user_id: i64,
+) -> StoreResult<()> {
+    db.query("UPDATE users SET shipments_version = shipments_version + 1 WHERE id = ?")
+        .bind(user_id)
         .execute(&mut *conn)
         .await?;
     Ok(())

@@ -232,6 +232,7 @@ pub async fn delete(db: &Db, user_id: i64, shop_id: i64) -> StoreResult<bool> {
     ] {
         db.query(sql).bind(shop_id).execute(&mut *tx).await?;
     }
+    super::shipments::bump_version_in(db, &mut tx, user_id).await?;
     tx.commit().await?;
     Ok(true)
 }

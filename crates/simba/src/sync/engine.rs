@@ -527,34 +527,59 @@ impl Engine {
             if *stop.borrow() || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 return Ok(RunEnd::Paused);
             }
-            let step = match checkpoint {
+            // A step's inputs, committed in this order; a list call that failed for good ends
+            // the run after them.
+            let mut inputs = Vec::with_capacity(2);
+            let mut list_failure = None;
+            match checkpoint {
                 Checkpoint::List {
                     method,
                     page,
                     catch_up,
-                } => match self.client.list_shipments(&creds, method.bol(), page).await {
-                    Err(failure) => Err(failure),
-                    Ok(answer) => {
-                        let rows: Vec<NewShipment> = answer
-                            .value
-                            .shipments
-                            .iter()
-                            .map(|s| convert::from_reduced(s, method.bol()))
-                            .collect();
-                        shifted |=
-                            page > 1 && rows.iter().any(|r| seen_this_run.contains(&r.shipment_id));
-                        seen_this_run.extend(rows.iter().map(|r| r.shipment_id.clone()));
-                        Ok(ListInput {
-                            rows,
-                            is_last: answer.value.is_last(),
-                            method,
-                            page,
-                            catch_up,
-                            calls: answer.calls,
-                        })
+                } => {
+                    // Details of the shipments listed so far are fetched while the next page is
+                    // listed: the two have their own rate limits, so the details (the scarcer
+                    // budget) start with the first page instead of after the last one.
+                    let pending = shipments::pending_details(
+                        &self.db,
+                        run.shop_id,
+                        self.settings.detail_batch as i64,
+                    )
+                    .await?;
+                    let details = async {
+                        match pending.is_empty() {
+                            true => None,
+                            false => Some(self.fetch_details(&creds, pending).await),
+                        }
+                    };
+                    let (listed, details) = tokio::join!(
+                        self.client.list_shipments(&creds, method.bol(), page),
+                        details
+                    );
+                    match listed {
+                        Ok(answer) => {
+                            let rows: Vec<NewShipment> = answer
+                                .value
+                                .shipments
+                                .iter()
+                                .map(|s| convert::from_reduced(s, method.bol()))
+                                .collect();
+                            shifted |= page > 1
+                                && rows.iter().any(|r| seen_this_run.contains(&r.shipment_id));
+                            seen_this_run.extend(rows.iter().map(|r| r.shipment_id.clone()));
+                            inputs.push(StepInput::List(ListInput {
+                                rows,
+                                is_last: answer.value.is_last(),
+                                method,
+                                page,
+                                catch_up,
+                                calls: answer.calls,
+                            }));
+                        }
+                        Err(failure) => list_failure = Some(failure),
                     }
+                    inputs.extend(details.map(StepInput::Details));
                 }
-                .map(StepInput::List),
                 Checkpoint::Details => {
                     let ids = shipments::pending_details(
                         &self.db,
@@ -586,32 +611,40 @@ impl Engine {
                         );
                         return Ok(RunEnd::Succeeded);
                     }
-                    Ok(StepInput::Details(self.fetch_details(&creds, ids).await))
+                    inputs.push(StepInput::Details(self.fetch_details(&creds, ids).await));
                 }
-            };
-            let input = match step {
-                Ok(input) => input,
-                Err(failure) => {
-                    return self
-                        .fail(run, &client_id, &failure.error, &api_calls(&failure.calls))
-                        .await;
-                }
-            };
-            let (next, outcome) = self
-                .commit_retrying(run, &client_id, &input, incremental, &mut shifted)
-                .await?;
-            match outcome {
-                StepOutcome::Committed => {}
-                StepOutcome::Cancelled => return Ok(RunEnd::Cancelled),
-                StepOutcome::LeaseLost => return Ok(RunEnd::LeaseLost),
             }
-            if let Some(error) = input.into_fatal() {
+            let mut fatal = None;
+            for input in inputs {
+                let (next, outcome) = self
+                    .commit_retrying(
+                        run,
+                        &client_id,
+                        &input,
+                        checkpoint,
+                        incremental,
+                        &mut shifted,
+                    )
+                    .await?;
+                match outcome {
+                    StepOutcome::Committed => {}
+                    StepOutcome::Cancelled => return Ok(RunEnd::Cancelled),
+                    StepOutcome::LeaseLost => return Ok(RunEnd::LeaseLost),
+                }
+                checkpoint = next;
+                fatal = fatal.or(input.into_fatal());
+            }
+            if let Some(failure) = list_failure {
+                return self
+                    .fail(run, &client_id, &failure.error, &api_calls(&failure.calls))
+                    .await;
+            }
+            if let Some(error) = fatal {
                 // The step's calls are committed with it; nothing is left to count.
                 return self
                     .fail(run, &client_id, &error, &ApiCalls::default())
                     .await;
             }
-            checkpoint = next;
         }
     }
 
@@ -651,6 +684,7 @@ impl Engine {
         run: &sync_runs::EngineRun,
         client_id: &str,
         input: &StepInput,
+        current: Checkpoint,
         incremental: bool,
         shifted: &mut bool,
     ) -> anyhow::Result<(Checkpoint, StepOutcome)> {
@@ -659,7 +693,14 @@ impl Engine {
         for attempt in 1.. {
             let mut shifted_after = *shifted;
             match self
-                .commit(run, client_id, input, incremental, &mut shifted_after)
+                .commit(
+                    run,
+                    client_id,
+                    input,
+                    current,
+                    incremental,
+                    &mut shifted_after,
+                )
                 .await
             {
                 Err(e) if attempt < ATTEMPTS && is_transient_database_error(&e) => {
@@ -686,6 +727,7 @@ impl Engine {
         run: &sync_runs::EngineRun,
         client_id: &str,
         input: &StepInput,
+        current: Checkpoint,
         incremental: bool,
         shifted: &mut bool,
     ) -> anyhow::Result<(Checkpoint, StepOutcome)> {
@@ -748,8 +790,14 @@ impl Engine {
                             add_calls(&mut delta.calls, &api_calls(&answer.calls));
                         }
                         Err(failure) if matches!(failure.error, bol::Error::NotFound(_)) => {
-                            shipments::mark_detail_gone_in(&self.db, &mut tx, run.shop_id, id)
-                                .await?;
+                            shipments::mark_detail_gone_in(
+                                &self.db,
+                                &mut tx,
+                                run.user_id,
+                                run.shop_id,
+                                id,
+                            )
+                            .await?;
                             add_calls(&mut delta.calls, &api_calls(&failure.calls));
                         }
                         Err(failure) => add_calls(&mut delta.calls, &api_calls(&failure.calls)),
@@ -757,7 +805,8 @@ impl Engine {
                 }
                 shipments::store_details_in(&self.db, &mut tx, run.user_id, run.shop_id, &details)
                     .await?;
-                Checkpoint::Details
+                // Details leave the list where it is: they may be fetched while it is read.
+                current
             }
         };
         let pending = shipments::count_pending_in(&self.db, &mut tx, run.shop_id).await?;

@@ -13,6 +13,7 @@ backend_tests!(
     invalid_filter_values_are_400_naming_the_parameter,
     one_shipment_has_its_full_detail,
     pages_walk_the_whole_list_without_gaps_or_repeats,
+    a_page_read_again_follows_every_change_to_the_shipments,
 );
 
 async fn setup(app: &TestApp, count: usize) -> (Seller, i64) {
@@ -223,4 +224,62 @@ async fn pages_walk_the_whole_list_without_gaps_or_repeats(app: TestApp) {
     let mut unique = seen.clone();
     unique.dedup();
     assert_eq!(unique, seen);
+}
+
+async fn a_page_read_again_follows_every_change_to_the_shipments(app: TestApp) {
+    let (seller, shop) = setup(&app, 3).await;
+    let list = |query: &'static str| {
+        let app = &app;
+        let token = seller.token.clone();
+        async move {
+            app.get(&format!("/api/v1/shipments{query}"), Some(&token))
+                .await
+                .json()
+        }
+    };
+    for _ in 0..2 {
+        assert_eq!(list("").await["count"], 3);
+    }
+    assert_eq!(list("?fulfilment_method=FBB").await["count"], 1);
+
+    let more: Vec<_> = (3..5).map(|i| crate::helpers::shipment(shop, i)).collect();
+    simba::store::shipments::insert_new(&app.state.db, seller.id, shop, &more)
+        .await
+        .unwrap();
+    assert_eq!(list("").await["count"], 5, "new shipments are listed");
+    assert_eq!(list("?fulfilment_method=FBB").await["count"], 2);
+
+    let mut detail = crate::helpers::shipment(shop, 4);
+    detail.transporter_code = Some("DHL".into());
+    let mut tx = app.state.db.pool.begin().await.unwrap();
+    simba::store::shipments::store_details_in(&app.state.db, &mut tx, seller.id, shop, &[detail])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let page = list("").await;
+    assert_eq!(
+        page["results"][0]["transport"]["transporter_code"], "DHL",
+        "a new detail is listed"
+    );
+
+    let other = app.create_shop(&seller, "second").await;
+    app.store_shipments(&seller, other, 2).await;
+    assert_eq!(list("").await["count"], 7);
+    app.delete(&format!("/api/v1/shops/{other}"), Some(&seller.token))
+        .await;
+    assert_eq!(
+        list("").await["count"],
+        5,
+        "a deleted shop's shipments are gone"
+    );
+
+    let stranger = app.register("bram").await;
+    let theirs = app
+        .get("/api/v1/shipments", Some(&stranger.token))
+        .await
+        .json();
+    assert_eq!(
+        theirs["count"], 0,
+        "another seller never gets this seller's pages"
+    );
 }

@@ -39,6 +39,7 @@ sync_tests!(
     a_server_killed_mid_run_resumes_in_a_new_process,
     a_short_token_lifetime_means_many_renewals_and_no_wasted_token_call,
     tight_limits_make_the_crawl_wait_without_a_single_429,
+    details_are_fetched_while_the_list_is_still_being_read,
     three_worker_processes_sync_fifty_shops_and_survive_losing_one,
     sigterm_lets_the_step_in_flight_commit_and_loses_nothing,
     rabbitmq_three_workers_sync_fifty_shops_with_the_minimum_calls,
@@ -647,6 +648,53 @@ async fn tight_limits_make_the_crawl_wait_without_a_single_429(backend: Backend)
     assert!(
         wall <= floor.mul_f64(1.1) + Duration::from_millis(1500),
         "too slow: {wall:?}"
+    );
+    app.cleanup().await;
+}
+
+async fn details_are_fetched_while_the_list_is_still_being_read(backend: Backend) {
+    // Five list calls a 1 s window: the 8 list calls take two windows, during which the
+    // details of the pages already read go on under their own limit.
+    let config = SandboxConfig {
+        time_scale: 60.0,
+        limits: Limits {
+            list: 5,
+            detail: 50,
+            token: 20,
+        },
+        ..unlimited(&[(300, 10)])
+    };
+    let Some((app, sandbox)) = TestApp::with_sandbox(backend, config).await else {
+        return;
+    };
+    let seller = app.register("anna").await;
+    let shop = app.create_sandbox_shop(&seller, 1).await;
+    let run_id = app.start_sync(&seller, shop, None).await;
+    app.wait_for_progress(&seller, run_id, "details_fetched", 1)
+        .await;
+    let early = app
+        .get(&format!("/api/v1/sync-runs/{run_id}"), Some(&seller.token))
+        .await
+        .json();
+    assert!(
+        early["progress"]["pages_fetched"].as_i64().unwrap() < list_minimum(300, 10),
+        "details waited for the last page: {early}"
+    );
+    let run = app.wait_for_run(&seller, run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(calls(&run, "list"), list_minimum(300, 10), "{run}");
+    assert_eq!(calls(&run, "detail"), 310, "{run}");
+    assert_eq!(calls(&run, "rate_limited"), 0, "{run}");
+    let account = sandbox.stats().account("sandbox-1").unwrap().clone();
+    assert_eq!(
+        account.list.calls + account.detail.calls,
+        318,
+        "{account:?}"
+    );
+    assert_eq!(
+        account.detail.wasted + account.list.rate_limited,
+        0,
+        "{account:?}"
     );
     app.cleanup().await;
 }

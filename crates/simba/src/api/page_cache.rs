@@ -1,0 +1,178 @@
+//! Shipment list pages this process served, kept as JSON until the seller's shipments change.
+//!
+//! A seller's shipments change only when a sync step commits or a shop is deleted, and both
+//! bump the seller's `shipments_version` in the same transaction. A request reads that version
+//! (one primary-key lookup) and answers from here when it matches, instead of walking the
+//! index to its page and serialising 50 rows again. The version comes from the database, so a
+//! change made by any process — a worker, another API server — is seen by the next request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::value::RawValue;
+
+use crate::store::shipments::{Filter, Ordering};
+
+/// Which page of which list: everything the page's rows and count depend on besides the
+/// seller and the version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PageKey {
+    pub filter: Filter,
+    pub ordering: Ordering,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// One page's `results` as serialised, and the list's `count`.
+#[derive(Debug)]
+pub struct CachedPage {
+    pub count: i64,
+    pub results: Box<RawValue>,
+}
+
+#[derive(Debug)]
+pub struct PageCache {
+    max_bytes: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    sellers: HashMap<i64, SellerPages>,
+    bytes: usize,
+}
+
+#[derive(Debug)]
+struct SellerPages {
+    version: i64,
+    pages: HashMap<PageKey, Arc<CachedPage>>,
+    bytes: usize,
+}
+
+impl PageCache {
+    /// At most `max_bytes` of JSON (a page of 50 is ~21 KB); 0 keeps nothing.
+    pub fn new(max_bytes: usize) -> PageCache {
+        PageCache {
+            max_bytes,
+            inner: Mutex::default(),
+        }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.max_bytes > 0
+    }
+
+    pub fn get(&self, user_id: i64, version: i64, key: &PageKey) -> Option<Arc<CachedPage>> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let seller = inner.sellers.get(&user_id)?;
+        if seller.version != version {
+            return None;
+        }
+        seller.pages.get(key).cloned()
+    }
+
+    /// Keeps a page read at `version`; a page of an older version than one already kept is
+    /// dropped, and a newer version drops the seller's older pages.
+    pub fn put(&self, user_id: i64, version: i64, key: PageKey, page: Arc<CachedPage>) {
+        let size = page.results.get().len();
+        if size > self.max_bytes {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = &mut *inner;
+        if inner.bytes + size > self.max_bytes {
+            // Clearing everything is crude but rare and keeps a hit free of bookkeeping; the
+            // pages that matter are read again within a request each.
+            inner.sellers.clear();
+            inner.bytes = 0;
+        }
+        let seller = inner.sellers.entry(user_id).or_insert_with(|| SellerPages {
+            version,
+            pages: HashMap::new(),
+            bytes: 0,
+        });
+        if version < seller.version {
+            return;
+        }
+        if version > seller.version {
+            inner.bytes -= seller.bytes;
+            seller.version = version;
+            seller.pages.clear();
+            seller.bytes = 0;
+        }
+        if let Some(replaced) = seller.pages.insert(key, page) {
+            seller.bytes -= replaced.results.get().len();
+            inner.bytes -= replaced.results.get().len();
+        }
+        seller.bytes += size;
+        inner.bytes += size;
+    }
+
+    /// Called when the seller is deleted, so that the pages do not wait for eviction.
+    pub fn forget_user(&self, user_id: i64) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(seller) = inner.sellers.remove(&user_id) {
+            inner.bytes -= seller.bytes;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(offset: i64) -> PageKey {
+        PageKey {
+            filter: Filter::default(),
+            ordering: Ordering::default(),
+            limit: 50,
+            offset,
+        }
+    }
+
+    fn page(count: i64, json: &str) -> Arc<CachedPage> {
+        Arc::new(CachedPage {
+            count,
+            results: RawValue::from_string(json.to_owned()).unwrap(),
+        })
+    }
+
+    #[test]
+    fn a_page_is_served_only_at_its_version() {
+        let cache = PageCache::new(1 << 20);
+        cache.put(1, 3, key(0), page(2, "[1,2]"));
+        assert_eq!(cache.get(1, 3, &key(0)).unwrap().count, 2);
+        assert!(cache.get(1, 4, &key(0)).is_none(), "a newer version misses");
+        assert!(cache.get(1, 3, &key(50)).is_none(), "another page misses");
+        assert!(cache.get(2, 3, &key(0)).is_none(), "another seller misses");
+    }
+
+    #[test]
+    fn a_newer_version_replaces_the_sellers_pages_and_an_older_one_is_dropped() {
+        let cache = PageCache::new(1 << 20);
+        cache.put(1, 3, key(0), page(2, "[1,2]"));
+        cache.put(1, 3, key(50), page(2, "[]"));
+        cache.put(1, 4, key(0), page(3, "[1,2,3]"));
+        assert!(cache.get(1, 4, &key(50)).is_none());
+        assert_eq!(cache.get(1, 4, &key(0)).unwrap().count, 3);
+        cache.put(1, 3, key(50), page(2, "[]"));
+        assert!(
+            cache.get(1, 3, &key(50)).is_none(),
+            "a late older read is not kept"
+        );
+        assert_eq!(cache.inner.lock().unwrap().bytes, "[1,2,3]".len());
+    }
+
+    #[test]
+    fn the_byte_budget_holds() {
+        let cache = PageCache::new(10);
+        cache.put(1, 1, key(0), page(1, "[1,2,3]"));
+        cache.put(2, 1, key(0), page(1, "[4,5,6]"));
+        assert!(cache.get(1, 1, &key(0)).is_none(), "evicted to make room");
+        assert!(cache.get(2, 1, &key(0)).is_some());
+        cache.put(3, 1, key(0), page(1, "[1,2,3,4,5,6,7,8,9]"));
+        assert!(cache.get(3, 1, &key(0)).is_none(), "larger than the budget");
+        cache.forget_user(2);
+        assert_eq!(cache.inner.lock().unwrap().bytes, 0);
+    }
+}
