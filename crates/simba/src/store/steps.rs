@@ -1,6 +1,7 @@
 //! A sync step's writes in one transaction: the lease fence first, then the shipments the step
 //! fetched, the run's counters and checkpoint; the account's rate budgets with them. On a
-//! SQLite file the whole step is one call to [`super::writer`]; elsewhere it runs on the pool.
+//! SQLite file the whole step is one call to [`super::writer`] (in a savepoint of a transaction
+//! that steps of other shops may share); elsewhere it runs on the pool.
 
 use super::shipments::{self, NewShipment};
 use super::sync_runs::{self, StepDelta, StepOutcome, StepRecord};
@@ -116,43 +117,42 @@ pub async fn commit(db: &Db, step: StepWrite) -> StoreResult<StepCommit> {
     })
 }
 
-/// [`commit`] on the writer's connection: the same statements, the budgets inside the step's
-/// transaction (one commit instead of two; a statement that fails there leaves the rest of the
-/// transaction intact).
+/// [`commit`] in the writer's transaction: the same statements, the budgets inside it (one
+/// commit instead of two; a statement that fails there leaves the rest of the transaction
+/// intact). Also returns whether to keep the step's changes.
 fn commit_sqlite(
-    conn: &mut rusqlite::Connection,
+    tx: &rusqlite::Connection,
     step: &StepWrite,
-) -> rusqlite::Result<StepCommit> {
-    // IMMEDIATE: the write lock is taken (or waited for) at BEGIN, before any statement runs.
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    if !sync_runs::fence_sqlite(&tx, step.shop_id, &step.owner, step.lease_until_ms)? {
-        return Ok(LEASE_LOST);
+) -> rusqlite::Result<(StepCommit, bool)> {
+    if !sync_runs::fence_sqlite(tx, step.shop_id, &step.owner, step.lease_until_ms)? {
+        return Ok((LEASE_LOST, false));
     }
     let mut delta = step.delta.clone();
     let reached_known = match &step.data {
         StepData::List(rows) => {
-            let inserted = shipments::insert_new_sqlite(&tx, step.user_id, step.shop_id, rows)?;
+            let inserted = shipments::insert_new_sqlite(tx, step.user_id, step.shop_id, rows)?;
             delta.shipments_stored = inserted as i64;
             (inserted as usize) < rows.len()
         }
         StepData::Details { details, gone } => {
             for id in gone {
-                shipments::mark_detail_gone_sqlite(&tx, step.shop_id, id)?;
+                shipments::mark_detail_gone_sqlite(tx, step.shop_id, id)?;
             }
-            shipments::store_details_sqlite(&tx, step.user_id, step.shop_id, details)?;
+            shipments::store_details_sqlite(tx, step.user_id, step.shop_id, details)?;
             false
         }
     };
-    let pending = shipments::count_pending_sqlite(&tx, step.shop_id)?;
-    let outcome = sync_runs::record_step_sqlite(&tx, &step.record(&delta, pending, reached_known))?;
+    let pending = shipments::count_pending_sqlite(tx, step.shop_id)?;
+    let outcome = sync_runs::record_step_sqlite(tx, &step.record(&delta, pending, reached_known))?;
     if outcome == StepOutcome::Committed {
-        if let Err(e) = marketplace::save_budgets_sqlite(&tx, &step.client_id, &step.budgets) {
+        if let Err(e) = marketplace::save_budgets_sqlite(tx, &step.client_id, &step.budgets) {
             tracing::warn!(error = %e, "saving the rate budgets");
         }
-        tx.commit()?;
     }
-    Ok(StepCommit {
+    let keep = outcome == StepOutcome::Committed;
+    let commit = StepCommit {
         outcome,
         reached_known,
-    })
+    };
+    Ok((commit, keep))
 }
