@@ -45,6 +45,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0005_method_indexes.sql"),
         include_str!("../../migrations/mysql/0005_method_indexes.sql"),
     ),
+    (
+        6,
+        "pending index",
+        include_str!("../../migrations/sqlite/0006_pending_index.sql"),
+        include_str!("../../migrations/postgres/0006_pending_index.sql"),
+        include_str!("../../migrations/mysql/0006_pending_index.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> Migrator {
