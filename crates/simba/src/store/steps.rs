@@ -144,12 +144,10 @@ fn commit_sqlite(
     };
     let pending = shipments::count_pending_sqlite(tx, step.shop_id)?;
     let outcome = sync_runs::record_step_sqlite(tx, &step.record(&delta, pending, reached_known))?;
-    if outcome == StepOutcome::Committed {
-        if let Err(e) = marketplace::save_budgets_sqlite(tx, &step.client_id, &step.budgets) {
-            tracing::warn!(error = %e, "saving the rate budgets");
-        }
-    }
     let keep = outcome == StepOutcome::Committed;
+    if keep && let Err(e) = marketplace::save_budgets_sqlite(tx, &step.client_id, &step.budgets) {
+        tracing::warn!(error = %e, "saving the rate budgets");
+    }
     let commit = StepCommit {
         outcome,
         reached_known,
