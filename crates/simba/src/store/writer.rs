@@ -73,8 +73,8 @@ impl Writer {
              PRAGMA temp_store = MEMORY;",
         )?;
         // cache_size: the pages every step touches (the shipments indexes' inner pages and the
-        // leaves being filled) stay in memory; at SQLite's default 2 MB, reading them back was
-        // 7 % of an ingest's CPU. wal_autocheckpoint: a checkpoint copies each page once
+        // leaves being filled) stay in memory instead of being read back from the file on every
+        // step, as at SQLite's default of 2 MB. wal_autocheckpoint: a checkpoint copies each page once
         // however often it was rewritten since the last one, and fsyncs twice; 4,000 pages
         // (16 MB of WAL) instead of 1,000 spreads that over four times the steps.
         conn.execute_batch("PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4000;")?;
