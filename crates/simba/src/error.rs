@@ -157,7 +157,7 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause.into()),
             StoreError::Other(cause) => ApiError::Internal(cause.into()),
             StoreError::Busy(cause) => ApiError::Unavailable(cause.into()),
-            StoreError::Read(cause) => ApiError::Internal(anyhow::anyhow!(cause)),
+            StoreError::Sqlite(cause) => ApiError::Internal(anyhow::anyhow!(cause)),
         }
     }
 }

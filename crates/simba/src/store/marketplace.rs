@@ -21,17 +21,7 @@ async fn replace(
     client_id: &str,
     values: Vec<ValueKind>,
 ) -> StoreResult<()> {
-    let sets = columns
-        .iter()
-        .map(|c| format!("{c} = ?"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let update = format!("UPDATE {table} SET {sets} WHERE client_id = ?");
-    let insert = format!(
-        "INSERT INTO {table} (client_id, {}) VALUES (?{})",
-        columns.join(", "),
-        ", ?".repeat(columns.len())
-    );
+    let (update, insert) = replace_sql(table, columns);
     for _ in 0..2 {
         let updated = bind_values(db.query(&update), &values)
             .bind(client_id)
@@ -52,6 +42,23 @@ async fn replace(
         }
     }
     Ok(())
+}
+
+/// [`replace`]'s two statements: an UPDATE binding `columns` then the client id, and an INSERT
+/// binding the client id then `columns`.
+fn replace_sql(table: &str, columns: &[&str]) -> (String, String) {
+    let sets = columns
+        .iter()
+        .map(|c| format!("{c} = ?"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let update = format!("UPDATE {table} SET {sets} WHERE client_id = ?");
+    let insert = format!(
+        "INSERT INTO {table} (client_id, {}) VALUES (?{})",
+        columns.join(", "),
+        ", ?".repeat(columns.len())
+    );
+    (update, insert)
 }
 
 fn bind_values<'q>(
@@ -152,6 +159,9 @@ pub async fn load_budgets(db: &Db, client_id: &str) -> StoreResult<Vec<bol::Buck
         .unwrap_or_default())
 }
 
+const BUDGETS: &str = "rate_budgets";
+const BUDGET_COLUMNS: &[&str] = &["snapshot", "updated_at"];
+
 /// Keeps the rate budgets learned for `client_id` for the next run and every worker.
 pub async fn save_budgets(
     db: &Db,
@@ -160,12 +170,26 @@ pub async fn save_budgets(
 ) -> StoreResult<()> {
     let snapshot = serde_json::to_string(budgets).expect("budgets always serialize");
     let values = vec![ValueKind::Text(snapshot), ValueKind::Int(super::now())];
-    replace(
-        db,
-        "rate_budgets",
-        &["snapshot", "updated_at"],
-        client_id,
-        values,
-    )
-    .await
+    replace(db, BUDGETS, BUDGET_COLUMNS, client_id, values).await
+}
+
+/// [`save_budgets`] on a rusqlite connection (see [`super::writer`]). SQLite has one writer at
+/// a time, so the INSERT after an UPDATE that found no row cannot lose a race.
+pub(super) fn save_budgets_sqlite(
+    conn: &rusqlite::Connection,
+    client_id: &str,
+    budgets: &[bol::BucketSnapshot],
+) -> rusqlite::Result<()> {
+    let snapshot = serde_json::to_string(budgets).expect("budgets always serialize");
+    let now = super::now();
+    let (update, insert) = replace_sql(BUDGETS, BUDGET_COLUMNS);
+    if conn
+        .prepare_cached(&update)?
+        .execute((&snapshot, now, client_id))?
+        == 0
+    {
+        conn.prepare_cached(&insert)?
+            .execute((client_id, &snapshot, now))?;
+    }
+    Ok(())
 }

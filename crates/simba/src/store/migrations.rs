@@ -52,6 +52,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0006_shipments_version.sql"),
         include_str!("../../migrations/mysql/0006_shipments_version.sql"),
     ),
+    (
+        7,
+        "pending index",
+        include_str!("../../migrations/sqlite/0007_pending_index.sql"),
+        include_str!("../../migrations/postgres/0007_pending_index.sql"),
+        include_str!("../../migrations/mysql/0007_pending_index.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -1,6 +1,7 @@
 //! Persistence: one code path over SQLite, PostgreSQL and MySQL/MariaDB through sqlx's `Any`
 //! driver. Queries are written once with `?` placeholders and adapted to the backend here;
-//! on SQLite the API's list and detail reads run them through [`reader`] instead.
+//! on SQLite the API's list and detail reads run them through [`reader`] instead, and the sync
+//! engine's step writes through [`writer`].
 
 pub mod leases;
 pub mod marketplace;
@@ -9,9 +10,11 @@ pub mod reader;
 pub mod settings;
 pub mod shipments;
 pub mod shops;
+pub mod steps;
 pub mod sync_runs;
 pub mod tokens;
 pub mod users;
+pub mod writer;
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -55,6 +58,8 @@ pub struct Db {
     pub backend: Backend,
     /// SQLite files only: the list and detail reads bypass the pool ([`reader`]).
     pub reader: Option<Arc<reader::Reader>>,
+    /// SQLite files only: the sync engine's step writes bypass the pool ([`writer`]).
+    pub writer: Option<Arc<writer::Writer>>,
 }
 
 /// Any storage failure; the API maps the variants to status codes.
@@ -68,8 +73,9 @@ pub enum StoreError {
     Other(sqlx::Error),
     #[error("the database is busy")]
     Busy(#[source] rusqlite::Error),
-    #[error("reading the database failed")]
-    Read(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A failure of the rusqlite side ([`reader`], [`writer`]).
+    #[error("the SQLite database failed")]
+    Sqlite(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -123,14 +129,18 @@ impl Db {
             });
         }
         let pool = options.connect(url).await?;
-        let reader = match backend {
-            Backend::Sqlite => reader::Reader::for_url(url).map(Arc::new),
-            Backend::Postgres | Backend::Mysql => None,
+        let (reader, writer) = match backend {
+            Backend::Sqlite => (
+                reader::Reader::for_url(url).map(Arc::new),
+                writer::Writer::for_url(url).map(Arc::new),
+            ),
+            Backend::Postgres | Backend::Mysql => (None, None),
         };
         Ok(Db {
             pool,
             backend,
             reader,
+            writer,
         })
     }
 

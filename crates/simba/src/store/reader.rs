@@ -32,14 +32,8 @@ impl Reader {
     /// A reader for the database file `url` names; `None` for an in-memory database, which only
     /// sqlx's own connections can see.
     pub fn for_url(url: &str) -> Option<Reader> {
-        let options = SqliteConnectOptions::from_str(url).ok()?;
-        let path = options.get_filename();
-        let name = path.to_str()?;
-        if name.is_empty() || name.starts_with(":memory:") || name.starts_with("file:") {
-            return None;
-        }
         Some(Reader {
-            path: path.to_owned(),
+            path: file_path(url)?,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
         })
@@ -87,12 +81,28 @@ impl Reader {
             result
         })
         .await
-        .map_err(|e| StoreError::Read(e.into()))?
-        .map_err(|e| match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                StoreError::Busy(e)
-            }
-            _ => StoreError::Read(e.into()),
-        })
+        .map_err(|e| StoreError::Sqlite(e.into()))?
+        .map_err(store_error)
+    }
+}
+
+/// The file a SQLite URL names; `None` for an in-memory database.
+pub(super) fn file_path(url: &str) -> Option<PathBuf> {
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    let name = path.to_str()?;
+    if name.is_empty() || name.starts_with(":memory:") || name.starts_with("file:") {
+        return None;
+    }
+    Some(path.to_owned())
+}
+
+/// A rusqlite failure as the store reports it: busy or locked is [`StoreError::Busy`].
+pub(super) fn store_error(error: rusqlite::Error) -> StoreError {
+    match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            StoreError::Busy(error)
+        }
+        _ => StoreError::Sqlite(error.into()),
     }
 }

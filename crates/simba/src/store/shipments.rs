@@ -473,14 +473,7 @@ pub async fn insert_new_in(
     let now = super::now();
     let mut known = stored_ids(db, conn, shop_id, shipments).await?;
     let mut new_items = Vec::new();
-    let insert_sql = format!(
-        "INSERT INTO shipments (shop_id, user_id, shipment_id, shipment_date, shipment_reference, \
-         fulfilment_method, order_id, order_placed_at, pickup_point, transport_id, \
-         transporter_code, track_and_trace, shipping_label_id, transport_events, items, customer, \
-         raw, detail_synced_at, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?){}",
-        db.returning_id()
-    );
+    let insert_sql = format!("{INSERT_SHIPMENT}{}", db.returning_id());
     for shipment in shipments {
         if known.contains_key(&shipment.shipment_id) {
             continue;
@@ -516,7 +509,7 @@ pub async fn insert_new_in(
     if inserted == 0 {
         return Ok(0);
     }
-    db.query("UPDATE shops SET shipment_count = shipment_count + ? WHERE id = ?")
+    db.query(COUNT_STORED)
         .bind(inserted as i64)
         .bind(shop_id)
         .execute(&mut *conn)
@@ -538,10 +531,7 @@ async fn stored_ids(
 ) -> StoreResult<HashMap<String, i64>> {
     let mut found = HashMap::with_capacity(shipments.len());
     for chunk in shipments.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "SELECT shipment_id, id FROM shipments WHERE shop_id = ? AND shipment_id IN ({})",
-            placeholders(chunk.len(), "?")
-        );
+        let sql = select_stored_sql(STORED_IDS, chunk.len());
         let mut query = db.query(&sql).bind(shop_id);
         for shipment in chunk {
             query = query.bind(shipment.shipment_id.as_str());
@@ -557,6 +547,52 @@ fn placeholders(count: usize, group: &str) -> String {
     vec![group; count].join(", ")
 }
 
+const INSERT_SHIPMENT: &str = "INSERT INTO shipments (shop_id, user_id, shipment_id, \
+    shipment_date, shipment_reference, fulfilment_method, order_id, order_placed_at, pickup_point, \
+    transport_id, transporter_code, track_and_trace, shipping_label_id, transport_events, items, \
+    customer, raw, detail_synced_at, created_at, updated_at) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Keeps the shop's shipment counter in step with its inserts.
+const COUNT_STORED: &str = "UPDATE shops SET shipment_count = shipment_count + ? WHERE id = ?";
+
+const UPDATE_DETAIL: &str = "UPDATE shipments SET shipment_date = ?, \
+    shipment_reference = ?, order_id = ?, order_placed_at = ?, pickup_point = ?, transport_id = ?, \
+    transporter_code = ?, track_and_trace = ?, shipping_label_id = ?, transport_events = ?, \
+    items = ?, customer = ?, raw = ?, detail_synced_at = ?, updated_at = ? WHERE id = ?";
+
+const MARK_DETAIL_GONE: &str = "UPDATE shipments SET detail_synced_at = ?, \
+    updated_at = ? WHERE shop_id = ? AND shipment_id = ?";
+
+const COUNT_PENDING: &str =
+    "SELECT COUNT(*) FROM shipments WHERE shop_id = ? AND detail_synced_at IS NULL";
+
+/// `columns` of those of `count` shipment ids (bound after the shop id) that the shop has.
+fn select_stored_sql(columns: &str, count: usize) -> String {
+    format!(
+        "SELECT {columns} FROM shipments WHERE shop_id = ? AND shipment_id IN ({})",
+        placeholders(count, "?")
+    )
+}
+
+const STORED_IDS: &str = "shipment_id, id";
+
+/// Inserts `count` items: `shipment_pk, user_id, order_item_id, ean` each.
+fn insert_items_sql(count: usize) -> String {
+    format!(
+        "INSERT INTO shipment_items (shipment_pk, user_id, order_item_id, ean) VALUES {}",
+        placeholders(count, "(?, ?, ?, ?)")
+    )
+}
+
+/// Deletes the items of `count` shipments, by primary key.
+fn delete_items_sql(count: usize) -> String {
+    format!(
+        "DELETE FROM shipment_items WHERE shipment_pk IN ({})",
+        placeholders(count, "?")
+    )
+}
+
 async fn insert_item_keys(
     db: &Db,
     conn: &mut sqlx::AnyConnection,
@@ -568,10 +604,7 @@ async fn insert_item_keys(
         .flat_map(|(pk, items)| items.iter().map(move |item| (*pk, item)))
         .collect();
     for chunk in items.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO shipment_items (shipment_pk, user_id, order_item_id, ean) VALUES {}",
-            placeholders(chunk.len(), "(?, ?, ?, ?)")
-        );
+        let sql = insert_items_sql(chunk.len());
         let mut query = db.query(&sql);
         for (pk, item) in chunk {
             query = query
@@ -606,37 +639,29 @@ pub async fn store_details_in(
     let mut replaced_items = Vec::with_capacity(found.len());
     for detail in found {
         let pk = stored[&detail.shipment_id];
-        db.query(
-            "UPDATE shipments SET shipment_date = ?, shipment_reference = ?, order_id = ?, \
-             order_placed_at = ?, pickup_point = ?, transport_id = ?, transporter_code = ?, \
-             track_and_trace = ?, shipping_label_id = ?, transport_events = ?, items = ?, \
-             customer = ?, raw = ?, detail_synced_at = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(detail.shipment_date)
-        .bind(detail.shipment_reference.as_deref())
-        .bind(detail.order_id.as_deref())
-        .bind(detail.order_placed_at)
-        .bind(detail.pickup_point.map(i16::from))
-        .bind(detail.transport_id.as_deref())
-        .bind(detail.transporter_code.as_deref())
-        .bind(detail.track_and_trace.as_deref())
-        .bind(detail.shipping_label_id.as_deref())
-        .bind(detail.transport_events.as_deref())
-        .bind(detail.items.as_str())
-        .bind(detail.customer.as_deref())
-        .bind(detail.raw.as_deref())
-        .bind(detail.detail_synced_at)
-        .bind(now)
-        .bind(pk)
-        .execute(&mut *conn)
-        .await?;
+        db.query(UPDATE_DETAIL)
+            .bind(detail.shipment_date)
+            .bind(detail.shipment_reference.as_deref())
+            .bind(detail.order_id.as_deref())
+            .bind(detail.order_placed_at)
+            .bind(detail.pickup_point.map(i16::from))
+            .bind(detail.transport_id.as_deref())
+            .bind(detail.transporter_code.as_deref())
+            .bind(detail.track_and_trace.as_deref())
+            .bind(detail.shipping_label_id.as_deref())
+            .bind(detail.transport_events.as_deref())
+            .bind(detail.items.as_str())
+            .bind(detail.customer.as_deref())
+            .bind(detail.raw.as_deref())
+            .bind(detail.detail_synced_at)
+            .bind(now)
+            .bind(pk)
+            .execute(&mut *conn)
+            .await?;
         replaced_items.push((pk, detail.item_keys.as_slice()));
     }
     for chunk in replaced_items.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "DELETE FROM shipment_items WHERE shipment_pk IN ({})",
-            placeholders(chunk.len(), "?")
-        );
+        let sql = delete_items_sql(chunk.len());
         let mut query = db.query(&sql);
         for (pk, _) in chunk {
             query = query.bind(*pk);
@@ -658,7 +683,7 @@ pub async fn mark_detail_gone_in(
     shop_id: i64,
     shipment_id: &str,
 ) -> StoreResult<()> {
-    db.query("UPDATE shipments SET detail_synced_at = ?, updated_at = ? WHERE shop_id = ? AND shipment_id = ?")
+    db.query(MARK_DETAIL_GONE)
         .bind(super::now())
         .bind(super::now())
         .bind(shop_id)
@@ -694,20 +719,41 @@ pub async fn bump_version_in(
     conn: &mut sqlx::AnyConnection,
     user_id: i64,
 ) -> StoreResult<()> {
-    db.query("UPDATE users SET shipments_version = shipments_version + 1 WHERE id = ?")
+    db.query(BUMP_VERSION)
         .bind(user_id)
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
+const BUMP_VERSION: &str =
+    "UPDATE users SET shipments_version = shipments_version + 1 WHERE id = ?";
+
+/// [`bump_version_in`] on a rusqlite connection inside the caller's transaction.
+pub(super) fn bump_version_sqlite(
+    conn: &rusqlite::Connection,
+    user_id: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(BUMP_VERSION)?.execute([user_id])?;
+    Ok(())
+}
+
 /// Up to `limit` of the shop's shipments still waiting for their detail, newest first.
 pub async fn pending_details(db: &Db, shop_id: i64, limit: i64) -> StoreResult<Vec<String>> {
+    const SQL: &str = "SELECT shipment_id FROM shipments WHERE shop_id = ? \
+        AND detail_synced_at IS NULL ORDER BY shipment_date DESC, id DESC LIMIT ?";
+    if let Some(reader) = &db.reader {
+        // Once per detail step: one hand-off to the blocking pool instead of one per row.
+        return reader
+            .read(move |conn| {
+                conn.prepare_cached(SQL)?
+                    .query_map((shop_id, limit), |row| row.get(0))?
+                    .collect()
+            })
+            .await;
+    }
     let rows = db
-        .query(
-            "SELECT shipment_id FROM shipments WHERE shop_id = ? AND detail_synced_at IS NULL \
-             ORDER BY shipment_date DESC, id DESC LIMIT ?",
-        )
+        .query(SQL)
         .bind(shop_id)
         .bind(limit)
         .fetch_all(&db.pool)
@@ -724,9 +770,240 @@ pub async fn count_pending_in(
     shop_id: i64,
 ) -> StoreResult<i64> {
     Ok(db
-        .query("SELECT COUNT(*) FROM shipments WHERE shop_id = ? AND detail_synced_at IS NULL")
+        .query(COUNT_PENDING)
         .bind(shop_id)
         .fetch_one(&mut *conn)
         .await?
         .try_get(0)?)
+}
+
+/// [`insert_new_in`] on a rusqlite connection inside the caller's transaction (see
+/// [`super::writer`]).
+pub(super) fn insert_new_sqlite(
+    conn: &rusqlite::Connection,
+    user_id: i64,
+    shop_id: i64,
+    shipments: &[NewShipment],
+) -> rusqlite::Result<u64> {
+    let now = super::now();
+    let mut known = stored_ids_sqlite(conn, shop_id, shipments)?;
+    let mut new_items = Vec::new();
+    let mut insert = conn.prepare_cached(INSERT_SHIPMENT)?;
+    for shipment in shipments {
+        if known.contains_key(&shipment.shipment_id) {
+            continue;
+        }
+        insert.execute(rusqlite::params![
+            shop_id,
+            user_id,
+            shipment.shipment_id,
+            shipment.shipment_date,
+            shipment.shipment_reference,
+            shipment.fulfilment_method,
+            shipment.order_id,
+            shipment.order_placed_at,
+            shipment.pickup_point.map(i16::from),
+            shipment.transport_id,
+            shipment.transporter_code,
+            shipment.track_and_trace,
+            shipment.shipping_label_id,
+            shipment.transport_events,
+            shipment.items,
+            shipment.customer,
+            shipment.raw,
+            shipment.detail_synced_at,
+            now,
+            now,
+        ])?;
+        let pk = conn.last_insert_rowid();
+        known.insert(shipment.shipment_id.clone(), pk);
+        new_items.push((pk, shipment.item_keys.as_slice()));
+    }
+    insert_item_keys_sqlite(conn, user_id, &new_items)?;
+    let inserted = new_items.len() as u64;
+    conn.prepare_cached(COUNT_STORED)?
+        .execute((inserted as i64, shop_id))?;
+    Ok(inserted)
+}
+
+fn stored_ids_sqlite(
+    conn: &rusqlite::Connection,
+    shop_id: i64,
+    shipments: &[NewShipment],
+) -> rusqlite::Result<HashMap<String, i64>> {
+    let mut found = HashMap::with_capacity(shipments.len());
+    for chunk in shipments.chunks(ROWS_PER_STATEMENT) {
+        let params = std::iter::once(&shop_id as &dyn rusqlite::ToSql)
+            .chain(chunk.iter().map(|s| &s.shipment_id as &dyn rusqlite::ToSql));
+        let mut select = conn.prepare_cached(&select_stored_sql(STORED_IDS, chunk.len()))?;
+        let mut rows = select.query(rusqlite::params_from_iter(params))?;
+        while let Some(row) = rows.next()? {
+            found.insert(row.get(0)?, row.get(1)?);
+        }
+    }
+    Ok(found)
+}
+
+fn insert_item_keys_sqlite(
+    conn: &rusqlite::Connection,
+    user_id: i64,
+    shipments: &[(i64, &[ItemKey])],
+) -> rusqlite::Result<()> {
+    let items: Vec<(i64, &ItemKey)> = shipments
+        .iter()
+        .flat_map(|(pk, items)| items.iter().map(move |item| (*pk, item)))
+        .collect();
+    for chunk in items.chunks(ROWS_PER_STATEMENT) {
+        let params = chunk.iter().flat_map(|(pk, item)| {
+            [
+                pk as &dyn rusqlite::ToSql,
+                &user_id,
+                &item.order_item_id,
+                &item.ean,
+            ]
+        });
+        conn.prepare_cached(&insert_items_sql(chunk.len()))?
+            .execute(rusqlite::params_from_iter(params))?;
+    }
+    Ok(())
+}
+
+/// [`store_details_in`] on a rusqlite connection inside the caller's transaction.
+///
+/// SQLite rewrites an index's entry whenever an UPDATE names one of its columns, changed or
+/// not, and [`UPDATE_DETAIL`] names columns of eight of the table's indexes; the list page
+/// stored most of them already, and the detail rarely changes them. So the indexed columns are
+/// read first and only those that differ are set: two index rewrites per detail instead of
+/// eight. (PostgreSQL compares values itself; the pool's path keeps the one statement.)
+pub(super) fn store_details_sqlite(
+    conn: &rusqlite::Connection,
+    user_id: i64,
+    shop_id: i64,
+    details: &[NewShipment],
+) -> rusqlite::Result<()> {
+    let stored = stored_rows_sqlite(conn, shop_id, details)?;
+    let (found, missing): (Vec<&NewShipment>, Vec<&NewShipment>) = details
+        .iter()
+        .partition(|detail| stored.contains_key(&detail.shipment_id));
+    if !missing.is_empty() {
+        let missing: Vec<NewShipment> = missing.into_iter().cloned().collect();
+        insert_new_sqlite(conn, user_id, shop_id, &missing)?;
+    }
+    let now = super::now();
+    let mut replaced_items = Vec::with_capacity(found.len());
+    for detail in found {
+        let row = &stored[&detail.shipment_id];
+        let mut sql = String::from(
+            "UPDATE shipments SET order_placed_at = ?, pickup_point = ?, transport_id = ?, \
+             transporter_code = ?, shipping_label_id = ?, transport_events = ?, items = ?, \
+             customer = ?, raw = ?, detail_synced_at = ?, updated_at = ?",
+        );
+        let pickup_point = detail.pickup_point.map(i16::from);
+        let mut params: Vec<&dyn rusqlite::ToSql> = vec![
+            &detail.order_placed_at,
+            &pickup_point,
+            &detail.transport_id,
+            &detail.transporter_code,
+            &detail.shipping_label_id,
+            &detail.transport_events,
+            &detail.items,
+            &detail.customer,
+            &detail.raw,
+            &detail.detail_synced_at,
+            &now,
+        ];
+        if row.shipment_date != detail.shipment_date {
+            sql.push_str(", shipment_date = ?");
+            params.push(&detail.shipment_date);
+        }
+        let texts = [
+            (
+                "shipment_reference",
+                &row.shipment_reference,
+                &detail.shipment_reference,
+            ),
+            ("order_id", &row.order_id, &detail.order_id),
+            (
+                "track_and_trace",
+                &row.track_and_trace,
+                &detail.track_and_trace,
+            ),
+        ];
+        for (column, before, after) in texts {
+            if before != after {
+                sql.push_str(&format!(", {column} = ?"));
+                params.push(after);
+            }
+        }
+        sql.push_str(" WHERE id = ?");
+        params.push(&row.id);
+        conn.prepare_cached(&sql)?
+            .execute(rusqlite::params_from_iter(params))?;
+        replaced_items.push((row.id, detail.item_keys.as_slice()));
+    }
+    for chunk in replaced_items.chunks(ROWS_PER_STATEMENT) {
+        let pks = chunk.iter().map(|(pk, _)| pk);
+        conn.prepare_cached(&delete_items_sql(chunk.len()))?
+            .execute(rusqlite::params_from_iter(pks))?;
+    }
+    insert_item_keys_sqlite(conn, user_id, &replaced_items)
+}
+
+/// A stored shipment's key and indexed columns that its detail may change.
+struct StoredRow {
+    id: i64,
+    shipment_date: i64,
+    shipment_reference: Option<String>,
+    order_id: Option<String>,
+    track_and_trace: Option<String>,
+}
+
+fn stored_rows_sqlite(
+    conn: &rusqlite::Connection,
+    shop_id: i64,
+    shipments: &[NewShipment],
+) -> rusqlite::Result<HashMap<String, StoredRow>> {
+    let mut found = HashMap::with_capacity(shipments.len());
+    for chunk in shipments.chunks(ROWS_PER_STATEMENT) {
+        let sql = select_stored_sql(
+            "shipment_id, id, shipment_date, shipment_reference, order_id, track_and_trace",
+            chunk.len(),
+        );
+        let params = std::iter::once(&shop_id as &dyn rusqlite::ToSql)
+            .chain(chunk.iter().map(|s| &s.shipment_id as &dyn rusqlite::ToSql));
+        let mut select = conn.prepare_cached(&sql)?;
+        let mut rows = select.query(rusqlite::params_from_iter(params))?;
+        while let Some(row) = rows.next()? {
+            let stored = StoredRow {
+                id: row.get(1)?,
+                shipment_date: row.get(2)?,
+                shipment_reference: row.get(3)?,
+                order_id: row.get(4)?,
+                track_and_trace: row.get(5)?,
+            };
+            found.insert(row.get(0)?, stored);
+        }
+    }
+    Ok(found)
+}
+
+/// [`mark_detail_gone_in`] on a rusqlite connection inside the caller's transaction.
+pub(super) fn mark_detail_gone_sqlite(
+    conn: &rusqlite::Connection,
+    shop_id: i64,
+    shipment_id: &str,
+) -> rusqlite::Result<()> {
+    let now = super::now();
+    conn.prepare_cached(MARK_DETAIL_GONE)?
+        .execute((now, now, shop_id, shipment_id))?;
+    Ok(())
+}
+
+/// [`count_pending_in`] on a rusqlite connection.
+pub(super) fn count_pending_sqlite(
+    conn: &rusqlite::Connection,
+    shop_id: i64,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(COUNT_PENDING)?
+        .query_row([shop_id], |row| row.get(0))
 }

@@ -498,6 +498,18 @@ pub struct StepRecord<'a> {
     pub checkpoint: &'a str,
 }
 
+/// Extends the lease of its owner: `lease_until, shop_id, owner`.
+const FENCE: &str = "UPDATE shops SET lease_until = ? WHERE id = ? AND lease_owner = ?";
+
+/// Adds a step's counters and sets its pending count and checkpoint: the [`StepDelta`]'s
+/// fields in order, `details_pending`, `checkpoint`, `run_id`.
+const RECORD_STEP: &str = "UPDATE sync_runs SET pages_fetched = pages_fetched + ?, \
+    shipments_seen = shipments_seen + ?, shipments_stored = shipments_stored + ?, \
+    details_fetched = details_fetched + ?, details_pending = ?, \
+    calls_list = calls_list + ?, calls_detail = calls_detail + ?, \
+    calls_token = calls_token + ?, calls_rate_limited = calls_rate_limited + ?, \
+    calls_errors = calls_errors + ?, checkpoint = ? WHERE id = ? AND status = 'running'";
+
 /// The first statement of a step's transaction: extends `owner`'s lease on the shop, so the
 /// shop row is locked before the step's inserts (MySQL takes a shared lock on it for their
 /// foreign-key checks; upgrading that lock later would deadlock with a concurrent lease renewal).
@@ -510,7 +522,7 @@ pub async fn fence_in(
     lease_until_ms: i64,
 ) -> StoreResult<bool> {
     let fenced = db
-        .query("UPDATE shops SET lease_until = ? WHERE id = ? AND lease_owner = ?")
+        .query(FENCE)
         .bind(lease_until_ms)
         .bind(shop_id)
         .bind(owner)
@@ -534,14 +546,7 @@ pub async fn record_step_in(
         checkpoint,
     } = *step;
     let updated = db
-        .query(
-            "UPDATE sync_runs SET pages_fetched = pages_fetched + ?, \
-             shipments_seen = shipments_seen + ?, shipments_stored = shipments_stored + ?, \
-             details_fetched = details_fetched + ?, details_pending = ?, \
-             calls_list = calls_list + ?, calls_detail = calls_detail + ?, \
-             calls_token = calls_token + ?, calls_rate_limited = calls_rate_limited + ?, \
-             calls_errors = calls_errors + ?, checkpoint = ? WHERE id = ? AND status = 'running'",
-        )
+        .query(RECORD_STEP)
         .bind(delta.pages_fetched)
         .bind(delta.shipments_seen)
         .bind(delta.shipments_stored)
@@ -691,4 +696,51 @@ pub async fn due_for_schedule(db: &Db, now: i64) -> StoreResult<Vec<i64>> {
     rows.iter()
         .map(|r| r.try_get(0).map_err(Into::into))
         .collect()
+}
+
+/// [`fence_in`] on a rusqlite connection inside the caller's transaction.
+pub(super) fn fence_sqlite(
+    conn: &rusqlite::Connection,
+    shop_id: i64,
+    owner: &str,
+    lease_until_ms: i64,
+) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached(FENCE)?
+        .execute((lease_until_ms, shop_id, owner))?
+        == 1)
+}
+
+/// [`record_step_in`] on a rusqlite connection inside the caller's transaction.
+pub(super) fn record_step_sqlite(
+    conn: &rusqlite::Connection,
+    step: &StepRecord<'_>,
+) -> rusqlite::Result<StepOutcome> {
+    let StepRecord {
+        run_id,
+        delta,
+        details_pending,
+        checkpoint,
+    } = *step;
+    let updated = conn
+        .prepare_cached(RECORD_STEP)?
+        .execute(rusqlite::params![
+            delta.pages_fetched,
+            delta.shipments_seen,
+            delta.shipments_stored,
+            delta.details_fetched,
+            details_pending,
+            delta.calls.list,
+            delta.calls.detail,
+            delta.calls.token,
+            delta.calls.rate_limited,
+            delta.calls.errors,
+            checkpoint,
+            run_id,
+        ])?;
+    Ok(if updated == 1 {
+        StepOutcome::Committed
+    } else {
+        StepOutcome::Cancelled
+    })
 }

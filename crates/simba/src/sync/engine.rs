@@ -14,6 +14,7 @@ use super::amqp::AmqpQueue;
 use super::convert;
 use crate::crypto::Cipher;
 use crate::store::shipments::{self, NewShipment};
+use crate::store::steps::{self, StepData, StepWrite};
 use crate::store::sync_runs::{self, ApiCalls, Mode, StepDelta, StepOutcome, Trigger};
 use crate::store::{Db, leases, marketplace, shops};
 
@@ -731,53 +732,21 @@ impl Engine {
         incremental: bool,
         shifted: &mut bool,
     ) -> anyhow::Result<(Checkpoint, StepOutcome)> {
-        let mut tx = self.db.pool.begin().await?;
-        let lease_until = now_ms() + self.settings.lease.as_millis() as i64;
-        if !sync_runs::fence_in(&self.db, &mut tx, run.shop_id, &self.owner, lease_until).await? {
-            tx.rollback().await?;
-            return Ok((Checkpoint::Details, StepOutcome::LeaseLost));
-        }
         let mut delta = StepDelta::default();
-        let next = match input {
+        let (data, all_new, reached_known) = match input {
             StepInput::List(list) => {
-                let inserted = shipments::insert_new_in(
-                    &self.db,
-                    &mut tx,
-                    run.user_id,
-                    run.shop_id,
-                    &list.rows,
-                )
-                .await?;
-                let reached_known = (inserted as usize) < list.rows.len();
                 delta.pages_fetched = 1;
                 delta.shipments_seen = list.rows.len() as i64;
-                delta.shipments_stored = inserted as i64;
                 delta.calls = api_calls(&list.calls);
-                let stop_at_known = incremental || list.catch_up;
-                if list.is_last || (stop_at_known && reached_known) {
-                    if *shifted && !stop_at_known {
-                        // New shipments arrived on page 1 after the crawl passed it: read from
-                        // page 1 again until shipments this run already stored.
-                        *shifted = false;
-                        Checkpoint::List {
-                            method: list.method,
-                            page: 1,
-                            catch_up: true,
-                        }
-                    } else {
-                        *shifted = false;
-                        Checkpoint::after_method(list.method)
-                    }
-                } else {
-                    Checkpoint::List {
-                        method: list.method,
-                        page: list.page + 1,
-                        catch_up: list.catch_up,
-                    }
-                }
+                (
+                    StepData::List(list.rows.clone()),
+                    after_list(list, incremental, *shifted, false).0,
+                    after_list(list, incremental, *shifted, true).0,
+                )
             }
             StepInput::Details(results) => {
                 let mut details = Vec::with_capacity(results.len());
+                let mut gone = Vec::new();
                 for (id, result) in results {
                     match result {
                         Ok(answer) => {
@@ -790,44 +759,42 @@ impl Engine {
                             add_calls(&mut delta.calls, &api_calls(&answer.calls));
                         }
                         Err(failure) if matches!(failure.error, bol::Error::NotFound(_)) => {
-                            shipments::mark_detail_gone_in(
-                                &self.db,
-                                &mut tx,
-                                run.user_id,
-                                run.shop_id,
-                                id,
-                            )
-                            .await?;
+                            gone.push(id.clone());
                             add_calls(&mut delta.calls, &api_calls(&failure.calls));
                         }
                         Err(failure) => add_calls(&mut delta.calls, &api_calls(&failure.calls)),
                     }
                 }
-                shipments::store_details_in(&self.db, &mut tx, run.user_id, run.shop_id, &details)
-                    .await?;
+                let data = StepData::Details { details, gone };
                 // Details leave the list where it is: they may be fetched while it is read.
-                current
+                (data, current, current)
             }
         };
-        let pending = shipments::count_pending_in(&self.db, &mut tx, run.shop_id).await?;
-        let checkpoint = serde_json::to_string(&next).expect("checkpoints serialize");
-        let step = sync_runs::StepRecord {
+        let checkpoint = |c: &Checkpoint| serde_json::to_string(c).expect("checkpoints serialize");
+        let step = StepWrite {
             run_id: run.id,
-            delta: &delta,
-            details_pending: pending,
-            checkpoint: &checkpoint,
+            shop_id: run.shop_id,
+            user_id: run.user_id,
+            owner: self.owner.clone(),
+            lease_until_ms: now_ms() + self.settings.lease.as_millis() as i64,
+            data,
+            delta,
+            checkpoint_all_new: checkpoint(&all_new),
+            checkpoint_reached_known: checkpoint(&reached_known),
+            client_id: client_id.to_owned(),
+            budgets: self.client.limiter().snapshot(client_id),
         };
-        let outcome = sync_runs::record_step_in(&self.db, &mut tx, &step).await?;
-        if outcome == StepOutcome::Committed {
-            tx.commit().await?;
-            let budgets = self.client.limiter().snapshot(client_id);
-            if let Err(e) = marketplace::save_budgets(&self.db, client_id, &budgets).await {
-                tracing::warn!(error = %e, "saving the rate budgets");
+        let committed = steps::commit(&self.db, step).await?;
+        let next = match input {
+            StepInput::List(list) => {
+                let (next, shifted_after) =
+                    after_list(list, incremental, *shifted, committed.reached_known);
+                *shifted = shifted_after;
+                next
             }
-        } else {
-            tx.rollback().await?;
-        }
-        Ok((next, outcome))
+            StepInput::Details(_) => current,
+        };
+        Ok((next, committed.outcome))
     }
 
     async fn fail(
@@ -853,6 +820,38 @@ impl Engine {
             return Ok(RunEnd::LeaseLost);
         }
         Ok(RunEnd::Failed(sentence))
+    }
+}
+
+/// The checkpoint after a list page, and whether pages shifted during the crawl still needs
+/// handling; `reached_known`: some of the page's shipments were stored already.
+fn after_list(
+    list: &ListInput,
+    incremental: bool,
+    shifted: bool,
+    reached_known: bool,
+) -> (Checkpoint, bool) {
+    let stop_at_known = incremental || list.catch_up;
+    if list.is_last || (stop_at_known && reached_known) {
+        if shifted && !stop_at_known {
+            // New shipments arrived on page 1 after the crawl passed it: read from page 1 again
+            // until shipments this run already stored.
+            let again = Checkpoint::List {
+                method: list.method,
+                page: 1,
+                catch_up: true,
+            };
+            (again, false)
+        } else {
+            (Checkpoint::after_method(list.method), false)
+        }
+    } else {
+        let next = Checkpoint::List {
+            method: list.method,
+            page: list.page + 1,
+            catch_up: list.catch_up,
+        };
+        (next, shifted)
     }
 }
 
@@ -917,6 +916,7 @@ fn is_transient_database_error(error: &anyhow::Error) -> bool {
         match cause.downcast_ref::<crate::store::StoreError>() {
             Some(crate::store::StoreError::Unavailable(error))
             | Some(crate::store::StoreError::Other(error)) => transient(error),
+            Some(crate::store::StoreError::Busy(_)) => true,
             _ => false,
         }
     })

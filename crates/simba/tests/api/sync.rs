@@ -680,8 +680,20 @@ async fn details_are_fetched_while_the_list_is_still_being_read(backend: Backend
         early["progress"]["pages_fetched"].as_i64().unwrap() < list_minimum(300, 10),
         "details waited for the last page: {early}"
     );
+    // Read mid-run, so that a stale page would be served at the end if a step forgot to say
+    // the shipments changed.
+    let all = "/api/v1/shipments?page_size=500";
+    let mid_run = app.get(all, Some(&seller.token)).await.json();
+    assert!(mid_run["count"].as_i64().unwrap() < 310, "{mid_run}");
     let run = app.wait_for_run(&seller, run_id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
+    let page = app.get(all, Some(&seller.token)).await.json();
+    assert_eq!(page["count"], 310);
+    let results = page["results"].as_array().unwrap();
+    assert!(
+        results.iter().all(|s| s["detail_synced_at"].is_string()),
+        "{page}"
+    );
     assert_eq!(calls(&run, "list"), list_minimum(300, 10), "{run}");
     assert_eq!(calls(&run, "detail"), 310, "{run}");
     assert_eq!(calls(&run, "rate_limited"), 0, "{run}");
