@@ -52,7 +52,7 @@ else
 fi
 curl -s http://127.0.0.1:8911/_sandbox/stats >"$out/stats.json"
 python3 - "$out/stats.json" "$FBR" "$FBB" "$SCALE" "$start" "$end" "$peak" "$SHOPS" <<'PY'
-import json, sys
+import json, math, sys
 accounts = json.load(open(sys.argv[1]))["accounts"]
 fbr, fbb, scale = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 wall, peak, shops = float(sys.argv[6]) - float(sys.argv[5]), sys.argv[7], int(sys.argv[8])
@@ -66,9 +66,13 @@ calls, tokens = total("calls"), total("calls", ("token",))
 counted = calls - tokens + shops
 sequential = (pages / 25 + (fbr + fbb) / 50) * 60 / scale
 parallel = max(pages / 25, (fbr + fbb) / 50) * 60 / scale
-print("| shops × shipments | scale | calls / minimum | 429s | wasted | token calls | wall | floor (list then details · in parallel) | wall / floor | peak RSS |")
+# The sandbox's windows are fixed: a run that starts as one ends gets that window's budget at
+# once, so the last calls can go one window sooner than the rates alone say.
+strict = (max(math.ceil(pages / 25), math.ceil((fbr + fbb) / 50)) - 1) * 60 / scale
+print("| shops × shipments | scale | calls / minimum | 429s | wasted | token calls | wall | floor (list then details · in parallel · fixed windows) | wall / floor | peak RSS |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 print(f"| {shops} × {fbr + fbb:,} | {scale:g} | {counted:,} / {minimum:,} = **{counted / minimum:.3f}** "
       f"| **{total('rate_limited')}** | {total('wasted')} | {tokens} | {wall:.1f} s "
-      f"| {sequential:.1f} s · {parallel:.1f} s | **{wall / sequential:.3f}** · {wall / parallel:.3f} | {peak} |")
+      f"| {sequential:.1f} s · {parallel:.1f} s · {strict:.1f} s "
+      f"| {wall / sequential:.3f} · **{wall / parallel:.3f}** · {wall / strict:.3f} | {peak} |")
 PY
