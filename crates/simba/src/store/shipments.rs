@@ -730,10 +730,7 @@ const BUMP_VERSION: &str =
     "UPDATE users SET shipments_version = shipments_version + 1 WHERE id = ?";
 
 /// [`bump_version_in`] on a rusqlite connection inside the caller's transaction.
-pub(super) fn bump_version_sqlite(
-    conn: &rusqlite::Connection,
-    user_id: i64,
-) -> rusqlite::Result<()> {
+fn bump_version_sqlite(conn: &rusqlite::Connection, user_id: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(BUMP_VERSION)?.execute([user_id])?;
     Ok(())
 }
@@ -821,8 +818,12 @@ pub(super) fn insert_new_sqlite(
     }
     insert_item_keys_sqlite(conn, user_id, &new_items)?;
     let inserted = new_items.len() as u64;
+    if inserted == 0 {
+        return Ok(0);
+    }
     conn.prepare_cached(COUNT_STORED)?
         .execute((inserted as i64, shop_id))?;
+    bump_version_sqlite(conn, user_id)?;
     Ok(inserted)
 }
 
@@ -946,7 +947,11 @@ pub(super) fn store_details_sqlite(
         conn.prepare_cached(&delete_items_sql(chunk.len()))?
             .execute(rusqlite::params_from_iter(pks))?;
     }
-    insert_item_keys_sqlite(conn, user_id, &replaced_items)
+    insert_item_keys_sqlite(conn, user_id, &replaced_items)?;
+    if replaced_items.is_empty() {
+        return Ok(());
+    }
+    bump_version_sqlite(conn, user_id)
 }
 
 /// A stored shipment's key and indexed columns that its detail may change.
@@ -990,13 +995,14 @@ fn stored_rows_sqlite(
 /// [`mark_detail_gone_in`] on a rusqlite connection inside the caller's transaction.
 pub(super) fn mark_detail_gone_sqlite(
     conn: &rusqlite::Connection,
+    user_id: i64,
     shop_id: i64,
     shipment_id: &str,
 ) -> rusqlite::Result<()> {
     let now = super::now();
     conn.prepare_cached(MARK_DETAIL_GONE)?
         .execute((now, now, shop_id, shipment_id))?;
-    Ok(())
+    bump_version_sqlite(conn, user_id)
 }
 
 /// [`count_pending_in`] on a rusqlite connection.

@@ -128,23 +128,20 @@ fn commit_sqlite(
         return Ok((LEASE_LOST, false));
     }
     let mut delta = step.delta.clone();
-    let (reached_known, changed) = match &step.data {
+    let reached_known = match &step.data {
         StepData::List(rows) => {
             let inserted = shipments::insert_new_sqlite(tx, step.user_id, step.shop_id, rows)?;
             delta.shipments_stored = inserted as i64;
-            ((inserted as usize) < rows.len(), inserted > 0)
+            (inserted as usize) < rows.len()
         }
         StepData::Details { details, gone } => {
             for id in gone {
-                shipments::mark_detail_gone_sqlite(tx, step.shop_id, id)?;
+                shipments::mark_detail_gone_sqlite(tx, step.user_id, step.shop_id, id)?;
             }
             shipments::store_details_sqlite(tx, step.user_id, step.shop_id, details)?;
-            (false, !details.is_empty() || !gone.is_empty())
+            false
         }
     };
-    if changed {
-        shipments::bump_version_sqlite(tx, step.user_id)?;
-    }
     let pending = shipments::count_pending_sqlite(tx, step.shop_id)?;
     let outcome = sync_runs::record_step_sqlite(tx, &step.record(&delta, pending, reached_known))?;
     let keep = outcome == StepOutcome::Committed;
