@@ -59,6 +59,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0007_pending_index.sql"),
         include_str!("../../migrations/mysql/0007_pending_index.sql"),
     ),
+    (
+        8,
+        "partial pending index",
+        include_str!("../../migrations/sqlite/0008_partial_pending_index.sql"),
+        include_str!("../../migrations/postgres/0008_partial_pending_index.sql"),
+        include_str!("../../migrations/mysql/0008_partial_pending_index.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -418,7 +418,7 @@ pub async fn get(db: &Db, user_id: i64, id: i64) -> StoreResult<Option<ShipmentD
 }
 
 /// An item as stored for filtering by EAN.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemKey {
     pub order_item_id: String,
     pub ean: Option<String>,
@@ -942,16 +942,44 @@ pub(super) fn store_details_sqlite(
             .execute(rusqlite::params_from_iter(params))?;
         replaced_items.push((row.id, detail.item_keys.as_slice()));
     }
+    if replaced_items.is_empty() {
+        return Ok(());
+    }
+    // The list stored the same items, as a rule: rewriting them would cost three B-tree
+    // deletions and three insertions per item for nothing.
+    let stored_items = item_keys_sqlite(conn, &replaced_items)?;
+    replaced_items.retain(|(pk, keys)| stored_items.get(pk).map(Vec::as_slice) != Some(*keys));
     for chunk in replaced_items.chunks(ROWS_PER_STATEMENT) {
         let pks = chunk.iter().map(|(pk, _)| pk);
         conn.prepare_cached(&delete_items_sql(chunk.len()))?
             .execute(rusqlite::params_from_iter(pks))?;
     }
     insert_item_keys_sqlite(conn, user_id, &replaced_items)?;
-    if replaced_items.is_empty() {
-        return Ok(());
-    }
     bump_version_sqlite(conn, user_id)
+}
+
+/// The stored items of `shipments` (by primary key), in the order they were stored.
+fn item_keys_sqlite(
+    conn: &rusqlite::Connection,
+    shipments: &[(i64, &[ItemKey])],
+) -> rusqlite::Result<HashMap<i64, Vec<ItemKey>>> {
+    let mut found: HashMap<i64, Vec<ItemKey>> = HashMap::with_capacity(shipments.len());
+    for chunk in shipments.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT shipment_pk, order_item_id, ean FROM shipment_items \
+             WHERE shipment_pk IN ({}) ORDER BY shipment_pk, id",
+            placeholders(chunk.len(), "?")
+        );
+        let mut select = conn.prepare_cached(&sql)?;
+        let mut rows = select.query(rusqlite::params_from_iter(chunk.iter().map(|(pk, _)| pk)))?;
+        while let Some(row) = rows.next()? {
+            found.entry(row.get(0)?).or_default().push(ItemKey {
+                order_item_id: row.get(1)?,
+                ean: row.get(2)?,
+            });
+        }
+    }
+    Ok(found)
 }
 
 /// A stored shipment's key and indexed columns that its detail may change.
