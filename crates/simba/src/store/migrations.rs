@@ -68,6 +68,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
     ),
 ];
 
+/// The SQLite schema's scripts, oldest first, for tests of rusqlite's statements.
+#[cfg(test)]
+pub(super) fn sqlite_scripts() -> impl Iterator<Item = &'static str> {
+    MIGRATIONS.iter().map(|&(_, _, sqlite, _, _)| sqlite)
+}
+
 fn migrator(backend: Backend) -> Migrator {
     let migrations = MIGRATIONS
         .iter()

@@ -1041,3 +1041,86 @@ pub(super) fn count_pending_sqlite(
     conn.prepare_cached(COUNT_PENDING)?
         .query_row([shop_id], |row| row.get(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for script in super::super::migrations::sqlite_scripts() {
+            conn.execute_batch(script).unwrap();
+        }
+        // No seller or shop rows: these tests are about the shipments' own tables.
+        conn.pragma_update(None, "foreign_keys", false).unwrap();
+        conn
+    }
+
+    fn item(order_item_id: &str, ean: &str) -> ItemKey {
+        ItemKey {
+            order_item_id: order_item_id.into(),
+            ean: Some(ean.into()),
+        }
+    }
+
+    fn shipment(item_keys: Vec<ItemKey>) -> NewShipment {
+        NewShipment {
+            shipment_id: "914587795".into(),
+            shipment_date: 1_700_000_000,
+            shipment_reference: None,
+            fulfilment_method: "FBR".into(),
+            order_id: Some("1043946570".into()),
+            order_placed_at: None,
+            pickup_point: None,
+            transport_id: None,
+            transporter_code: None,
+            track_and_trace: None,
+            shipping_label_id: None,
+            transport_events: None,
+            items: "[]".into(),
+            item_keys,
+            customer: None,
+            raw: None,
+            detail_synced_at: None,
+        }
+    }
+
+    /// `(row id, order item id, EAN)` of the stored items, in the order stored.
+    fn stored_items(conn: &rusqlite::Connection) -> Vec<(i64, String, Option<String>)> {
+        conn.prepare("SELECT id, order_item_id, ean FROM shipment_items ORDER BY id")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_detail_rewrites_the_items_only_where_they_differ_from_the_list() {
+        let conn = schema();
+        let (user, shop) = (1, 1);
+        insert_new_sqlite(&conn, user, shop, &[shipment(vec![item("1", "a")])]).unwrap();
+        let listed = stored_items(&conn);
+
+        let mut detail = shipment(vec![item("1", "a")]);
+        detail.detail_synced_at = Some(1);
+        store_details_sqlite(&conn, user, shop, &[detail.clone()]).unwrap();
+        assert_eq!(stored_items(&conn), listed, "the same items stay as stored");
+
+        detail.item_keys.push(item("2", "b"));
+        store_details_sqlite(&conn, user, shop, &[detail.clone()]).unwrap();
+        let eans: Vec<_> = stored_items(&conn)
+            .into_iter()
+            .map(|(_, _, ean)| ean)
+            .collect();
+        assert_eq!(eans, [Some("a".to_owned()), Some("b".to_owned())]);
+
+        detail.item_keys.remove(0);
+        store_details_sqlite(&conn, user, shop, &[detail]).unwrap();
+        let items: Vec<_> = stored_items(&conn)
+            .into_iter()
+            .map(|(_, id, _)| id)
+            .collect();
+        assert_eq!(items, ["2"], "an item the detail no longer has is gone");
+    }
+}
