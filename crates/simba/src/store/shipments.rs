@@ -948,7 +948,8 @@ pub(super) fn store_details_sqlite(
     // The list stored the same items, as a rule: rewriting them would cost three B-tree
     // deletions and three insertions per item for nothing.
     let stored_items = item_keys_sqlite(conn, &replaced_items)?;
-    replaced_items.retain(|(pk, keys)| stored_items.get(pk).map(Vec::as_slice) != Some(*keys));
+    replaced_items
+        .retain(|(pk, keys)| stored_items.get(pk).map_or(&[][..], Vec::as_slice) != *keys);
     for chunk in replaced_items.chunks(ROWS_PER_STATEMENT) {
         let pks = chunk.iter().map(|(pk, _)| pk);
         conn.prepare_cached(&delete_items_sql(chunk.len()))?

@@ -17,7 +17,8 @@
 //! Checkpoints (copying the WAL back into the database file, with two fsyncs) run on a thread
 //! of their own, not in the writer's COMMIT as SQLite's automatic checkpoint would: waiting for
 //! those fsyncs held up every step queued behind the writer, a third of its time during an
-//! ingest. See [`checkpoints`].
+//! ingest. See `Checkpoints`. The pool's connections keep SQLite's automatic checkpoint: they
+//! commit rarely, and a process that only serves the API must still checkpoint.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +30,9 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::{StoreError, StoreResult};
+
+/// sqlx's connections' `busy_timeout` (`Db::connect`).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A queued write: runs in the group's transaction and returns what hands its result back
 /// once the group's COMMIT succeeded (`None`) or failed (its error).
@@ -84,9 +88,9 @@ impl Writer {
         // The pragmas of sqlx's connections (`Db::connect`).
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-             PRAGMA temp_store = MEMORY;",
+             PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
         )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // cache_size: the pages every step touches (the shipments indexes' inner pages and the
         // leaves being filled) stay in memory instead of being read back from the file on every
         // step, as at SQLite's default of 2 MB.
@@ -97,7 +101,8 @@ impl Writer {
         let autocheckpoint = if self.checkpoints.is_some() { 0 } else { 4000 };
         conn.pragma_update(None, "wal_autocheckpoint", autocheckpoint)?;
         // A step's multi-row statements differ by their row count: room for each count of a
-        // list page (up to 50) and of a detail batch besides the fixed statements.
+        // list page (up to 50) and of a detail batch (its rows and its items) besides the
+        // fixed statements.
         conn.set_prepared_statement_cache_capacity(128);
         Ok(conn)
     }
@@ -206,6 +211,9 @@ impl Writer {
 
 /// The WAL's length in frames (pages) past which the writer restarts it: 64 MB of 4 KB pages.
 const WAL_RESTART_FRAMES: i64 = 16_384;
+/// How long the writer's RESTART checkpoint waits for readers to leave the WAL before it gives
+/// up until the checkpoint thread asks again: the steps queued behind it wait as long.
+const RESTART_PATIENCE: Duration = Duration::from_millis(50);
 /// How long the checkpoint thread lets commits gather before it copies them: one checkpoint,
 /// and its fsyncs, for all the pages they rewrote.
 const CHECKPOINT_PAUSE: Duration = Duration::from_millis(200);
@@ -219,7 +227,6 @@ const CHECKPOINT_PAUSE: Duration = Duration::from_millis(200);
 /// happen, so the file would grow for as long as an ingest lasts (466 MB for 20,000
 /// shipments). Once the log is [`WAL_RESTART_FRAMES`] long the thread says so and the writer,
 /// between two groups, runs a RESTART checkpoint, which has little left to copy.
-#[derive(Debug)]
 struct Checkpoints {
     /// Wakes the thread (a full channel means it is awake already); dropped with the writer,
     /// which ends the thread.
@@ -246,11 +253,12 @@ impl Checkpoints {
         if !self.restart_due.swap(false, Ordering::Relaxed) {
             return;
         }
-        match checkpoint(conn, "RESTART") {
-            // Another checkpoint was running: try again before the next group.
-            Ok((true, _)) => self.restart_due.store(true, Ordering::Relaxed),
-            Ok((false, _)) => {}
-            Err(e) => tracing::warn!(error = %e, "restarting the WAL"),
+        // Busy (a reader stayed, or another checkpoint ran) is left to the next request.
+        let restarted = conn
+            .busy_timeout(RESTART_PATIENCE)
+            .and_then(|()| checkpoint(conn, "RESTART"));
+        if let Err(e) = restarted.and(conn.busy_timeout(BUSY_TIMEOUT)) {
+            tracing::warn!(error = %e, "restarting the WAL");
         }
     }
 }
@@ -280,6 +288,8 @@ fn checkpoint_thread(path: &Path, wakeups: &Receiver<()>, restart_due: &AtomicBo
             Err(e) => {
                 tracing::warn!(error = %e, "checkpointing the WAL");
                 conn = None;
+                // The writer's own checkpoint keeps the WAL from growing meanwhile.
+                restart_due.store(true, Ordering::Relaxed);
             }
         }
     }

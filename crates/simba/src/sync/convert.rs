@@ -3,8 +3,10 @@
 //!
 //! The JSON columns are written straight from typed rows and from slices of the body bol sent:
 //! building them as `serde_json::Value` trees (a map allocation per key) and parsing the body a
-//! second time for its addresses was a quarter of a sync's CPU. The fields of each row are in
-//! alphabetical order, the order `Value`'s maps gave them, so stored text keeps its shape.
+//! second time for its addresses was a quarter of a sync's CPU. The fields of the items and
+//! events are in alphabetical order, the order `Value`'s maps gave them, so those columns keep
+//! their text; the addresses and `raw` are bol's own text (its key order, spacing and escapes),
+//! where rows stored before 2026-11-29 hold it minified with sorted keys.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -155,8 +157,8 @@ pub fn from_detail(detail: &bol::ShipmentDetail, now: i64) -> NewShipment {
                 .collect()
         })
         .unwrap_or_default();
-    // The body parsed already (that is how `shipment` came to be), so this only fails on what
-    // the typed parse let through, such as a key given twice: the addresses are then unknown.
+    // Cannot fail: the typed parse that made `shipment` accepted this body, these two keys
+    // included, and a `RawValue` takes any value.
     let customer: Customer<'_> = serde_json::from_str(raw).unwrap_or_default();
     NewShipment {
         shipment_id: shipment.shipment_id.clone(),
