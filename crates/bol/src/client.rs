@@ -12,7 +12,7 @@ use crate::{
     limiter::{Group, Limits, Outcome, RateLimiter},
     model::{FulfilmentMethod, ShipmentDetail, ShipmentPage},
     parse::{self, Malformed},
-    token::{CachedToken, MemoryTokenCache, TokenCache, TokenSlots, usable},
+    token::{CachedToken, Held, MemoryTokenCache, TokenCache, TokenSlots, usable},
 };
 use rand::Rng;
 use reqwest::{RequestBuilder, StatusCode, header};
@@ -31,7 +31,7 @@ const V10: &str = "application/vnd.retailer.v10+json";
 /// A seller's API credentials.
 #[derive(Clone, Debug)]
 pub struct Credentials {
-    /// The client id; also the key of the token cache and the rate budgets.
+    /// The client id; the key of the rate budgets (bol's unit), and with the secret of tokens.
     pub client_id: String,
     /// The client secret.
     pub client_secret: SecretString,
@@ -333,22 +333,22 @@ impl Client {
     ) -> Result<CachedToken, Error> {
         let slot = self.inner.tokens.slot(&creds.client_id);
         let mut current = slot.lock().await;
-        if let Some(token) = current.as_ref().filter(|t| usable(t, rejected)) {
+        if let Some(token) = current
+            .as_ref()
+            .and_then(|held| held.for_creds(creds))
+            .filter(|t| usable(t, rejected))
+        {
             return Ok(token.clone());
         }
         let cache = &self.inner.tokens.cache;
-        if let Some(token) = cache
-            .load(&creds.client_id)
-            .await
-            .filter(|t| usable(t, rejected))
-        {
-            *current = Some(token.clone());
+        if let Some(token) = cache.load(creds).await.filter(|t| usable(t, rejected)) {
+            *current = Some(Held::new(creds, token.clone()));
             return Ok(token);
         }
         let token = self.fetch_token(creds, calls).await?;
-        cache.store(&creds.client_id, &token).await;
+        cache.store(creds, &token).await;
         calls.token_renewals += 1;
-        *current = Some(token.clone());
+        *current = Some(Held::new(creds, token.clone()));
         Ok(token)
     }
 

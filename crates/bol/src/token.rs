@@ -6,6 +6,11 @@
 //! scales with the lifetime (at most 30 s, at most a tenth of it) so that the one-second lifetimes
 //! of a time-scaled sandbox still leave most of the token usable.
 //!
+//! A token serves only the exact credentials that obtained it: the client id *and* its secret.
+//! Keyed by the client id alone, a cache would hand one seller's token to anyone who names
+//! that client id with any secret. The in-process slots keep the secret beside the token and
+//! compare it; a [`TokenCache`] gets the whole [`Credentials`] to key its storage by.
+//!
 //! The margin only has to cover the trip of one request to bol: the client takes the token after
 //! any wait for the rate limit, right before sending. Its expiry counts from when the token
 //! request left, so it is never later than bol's. bol accepts tokens up to a second of clock
@@ -21,6 +26,8 @@ use std::{
     time::Duration,
 };
 use time::OffsetDateTime;
+
+use crate::Credentials;
 
 /// A boxed future, so that [`TokenCache`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -59,44 +66,81 @@ impl CachedToken {
 
 /// Where tokens are kept between processes and shared between workers. Implementations handle
 /// (log) their own storage errors: the client then simply fetches a new token.
+///
+/// Both methods take the whole credentials: a token may be returned only to the client id *and*
+/// secret that obtained it, so an implementation keys its storage by both (a keyed fingerprint
+/// of the secret, never the secret itself).
 pub trait TokenCache: Send + Sync {
-    /// The stored token of a client id, if any (fresh or not).
-    fn load<'a>(&'a self, client_id: &'a str) -> BoxFuture<'a, Option<CachedToken>>;
-    /// Stores the newest token of a client id, replacing the previous one.
-    fn store<'a>(&'a self, client_id: &'a str, token: &'a CachedToken) -> BoxFuture<'a, ()>;
+    /// The stored token of exactly these credentials, if any (fresh or not).
+    fn load<'a>(&'a self, creds: &'a Credentials) -> BoxFuture<'a, Option<CachedToken>>;
+    /// Stores the newest token of these credentials, replacing the previous one.
+    fn store<'a>(&'a self, creds: &'a Credentials, token: &'a CachedToken) -> BoxFuture<'a, ()>;
+}
+
+/// A token with the secret that obtained it.
+#[derive(Clone, Debug)]
+pub(crate) struct Held {
+    secret: SecretString,
+    pub(crate) token: CachedToken,
+}
+
+impl Held {
+    pub(crate) fn new(creds: &Credentials, token: CachedToken) -> Held {
+        Held {
+            secret: creds.client_secret.clone(),
+            token,
+        }
+    }
+
+    /// The token, if `creds` carry the secret that obtained it.
+    pub(crate) fn for_creds(&self, creds: &Credentials) -> Option<&CachedToken> {
+        same_secret(&self.secret, &creds.client_secret).then_some(&self.token)
+    }
+}
+
+/// Compares in time independent of where the secrets differ.
+fn same_secret(a: &SecretString, b: &SecretString) -> bool {
+    let (a, b) = (a.expose_secret().as_bytes(), b.expose_secret().as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A [`TokenCache`] for one process, lost when it exits.
 #[derive(Debug, Default)]
 pub struct MemoryTokenCache {
-    tokens: Mutex<HashMap<String, CachedToken>>,
+    tokens: Mutex<HashMap<String, Held>>,
 }
 
 impl TokenCache for MemoryTokenCache {
-    fn load<'a>(&'a self, client_id: &'a str) -> BoxFuture<'a, Option<CachedToken>> {
+    fn load<'a>(&'a self, creds: &'a Credentials) -> BoxFuture<'a, Option<CachedToken>> {
         let token = self
             .tokens
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(client_id)
+            .get(&creds.client_id)
+            .and_then(|held| held.for_creds(creds))
             .cloned();
         Box::pin(std::future::ready(token))
     }
 
-    fn store<'a>(&'a self, client_id: &'a str, token: &'a CachedToken) -> BoxFuture<'a, ()> {
+    fn store<'a>(&'a self, creds: &'a Credentials, token: &'a CachedToken) -> BoxFuture<'a, ()> {
         self.tokens
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(client_id.to_owned(), token.clone());
+            .insert(creds.client_id.clone(), Held::new(creds, token.clone()));
         Box::pin(std::future::ready(()))
     }
 }
 
+/// The slot of one client id, holding the last token obtained and the secret that obtained it.
+pub(crate) type Slot = Arc<tokio::sync::Mutex<Option<Held>>>;
+
 /// One slot per client id; holding its lock is the right to renew, so concurrent callers share
-/// one renewal.
+/// one renewal. A caller with another secret for the same client id waits for the lock too,
+/// but never gets the token: a wrong secret gets no token to replace it with, so the slot keeps
+/// the right one.
 pub(crate) struct TokenSlots {
     pub(crate) cache: Arc<dyn TokenCache>,
-    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<CachedToken>>>>>,
+    slots: Mutex<HashMap<String, Slot>>,
 }
 
 impl TokenSlots {
@@ -107,7 +151,7 @@ impl TokenSlots {
         }
     }
 
-    pub(crate) fn slot(&self, client_id: &str) -> Arc<tokio::sync::Mutex<Option<CachedToken>>> {
+    pub(crate) fn slot(&self, client_id: &str) -> Slot {
         self.slots
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -160,16 +204,37 @@ mod tests {
         assert!(usable(&t, Some(&SecretString::from("other"))));
     }
 
+    fn creds(client_id: &str, secret: &str) -> Credentials {
+        Credentials {
+            client_id: client_id.into(),
+            client_secret: SecretString::from(secret),
+        }
+    }
+
     #[tokio::test]
     async fn the_memory_cache_keeps_the_latest_token() {
         let cache = MemoryTokenCache::default();
-        assert!(cache.load("a").await.is_none());
-        cache.store("a", &token(10)).await;
-        cache.store("a", &token(20)).await;
+        let a = creds("a", "s");
+        assert!(cache.load(&a).await.is_none());
+        cache.store(&a, &token(10)).await;
+        cache.store(&a, &token(20)).await;
         assert_eq!(
-            cache.load("a").await.unwrap().lifetime,
+            cache.load(&a).await.unwrap().lifetime,
             Duration::from_secs(20)
         );
-        assert!(cache.load("b").await.is_none());
+        assert!(cache.load(&creds("b", "s")).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_token_is_not_served_to_the_same_client_id_with_another_secret() {
+        let cache = MemoryTokenCache::default();
+        cache.store(&creds("a", "right"), &token(10)).await;
+        for wrong in ["", "righ", "right ", "RIGHT", "wrong"] {
+            assert!(cache.load(&creds("a", wrong)).await.is_none(), "{wrong:?}");
+        }
+        assert!(cache.load(&creds("a", "right")).await.is_some());
+        let held = Held::new(&creds("a", "right"), token(10));
+        assert!(held.for_creds(&creds("a", "wrong")).is_none());
+        assert!(held.for_creds(&creds("a", "right")).is_some());
     }
 }

@@ -1,11 +1,15 @@
 //! Encryption at rest of shop secrets and cached marketplace tokens: XChaCha20-Poly1305 with a
 //! key derived from `SECRET_KEY` by HKDF-SHA256. Random 192-bit nonces make reuse negligible.
+//! Fingerprints (HMAC-SHA256 under a second derived key) name a secret in an index without
+//! storing it: equal secrets have equal fingerprints, and without `SECRET_KEY` a fingerprint
+//! cannot be tested against guesses.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
@@ -28,6 +32,7 @@ pub enum CryptoError {
 #[derive(Clone)]
 pub struct Cipher {
     aead: XChaCha20Poly1305,
+    fingerprint_key: zeroize::Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Cipher {
@@ -42,9 +47,29 @@ impl Cipher {
         let mut key = zeroize::Zeroizing::new([0u8; 32]);
         hkdf.expand(b"simba encryption at rest v1", key.as_mut())
             .expect("32 bytes is a valid HKDF-SHA256 output length");
+        let mut fingerprint_key = zeroize::Zeroizing::new([0u8; 32]);
+        hkdf.expand(b"simba fingerprint v1", fingerprint_key.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
         Cipher {
             aead: XChaCha20Poly1305::new(key.as_ref().into()),
+            fingerprint_key,
         }
+    }
+
+    /// A keyed fingerprint of `parts` for `purpose`: 64 hex digits. Each part is
+    /// length-prefixed, so `("ab", "c")` and `("a", "bc")` differ.
+    pub fn fingerprint(&self, purpose: &str, parts: &[&str]) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.fingerprint_key.as_ref())
+            .expect("HMAC takes a key of any length");
+        for part in std::iter::once(&purpose).chain(parts) {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     pub fn encrypt(&self, purpose: &str, plaintext: &str) -> String {
@@ -160,6 +185,23 @@ mod tests {
             c.decrypt("shop", "AQ"),
             Err(CryptoError::Malformed)
         ));
+    }
+
+    #[test]
+    fn fingerprints_depend_on_the_key_the_purpose_and_every_part() {
+        let c = cipher("k".repeat(32).as_str());
+        let base = c.fingerprint("token", &["client", "secret"]);
+        assert_eq!(base.len(), 64);
+        assert_eq!(base, c.fingerprint("token", &["client", "secret"]));
+        for other in [
+            c.fingerprint("token", &["client", "secreT"]),
+            c.fingerprint("token", &["clien", "tsecret"]),
+            c.fingerprint("other", &["client", "secret"]),
+            cipher("l".repeat(32).as_str()).fingerprint("token", &["client", "secret"]),
+        ] {
+            assert_ne!(base, other);
+        }
+        assert!(!base.contains("secret"));
     }
 
     #[test]

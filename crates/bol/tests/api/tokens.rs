@@ -125,3 +125,52 @@ async fn a_stored_token_is_used_by_another_client() {
     assert_eq!(answer.calls.token, 0);
     assert_eq!(stats(&sandbox).0.calls, 1);
 }
+
+#[tokio::test]
+async fn a_token_is_never_lent_to_the_same_client_id_with_another_secret() {
+    let sandbox = unlimited_sandbox(3, 0).await;
+    let cache = std::sync::Arc::new(bol::MemoryTokenCache::default());
+    let config = || bol::ClientConfig {
+        api_url: sandbox.base_url(),
+        login_url: sandbox.base_url(),
+        limits: no_limits(),
+        ..bol::ClientConfig::default()
+    };
+    let client = bol::Client::with_token_cache(config(), cache.clone()).unwrap();
+    let other_process = bol::Client::with_token_cache(config(), cache).unwrap();
+    let owner = client
+        .list_shipments(&creds(), FulfilmentMethod::Fbr, 1)
+        .await
+        .unwrap();
+    assert_eq!((owner.calls.token, owner.value.shipments.len()), (1, 3));
+    let impostor = Credentials {
+        client_id: creds().client_id,
+        client_secret: SecretString::from("any-secret"),
+    };
+    for attacker in [&client, &other_process] {
+        let failure = attacker
+            .list_shipments(&impostor, FulfilmentMethod::Fbr, 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(failure.error, Error::InvalidCredentials),
+            "{:?}",
+            failure.error
+        );
+        assert_eq!((failure.calls.token, failure.calls.list), (1, 0));
+    }
+    let (token, list, _) = stats(&sandbox);
+    assert_eq!(
+        (token.calls, list.calls),
+        (3, 1),
+        "the owner's token served only the owner"
+    );
+    let again = client
+        .list_shipments(&creds(), FulfilmentMethod::Fbr, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.calls.token, 0,
+        "the impostor did not displace the owner's token"
+    );
+}

@@ -271,7 +271,7 @@ pub(super) async fn delete_shop(
     auth: AuthUser,
     ResourceId(id): ResourceId,
 ) -> ApiResult<StatusCode> {
-    if !shops::delete(&state.db, auth.user.id, id).await? {
+    if !shops::delete(&state.db, &state.cipher, auth.user.id, id).await? {
         return Err(ApiError::NotFound);
     }
     tracing::info!(shop.id = id, user.id = auth.user.id, "shop deleted");

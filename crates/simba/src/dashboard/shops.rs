@@ -382,7 +382,7 @@ async fn delete(
     form: PostedForm,
 ) -> DashResult<Redirect> {
     let user_id = form.session.user.id;
-    if !shops::delete(&state.db, user_id, id).await? {
+    if !shops::delete(&state.db, &state.cipher, user_id, id).await? {
         return Err(DashError::NotFound);
     }
     tracing::info!(shop.id = id, user.id = user_id, "shop deleted");

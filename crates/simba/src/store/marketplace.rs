@@ -1,5 +1,11 @@
 //! Marketplace state shared by every worker: cached access tokens (encrypted) and the rate
-//! budgets the client learned from the marketplace's headers, both per client id.
+//! budgets the client learned from the marketplace's headers.
+//!
+//! Rate budgets are per client id: bol counts calls per API account, whoever makes them.
+//! Tokens are per client id *and* secret: a token is the proof that its secret was right, so it
+//! must never serve a seller who only names the client id. They are keyed by a fingerprint of
+//! the secret (HMAC under a key derived from `SECRET_KEY`), which a database reader cannot test
+//! guesses against.
 
 use std::time::Duration;
 
@@ -11,27 +17,31 @@ use crate::crypto::Cipher;
 
 const TOKEN_PURPOSE: &str = "marketplace_tokens.token";
 
-/// Writes a row keyed by `client_id`: an UPDATE, or an INSERT when there is none yet. Two
-/// workers writing at once both succeed (the loser of the INSERT race updates instead); the
-/// three dialects' upsert syntaxes differ, this does not.
+/// Writes a row keyed by `keys` (column, value): an UPDATE, or an INSERT when there is none
+/// yet. Two workers writing at once both succeed (the loser of the INSERT race updates
+/// instead); the three dialects' upsert syntaxes differ, this does not.
 async fn replace(
     db: &Db,
     table: &str,
+    keys: &[(&str, &str)],
     columns: &[&str],
-    client_id: &str,
     values: Vec<ValueKind>,
 ) -> StoreResult<()> {
-    let (update, insert) = replace_sql(table, columns);
+    let key_names: Vec<&str> = keys.iter().map(|(name, _)| *name).collect();
+    let (update, insert) = replace_sql(table, &key_names, columns);
     for _ in 0..2 {
-        let updated = bind_values(db.query(&update), &values)
-            .bind(client_id)
-            .execute(&db.pool)
-            .await?
-            .rows_affected();
-        if updated > 0 {
+        let mut query = bind_values(db.query(&update), &values);
+        for (_, key) in keys {
+            query = query.bind(*key);
+        }
+        if query.execute(&db.pool).await?.rows_affected() > 0 {
             return Ok(());
         }
-        match bind_values(db.query(&insert).bind(client_id), &values)
+        let mut query = db.query(&insert);
+        for (_, key) in keys {
+            query = query.bind(*key);
+        }
+        match bind_values(query, &values)
             .execute(&db.pool)
             .await
             .map_err(StoreError::from)
@@ -44,19 +54,25 @@ async fn replace(
     Ok(())
 }
 
-/// [`replace`]'s two statements: an UPDATE binding `columns` then the client id, and an INSERT
-/// binding the client id then `columns`.
-fn replace_sql(table: &str, columns: &[&str]) -> (String, String) {
+/// [`replace`]'s two statements: an UPDATE binding `columns` then the keys, and an INSERT
+/// binding the keys then `columns`.
+fn replace_sql(table: &str, keys: &[&str], columns: &[&str]) -> (String, String) {
     let sets = columns
         .iter()
         .map(|c| format!("{c} = ?"))
         .collect::<Vec<_>>()
         .join(", ");
-    let update = format!("UPDATE {table} SET {sets} WHERE client_id = ?");
+    let filter = keys
+        .iter()
+        .map(|k| format!("{k} = ?"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let update = format!("UPDATE {table} SET {sets} WHERE {filter}");
+    let names = keys.iter().chain(columns).copied().collect::<Vec<_>>();
     let insert = format!(
-        "INSERT INTO {table} (client_id, {}) VALUES (?{})",
-        columns.join(", "),
-        ", ?".repeat(columns.len())
+        "INSERT INTO {table} ({}) VALUES (?{})",
+        names.join(", "),
+        ", ?".repeat(names.len() - 1)
     );
     (update, insert)
 }
@@ -79,21 +95,46 @@ enum ValueKind {
     Text(String),
 }
 
-/// The token cache the marketplace client reads and writes: one token per client id, shared
-/// by every worker process through the database.
+/// The purpose under which a secret's fingerprint keys its tokens.
+const SECRET_FINGERPRINT_PURPOSE: &str = "marketplace_tokens.secret_fingerprint";
+
+/// The fingerprint that keys the tokens of `client_id` with `secret`.
+pub fn secret_fingerprint(cipher: &Cipher, client_id: &str, secret: &str) -> String {
+    cipher.fingerprint(SECRET_FINGERPRINT_PURPOSE, &[client_id, secret])
+}
+
+/// The token cache the marketplace client reads and writes: one token per client id and
+/// secret, shared by every worker process through the database.
 #[derive(Clone, Debug)]
 pub struct DbTokenCache {
     pub db: Db,
     pub cipher: Cipher,
 }
 
+impl DbTokenCache {
+    fn fingerprint(&self, creds: &bol::Credentials) -> String {
+        secret_fingerprint(
+            &self.cipher,
+            &creds.client_id,
+            creds.client_secret.expose_secret(),
+        )
+    }
+}
+
 impl bol::TokenCache for DbTokenCache {
-    fn load<'a>(&'a self, client_id: &'a str) -> bol::BoxFuture<'a, Option<bol::CachedToken>> {
+    fn load<'a>(
+        &'a self,
+        creds: &'a bol::Credentials,
+    ) -> bol::BoxFuture<'a, Option<bol::CachedToken>> {
         Box::pin(async move {
             let row = self
                 .db
-                .query("SELECT token_enc, issued_at_ms, lifetime_ms FROM marketplace_tokens WHERE client_id = ?")
-                .bind(client_id)
+                .query(
+                    "SELECT token_enc, issued_at_ms, lifetime_ms FROM marketplace_tokens \
+                     WHERE client_id = ? AND secret_fingerprint = ?",
+                )
+                .bind(&creds.client_id)
+                .bind(self.fingerprint(creds))
                 .fetch_optional(&self.db.pool)
                 .await
                 .inspect_err(|e| tracing::warn!(error = %e, "reading a cached marketplace token"))
@@ -118,7 +159,7 @@ impl bol::TokenCache for DbTokenCache {
 
     fn store<'a>(
         &'a self,
-        client_id: &'a str,
+        creds: &'a bol::Credentials,
         token: &'a bol::CachedToken,
     ) -> bol::BoxFuture<'a, ()> {
         Box::pin(async move {
@@ -131,19 +172,72 @@ impl bol::TokenCache for DbTokenCache {
                 ValueKind::Int((issued_at.unix_timestamp_nanos() / 1_000_000) as i64),
                 ValueKind::Int(token.lifetime.as_millis() as i64),
             ];
+            let fingerprint = self.fingerprint(creds);
             if let Err(e) = replace(
                 &self.db,
                 "marketplace_tokens",
+                &[
+                    ("client_id", &creds.client_id),
+                    ("secret_fingerprint", &fingerprint),
+                ],
                 &["token_enc", "issued_at_ms", "lifetime_ms"],
-                client_id,
                 values,
             )
             .await
             {
                 tracing::warn!(error = %e, "storing a marketplace token");
             }
+            // Tokens of a client id's former or wrong secrets are useless once expired; a shop
+            // whose secret changed while a run held its old one leaves such a row behind.
+            let expired = self
+                .db
+                .query(
+                    "DELETE FROM marketplace_tokens WHERE client_id = ? \
+                     AND secret_fingerprint <> ? AND issued_at_ms + lifetime_ms < ?",
+                )
+                .bind(&creds.client_id)
+                .bind(&fingerprint)
+                .bind((time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+                .execute(&self.db.pool)
+                .await;
+            if let Err(e) = expired {
+                tracing::warn!(error = %e, "deleting expired marketplace tokens");
+            }
         })
     }
+}
+
+/// Forgets the cached token of `client_id` with `secret` unless another shop than `except_shop`
+/// still uses exactly those credentials (an agency and its client may both hold them): the
+/// token is theirs too, and dropping it would cost them a token call. Called when a shop's
+/// credentials change or the shop is deleted.
+pub async fn forget_token(
+    db: &Db,
+    cipher: &Cipher,
+    except_shop: i64,
+    client_id: &str,
+    secret: &str,
+) -> StoreResult<()> {
+    let others = db
+        .query("SELECT client_secret_enc FROM shops WHERE client_id = ? AND id <> ?")
+        .bind(client_id)
+        .bind(except_shop)
+        .fetch_all(&db.pool)
+        .await?;
+    let still_used = others.iter().any(|row| {
+        row.try_get::<String, _>(0)
+            .ok()
+            .and_then(|enc| cipher.decrypt(super::shops::SECRET_PURPOSE, &enc).ok())
+            .is_some_and(|other| other.expose_secret() == secret)
+    });
+    if !still_used {
+        db.query("DELETE FROM marketplace_tokens WHERE client_id = ? AND secret_fingerprint = ?")
+            .bind(client_id)
+            .bind(secret_fingerprint(cipher, client_id, secret))
+            .execute(&db.pool)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The rate budgets last learned for `client_id`.
@@ -170,7 +264,14 @@ pub async fn save_budgets(
 ) -> StoreResult<()> {
     let snapshot = serde_json::to_string(budgets).expect("budgets always serialize");
     let values = vec![ValueKind::Text(snapshot), ValueKind::Int(super::now())];
-    replace(db, BUDGETS, BUDGET_COLUMNS, client_id, values).await
+    replace(
+        db,
+        BUDGETS,
+        &[("client_id", client_id)],
+        BUDGET_COLUMNS,
+        values,
+    )
+    .await
 }
 
 /// [`save_budgets`] on a rusqlite connection (see [`super::writer`]). SQLite has one writer at
@@ -182,7 +283,7 @@ pub(super) fn save_budgets_sqlite(
 ) -> rusqlite::Result<()> {
     let snapshot = serde_json::to_string(budgets).expect("budgets always serialize");
     let now = super::now();
-    let (update, insert) = replace_sql(BUDGETS, BUDGET_COLUMNS);
+    let (update, insert) = replace_sql(BUDGETS, &["client_id"], BUDGET_COLUMNS);
     if conn
         .prepare_cached(&update)?
         .execute((&snapshot, now, client_id))?

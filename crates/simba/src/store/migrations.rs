@@ -66,6 +66,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0008_partial_pending_index.sql"),
         include_str!("../../migrations/mysql/0008_partial_pending_index.sql"),
     ),
+    (
+        9,
+        "tokens by secret",
+        include_str!("../../migrations/sqlite/0009_tokens_by_secret.sql"),
+        include_str!("../../migrations/postgres/0009_tokens_by_secret.sql"),
+        include_str!("../../migrations/mysql/0009_tokens_by_secret.sql"),
+    ),
 ];
 
 /// The SQLite schema's scripts, oldest first, for tests of rusqlite's statements.

@@ -1,5 +1,6 @@
 //! Shops: one marketplace account's credentials per row, the secret encrypted at rest.
 
+use secrecy::ExposeSecret;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -169,6 +170,11 @@ pub async fn update(
 ) -> StoreResult<Shop> {
     let now = super::now();
     let credentials_changed = secret.is_some() || fields.client_id.as_str() != shop.client_id;
+    let old_credentials = if credentials_changed {
+        credentials(db, shop.id).await?
+    } else {
+        None
+    };
     let rejected_at = if credentials_changed {
         None
     } else {
@@ -199,6 +205,12 @@ pub async fn update(
         .bind(shop.user_id)
         .execute(&db.pool)
         .await?;
+    if let Some((client_id, secret_enc)) = old_credentials {
+        let unchanged = |old: &str| {
+            client_id == fields.client_id.as_str() && secret.is_none_or(|s| s.expose() == old)
+        };
+        forget_token(db, cipher, shop.id, &client_id, &secret_enc, unchanged).await;
+    }
     Ok(Shop {
         name: fields.name.as_str().to_owned(),
         marketplace: fields.marketplace.as_str().to_owned(),
@@ -211,19 +223,20 @@ pub async fn update(
     })
 }
 
-/// Deletes the shop with its runs and shipments; `false` when it was not the seller's.
-pub async fn delete(db: &Db, user_id: i64, shop_id: i64) -> StoreResult<bool> {
+/// Deletes the shop with its runs and shipments, and forgets its marketplace token; `false`
+/// when it was not the seller's.
+pub async fn delete(db: &Db, cipher: &Cipher, user_id: i64, shop_id: i64) -> StoreResult<bool> {
     let mut tx = db.pool.begin().await?;
-    let owned = db
-        .query("SELECT id FROM shops WHERE id = ? AND user_id = ?")
+    let Some(row) = db
+        .query("SELECT client_id, client_secret_enc FROM shops WHERE id = ? AND user_id = ?")
         .bind(shop_id)
         .bind(user_id)
         .fetch_optional(&mut *tx)
         .await?
-        .is_some();
-    if !owned {
+    else {
         return Ok(false);
-    }
+    };
+    let (client_id, secret_enc): (String, String) = (row.try_get(0)?, row.try_get(1)?);
     for sql in [
         "DELETE FROM shipment_items WHERE shipment_pk IN (SELECT id FROM shipments WHERE shop_id = ?)",
         "DELETE FROM shipments WHERE shop_id = ?",
@@ -234,7 +247,34 @@ pub async fn delete(db: &Db, user_id: i64, shop_id: i64) -> StoreResult<bool> {
     }
     super::shipments::bump_version_in(db, &mut tx, user_id).await?;
     tx.commit().await?;
+    forget_token(db, cipher, shop_id, &client_id, &secret_enc, |_| false).await;
     Ok(true)
+}
+
+/// Forgets the token the shop's former credentials obtained, unless `kept` says the secret
+/// did not change after all. A failure is logged, not returned: the change it follows has
+/// committed, and a token left behind serves only those who present the same secret, until it
+/// expires.
+async fn forget_token(
+    db: &Db,
+    cipher: &Cipher,
+    shop_id: i64,
+    client_id: &str,
+    secret_enc: &str,
+    kept: impl FnOnce(&str) -> bool,
+) {
+    let Ok(secret) = cipher.decrypt(SECRET_PURPOSE, secret_enc) else {
+        return;
+    };
+    if kept(secret.expose_secret()) {
+        return;
+    }
+    if let Err(e) =
+        super::marketplace::forget_token(db, cipher, shop_id, client_id, secret.expose_secret())
+            .await
+    {
+        tracing::warn!(shop.id = shop_id, error = %e, "forgetting a shop's marketplace token");
+    }
 }
 
 /// The client id and the encrypted secret of a shop, for the sync engine.

@@ -7,6 +7,7 @@ mod accounts;
 mod dashboard;
 mod errors;
 mod isolation;
+mod marketplace_tokens;
 mod ops;
 mod secrets;
 mod shipments;

@@ -1,0 +1,270 @@
+//! A cached marketplace token serves only the credentials that obtained it: naming another
+//! seller's client id, with any other secret, gets a failed run and nothing stored.
+
+use bol_sandbox::{AccountConfig, Limits, SandboxConfig};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use crate::helpers::{Backend, Seller, TestApp};
+
+macro_rules! token_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                super::$name(crate::helpers::Backend::Sqlite).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                super::$name(crate::helpers::Backend::Postgres).await
+            })*
+        }
+        mod mysql {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                super::$name(crate::helpers::Backend::Mysql).await
+            })*
+        }
+    };
+}
+
+token_tests!(
+    a_seller_naming_another_sellers_client_id_gets_a_failed_run_and_none_of_its_data,
+    two_sellers_with_the_same_credentials_each_prove_the_secret,
+    changing_the_secret_or_deleting_the_shop_forgets_its_token,
+);
+
+const FBR: u32 = 12;
+const FBB: u32 = 3;
+
+fn sandbox() -> SandboxConfig {
+    SandboxConfig {
+        accounts: vec![AccountConfig {
+            client_id: "sandbox-1".into(),
+            client_secret: "secret-1".into(),
+            fbr: FBR,
+            fbb: FBB,
+        }],
+        limits: Limits::OFF,
+        ..SandboxConfig::default()
+    }
+}
+
+fn calls(run: &Value, kind: &str) -> i64 {
+    run["api_calls"][kind].as_i64().unwrap()
+}
+
+async fn add_shop(app: &TestApp, seller: &Seller, secret: &str) -> i64 {
+    let response = app
+        .post(
+            "/api/v1/shops",
+            Some(&seller.token),
+            json!({"name": "shop", "client_id": "sandbox-1", "client_secret": secret,
+                   "auto_sync": false}),
+        )
+        .await;
+    assert_eq!(response.status, 201, "{}", response.text);
+    response.json()["id"].as_i64().unwrap()
+}
+
+async fn shipment_count(app: &TestApp, seller: &Seller) -> i64 {
+    app.get("/api/v1/shipments", Some(&seller.token))
+        .await
+        .json()["count"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn cached_tokens(app: &TestApp) -> i64 {
+    app.state
+        .db
+        .query("SELECT COUNT(*) FROM marketplace_tokens WHERE client_id = ?")
+        .bind("sandbox-1")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap()
+}
+
+async fn a_seller_naming_another_sellers_client_id_gets_a_failed_run_and_none_of_its_data(
+    backend: Backend,
+) {
+    let Some((app, sandbox)) = TestApp::with_sandbox(backend, sandbox()).await else {
+        return;
+    };
+    let owner = app.register("owner").await;
+    let owners_shop = add_shop(&app, &owner, "secret-1").await;
+    let run = app.sync_and_wait(&owner, owners_shop, None).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(shipment_count(&app, &owner).await, i64::from(FBR + FBB));
+    sandbox.reset_stats();
+
+    // What a worker process without the token in memory reads from the database.
+    let shared = simba::store::marketplace::DbTokenCache {
+        db: app.state.db.clone(),
+        cipher: app.state.cipher.clone(),
+    };
+    let creds = |secret: &str| bol::Credentials {
+        client_id: "sandbox-1".into(),
+        client_secret: bol::SecretString::from(secret),
+    };
+    use bol::TokenCache;
+    assert!(shared.load(&creds("secret-1")).await.is_some());
+    assert!(shared.load(&creds("anything")).await.is_none());
+
+    let attacker = app.register("attacker").await;
+    let shop = add_shop(&app, &attacker, "anything").await;
+    for secret in ["anything", "secret-", "secret-11", "SECRET-1"] {
+        let changed = app
+            .patch(
+                &format!("/api/v1/shops/{shop}"),
+                Some(&attacker.token),
+                json!({"client_secret": secret}),
+            )
+            .await;
+        assert_eq!(changed.status, 200, "{}", changed.text);
+        let run = app.sync_and_wait(&attacker, shop, None).await;
+        assert_eq!(run["status"], "failed", "{secret:?} synced: {run}");
+        assert_eq!(calls(&run, "token"), 1, "{run}");
+        assert_eq!(calls(&run, "list") + calls(&run, "detail"), 0, "{run}");
+        assert_eq!(run["progress"]["shipments_stored"], 0, "{run}");
+    }
+    assert_eq!(shipment_count(&app, &attacker).await, 0);
+    let account = sandbox.stats().account("sandbox-1").unwrap().clone();
+    assert_eq!(
+        (account.list.calls, account.detail.calls),
+        (0, 0),
+        "the owner's token made a call for the attacker: {account:?}"
+    );
+    assert_eq!(account.token.unauthorized, 4, "{account:?}");
+
+    sandbox.add_shipments("sandbox-1", 1, 0);
+    let run = app.sync_and_wait(&owner, owners_shop, None).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        calls(&run, "token"),
+        0,
+        "the attempts left the owner's token in place: {run}"
+    );
+    assert_eq!(shipment_count(&app, &owner).await, i64::from(FBR + FBB) + 1);
+    app.cleanup().await;
+}
+
+async fn two_sellers_with_the_same_credentials_each_prove_the_secret(backend: Backend) {
+    let Some((app, _sandbox)) = TestApp::with_sandbox(backend, sandbox()).await else {
+        return;
+    };
+    let agency = app.register("agency").await;
+    let merchant = app.register("merchant").await;
+    let agencys_shop = add_shop(&app, &agency, "secret-1").await;
+    let merchants_shop = add_shop(&app, &merchant, "secret-1").await;
+    let run = app.sync_and_wait(&agency, agencys_shop, None).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let run = app.sync_and_wait(&merchant, merchants_shop, None).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        calls(&run, "token"),
+        0,
+        "the same secret shares the token: {run}"
+    );
+    assert_eq!(shipment_count(&app, &merchant).await, i64::from(FBR + FBB));
+
+    let response = app
+        .patch(
+            &format!("/api/v1/shops/{merchants_shop}"),
+            Some(&merchant.token),
+            json!({"client_secret": "not-the-secret"}),
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.text);
+    assert_eq!(
+        cached_tokens(&app).await,
+        1,
+        "the agency still holds the credentials, so their token stays"
+    );
+    let run = app.sync_and_wait(&merchant, merchants_shop, None).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let run = app.sync_and_wait(&agency, agencys_shop, None).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(calls(&run, "token"), 0, "{run}");
+    app.cleanup().await;
+}
+
+async fn changing_the_secret_or_deleting_the_shop_forgets_its_token(backend: Backend) {
+    let Some((app, _sandbox)) = TestApp::with_sandbox(backend, sandbox()).await else {
+        return;
+    };
+    let seller = app.register("seller").await;
+    let shop = add_shop(&app, &seller, "secret-1").await;
+    let run = app.sync_and_wait(&seller, shop, None).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(cached_tokens(&app).await, 1);
+
+    let path = format!("/api/v1/shops/{shop}");
+    let same = app
+        .patch(
+            &path,
+            Some(&seller.token),
+            json!({"client_secret": "secret-1"}),
+        )
+        .await;
+    assert_eq!(same.status, 200, "{}", same.text);
+    assert_eq!(
+        cached_tokens(&app).await,
+        1,
+        "the same secret again changes nothing"
+    );
+
+    let changed = app
+        .patch(
+            &path,
+            Some(&seller.token),
+            json!({"client_secret": "rotated"}),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(
+        cached_tokens(&app).await,
+        0,
+        "a changed secret forgets the token"
+    );
+    let run = app.sync_and_wait(&seller, shop, None).await;
+    assert_eq!(run["status"], "failed", "{run}");
+
+    let restored = app
+        .patch(
+            &path,
+            Some(&seller.token),
+            json!({"client_secret": "secret-1"}),
+        )
+        .await;
+    assert_eq!(restored.status, 200, "{}", restored.text);
+    let run = app.sync_and_wait(&seller, shop, None).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+
+    // That run may have taken the token this process still held in memory for the restored
+    // secret, storing none: make sure there is one in the database for the deletion to forget.
+    app.state
+        .db
+        .query(
+            "INSERT INTO marketplace_tokens (client_id, secret_fingerprint, token_enc, \
+             issued_at_ms, lifetime_ms) VALUES (?, ?, 'x', 0, 0)",
+        )
+        .bind("sandbox-1")
+        .bind(simba::store::marketplace::secret_fingerprint(
+            &app.state.cipher,
+            "sandbox-1",
+            "secret-1",
+        ))
+        .execute(&app.state.db.pool)
+        .await
+        .ok();
+    assert_eq!(cached_tokens(&app).await, 1);
+    assert_eq!(app.delete(&path, Some(&seller.token)).await.status, 204);
+    assert_eq!(
+        cached_tokens(&app).await,
+        0,
+        "a deleted shop forgets its token"
+    );
+    app.cleanup().await;
+}
