@@ -87,6 +87,8 @@ pub struct Config {
     pub bol_api_url: Url,
     pub bol_login_url: Url,
     pub log_format: LogFormat,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>` (`SIMBA_METRICS_TOKEN`).
+    pub metrics_token: Option<SecretString>,
     pub database_max_connections: u32,
     /// Memory for shipment list pages kept until the seller's shipments change
     /// (`SIMBA_PAGE_CACHE_MB`; 0 turns the cache off).
@@ -262,6 +264,7 @@ impl Config {
                 &["http", "https"],
             )?,
             log_format,
+            metrics_token: lookup("SIMBA_METRICS_TOKEN").map(SecretString::from),
             database_max_connections,
             page_cache_bytes,
             bol_time_scale,

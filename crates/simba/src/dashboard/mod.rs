@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::QueryParams;
 use crate::app::AppState;
+use crate::crypto::same_secret;
 use crate::error::ApiError;
 use crate::store::StoreError;
 use crate::store::users::User;
@@ -216,15 +217,6 @@ fn csrf_token(session_key: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Compares secrets in time independent of where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 /// The value of cookie `name`, if the request has it.
