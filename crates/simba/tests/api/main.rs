@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod dashboard;
 mod errors;
+mod http_limits;
 mod isolation;
 mod ops;
 mod secrets;
