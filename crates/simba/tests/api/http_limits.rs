@@ -1,6 +1,7 @@
 //! The HTTP server's limits as a slow or hostile client meets them, on raw sockets with limits
-//! of a second or two: slow headers, idle connections, the connection cap, and a graceful
-//! shutdown. The database plays no part, so these run on SQLite only.
+//! of a second or two: slow headers, idle connections, stalled bodies, the connection cap, a
+//! declared body over the limit, ambiguous Hosts, and a graceful shutdown. The database plays
+//! no part, so these run on SQLite only.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,7 @@ use simba::app::{self, AppState};
 use simba::config::Config;
 use tokio::io::AsyncWriteExt;
 
-use crate::helpers::{self, Backend, closed_within, read_response};
+use crate::helpers::{self, Backend, TestApp, closed_within, read_response};
 
 /// Limits in seconds: the headers', the idle connection's and the body's.
 fn limits(header: u64, idle: u64, body: u64) -> impl FnOnce(&mut Config) {
@@ -74,6 +75,57 @@ async fn an_idle_keep_alive_connection_is_closed() {
 }
 
 #[tokio::test]
+async fn a_stalled_body_is_cut_off() {
+    helpers::run_with(Backend::Sqlite, limits(30, 30, 1), |app| async move {
+        let body = format!(
+            r#"{{"username": "anna", "password": "{}"}}"#,
+            "x".repeat(60)
+        );
+        let stream = app.connect().await;
+        let (mut reader, mut writer) = stream.into_split();
+        let started = Instant::now();
+        writer
+            .write_all(
+                format!(
+                    "POST /api/v1/auth/login HTTP/1.1\r\nHost: {}\r\n\
+                     Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    app.host(),
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        // A byte every 200 ms: the whole body would take 20 s, and no gap reaches the limit.
+        let dribble = tokio::spawn(async move {
+            for byte in body.bytes() {
+                if writer.write_all(&[byte]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        let answer = read_response(&mut reader, Duration::from_secs(15))
+            .await
+            .expect("an answer before the body is complete");
+        let after = started.elapsed();
+        dribble.abort();
+        assert_eq!(answer.status, 408, "{answer:?}");
+        assert_eq!(
+            answer.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(answer.header("connection"), Some("close"));
+        assert!(
+            after >= Duration::from_millis(900),
+            "cut off after {after:?}"
+        );
+        assert!(closed_within(&mut reader, Duration::from_secs(5)).await);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn connections_past_the_cap_wait_for_a_free_one() {
     let cap = |config: &mut Config| {
         limits(30, 30, 30)(config);
@@ -102,6 +154,90 @@ async fn connections_past_the_cap_wait_for_a_free_one() {
         drop(first);
         let answer = read_response(&mut third, Duration::from_secs(10)).await;
         assert_eq!(answer.expect("served once a slot is free").status, 200);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() {
+    helpers::run(Backend::Sqlite, |app| async move {
+        let mut stream = app.connect().await;
+        stream
+            .write_all(
+                format!(
+                    "POST /api/v1/auth/register HTTP/1.1\r\nHost: {}\r\n\
+                     Content-Type: application/json\r\nContent-Length: 100000000\r\n\r\n",
+                    app.host()
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let answer = read_response(&mut stream, Duration::from_secs(10))
+            .await
+            .expect("an answer without a byte of the body");
+        assert_eq!(answer.status, 413, "{answer:?}");
+        assert_eq!(
+            answer.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(answer.header("connection"), Some("close"));
+        assert!(closed_within(&mut stream, Duration::from_secs(5)).await);
+    })
+    .await;
+}
+
+/// Sends `head` (a request without a body) on a connection of its own; its answer.
+async fn exchange(app: &TestApp, head: &str) -> helpers::RawResponse {
+    let mut stream = app.connect().await;
+    stream.write_all(head.as_bytes()).await.unwrap();
+    read_response(&mut stream, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("no answer to {head:?}"))
+}
+
+#[tokio::test]
+async fn two_host_headers_are_a_bad_request() {
+    helpers::run(Backend::Sqlite, |app| async move {
+        let host = app.host().to_owned();
+        let one = exchange(
+            &app,
+            &format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(one.status, 200);
+        let two = exchange(
+            &app,
+            &format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nHost: evil.example\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(two.status, 400, "{two:?}");
+        assert_eq!(two.header("content-type"), Some("application/problem+json"));
+        assert!(two.body.contains("more than one Host"), "{}", two.body);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_missing_host_or_a_target_naming_another_host_is_a_bad_request() {
+    helpers::run(Backend::Sqlite, |app| async move {
+        let host = app.host().to_owned();
+        for (head, status) in [
+            ("GET /healthz HTTP/1.1\r\n\r\n".to_owned(), 400),
+            (
+                format!("GET http://evil.example/healthz HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+                400,
+            ),
+            (
+                format!("GET http://{host}/healthz HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+                200,
+            ),
+            // HTTP/1.0 has no Host requirement.
+            ("GET /healthz HTTP/1.0\r\n\r\n".to_owned(), 200),
+        ] {
+            let answer = exchange(&app, &head).await;
+            assert_eq!(answer.status, status, "{head:?}: {answer:?}");
+        }
     })
     .await;
 }
