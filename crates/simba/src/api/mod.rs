@@ -9,6 +9,7 @@ pub mod openapi;
 mod ops;
 pub mod page_cache;
 mod pagination;
+mod security_headers;
 pub(crate) mod shipments;
 pub(crate) mod shops;
 pub(crate) mod sync_runs;
@@ -51,8 +52,9 @@ pub fn router(state: AppState) -> Router {
     with_middleware(routes, &config)
 }
 
-/// The middleware every request passes, innermost first. The metrics are outside the rest, so
-/// that they count their answers too (400, 408, 413, a panic's 500).
+/// The middleware every request passes, innermost first. The security headers are outside the
+/// rest, so that the answers of the others (400, 408, 413, a panic's 500) carry them too, and
+/// the metrics count those answers.
 fn with_middleware(routes: Router, config: &Arc<Config>) -> Router {
     routes
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
@@ -68,6 +70,7 @@ fn with_middleware(routes: Router, config: &Arc<Config>) -> Router {
             ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
         .layer(middleware::from_fn(crate::telemetry::track_http))
+        .layer(middleware::from_fn(security_headers::add))
         .layer(TraceLayer::new_for_http())
 }
 
@@ -133,6 +136,31 @@ mod tests {
     fn timestamps_are_rfc3339_utc_seconds() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_795_774_500), "2026-11-27T10:15:00Z");
+    }
+
+    async fn panics() -> &'static str {
+        panic!("a handler's bug")
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_problem_500_with_the_security_headers() {
+        use tower::ServiceExt;
+        let config = Arc::new(Config::for_tests("sqlite::memory:"));
+        let routes = Router::new().route("/panic", axum::routing::get(panics));
+        let request = axum::http::Request::get("/panic")
+            .header("host", "simba.test")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = with_middleware(routes, &config)
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+        let headers = response.headers();
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["cache-control"], "no-store");
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub fn routes() -> Router<AppState> {
             "/static/live.js",
             get(|| async { asset("text/javascript; charset=utf-8", LIVE_JS) }),
         )
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response(content_security_policy))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
@@ -58,25 +58,13 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
-/// Pages show buyers' personal data, so no cache keeps them; no other site may frame them
-/// (clickjacking) or run script in them.
-async fn security_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
+/// No script from elsewhere runs in a page, and no form posts elsewhere; the headers every
+/// answer carries (no framing, no caching, no sniffing) are the API's (`api::security_headers`).
+async fn content_security_policy(mut response: Response) -> Response {
+    response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
     );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    headers
-        .entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
     response
 }
 

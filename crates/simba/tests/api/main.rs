@@ -10,6 +10,7 @@ mod http_limits;
 mod isolation;
 mod ops;
 mod secrets;
+mod security_headers;
 mod shipments;
 mod shops;
 mod startup;
