@@ -140,7 +140,7 @@ pub async fn serve(
     state: AppState,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) {
     let metrics = state.metrics.clone();
     let upkeep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -150,18 +150,12 @@ pub async fn serve(
         }
     });
     let background = state.config.run_workers.then(|| Background::start(&state));
-    let router = crate::api::router(state);
-    let result = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let http = state.config.http;
+    crate::http_server::serve(listener, crate::api::router(state), http, shutdown).await;
     if let Some(background) = background {
         background.stop().await;
     }
     upkeep.abort();
-    result.context("serving HTTP")
 }
 
 /// The sync workers and the scheduler of one process.

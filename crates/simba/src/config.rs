@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use url::Url;
@@ -63,6 +64,52 @@ pub enum LogFormat {
     Json,
 }
 
+/// What the HTTP server allows a client (`SIMBA_HTTP_*`): how long it may take to send a
+/// request, how long it may keep an idle connection, and how many connections are served at
+/// once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// From a request's first byte until its headers are complete.
+    pub header_timeout: Duration,
+    /// From the end of a request's headers until its whole body has arrived.
+    pub body_timeout: Duration,
+    /// How long a connection may wait for its next request, after it was accepted or after
+    /// its last answer.
+    pub idle_timeout: Duration,
+    /// Connections served at once; further ones wait in the kernel's listen backlog.
+    pub max_connections: usize,
+}
+
+impl HttpSettings {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<HttpSettings, ConfigError> {
+        let seconds = |name: &str, default: u64| match lookup(name) {
+            None => Ok(Duration::from_secs(default)),
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|s| (1..=3600).contains(s))
+                .map(Duration::from_secs)
+                .ok_or_else(|| {
+                    ConfigError(format!("{name} must be between 1 and 3600 (got {v:?})."))
+                }),
+        };
+        let max_connections = match lookup("SIMBA_HTTP_MAX_CONNECTIONS") {
+            None => 512,
+            Some(v) => v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                ConfigError(format!(
+                    "SIMBA_HTTP_MAX_CONNECTIONS must be a positive number (got {v:?})."
+                ))
+            })?,
+        };
+        Ok(HttpSettings {
+            header_timeout: seconds("SIMBA_HTTP_HEADER_TIMEOUT_SECONDS", 10)?,
+            body_timeout: seconds("SIMBA_HTTP_BODY_TIMEOUT_SECONDS", 30)?,
+            idle_timeout: seconds("SIMBA_HTTP_IDLE_TIMEOUT_SECONDS", 75)?,
+            max_connections,
+        })
+    }
+}
+
 /// Where the `SECRET_KEY` comes from.
 #[derive(Debug, Clone)]
 pub enum SecretKeySource {
@@ -87,6 +134,9 @@ pub struct Config {
     pub bol_api_url: Url,
     pub bol_login_url: Url,
     pub log_format: LogFormat,
+    pub http: HttpSettings,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>` (`SIMBA_METRICS_TOKEN`).
+    pub metrics_token: Option<SecretString>,
     pub database_max_connections: u32,
     /// Memory for shipment list pages kept until the seller's shipments change
     /// (`SIMBA_PAGE_CACHE_MB`; 0 turns the cache off).
@@ -262,6 +312,8 @@ impl Config {
                 &["http", "https"],
             )?,
             log_format,
+            http: HttpSettings::from_lookup(&lookup)?,
+            metrics_token: lookup("SIMBA_METRICS_TOKEN").map(SecretString::from),
             database_max_connections,
             page_cache_bytes,
             bol_time_scale,
@@ -388,6 +440,36 @@ mod tests {
     fn in_memory_sqlite_gets_an_ephemeral_key() {
         let c = config(&[("DATABASE_URL", "sqlite::memory:")]).unwrap();
         assert!(matches!(c.secret_key, SecretKeySource::Ephemeral));
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_are_checked() {
+        let defaults = config(&[]).unwrap().http;
+        assert_eq!(defaults.header_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.body_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.idle_timeout, Duration::from_secs(75));
+        assert_eq!(defaults.max_connections, 512);
+        let set = config(&[
+            ("SIMBA_HTTP_HEADER_TIMEOUT_SECONDS", "5"),
+            ("SIMBA_HTTP_BODY_TIMEOUT_SECONDS", "20"),
+            ("SIMBA_HTTP_IDLE_TIMEOUT_SECONDS", "120"),
+            ("SIMBA_HTTP_MAX_CONNECTIONS", "64"),
+        ])
+        .unwrap()
+        .http;
+        assert_eq!(set.header_timeout, Duration::from_secs(5));
+        assert_eq!(set.body_timeout, Duration::from_secs(20));
+        assert_eq!(set.idle_timeout, Duration::from_secs(120));
+        assert_eq!(set.max_connections, 64);
+        for (name, value) in [
+            ("SIMBA_HTTP_HEADER_TIMEOUT_SECONDS", "0"),
+            ("SIMBA_HTTP_BODY_TIMEOUT_SECONDS", "1h"),
+            ("SIMBA_HTTP_IDLE_TIMEOUT_SECONDS", "3601"),
+            ("SIMBA_HTTP_MAX_CONNECTIONS", "0"),
+        ] {
+            let error = config(&[(name, value)]).unwrap_err();
+            assert!(error.to_string().starts_with(name), "{error}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 const NONCE_LEN: usize = 24;
 /// Version byte in front of every ciphertext, so a future key or algorithm change can coexist.
@@ -124,6 +124,16 @@ pub fn generate_secret_key() -> String {
     STANDARD_NO_PAD.encode(key)
 }
 
+/// Compares secrets in time independent of where they differ and of their lengths: their
+/// digests are compared, every byte of them.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +212,14 @@ mod tests {
             assert_ne!(base, other);
         }
         assert!(!base.contains("secret"));
+    }
+
+    #[test]
+    fn secrets_are_the_same_only_when_equal() {
+        assert!(same_secret("token-1", "token-1"));
+        assert!(!same_secret("token-1", "token-2"));
+        assert!(!same_secret("token-1", "token-1x"));
+        assert!(!same_secret("", "token-1"));
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         sandbox.base_url(),
         run.unwrap_or_default(),
     );
-    app::serve(state, listener, app::shutdown_signal()).await?;
+    app::serve(state, listener, app::shutdown_signal()).await;
     sandbox.shutdown().await;
     Ok(())
 }

@@ -54,6 +54,8 @@ pub enum ApiError {
     },
     #[error("payload too large")]
     PayloadTooLarge,
+    #[error("request body timed out")]
+    RequestTimeout,
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("service unavailable")]
@@ -90,6 +92,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -134,6 +137,7 @@ impl ApiError {
                 detail
             }
             ApiError::PayloadTooLarge => "The request body is larger than the limit.".into(),
+            ApiError::RequestTimeout => "The request body did not arrive in time.".into(),
             ApiError::TooManyRequests { retry_after_secs } => {
                 format!("Too many attempts; try again in {retry_after_secs} seconds.")
             }

@@ -10,6 +10,7 @@ mod dashboard;
 pub mod demo;
 pub mod domain;
 pub mod error;
+mod http_server;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -142,7 +142,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "simba is serving; API docs at /docs");
-    app::serve(state, listener, app::shutdown_signal()).await
+    app::serve(state, listener, app::shutdown_signal()).await;
+    Ok(())
 }
 
 async fn create_user(config: Config, username: &str, email: &str) -> anyhow::Result<()> {

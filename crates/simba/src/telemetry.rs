@@ -45,17 +45,25 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Counts requests by route template and status, and records their latency.
+/// The methods the routes answer; any other a client makes up is counted as `other`.
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// Counts requests by method, route template and status, and records their latency. Every
+/// label has a bounded set of values, so that clients cannot grow the series without limit:
+/// made-up methods are `other`, and paths no route matches are `unmatched`, never the path.
 pub async fn track_http(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = METHODS
+        .into_iter()
+        .find(|m| *m == request.method().as_str())
+        .unwrap_or("other");
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());

@@ -4,70 +4,74 @@
 pub(crate) mod accounts;
 mod docs;
 pub mod json;
+mod limits;
 pub mod openapi;
 mod ops;
 pub mod page_cache;
 mod pagination;
+mod security_headers;
 pub(crate) mod shipments;
 pub(crate) mod shops;
 pub(crate) mod sync_runs;
 
+use std::sync::Arc;
+
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::response::IntoResponse;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
+use crate::config::Config;
 use crate::error::ApiError;
 
 pub use pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageParams};
 
-/// Request bodies are small JSON documents; anything larger is refused before it is read.
+/// Request bodies are small JSON documents; a larger one is refused before it is read (before
+/// it is sent when its length is declared).
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
+    let config = state.config.clone();
     let api = Router::new()
         .merge(accounts::routes())
         .merge(shops::routes())
         .merge(shipments::routes())
         .merge(sync_runs::routes())
         .merge(openapi::routes());
-    Router::new()
+    let routes = Router::new()
         .nest("/api/v1", api)
         .merge(ops::routes())
         .merge(docs::routes())
         .merge(crate::dashboard::routes())
         .fallback(crate::dashboard::not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state);
+    with_middleware(routes, &config)
+}
+
+/// The middleware every request passes, innermost first. The security headers are outside the
+/// rest, so that the answers of the others (400, 408, 413, a panic's 500) carry them too, and
+/// the metrics count those answers.
+fn with_middleware(routes: Router, config: &Arc<Config>) -> Router {
+    routes
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(middleware::from_fn(crate::telemetry::track_http))
-        .layer(middleware::from_fn_with_state(state.clone(), check_host))
+        .layer(middleware::from_fn_with_state(
+            config.http.body_timeout,
+            limits::limit_body,
+        ))
+        .layer(middleware::from_fn_with_state(
+            config.clone(),
+            limits::check_host,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
+        .layer(middleware::from_fn(crate::telemetry::track_http))
+        .layer(middleware::from_fn(security_headers::add))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
-}
-
-/// Django's `ALLOWED_HOSTS`: a request for another Host is refused, so that links the API
-/// builds from the Host header cannot point elsewhere.
-async fn check_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    if !state.config.allowed_hosts.allows(host) {
-        return ApiError::BadRequest {
-            detail: "The Host header is not in ALLOWED_HOSTS.".into(),
-            errors: None,
-        }
-        .into_response();
-    }
-    next.run(request).await
 }
 
 /// A timestamp as API.md writes it: RFC 3339 in UTC, whole seconds.
@@ -132,6 +136,31 @@ mod tests {
     fn timestamps_are_rfc3339_utc_seconds() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_795_774_500), "2026-11-27T10:15:00Z");
+    }
+
+    async fn panics() -> &'static str {
+        panic!("a handler's bug")
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_problem_500_with_the_security_headers() {
+        use tower::ServiceExt;
+        let config = Arc::new(Config::for_tests("sqlite::memory:"));
+        let routes = Router::new().route("/panic", axum::routing::get(panics));
+        let request = axum::http::Request::get("/panic")
+            .header("host", "simba.test")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = with_middleware(routes, &config)
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+        let headers = response.headers();
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["cache-control"], "no-store");
     }
 
     #[test]

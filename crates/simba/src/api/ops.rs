@@ -1,15 +1,19 @@
-//! Operations endpoints: liveness, readiness (database and broker) and Prometheus metrics.
+//! Operations endpoints: liveness, readiness (database and broker) and Prometheus metrics
+//! (behind a token when `SIMBA_METRICS_TOKEN` is set).
 
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::crypto;
+use crate::error::ApiError;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -64,13 +68,27 @@ async fn broker_answers(url: &url::Url) -> bool {
     )
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
-pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
+/// With `SIMBA_METRICS_TOKEN` set, only a scraper that sends it as a bearer token.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain"), (status = 401)))]
+pub(super) async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(token) = &state.config.metrics_token {
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !crypto::same_secret(sent, token.expose_secret()) {
+            return Err(ApiError::Unauthenticated);
+        }
+    }
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.metrics.render(),
-    )
+    ))
 }

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::QueryParams;
 use crate::app::AppState;
+use crate::crypto::same_secret;
 use crate::error::ApiError;
 use crate::store::StoreError;
 use crate::store::users::User;
@@ -44,7 +45,7 @@ pub fn routes() -> Router<AppState> {
             "/static/live.js",
             get(|| async { asset("text/javascript; charset=utf-8", LIVE_JS) }),
         )
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response(content_security_policy))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
@@ -57,25 +58,13 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
-/// Pages show buyers' personal data, so no cache keeps them; no other site may frame them
-/// (clickjacking) or run script in them.
-async fn security_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
+/// No script from elsewhere runs in a page, and no form posts elsewhere; the headers every
+/// answer carries (no framing, no caching, no sniffing) are the API's (`api::security_headers`).
+async fn content_security_policy(mut response: Response) -> Response {
+    response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
     );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    headers
-        .entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
     response
 }
 
@@ -216,15 +205,6 @@ fn csrf_token(session_key: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Compares secrets in time independent of where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 /// The value of cookie `name`, if the request has it.

@@ -3,6 +3,7 @@
 //! on SQLite the API's list and detail reads run them through [`reader`] instead, and the sync
 //! engine's step writes through [`writer`].
 
+mod file_mode;
 pub mod leases;
 pub mod marketplace;
 mod migrations;
@@ -21,6 +22,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AnyPool, AssertSqlSafe, Executor};
@@ -94,7 +96,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 impl Db {
     /// Opens a pool on `url`. SQLite gets WAL and a busy timeout so that readers never wait
-    /// for the writer and concurrent writers queue instead of failing.
+    /// for the writer and concurrent writers queue instead of failing, and a database file
+    /// only its owner can read (`file_mode`).
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
         let backend: Backend = url.parse().map_err(anyhow::Error::msg)?;
@@ -102,6 +105,7 @@ impl Db {
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10));
         if backend == Backend::Sqlite {
+            file_mode::make_private(url).context("making the SQLite database file private")?;
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
                     // temp_store: statement journals of a sync step's many statements stay in

@@ -164,6 +164,85 @@ impl Response {
     }
 }
 
+/// An answer read off a raw socket.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// The status line and the headers.
+    pub head: String,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// Reads one answer (its head, and as much body as its `Content-Length` says) from `stream`;
+/// `None` when the connection closes or `limit` passes first.
+pub async fn read_response(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    limit: std::time::Duration,
+) -> Option<RawResponse> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
+                let status = head.split(' ').nth(1)?.parse().ok()?;
+                let mut response = RawResponse {
+                    status,
+                    head,
+                    body: String::new(),
+                };
+                let length: usize = response
+                    .header("content-length")
+                    .map_or(0, |v| v.parse().unwrap());
+                while bytes.len() < end + 4 + length {
+                    let n = stream.read(&mut chunk).await.ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    bytes.extend_from_slice(&chunk[..n]);
+                }
+                response.body = String::from_utf8_lossy(&bytes[end + 4..end + 4 + length]).into();
+                return Some(response);
+            }
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            bytes.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(limit, read).await.ok().flatten()
+}
+
+/// Whether the server closes `stream` (an end of file or a reset) within `limit`, reading and
+/// discarding whatever it sends before.
+pub async fn closed_within(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    limit: std::time::Duration,
+) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 4096];
+    let closed = async {
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(limit, closed).await.is_ok()
+}
+
 /// A registered seller and their token.
 #[derive(Debug, Clone)]
 pub struct Seller {
@@ -410,6 +489,16 @@ impl TestApp {
         }
         self.state.db.pool.close().await;
         self.db.drop_database(self.backend()).await;
+    }
+
+    /// A raw connection to the app, for tests of what a client does on the wire.
+    pub async fn connect(&self) -> tokio::net::TcpStream {
+        tokio::net::TcpStream::connect(self.host()).await.unwrap()
+    }
+
+    /// The `host:port` the app listens on, as a Host header names it.
+    pub fn host(&self) -> &str {
+        self.address.strip_prefix("http://").unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {

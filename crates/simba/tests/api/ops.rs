@@ -1,7 +1,7 @@
 //! `/healthz`, `/readyz`, `/metrics`, `/api/v1/openapi.json`, `/docs`.
 
 use crate::backend_tests;
-use crate::helpers::TestApp;
+use crate::helpers::{self, Backend, TestApp};
 
 backend_tests!(
     health_and_readiness_answer,
@@ -82,4 +82,73 @@ async fn the_docs_are_served_from_the_binary(app: TestApp) {
     let init = app.get("/docs/init.js", None).await;
     assert!(init.text.contains("/api/v1/openapi.json"));
     assert_eq!(app.get("/docs/swagger-ui.css", None).await.status, 200);
+}
+
+/// The series of `http_requests_total` in a `/metrics` text.
+fn request_series(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.starts_with("http_requests_total{"))
+        .collect()
+}
+
+#[tokio::test]
+async fn made_up_methods_do_not_create_metric_series() {
+    helpers::run(Backend::Sqlite, |app| async move {
+        for n in 1..=3 {
+            let method = reqwest::Method::from_bytes(format!("XMETHOD{n}").as_bytes()).unwrap();
+            for path in ["/healthz".to_owned(), format!("/made-up-path-{n}")] {
+                app.send(app.client.request(method.clone(), app.url(&path)))
+                    .await;
+            }
+        }
+        let text = app.get("/metrics", None).await.text;
+        let series = request_series(&text);
+        assert!(
+            !series
+                .iter()
+                .any(|l| l.contains("XMETHOD") || l.contains("made-up-path")),
+            "{series:#?}"
+        );
+        for route in ["/healthz", "unmatched"] {
+            assert!(
+                series.iter().any(|l| l.contains(r#"method="other""#)
+                    && l.contains(&format!(r#"route="{route}""#))),
+                "{series:#?}"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn metrics_require_the_token_when_one_is_set() {
+    let token = "metrics-token-0123456789";
+    helpers::run_with(
+        Backend::Sqlite,
+        |config| config.metrics_token = Some(token.to_owned().into()),
+        |app| async move {
+            let with = |authorization: String| {
+                app.client
+                    .get(app.url("/metrics"))
+                    .header("authorization", authorization)
+            };
+            app.get("/metrics", None).await.problem(401);
+            for wrong in [
+                "Bearer wrong".to_owned(),
+                format!("Bearer {}", &token[..token.len() - 1]),
+                format!("Bearer {token}x"),
+                format!("Token {token}"),
+            ] {
+                app.send(with(wrong.clone())).await.problem(401);
+            }
+            let metrics = app.send(with(format!("Bearer {token}"))).await;
+            assert_eq!(metrics.status, 200);
+            assert!(
+                metrics
+                    .header("content-type")
+                    .is_some_and(|t| t.starts_with("text/plain"))
+            );
+        },
+    )
+    .await;
 }

@@ -1,4 +1,5 @@
-//! Start-up checks on the embedded default: the generated key file, and a wrong key.
+//! Start-up checks on the embedded default: the generated key file, a wrong key, and the
+//! database files' permissions.
 
 use simba::app::AppState;
 use simba::config::{Config, SecretKeySource};
@@ -46,4 +47,55 @@ async fn a_secret_key_that_cannot_decrypt_the_stored_secrets_stops_the_start() {
         error.to_string().contains("SECRET_KEY does not match"),
         "{error}"
     );
+}
+
+/// The permission bits of `path`, which must exist.
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    metadata.permissions().mode() & 0o777
+}
+
+/// The database file and the `-wal` and `-shm` files SQLite keeps beside it.
+#[cfg(unix)]
+fn database_files(db_path: &std::path::Path) -> [std::path::PathBuf; 3] {
+    ["", "-wal", "-shm"].map(|suffix| {
+        let mut file = db_path.as_os_str().to_owned();
+        file.push(suffix);
+        file.into()
+    })
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_sqlite_database_and_its_wal_and_shm_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("simba.db");
+    let url = format!("sqlite://{}?mode=rwc", db_path.display());
+    let state = AppState::start(Config::for_tests(&url)).await.unwrap();
+    sqlx::query("CREATE TABLE written_by_the_test (x INTEGER)")
+        .execute(&state.db.pool)
+        .await
+        .unwrap();
+    for file in database_files(&db_path) {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    state.db.pool.close().await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_database_others_can_read_is_made_private_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("simba.db");
+    std::fs::write(&db_path, b"").unwrap();
+    std::fs::set_permissions(&db_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", db_path.display());
+    let state = AppState::start(Config::for_tests(&url)).await.unwrap();
+    for file in database_files(&db_path) {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    state.db.pool.close().await;
 }
