@@ -1,14 +1,18 @@
 //! Encryption at rest of shop secrets and cached marketplace tokens: XChaCha20-Poly1305 with a
 //! key derived from `SECRET_KEY` by HKDF-SHA256. Random 192-bit nonces make reuse negligible.
+//! Also keyed fingerprints (HMAC-SHA256 under a second derived key) of values that must be
+//! found again but not read, such as the client addresses the login throttle counts.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
+use hkdf::hmac::{Hmac, Mac};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
+use zeroize::Zeroizing;
 
 const NONCE_LEN: usize = 24;
 /// Version byte in front of every ciphertext, so a future key or algorithm change can coexist.
@@ -28,6 +32,7 @@ pub enum CryptoError {
 #[derive(Clone)]
 pub struct Cipher {
     aead: XChaCha20Poly1305,
+    fingerprint_key: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Cipher {
@@ -39,12 +44,32 @@ impl std::fmt::Debug for Cipher {
 impl Cipher {
     pub fn new(secret_key: &SecretString) -> Cipher {
         let hkdf = Hkdf::<Sha256>::new(Some(b"simba"), secret_key.expose_secret().as_bytes());
-        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        let mut key = Zeroizing::new([0u8; 32]);
         hkdf.expand(b"simba encryption at rest v1", key.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        let mut fingerprint_key = Zeroizing::new([0u8; 32]);
+        hkdf.expand(b"simba fingerprints v1", fingerprint_key.as_mut())
             .expect("32 bytes is a valid HKDF-SHA256 output length");
         Cipher {
             aead: XChaCha20Poly1305::new(key.as_ref().into()),
+            fingerprint_key,
         }
+    }
+
+    /// A keyed hash of `value` for `purpose`, as 64 hex digits: the same input always gives the
+    /// same fingerprint, so it can be looked up, but without `SECRET_KEY` it cannot be undone by
+    /// trying candidates (as a plain hash of an IPv4 address or an email address could).
+    pub fn fingerprint(&self, purpose: &str, value: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.fingerprint_key.as_ref())
+            .expect("HMAC takes a key of any length");
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(value.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     pub fn encrypt(&self, purpose: &str, plaintext: &str) -> String {
@@ -160,6 +185,21 @@ mod tests {
             c.decrypt("shop", "AQ"),
             Err(CryptoError::Malformed)
         ));
+    }
+
+    #[test]
+    fn fingerprints_are_stable_per_key_and_purpose() {
+        let c = cipher("k".repeat(32).as_str());
+        let f = c.fingerprint("login", "10.0.0.1");
+        assert_eq!(f.len(), 64);
+        assert_eq!(f, c.fingerprint("login", "10.0.0.1"));
+        assert_ne!(f, c.fingerprint("login", "10.0.0.2"));
+        assert_ne!(f, c.fingerprint("other", "10.0.0.1"));
+        assert_ne!(
+            f,
+            cipher("j".repeat(32).as_str()).fingerprint("login", "10.0.0.1")
+        );
+        assert!(!f.contains("10.0.0.1"));
     }
 
     #[test]

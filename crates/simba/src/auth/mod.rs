@@ -2,6 +2,7 @@
 //! that turns `Authorization: Token <key>` into the authenticated seller.
 
 pub mod cache;
+pub mod login;
 pub mod password;
 pub mod throttle;
 pub mod token;

@@ -18,7 +18,7 @@ use super::layout::bare_page;
 use super::{DashResult, PostedForm, SESSION_COOKIE, cookie, form_fields, same_secret, set_cookie};
 use crate::api::QueryParams;
 use crate::app::AppState;
-use crate::auth::token;
+use crate::auth::{login, token};
 use crate::error::ApiError;
 
 /// A random value in a cookie and in the login form: a login POST must carry both, which a
@@ -130,7 +130,7 @@ async fn log_in(
         ));
     }
     let password = SecretString::from(fields.get("password").unwrap_or_default().to_owned());
-    match crate::api::accounts::log_in(&state, username, password, &peer.ip().to_string()).await {
+    match login::log_in(&state, username, password, peer.ip()).await {
         Ok((key, user)) => {
             tracing::info!(user.id = user.id, "seller logged in to the dashboard");
             Ok((
@@ -160,13 +160,16 @@ async fn log_in(
                 "Too many failed attempts; try again in {} minutes.",
                 retry_after_secs.div_ceil(60)
             );
-            Ok(render_login(
+            let mut page = render_login(
                 StatusCode::TOO_MANY_REQUESTS,
                 &headers,
                 username,
                 next,
                 Some(&error),
-            ))
+            );
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_secs.into());
+            Ok(page)
         }
         Err(other) => Err(other.into()),
     }

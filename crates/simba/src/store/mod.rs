@@ -4,6 +4,7 @@
 //! engine's step writes through [`writer`].
 
 pub mod leases;
+pub mod login_failures;
 pub mod marketplace;
 mod migrations;
 pub mod reader;

@@ -7,6 +7,7 @@ mod accounts;
 mod dashboard;
 mod errors;
 mod isolation;
+mod login_throttle;
 mod ops;
 mod secrets;
 mod shipments;
