@@ -16,7 +16,8 @@ use crate::app::AppState;
 use crate::auth::{AuthUser, login, password};
 use crate::domain::{Email, Password, PersonName, Username, ValidationErrors};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::store::{tokens, users};
+use crate::store::tokens::{self, TokenKind};
+use crate::store::users;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -135,7 +136,7 @@ fn taken_conflict(taken: users::Taken) -> ApiError {
 
 async fn issue_token(state: &AppState, user: &users::User) -> ApiResult<TokenOut> {
     Ok(TokenOut {
-        token: login::issue_token(&state.db, user.id).await?,
+        token: login::issue_token(&state.db, user.id, TokenKind::Api).await?,
         user: user.into(),
     })
 }
@@ -156,7 +157,14 @@ pub(super) async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     StrictJson(body): StrictJson<LoginIn>,
 ) -> ApiResult<Json<TokenOut>> {
-    let (key, user) = login::log_in(&state, &body.username, body.password, peer.ip()).await?;
+    let (key, user) = login::log_in(
+        &state,
+        &body.username,
+        body.password,
+        peer.ip(),
+        TokenKind::Api,
+    )
+    .await?;
     Ok(Json(TokenOut {
         token: key,
         user: (&user).into(),

@@ -8,18 +8,19 @@ use secrecy::SecretString;
 use super::{password, throttle, token};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::store::tokens;
+use crate::store::tokens::{self, TokenKind};
 use crate::store::users::{self, User};
-use crate::store::{Db, StoreResult};
+use crate::store::{self, Db, StoreResult};
 
-/// Checks `login` (username or email) and `password` from `peer` and issues a new token. An
-/// unknown login and a wrong password get the same answer after the same work
+/// Checks `login` (username or email) and `password` from `peer` and issues a new token of
+/// `kind`. An unknown login and a wrong password get the same answer after the same work
 /// (the decoy hash is verified when there is no account).
 pub async fn log_in(
     state: &AppState,
     login: &str,
     password: SecretString,
     peer: IpAddr,
+    kind: TokenKind,
 ) -> ApiResult<(String, User)> {
     let found = users::find_for_login(&state.db, login.trim()).await?;
     let (user, stored_hash) = found.map_or((None, None), |(u, h)| (Some(u), Some(h)));
@@ -32,7 +33,11 @@ pub async fn log_in(
         return Err(ApiError::InvalidCredentials);
     };
     attempt.succeeded(&state.db).await?;
-    Ok((issue_token(&state.db, user.id).await?, user))
+    if kind == TokenKind::Dashboard {
+        let (created_before, idle_before) = state.config.sessions.ended_before(store::now());
+        tokens::delete_ended_sessions(&state.db, user.id, created_before, idle_before).await?;
+    }
+    Ok((issue_token(&state.db, user.id, kind).await?, user))
 }
 
 /// Whether `password` is `user`'s current password, checked from `peer` under the same
@@ -55,8 +60,8 @@ pub async fn check_password(
 }
 
 /// Stores a new token for the seller; the key itself is returned once and never stored.
-pub async fn issue_token(db: &Db, user_id: i64) -> StoreResult<String> {
+pub async fn issue_token(db: &Db, user_id: i64, kind: TokenKind) -> StoreResult<String> {
     let key = token::generate();
-    tokens::create(db, user_id, &token::hash(&key)).await?;
+    tokens::create(db, user_id, &token::hash(&key), kind).await?;
     Ok(key)
 }

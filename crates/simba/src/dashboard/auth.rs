@@ -1,5 +1,6 @@
-//! Logging in and out. A login issues an API token (under the API's login throttle) and keeps
-//! its key in the session cookie; logging out revokes that token.
+//! Logging in and out. A login issues a dashboard token (under the API's login throttle) and
+//! keeps its key in the session cookie; the session ends when the token expires
+//! (`auth::session`) or at logout, which revokes it.
 
 use std::net::SocketAddr;
 use std::sync::LazyLock;
@@ -20,6 +21,7 @@ use crate::api::QueryParams;
 use crate::app::AppState;
 use crate::auth::{login, token};
 use crate::error::ApiError;
+use crate::store::tokens::TokenKind;
 
 /// A random value in a cookie and in the login form: a login POST must carry both, which a
 /// form on another site cannot (login CSRF, which would log the victim into the attacker's
@@ -130,7 +132,7 @@ async fn log_in(
         ));
     }
     let password = SecretString::from(fields.get("password").unwrap_or_default().to_owned());
-    match login::log_in(&state, username, password, peer.ip()).await {
+    match login::log_in(&state, username, password, peer.ip(), TokenKind::Dashboard).await {
         Ok((key, user)) => {
             tracing::info!(user.id = user.id, "seller logged in to the dashboard");
             Ok((

@@ -10,6 +10,7 @@ mod isolation;
 mod login_throttle;
 mod ops;
 mod secrets;
+mod sessions;
 mod shipments;
 mod shops;
 mod startup;
