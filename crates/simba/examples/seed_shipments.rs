@@ -9,7 +9,8 @@ use clap::Parser;
 use serde_json::json;
 use simba::app::AppState;
 use simba::config::Config;
-use simba::store::{shops, tokens, users};
+use simba::store::tokens::TokenKind;
+use simba::store::{shops, users};
 
 #[derive(Parser)]
 struct Args {
@@ -40,8 +41,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("creating the bench seller (use a fresh database)")?;
-    let token = simba::auth::token::generate();
-    tokens::create(db, user.id, &simba::auth::token::hash(&token)).await?;
+    let token = simba::auth::login::issue_token(db, user.id, TokenKind::Api).await?;
     let mut next_id = 1;
     let start = 1_780_000_000_i64;
     // Spread over the three months the marketplace's list covers, as a real shop's would be.

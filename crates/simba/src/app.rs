@@ -12,7 +12,6 @@ use tokio::net::TcpListener;
 
 use crate::api::page_cache::PageCache;
 use crate::auth::cache::AuthCache;
-use crate::auth::throttle::LoginThrottle;
 use crate::config::{Config, SecretKeySource};
 use crate::crypto::{self, Cipher};
 use crate::store::{self, Db};
@@ -24,7 +23,6 @@ pub struct AppState {
     pub db: Db,
     pub cipher: Cipher,
     pub config: Arc<Config>,
-    pub login_throttle: Arc<LoginThrottle>,
     pub auth_cache: Arc<AuthCache>,
     pub page_cache: Arc<PageCache>,
     pub metrics: PrometheusHandle,
@@ -60,7 +58,6 @@ impl AppState {
             engine,
             db,
             cipher,
-            login_throttle: Arc::new(LoginThrottle::new(Duration::from_secs(15 * 60), 5, 50)),
             auth_cache: Arc::default(),
             page_cache: Arc::new(PageCache::new(config.page_cache_bytes)),
             config: Arc::new(config),

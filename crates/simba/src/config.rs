@@ -8,6 +8,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::auth::session::SessionSettings;
 use crate::store::Backend;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://simba.db?mode=rwc";
@@ -150,6 +151,8 @@ pub struct Config {
     pub bol_assumed_limits: bol::Limits,
     /// Whether `serve` runs the sync workers and the scheduler (`--no-workers`: API only).
     pub run_workers: bool,
+    /// How long dashboard sessions last.
+    pub sessions: SessionSettings,
 }
 
 /// A setting that is missing or wrong, with the sentence an operator needs.
@@ -291,6 +294,7 @@ impl Config {
                 })?;
             engine.slice = std::time::Duration::from_secs(secs);
         }
+        let sessions = session_settings(&lookup)?;
         Ok(Config {
             database_url,
             backend,
@@ -321,6 +325,7 @@ impl Config {
             bol_retry: bol::RetryPolicy::default(),
             bol_assumed_limits: bol::Limits::published(),
             run_workers: true,
+            sessions,
         })
     }
 
@@ -354,6 +359,43 @@ impl Config {
             ..bol::ClientConfig::default()
         }
     }
+}
+
+fn session_settings(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<SessionSettings, ConfigError> {
+    const MAX_HOURS: u64 = 24 * 366;
+    let mut sessions = SessionSettings::default();
+    if let Some(v) = lookup("SIMBA_SESSION_MAX_AGE_HOURS") {
+        let hours: u64 = v
+            .parse()
+            .ok()
+            .filter(|h| (1..=MAX_HOURS).contains(h))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "SIMBA_SESSION_MAX_AGE_HOURS must be a number of hours from 1 to {MAX_HOURS} \
+                     (got {v:?})."
+                ))
+            })?;
+        sessions.max_age = Duration::from_secs(hours * 3600);
+    }
+    if let Some(v) = lookup("SIMBA_SESSION_IDLE_MINUTES") {
+        let minutes: u64 = v.parse().ok().filter(|m| *m >= 1).ok_or_else(|| {
+            ConfigError(format!(
+                "SIMBA_SESSION_IDLE_MINUTES must be a positive number of minutes (got {v:?})."
+            ))
+        })?;
+        sessions.idle = Duration::from_secs(minutes.saturating_mul(60));
+    }
+    if sessions.idle > sessions.max_age {
+        return Err(ConfigError(format!(
+            "SIMBA_SESSION_IDLE_MINUTES ({} minutes) must not exceed the sessions' absolute \
+             lifetime, SIMBA_SESSION_MAX_AGE_HOURS ({} hours).",
+            sessions.idle.as_secs() / 60,
+            sessions.max_age.as_secs() / 3600
+        )));
+    }
+    Ok(sessions)
 }
 
 fn parse_url(name: &str, value: &str, schemes: &[&str]) -> Result<Url, ConfigError> {
@@ -434,6 +476,41 @@ mod tests {
         assert!(config(&[("BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")]).is_ok());
         assert!(config(&[("SIMBA_BOL_API_URL", "ftp://x")]).is_err());
         assert!(config(&[("DATABASE_URL", "oracle://x")]).is_err());
+    }
+
+    #[test]
+    fn session_lifetimes_default_to_two_idle_hours_and_twelve_in_all() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.sessions.idle, Duration::from_secs(2 * 3600));
+        assert_eq!(c.sessions.max_age, Duration::from_secs(12 * 3600));
+        let c = config(&[
+            ("SIMBA_SESSION_IDLE_MINUTES", "15"),
+            ("SIMBA_SESSION_MAX_AGE_HOURS", "168"),
+        ])
+        .unwrap();
+        assert_eq!(c.sessions.idle, Duration::from_secs(15 * 60));
+        assert_eq!(c.sessions.max_age, Duration::from_secs(7 * 24 * 3600));
+    }
+
+    #[test]
+    fn bad_session_lifetimes_stop_the_start_with_a_sentence() {
+        for (name, value) in [
+            ("SIMBA_SESSION_IDLE_MINUTES", "0"),
+            ("SIMBA_SESSION_IDLE_MINUTES", "-5"),
+            ("SIMBA_SESSION_IDLE_MINUTES", "2h"),
+            ("SIMBA_SESSION_MAX_AGE_HOURS", "0"),
+            ("SIMBA_SESSION_MAX_AGE_HOURS", "100000"),
+        ] {
+            let error = config(&[(name, value)]).unwrap_err().to_string();
+            assert!(error.starts_with(name), "{error}");
+        }
+        let error = config(&[
+            ("SIMBA_SESSION_IDLE_MINUTES", "121"),
+            ("SIMBA_SESSION_MAX_AGE_HOURS", "2"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("must not exceed"), "{error}");
     }
 
     #[test]

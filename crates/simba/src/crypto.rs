@@ -1,8 +1,9 @@
 //! Encryption at rest of shop secrets and cached marketplace tokens: XChaCha20-Poly1305 with a
 //! key derived from `SECRET_KEY` by HKDF-SHA256. Random 192-bit nonces make reuse negligible.
-//! Fingerprints (HMAC-SHA256 under a second derived key) name a secret in an index without
-//! storing it: equal secrets have equal fingerprints, and without `SECRET_KEY` a fingerprint
-//! cannot be tested against guesses.
+//! Fingerprints (HMAC-SHA256 under a second derived key) name a value in an index without
+//! storing it (a shop secret keying its marketplace tokens, a client address the login throttle
+//! counts): equal values have equal fingerprints, and without `SECRET_KEY` a fingerprint cannot
+//! be tested against guesses, as a plain hash of an IPv4 address or an e-mail address could.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;

@@ -8,7 +8,8 @@ use secrecy::SecretString;
 use crate::app::{self, AppState};
 use crate::config::Config;
 use crate::domain::{ClientId, ClientSecret, Marketplace, ShopName, SyncInterval};
-use crate::store::{shops, sync_runs, tokens, users};
+use crate::store::tokens::TokenKind;
+use crate::store::{shops, sync_runs, users};
 
 /// Marketplace seconds per real second: 5,000 details at 50 a minute take 100 minutes at
 /// bol's pace, a minute here.
@@ -88,8 +89,7 @@ async fn demo_seller(state: &AppState) -> anyhow::Result<(users::User, String)> 
             .await?
         }
     };
-    let token = crate::auth::token::generate();
-    tokens::create(&state.db, user.id, &crate::auth::token::hash(&token)).await?;
+    let token = crate::auth::login::issue_token(&state.db, user.id, TokenKind::Api).await?;
     Ok((user, token))
 }
 

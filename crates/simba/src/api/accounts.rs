@@ -1,7 +1,6 @@
 //! `/auth/*`: register, log in and out, the profile, password change, account deletion.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
@@ -14,10 +13,11 @@ use utoipa::ToSchema;
 use super::json::StrictJson;
 use super::rfc3339;
 use crate::app::AppState;
-use crate::auth::{AuthUser, password, token};
+use crate::auth::{AuthUser, login, password};
 use crate::domain::{Email, Password, PersonName, Username, ValidationErrors};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::store::{tokens, users};
+use crate::store::tokens::{self, TokenKind};
+use crate::store::users;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -136,16 +136,9 @@ fn taken_conflict(taken: users::Taken) -> ApiError {
 
 async fn issue_token(state: &AppState, user: &users::User) -> ApiResult<TokenOut> {
     Ok(TokenOut {
-        token: new_token_key(state, user.id).await?,
+        token: login::issue_token(&state.db, user.id, TokenKind::Api).await?,
         user: user.into(),
     })
-}
-
-/// Stores a new token for the seller; the key itself is returned once and never stored.
-async fn new_token_key(state: &AppState, user_id: i64) -> ApiResult<String> {
-    let key = token::generate();
-    tokens::create(&state.db, user_id, &token::hash(&key)).await?;
-    Ok(key)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -164,47 +157,18 @@ pub(super) async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     StrictJson(body): StrictJson<LoginIn>,
 ) -> ApiResult<Json<TokenOut>> {
-    let (key, user) = log_in(
+    let (key, user) = login::log_in(
         &state,
         &body.username,
         body.password,
-        &peer.ip().to_string(),
+        peer.ip(),
+        TokenKind::Api,
     )
     .await?;
     Ok(Json(TokenOut {
         token: key,
         user: (&user).into(),
     }))
-}
-
-/// Checks a login under the throttle and issues a new token key: the API's login and the
-/// dashboard's both come here, so they share one throttle and one token table.
-pub(crate) async fn log_in(
-    state: &AppState,
-    login: &str,
-    password: SecretString,
-    address: &str,
-) -> ApiResult<(String, users::User)> {
-    if let Some(retry_after_secs) = state.login_throttle.check(login, address, Instant::now()) {
-        return Err(ApiError::TooManyRequests { retry_after_secs });
-    }
-    let found = users::find_for_login(&state.db, login.trim()).await?;
-    let (user, stored_hash) = found.map_or((None, None), |(u, h)| (Some(u), Some(h)));
-    let valid = password::verify(password, stored_hash)
-        .await
-        .map_err(ApiError::Internal)?;
-    match user {
-        Some(user) if valid => {
-            state.login_throttle.record_success(login);
-            Ok((new_token_key(state, user.id).await?, user))
-        }
-        _ => {
-            state
-                .login_throttle
-                .record_failure(login, address, Instant::now());
-            Err(ApiError::InvalidCredentials)
-        }
-    }
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("token" = [])),
@@ -325,19 +289,16 @@ pub struct PasswordChangeIn {
 
 #[utoipa::path(post, path = "/api/v1/auth/password/change", tag = "auth", security(("token" = [])),
     request_body = PasswordChangeIn,
-    responses((status = 204), (status = 401, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 204), (status = 401, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub(super) async fn change_password(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     auth: AuthUser,
     StrictJson(body): StrictJson<PasswordChangeIn>,
 ) -> ApiResult<StatusCode> {
     let new_password = Password::parse(&body.new_password, &auth.user.username)
         .map_err(|m| ValidationErrors::single("new_password", m))?;
-    let stored = users::password_hash(&state.db, auth.user.id).await?;
-    if !password::verify(body.old_password, stored)
-        .await
-        .map_err(ApiError::Internal)?
-    {
+    if !login::check_password(&state, &auth.user, body.old_password, peer.ip()).await? {
         return Err(ValidationErrors::single("old_password", "is not the current password").into());
     }
     let new_hash = password::hash(new_password.secret().clone())

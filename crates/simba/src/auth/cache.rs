@@ -3,7 +3,8 @@
 //!
 //! Revocations made through this process (logout, password change, account deletion, profile
 //! update) forget the seller's entries at once; one made through another process (a second API
-//! server, `simba user`) takes effect here within [`AuthCache::TTL`].
+//! server, `simba user`) takes effect here within [`AuthCache::TTL`]. An entry never outlives
+//! the dashboard session it stands for, whose end is known to the second.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -36,7 +37,16 @@ impl AuthCache {
             .map(|entry| (entry.user.clone(), entry.token_id))
     }
 
-    pub fn put(&self, token_hash: String, user: User, token_id: i64, now: Instant) {
+    /// Keeps an entry for [`AuthCache::TTL`], or for `lifetime` if that is shorter (what is
+    /// left of a dashboard session).
+    pub fn put(
+        &self,
+        token_hash: String,
+        user: User,
+        token_id: i64,
+        now: Instant,
+        lifetime: Option<Duration>,
+    ) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= Self::CAPACITY {
             entries.retain(|_, entry| entry.expires > now);
@@ -44,7 +54,7 @@ impl AuthCache {
                 return;
             }
         }
-        let expires = now + Self::TTL;
+        let expires = now + lifetime.map_or(Self::TTL, |left| left.min(Self::TTL));
         entries.insert(
             token_hash,
             Entry {
@@ -81,19 +91,35 @@ mod tests {
     fn an_entry_lives_for_the_ttl_only() {
         let cache = AuthCache::default();
         let now = Instant::now();
-        cache.put("h".into(), user(1), 7, now);
+        cache.put("h".into(), user(1), 7, now, None);
         assert_eq!(cache.get("h", now).map(|(u, t)| (u.id, t)), Some((1, 7)));
         assert!(cache.get("h", now + AuthCache::TTL).is_none());
         assert!(cache.get("other", now).is_none());
     }
 
     #[test]
+    fn an_entry_never_outlives_the_session_it_stands_for() {
+        let cache = AuthCache::default();
+        let now = Instant::now();
+        let left = Duration::from_millis(300);
+        cache.put("s".into(), user(1), 7, now, Some(left));
+        assert!(
+            cache
+                .get("s", now + left - Duration::from_millis(1))
+                .is_some()
+        );
+        assert!(cache.get("s", now + left).is_none());
+        cache.put("long".into(), user(1), 8, now, Some(AuthCache::TTL * 10));
+        assert!(cache.get("long", now + AuthCache::TTL).is_none());
+    }
+
+    #[test]
     fn forgetting_a_seller_drops_all_their_tokens_only() {
         let cache = AuthCache::default();
         let now = Instant::now();
-        cache.put("a".into(), user(1), 1, now);
-        cache.put("b".into(), user(1), 2, now);
-        cache.put("c".into(), user(2), 3, now);
+        cache.put("a".into(), user(1), 1, now, None);
+        cache.put("b".into(), user(1), 2, now, None);
+        cache.put("c".into(), user(2), 3, now, None);
         cache.forget_user(1);
         assert!(cache.get("a", now).is_none());
         assert!(cache.get("b", now).is_none());
@@ -105,12 +131,12 @@ mod tests {
         let cache = AuthCache::default();
         let now = Instant::now();
         for i in 0..AuthCache::CAPACITY {
-            cache.put(format!("old{i}"), user(1), 1, now);
+            cache.put(format!("old{i}"), user(1), 1, now, None);
         }
-        cache.put("refused".into(), user(2), 2, now);
+        cache.put("refused".into(), user(2), 2, now, None);
         assert!(cache.get("refused", now).is_none());
         let later = now + AuthCache::TTL;
-        cache.put("new".into(), user(2), 2, later);
+        cache.put("new".into(), user(2), 2, later, None);
         assert!(cache.get("new", later).is_some());
     }
 }

@@ -1,12 +1,15 @@
-//! Seller authentication: password hashing, API tokens, login throttling and the extractor
-//! that turns `Authorization: Token <key>` into the authenticated seller.
+//! Seller authentication: password hashing, API tokens, dashboard session expiry, login
+//! throttling and the extractor that turns `Authorization: Token <key>` into the authenticated
+//! seller.
 
 pub mod cache;
+pub mod login;
 pub mod password;
+pub mod session;
 pub mod throttle;
 pub mod token;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -14,8 +17,9 @@ use axum::http::request::Parts;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::store::StoreResult;
+use crate::store::tokens::{self, TokenKind};
 use crate::store::users::User;
+use crate::store::{self, StoreResult};
 
 /// The authenticated seller and the token row the request came with.
 #[derive(Debug, Clone)]
@@ -42,17 +46,38 @@ impl FromRequestParts<AppState> for AuthUser {
 }
 
 /// The seller a token key belongs to, with the token's id: from [`cache::AuthCache`] when the
-/// key was seen in the last second, else from the database.
+/// key was seen in the last second, else from the database. A dashboard session that has ended
+/// is deleted and authenticates nobody; one still running has its last use recorded.
 pub async fn authenticate(state: &AppState, key: &str) -> StoreResult<Option<(User, i64)>> {
     let hash = token::hash(key);
     if let Some(found) = state.auth_cache.get(&hash, Instant::now()) {
         return Ok(Some(found));
     }
-    let found = crate::store::tokens::authenticate(&state.db, &hash).await?;
-    if let Some((user, token_id)) = &found {
-        state
-            .auth_cache
-            .put(hash, user.clone(), *token_id, Instant::now());
-    }
-    Ok(found)
+    let Some((user, token)) = tokens::authenticate(&state.db, &hash).await? else {
+        return Ok(None);
+    };
+    let lifetime = match token.kind {
+        TokenKind::Api => None,
+        TokenKind::Dashboard => {
+            let now = store::now();
+            let ends_at = state
+                .config
+                .sessions
+                .ends_at(token.created_at, token.last_used_at);
+            if ends_at <= now {
+                tokens::revoke(&state.db, token.id).await?;
+                return Ok(None);
+            }
+            if session::last_use_is_stale(token.created_at, token.last_used_at, now) {
+                tokens::touch(&state.db, token.id, now).await?;
+            }
+            Some(Duration::from_secs(
+                u64::try_from(ends_at - now).unwrap_or(0),
+            ))
+        }
+    };
+    state
+        .auth_cache
+        .put(hash, user.clone(), token.id, Instant::now(), lifetime);
+    Ok(Some((user, token.id)))
 }

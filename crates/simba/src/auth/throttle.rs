@@ -1,131 +1,267 @@
-//! Login throttling: too many failed attempts for one username or from one client address
-//! within a window answer 429 with `Retry-After` until the oldest failure ages out.
-//! Kept in process memory: an attacker spreading attempts over several API processes gets at
-//! most that many times the budget, which still bounds guessing.
+//! Login throttling: too many wrong passwords for one account or one login name, or from one
+//! client address, within [`WINDOW`] answer 429 with `Retry-After` until enough of them age out.
+//!
+//! Failures are rows in the database (`store::login_failures`), so every process counts the
+//! same ones and a restart forgets none. A password check counts against:
+//! - the account, when the name typed (username or email, any case or spacing) resolves to one:
+//!   the lock follows the account, not the string that names it;
+//! - the name as typed, trimmed and lower-cased, whether or not it names an account, so that an
+//!   unknown name is throttled exactly like a known one and the answers (401, then 429) cannot
+//!   tell them apart;
+//! - the client's address (its /64 for IPv6, the block one subscriber usually holds).
+//!
+//! Subjects are stored as keyed fingerprints ([`crate::crypto::Cipher::fingerprint`]): no
+//! address or typed name is readable in the table. An attempt is recorded as a failure before
+//! its password is checked, then taken back if the password was right: parallel requests cannot
+//! all pass the check before any failure is counted, and a client that hangs up mid-check has
+//! still spent its try. A locked subject is refused before anything is written, and every
+//! attempt recorded prunes a batch of expired rows, so the table holds at most the attempts of
+//! one window, which each cost an argon2 verification.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::time::Duration;
 
-/// Failures tracked per key, with their limit.
-#[derive(Debug)]
-pub struct LoginThrottle {
-    window: Duration,
-    per_username: usize,
-    per_address: usize,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+use rand::RngCore;
+
+use crate::crypto::Cipher;
+use crate::error::{ApiError, ApiResult};
+use crate::store::users::User;
+use crate::store::{self, Db, StoreResult, login_failures};
+
+/// How long a failure counts.
+pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Failures allowed per account and per login name within the window.
+pub const PER_ACCOUNT: usize = 5;
+/// Failures allowed per client address within the window: enough for an office behind one
+/// address, few enough to stop one client from trying a password on many accounts.
+pub const PER_ADDRESS: usize = 50;
+
+const FINGERPRINT_PURPOSE: &str = "login-throttle";
+
+/// What a failure counts against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Subject {
+    Account(i64),
+    Name(String),
+    Address(String),
 }
 
-impl LoginThrottle {
-    pub fn new(window: Duration, per_username: usize, per_address: usize) -> LoginThrottle {
-        LoginThrottle {
-            window,
-            per_username,
-            per_address,
-            failures: Mutex::new(HashMap::new()),
+impl Subject {
+    fn name(typed: &str) -> Subject {
+        Subject::Name(typed.trim().to_lowercase())
+    }
+
+    fn address(ip: IpAddr) -> Subject {
+        let key = match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+        };
+        Subject::Address(key)
+    }
+
+    fn limit(&self) -> usize {
+        match self {
+            Subject::Account(_) | Subject::Name(_) => PER_ACCOUNT,
+            Subject::Address(_) => PER_ADDRESS,
         }
     }
 
-    fn keys(username: &str, address: &str) -> [(String, bool); 2] {
+    fn key(&self, cipher: &Cipher) -> String {
+        let value = match self {
+            Subject::Account(id) => format!("account:{id}"),
+            Subject::Name(name) => format!("name:{name}"),
+            Subject::Address(address) => format!("address:{address}"),
+        };
+        cipher.fingerprint(FINGERPRINT_PURPOSE, &[&value])
+    }
+
+    /// What a right password for `user` forgives: the account and the names that resolve to it.
+    fn forgiven_by(user: &User) -> [Subject; 3] {
         [
-            (format!("u:{}", username.to_lowercase()), true),
-            (format!("a:{address}"), false),
+            Subject::Account(user.id),
+            Subject::name(&user.username),
+            Subject::name(&user.email),
         ]
     }
+}
 
-    /// `Some(seconds)` to wait when either key is over its limit.
-    pub fn check(&self, username: &str, address: &str, now: Instant) -> Option<u64> {
-        let mut failures = self.failures.lock().expect("throttle lock poisoned");
-        let mut wait = None;
-        for (key, is_username) in Self::keys(username, address) {
-            let limit = if is_username {
-                self.per_username
-            } else {
-                self.per_address
-            };
-            if let Some(times) = failures.get_mut(&key) {
-                while times
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.window)
-                {
-                    times.pop_front();
-                }
-                if times.len() >= limit {
-                    let oldest = *times.front().expect("non-empty: over a positive limit");
-                    let secs = (self.window - now.duration_since(oldest))
-                        .as_secs_f64()
-                        .ceil() as u64;
-                    wait = wait.max(Some(secs.max(1)));
-                }
-            }
-        }
-        wait
-    }
+/// A password check in progress, counted as a failure unless [`Attempt::succeeded`] is called.
+#[must_use = "a right password must call `succeeded`, or it counts as a failure"]
+#[derive(Debug)]
+pub struct Attempt {
+    id: String,
+    subjects: Vec<String>,
+    forgiven: Vec<String>,
+}
 
-    pub fn record_failure(&self, username: &str, address: &str, now: Instant) {
-        let mut failures = self.failures.lock().expect("throttle lock poisoned");
-        if failures.len() > 100_000 {
-            failures.retain(|_, times| {
-                times
-                    .back()
-                    .is_some_and(|t| now.duration_since(*t) < self.window)
-            });
-        }
-        for (key, _) in Self::keys(username, address) {
-            failures.entry(key).or_default().push_back(now);
-        }
+impl Attempt {
+    /// The password was right: this attempt is no failure, and the account's failures (by
+    /// account and by its names) are forgiven. The address's are not: a client that knows one
+    /// password must not gain tries against other accounts.
+    pub async fn succeeded(self, db: &Db) -> StoreResult<()> {
+        login_failures::take_back(db, &self.subjects, &self.id, &self.forgiven).await
     }
+}
 
-    /// A successful login forgives that username's failures (not the address's).
-    pub fn record_success(&self, username: &str) {
-        let key = format!("u:{}", username.to_lowercase());
-        self.failures
-            .lock()
-            .expect("throttle lock poisoned")
-            .remove(&key);
+/// Starts a login as `typed`, which names `account` if it resolved to one, from `peer`.
+pub async fn begin_login(
+    db: &Db,
+    cipher: &Cipher,
+    typed: &str,
+    account: Option<&User>,
+    peer: IpAddr,
+) -> ApiResult<Attempt> {
+    let mut subjects = vec![Subject::name(typed), Subject::address(peer)];
+    let mut forgiven = Vec::new();
+    if let Some(user) = account {
+        subjects.push(Subject::Account(user.id));
+        forgiven.extend(Subject::forgiven_by(user));
     }
+    begin(db, cipher, &subjects, &forgiven).await
+}
+
+/// Starts a check of `user`'s current password (a password change) from `peer`: the same
+/// budget as logging in to the account.
+pub async fn begin_password_check(
+    db: &Db,
+    cipher: &Cipher,
+    user: &User,
+    peer: IpAddr,
+) -> ApiResult<Attempt> {
+    let subjects = [Subject::Account(user.id), Subject::address(peer)];
+    begin(db, cipher, &subjects, &Subject::forgiven_by(user)).await
+}
+
+async fn begin(
+    db: &Db,
+    cipher: &Cipher,
+    subjects: &[Subject],
+    forgiven: &[Subject],
+) -> ApiResult<Attempt> {
+    let window = i64::try_from(WINDOW.as_secs()).expect("the window fits");
+    let now = store::now();
+    let since = now - window;
+    let limits: Vec<(String, usize)> = subjects
+        .iter()
+        .map(|s| (s.key(cipher), s.limit()))
+        .collect();
+    let keys: Vec<String> = limits.iter().map(|(key, _)| key.clone()).collect();
+    let attempt = attempt_id();
+    let failures = login_failures::live(db, &keys, since, &attempt).await?;
+    if let Some(until) = locked_until(&failures, &limits, window) {
+        return Err(too_many(until, now));
+    }
+    login_failures::record(db, &keys, &attempt, now).await?;
+    // Counted again without this attempt's rows but with those of any attempt that raced past
+    // the first read: of such attempts, at most as many go on as the limits leave room for.
+    let failures = login_failures::live(db, &keys, since, &attempt).await?;
+    if let Some(until) = locked_until(&failures, &limits, window) {
+        login_failures::take_back(db, &keys, &attempt, &[]).await?;
+        return Err(too_many(until, now));
+    }
+    login_failures::prune(db, since).await?;
+    Ok(Attempt {
+        id: attempt,
+        subjects: keys,
+        forgiven: forgiven.iter().map(|s| s.key(cipher)).collect(),
+    })
+}
+
+/// The Unix second until which some subject is at its limit, if one is: when its `limit`-th
+/// newest failure leaves the window, it is below the limit again.
+fn locked_until(
+    failures: &[(String, i64)],
+    limits: &[(String, usize)],
+    window: i64,
+) -> Option<i64> {
+    limits
+        .iter()
+        .filter_map(|(key, limit)| {
+            let mut times: Vec<i64> = failures
+                .iter()
+                .filter(|(subject, _)| subject == key)
+                .map(|(_, at)| *at)
+                .collect();
+            times.sort_unstable_by(|a, b| b.cmp(a));
+            times.get(limit.checked_sub(1)?).map(|at| at + window)
+        })
+        .max()
+}
+
+fn too_many(until: i64, now: i64) -> ApiError {
+    ApiError::TooManyRequests {
+        retry_after_secs: u64::try_from(until - now).unwrap_or(0).max(1),
+    }
+}
+
+fn attempt_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn failures(subject: &str, times: &[i64]) -> Vec<(String, i64)> {
+        times.iter().map(|t| (subject.to_owned(), *t)).collect()
+    }
+
     #[test]
-    fn the_limit_for_a_username_blocks_until_the_window_passes() {
-        let throttle = LoginThrottle::new(Duration::from_secs(60), 3, 100);
-        let t0 = Instant::now();
-        for _ in 0..3 {
-            assert_eq!(throttle.check("anna", "1.1.1.1", t0), None);
-            throttle.record_failure("anna", "1.1.1.1", t0);
+    fn a_subject_is_locked_until_its_limit_th_newest_failure_ages_out() {
+        let limits = [("a".to_owned(), 3)];
+        assert_eq!(locked_until(&failures("a", &[10, 20]), &limits, 100), None);
+        assert_eq!(
+            locked_until(&failures("a", &[40, 10, 30, 20]), &limits, 100),
+            Some(120)
+        );
+    }
+
+    #[test]
+    fn the_longest_lock_of_several_subjects_wins() {
+        let limits = [
+            ("a".to_owned(), 1),
+            ("b".to_owned(), 2),
+            ("c".to_owned(), 1),
+        ];
+        let mut all = failures("a", &[50]);
+        all.extend(failures("b", &[10, 70]));
+        assert_eq!(locked_until(&all, &limits, 100), Some(150));
+        assert_eq!(locked_until(&all, &limits[2..], 100), None);
+    }
+
+    #[test]
+    fn any_spelling_of_a_name_is_one_subject() {
+        for typed in ["carol", " carol", "CAROL\t", "Carol"] {
+            assert_eq!(Subject::name(typed), Subject::Name("carol".into()));
         }
-        assert_eq!(throttle.check("ANNA", "2.2.2.2", t0), Some(60));
-        assert_eq!(
-            throttle.check("anna", "1.1.1.1", t0 + Duration::from_secs(45)),
-            Some(15)
-        );
-        assert_eq!(
-            throttle.check("anna", "1.1.1.1", t0 + Duration::from_secs(60)),
-            None
-        );
-        assert_eq!(throttle.check("bert", "2.2.2.2", t0), None);
     }
 
     #[test]
-    fn the_limit_for_an_address_spans_usernames() {
-        let throttle = LoginThrottle::new(Duration::from_secs(60), 100, 2);
-        let t0 = Instant::now();
-        throttle.record_failure("a", "9.9.9.9", t0);
-        throttle.record_failure("b", "9.9.9.9", t0);
-        assert!(throttle.check("c", "9.9.9.9", t0).is_some());
-        assert!(throttle.check("c", "8.8.8.8", t0).is_none());
+    fn ipv6_addresses_count_by_their_64_block_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(Subject::address(a), Subject::address(b));
+        assert_ne!(Subject::address(a), Subject::address(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(Subject::address(mapped), Subject::address(v4));
     }
 
     #[test]
-    fn success_clears_the_username() {
-        let throttle = LoginThrottle::new(Duration::from_secs(60), 1, 100);
-        let t0 = Instant::now();
-        throttle.record_failure("anna", "1.1.1.1", t0);
-        throttle.record_success("anna");
-        assert_eq!(throttle.check("anna", "3.3.3.3", t0), None);
+    fn subjects_of_different_kinds_never_share_a_key() {
+        let cipher = Cipher::new(&secrecy::SecretString::from("k".repeat(32)));
+        let account = Subject::Account(7).key(&cipher);
+        assert_ne!(account, Subject::Name("7".into()).key(&cipher));
+        assert_ne!(account, Subject::Address("7".into()).key(&cipher));
+        assert_eq!(account.len(), 64);
     }
 }

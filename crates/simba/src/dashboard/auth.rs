@@ -1,7 +1,9 @@
-//! Logging in and out. A login issues an API token (under the API's login throttle) and keeps
-//! its key in the session cookie; logging out revokes that token.
+//! Logging in and out. A login issues a dashboard token (under the API's login throttle) and
+//! keeps its key in the session cookie; the session ends when the token expires
+//! (`auth::session`) or at logout, which revokes it.
 
 use std::net::SocketAddr;
+use std::sync::LazyLock;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -11,13 +13,15 @@ use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{Markup, html};
 use secrecy::SecretString;
+use url::Url;
 
 use super::layout::bare_page;
 use super::{DashResult, PostedForm, SESSION_COOKIE, cookie, form_fields, same_secret, set_cookie};
 use crate::api::QueryParams;
 use crate::app::AppState;
-use crate::auth::token;
+use crate::auth::{login, token};
 use crate::error::ApiError;
+use crate::store::tokens::TokenKind;
 
 /// A random value in a cookie and in the login form: a login POST must carry both, which a
 /// form on another site cannot (login CSRF, which would log the victim into the attacker's
@@ -31,10 +35,29 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(log_out))
 }
 
-/// Where to go after logging in: only a path on this site, never another host.
-fn next_path(next: Option<&str>) -> &str {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
-        .unwrap_or("/shops")
+/// Where a login goes when `next` names no page of this site.
+const DEFAULT_NEXT: &str = "/shops";
+
+/// Where to go after logging in: only a path on this site, never another host. `next` is
+/// resolved as a browser would resolve the `Location` it ends up in (the WHATWG URL parser
+/// drops tabs and newlines, trims control characters and spaces, reads `\` as `/`), against a
+/// base of our own; it is kept only if the origin stays ours, and then as the parser
+/// serialises it: percent-encoded, with no control character left to break the header.
+fn next_path(next: Option<&str>) -> String {
+    static BASE: LazyLock<Url> =
+        LazyLock::new(|| Url::parse("http://simba.invalid/").expect("the base URL parses"));
+    let Some(url) = next.and_then(|next| BASE.join(next).ok()) else {
+        return DEFAULT_NEXT.into();
+    };
+    // Dot segments can leave a path starting with `//` (`/.//evil.example`), which a
+    // browser reads as another host when it stands alone.
+    if url.origin() != BASE.origin() || url.path().starts_with("//") {
+        return DEFAULT_NEXT.into();
+    }
+    match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    }
 }
 
 async fn login_form(headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
@@ -43,7 +66,7 @@ async fn login_form(headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
         StatusCode::OK,
         &headers,
         "",
-        next_path(query.get("next")),
+        &next_path(query.get("next")),
         None,
     )
 }
@@ -96,7 +119,7 @@ async fn log_in(
 ) -> DashResult<Response> {
     let fields = form_fields(&body);
     let username = fields.get("username").unwrap_or_default();
-    let next = next_path(fields.get("next"));
+    let next = &next_path(fields.get("next"));
     let sent = fields.get("csrf").unwrap_or_default();
     if !cookie(&headers, LOGIN_COOKIE).is_some_and(|expected| same_secret(sent, expected)) {
         let error = "The login form had expired; please log in again.";
@@ -109,7 +132,7 @@ async fn log_in(
         ));
     }
     let password = SecretString::from(fields.get("password").unwrap_or_default().to_owned());
-    match crate::api::accounts::log_in(&state, username, password, &peer.ip().to_string()).await {
+    match login::log_in(&state, username, password, peer.ip(), TokenKind::Dashboard).await {
         Ok((key, user)) => {
             tracing::info!(user.id = user.id, "seller logged in to the dashboard");
             Ok((
@@ -139,13 +162,16 @@ async fn log_in(
                 "Too many failed attempts; try again in {} minutes.",
                 retry_after_secs.div_ceil(60)
             );
-            Ok(render_login(
+            let mut page = render_login(
                 StatusCode::TOO_MANY_REQUESTS,
                 &headers,
                 username,
                 next,
                 Some(&error),
-            ))
+            );
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_secs.into());
+            Ok(page)
         }
         Err(other) => Err(other.into()),
     }
@@ -170,14 +196,58 @@ async fn log_out(
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderValue;
+
     use super::*;
 
     #[test]
     fn only_local_paths_are_followed_after_login() {
         assert_eq!(next_path(Some("/runs/3")), "/runs/3");
-        assert_eq!(next_path(Some("//evil.example/")), "/shops");
-        assert_eq!(next_path(Some("/\\evil.example")), "/shops");
-        assert_eq!(next_path(Some("https://evil.example/")), "/shops");
-        assert_eq!(next_path(None), "/shops");
+        assert_eq!(
+            next_path(Some("/shipments?q=a b&page=2")),
+            "/shipments?q=a%20b&page=2"
+        );
+        assert_eq!(next_path(Some("runs/3")), "/runs/3");
+        assert_eq!(next_path(Some("http:evil.example")), "/evil.example");
+        assert_eq!(next_path(None), DEFAULT_NEXT);
+        assert_eq!(next_path(Some(" ")), "/");
+        for evil in [
+            "//evil.example/",
+            "/\\evil.example",
+            "\\/evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "\t//evil.example",
+            " //evil.example",
+            "\u{0}//evil.example",
+            "\u{1f}//evil.example",
+            "/\t\\evil.example",
+            "/.//evil.example",
+            "/a/..//evil.example",
+            "///evil.example",
+        ] {
+            assert_eq!(next_path(Some(evil)), DEFAULT_NEXT, "{evil:?}");
+        }
+    }
+
+    #[test]
+    fn an_encoded_slash_stays_in_the_path() {
+        assert_eq!(next_path(Some("/%2F/evil.example")), "/%2F/evil.example");
+        assert_eq!(next_path(Some("/%5C/evil.example")), "/%5C/evil.example");
+    }
+
+    #[test]
+    fn what_is_kept_has_no_control_character() {
+        for c in (0u8..0x20).chain([0x7f]).map(char::from) {
+            for next in [format!("/runs{c}/3"), format!("/shipments?q={c}")] {
+                let kept = next_path(Some(&next));
+                assert!(kept.starts_with('/') && !kept.starts_with("//"), "{next:?}");
+                assert!(!kept.chars().any(|k| k.is_control()), "{next:?} → {kept:?}");
+                assert!(HeaderValue::from_str(&kept).is_ok(), "{next:?}");
+            }
+        }
     }
 }

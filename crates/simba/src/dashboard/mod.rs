@@ -27,7 +27,8 @@ use crate::store::users::User;
 const CSS: &str = include_str!("../../assets/dashboard/dashboard.css");
 const LIVE_JS: &str = include_str!("../../assets/dashboard/live.js");
 
-/// Holds the session's API token key; the same tokens as `POST /api/v1/auth/login` issues.
+/// Holds the key of the session's token: a row of the same table as the API's tokens, of kind
+/// `dashboard`, which expires (`auth::session`).
 const SESSION_COOKIE: &str = "simba_session";
 
 pub fn routes() -> Router<AppState> {

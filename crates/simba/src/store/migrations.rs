@@ -73,6 +73,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0009_tokens_by_secret.sql"),
         include_str!("../../migrations/mysql/0009_tokens_by_secret.sql"),
     ),
+    (
+        10,
+        "login failures and sessions",
+        include_str!("../../migrations/sqlite/0010_login_failures_and_sessions.sql"),
+        include_str!("../../migrations/postgres/0010_login_failures_and_sessions.sql"),
+        include_str!("../../migrations/mysql/0010_login_failures_and_sessions.sql"),
+    ),
 ];
 
 /// The SQLite schema's scripts, oldest first, for tests of rusqlite's statements.

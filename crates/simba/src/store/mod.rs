@@ -5,6 +5,7 @@
 
 mod file_mode;
 pub mod leases;
+pub mod login_failures;
 pub mod marketplace;
 mod migrations;
 pub mod reader;

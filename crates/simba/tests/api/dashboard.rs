@@ -29,16 +29,16 @@ where
 }
 
 /// A browser's view of the dashboard: no redirects followed, the session cookie kept.
-struct Web {
+pub struct Web {
     app: TestApp,
     client: reqwest::Client,
-    cookie: String,
+    pub cookie: String,
 }
 
-const PASSWORD: &str = "correct horse battery";
+pub const PASSWORD: &str = "correct horse battery";
 
 impl Web {
-    fn new(app: &TestApp) -> Web {
+    pub fn new(app: &TestApp) -> Web {
         Web {
             app: app.clone(),
             client: reqwest::Client::builder()
@@ -50,7 +50,7 @@ impl Web {
     }
 
     /// Registers `username` through the API and logs in through the login form.
-    async fn logged_in(app: &TestApp, username: &str) -> (Web, Seller) {
+    pub async fn logged_in(app: &TestApp, username: &str) -> (Web, Seller) {
         let seller = app.register(username).await;
         let mut web = Web::new(app);
         let response = web.log_in(username, PASSWORD).await;
@@ -59,28 +59,37 @@ impl Web {
         (web, seller)
     }
 
-    async fn log_in(&self, username: &str, password: &str) -> helpers::Response {
+    pub async fn log_in(&self, username: &str, password: &str) -> helpers::Response {
+        let fields = encode(&[
+            ("username", username),
+            ("password", password),
+            ("next", "/shops"),
+        ]);
+        self.post_login_form(fields.as_bytes()).await
+    }
+
+    /// Posts the login form with its token and cookie, and `fields` (urlencoded, or not) after
+    /// them.
+    async fn post_login_form(&self, fields: &[u8]) -> helpers::Response {
         let form = self.get("/login").await;
         let login_cookie = set_cookies(&form)
             .into_iter()
             .find(|c| c.starts_with("simba_login="))
             .expect("the login form sets its cookie");
         let login_cookie = login_cookie.split(';').next().unwrap().to_owned();
+        let mut body = encode(&[("csrf", &csrf(&form.text))]).into_bytes();
+        body.push(b'&');
+        body.extend_from_slice(fields);
         let request = self
             .client
             .post(self.app.url("/login"))
             .header("cookie", login_cookie)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(encode(&[
-                ("csrf", &csrf(&form.text)),
-                ("username", username),
-                ("password", password),
-                ("next", "/shops"),
-            ]));
+            .body(body);
         self.app.send(request).await
     }
 
-    async fn get(&self, path: &str) -> helpers::Response {
+    pub async fn get(&self, path: &str) -> helpers::Response {
         let mut request = self
             .client
             .get(self.app.url(path))
@@ -130,7 +139,7 @@ fn set_cookies(response: &helpers::Response) -> Vec<String> {
         .collect()
 }
 
-fn session_cookie(response: &helpers::Response) -> Option<String> {
+pub fn session_cookie(response: &helpers::Response) -> Option<String> {
     set_cookies(response)
         .into_iter()
         .find_map(|c| {
@@ -244,6 +253,59 @@ async fn a_login_without_its_form_token_is_refused() {
             .await;
         assert_eq!(response.status, 403);
         assert!(session_cookie(&response).is_none());
+    })
+    .await
+}
+
+/// Whether `location`, resolved as a browser resolves a redirect from the app, stays on the
+/// app's origin.
+fn stays_on_the_site(app: &TestApp, location: &str) -> bool {
+    let base = url::Url::parse(&app.address).unwrap();
+    base.join(location)
+        .is_ok_and(|target| target.origin() == base.origin())
+}
+
+#[tokio::test]
+async fn next_with_control_characters_never_leaves_the_site() {
+    sqlite(|app| async move {
+        app.register("anna").await;
+        let web = Web::new(&app);
+        let controls = (0u8..0x20).chain([0x7f]).map(char::from);
+        for c in controls {
+            for next in [
+                format!("/{c}/evil.example"),
+                format!("{c}//evil.example"),
+                format!("/{c}\\evil.example"),
+                format!("/\\{c}evil.example"),
+            ] {
+                let encoded = encode(&[("next", &next)]);
+                let form = web.get(&format!("/login?{encoded}")).await;
+                assert_eq!(form.status, 200, "GET {next:?}: {}", form.text);
+                let marker = "name=\"next\" value=\"";
+                let start = form.text.find(marker).unwrap() + marker.len();
+                let kept = form.text[start..].split('"').next().unwrap();
+                assert!(stays_on_the_site(&app, kept), "GET {next:?} → {kept:?}");
+
+                let fields = encode(&[
+                    ("username", "anna"),
+                    ("password", PASSWORD),
+                    ("next", &next),
+                ]);
+                let mut raw = encode(&[("username", "anna"), ("password", PASSWORD)]).into_bytes();
+                raw.extend_from_slice(b"&next=");
+                raw.extend_from_slice(next.as_bytes());
+                for body in [fields.into_bytes(), raw] {
+                    let response = web.post_login_form(&body).await;
+                    assert_eq!(response.status, 303, "POST {next:?}: {}", response.text);
+                    let location = response.header("location").unwrap();
+                    assert!(
+                        stays_on_the_site(&app, location)
+                            && !location.chars().any(|l| l.is_control()),
+                        "POST {next:?} → {location:?}"
+                    );
+                }
+            }
+        }
     })
     .await
 }

@@ -341,6 +341,21 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
         init_log_capture();
         let (db, url) = TestDatabase::create(backend).await?;
+        Some(Self::serve(Arc::new(db), url, adjust).await)
+    }
+
+    /// Another process of the app on this app's database, with settings adjusted by `adjust`
+    /// from the test defaults: its own state, caches and port, as a second web process or this
+    /// one restarted. The database stays until the first app's `cleanup`.
+    pub async fn another_process(&self, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        Self::serve(self.db.clone(), self.database_url.clone(), adjust).await
+    }
+
+    async fn serve(
+        db: Arc<TestDatabase>,
+        url: String,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let mut config = Config::for_tests(&url);
         config.database_max_connections = 5;
         adjust(&mut config);
@@ -351,15 +366,23 @@ impl TestApp {
         tokio::spawn(app::serve(state.clone(), listener, async {
             rx.await.ok();
         }));
-        Some(TestApp {
+        TestApp {
             address,
             database_url: url,
             state,
             client: reqwest::Client::builder().build().unwrap(),
-            db: Arc::new(db),
+            db,
             shutdown: Arc::new(Mutex::new(Some(tx))),
             bodies: Default::default(),
-        })
+        }
+    }
+
+    /// Stops the server and closes its connections, leaving the database to other processes.
+    pub async fn stop(&self) {
+        if let Some(tx) = self.shutdown.lock().unwrap().take() {
+            tx.send(()).ok();
+        }
+        self.state.db.pool.close().await;
     }
 
     /// Spawns with a bol sandbox configured by `sandbox`; the app's marketplace URLs and time
@@ -484,10 +507,7 @@ impl TestApp {
 
     /// Stops the server and removes the database.
     pub async fn cleanup(self) {
-        if let Some(tx) = self.shutdown.lock().unwrap().take() {
-            tx.send(()).ok();
-        }
-        self.state.db.pool.close().await;
+        self.stop().await;
         self.db.drop_database(self.backend()).await;
     }
 

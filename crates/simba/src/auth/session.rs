@@ -1,0 +1,105 @@
+//! When a dashboard session ends: after a time without requests (idle) and a fixed time after
+//! the login (absolute), checked on the server at every request, so that a copied cookie stops
+//! working even if the browser never drops it. API tokens do not expire (see `TokenKind`).
+
+use std::time::Duration;
+
+/// How long dashboard sessions last (`SIMBA_SESSION_IDLE_MINUTES`,
+/// `SIMBA_SESSION_MAX_AGE_HOURS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSettings {
+    pub idle: Duration,
+    pub max_age: Duration,
+}
+
+impl Default for SessionSettings {
+    /// Two idle hours cover a lunch break or a long meeting with a sync page left open; twelve
+    /// hours cover a working day. A session used without pause for longer is more likely a
+    /// copied cookie than a seller, and logging in once a day costs little.
+    fn default() -> Self {
+        SessionSettings {
+            idle: Duration::from_secs(2 * 60 * 60),
+            max_age: Duration::from_secs(12 * 60 * 60),
+        }
+    }
+}
+
+/// A session's last use is written at most this often: a write per request would make every
+/// page view, and every second of a run page's live refresh, a write transaction (serialised
+/// with the sync engine's on SQLite), while an idle limit counted in minutes needs no finer
+/// record. A session may therefore end up to this much before its idle time is quite over.
+pub const LAST_USED_PRECISION_SECS: i64 = 60;
+
+impl SessionSettings {
+    /// The Unix second at which a session created at `created_at` and last used at
+    /// `last_used_at` (Unix seconds) ends.
+    pub fn ends_at(&self, created_at: i64, last_used_at: Option<i64>) -> i64 {
+        let last_used = last_used_at.unwrap_or(created_at).max(created_at);
+        let absolute = created_at.saturating_add(secs(self.max_age));
+        let idle = last_used.saturating_add(secs(self.idle));
+        absolute.min(idle)
+    }
+
+    /// `(created_before, idle_before)`: a session created at or before the first, or last used
+    /// at or before the second, has ended at `now`.
+    pub fn ended_before(&self, now: i64) -> (i64, i64) {
+        (now - secs(self.max_age), now - secs(self.idle))
+    }
+}
+
+/// Whether a session's recorded last use is old enough to be written again at `now`.
+pub fn last_use_is_stale(created_at: i64, last_used_at: Option<i64>, now: i64) -> bool {
+    now - last_used_at.unwrap_or(created_at) >= LAST_USED_PRECISION_SECS
+}
+
+fn secs(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3600;
+
+    fn settings() -> SessionSettings {
+        SessionSettings {
+            idle: Duration::from_secs(2 * 3600),
+            max_age: Duration::from_secs(12 * 3600),
+        }
+    }
+
+    #[test]
+    fn an_unused_session_ends_after_the_idle_time() {
+        assert_eq!(settings().ends_at(1000, None), 1000 + 2 * HOUR);
+    }
+
+    #[test]
+    fn use_moves_the_idle_end_but_never_past_the_absolute_end() {
+        let s = settings();
+        assert_eq!(s.ends_at(0, Some(5 * HOUR)), 7 * HOUR);
+        assert_eq!(s.ends_at(0, Some(11 * HOUR)), 12 * HOUR);
+    }
+
+    #[test]
+    fn ended_before_agrees_with_ends_at() {
+        let s = settings();
+        let now = 100 * HOUR;
+        let (created_before, idle_before) = s.ended_before(now);
+        for (created, used) in [(now - 12 * HOUR, now), (now - 3 * HOUR, now - 2 * HOUR)] {
+            assert!(s.ends_at(created, Some(used)) <= now);
+            assert!(created <= created_before || used <= idle_before);
+        }
+        let alive = (now - 12 * HOUR + 1, now - 2 * HOUR + 1);
+        assert!(s.ends_at(alive.0, Some(alive.1)) > now);
+        assert!(alive.0 > created_before && alive.1 > idle_before);
+    }
+
+    #[test]
+    fn the_last_use_is_written_at_most_once_a_minute() {
+        assert!(!last_use_is_stale(0, None, 59));
+        assert!(last_use_is_stale(0, None, 60));
+        assert!(!last_use_is_stale(0, Some(100), 159));
+        assert!(last_use_is_stale(0, Some(100), 160));
+    }
+}

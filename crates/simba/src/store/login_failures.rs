@@ -1,0 +1,96 @@
+//! Failed password checks, counted by the login throttle (`auth::throttle`) in the database so
+//! that every process sees them and a restart forgets none. Subjects arrive already hashed.
+
+use sqlx::Row;
+
+use super::{Backend, Db, StoreResult};
+
+/// Expired rows removed by each recorded attempt at most: several times the rows an attempt
+/// adds, so pruning keeps ahead of any rate of attempts while no request pays for a backlog.
+pub const PRUNE_BATCH: u32 = 50;
+
+/// `(subject, failed_at)` of every failure of `subjects` after `since`, other than those of
+/// `attempt`. The throttle refuses a subject before it gathers more rows than its limit, so
+/// this reads a bounded number of rows through `login_failures_subject`.
+pub async fn live(
+    db: &Db,
+    subjects: &[String],
+    since: i64,
+    attempt: &str,
+) -> StoreResult<Vec<(String, i64)>> {
+    let sql = format!(
+        "SELECT subject, failed_at FROM login_failures \
+         WHERE subject IN ({}) AND failed_at > ? AND attempt <> ?",
+        placeholders(subjects.len())
+    );
+    let mut query = db.query(&sql);
+    for subject in subjects {
+        query = query.bind(subject.as_str());
+    }
+    let rows = query.bind(since).bind(attempt).fetch_all(&db.pool).await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
+}
+
+/// Records one failure of each subject for `attempt`, in one statement.
+pub async fn record(db: &Db, subjects: &[String], attempt: &str, at: i64) -> StoreResult<()> {
+    let values = vec!["(?, ?, ?)"; subjects.len()].join(", ");
+    let sql = format!("INSERT INTO login_failures (subject, attempt, failed_at) VALUES {values}");
+    let mut query = db.query(&sql);
+    for subject in subjects {
+        query = query.bind(subject.as_str()).bind(attempt).bind(at);
+    }
+    query.execute(&db.pool).await?;
+    Ok(())
+}
+
+/// Takes back what `attempt` recorded for `subjects`, and forgets every failure of `forgiven`.
+pub async fn take_back(
+    db: &Db,
+    subjects: &[String],
+    attempt: &str,
+    forgiven: &[String],
+) -> StoreResult<()> {
+    let mut sql = format!(
+        "DELETE FROM login_failures WHERE (subject IN ({}) AND attempt = ?)",
+        placeholders(subjects.len())
+    );
+    if !forgiven.is_empty() {
+        sql.push_str(&format!(
+            " OR subject IN ({})",
+            placeholders(forgiven.len())
+        ));
+    }
+    let mut query = db.query(&sql);
+    for subject in subjects {
+        query = query.bind(subject.as_str());
+    }
+    query = query.bind(attempt);
+    for subject in forgiven {
+        query = query.bind(subject.as_str());
+    }
+    query.execute(&db.pool).await?;
+    Ok(())
+}
+
+/// Deletes up to [`PRUNE_BATCH`] failures from `before` or earlier, oldest first.
+pub async fn prune(db: &Db, before: i64) -> StoreResult<()> {
+    // MySQL cannot name the table it deletes from in a subquery, but takes a LIMIT on DELETE;
+    // PostgreSQL (and SQLite as usually built) take no LIMIT on DELETE.
+    let sql = match db.backend {
+        Backend::Mysql => format!(
+            "DELETE FROM login_failures WHERE failed_at <= ? ORDER BY failed_at LIMIT {PRUNE_BATCH}"
+        ),
+        Backend::Sqlite | Backend::Postgres => format!(
+            "DELETE FROM login_failures WHERE id IN (SELECT id FROM login_failures \
+             WHERE failed_at <= ? ORDER BY failed_at LIMIT {PRUNE_BATCH})"
+        ),
+    };
+    db.query(&sql).bind(before).execute(&db.pool).await?;
+    Ok(())
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}

@@ -1,0 +1,239 @@
+//! The login throttle: locks that follow the account, shared by every process through the
+//! database and kept across a restart; unknown names answered like known ones; password
+//! changes under the same budget; a table that cannot grow without bound.
+
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::dashboard::{PASSWORD, Web, session_cookie};
+use crate::helpers::{Response, TestApp};
+
+backend_tests!(
+    a_locked_account_stays_locked_whatever_string_names_it,
+    an_unknown_name_is_answered_exactly_like_a_wrong_password,
+    the_login_lock_is_shared_by_two_app_processes_on_one_database,
+    the_login_lock_survives_a_restart,
+    wrong_old_passwords_are_throttled,
+    a_right_password_forgives_the_account_but_not_the_address,
+    parallel_guesses_get_no_more_tries_than_the_limit,
+    expired_failures_are_pruned_a_batch_per_attempt,
+    the_failure_table_holds_no_typed_name_or_address,
+);
+
+const WINDOW_SECS: i64 = 15 * 60;
+
+async fn log_in(app: &TestApp, login: &str, password: &str) -> Response {
+    app.post(
+        "/api/v1/auth/login",
+        None,
+        json!({"username": login, "password": password}),
+    )
+    .await
+}
+
+/// Fails `times` logins as `login`, each answered 401.
+async fn fail(app: &TestApp, login: &str, times: usize) {
+    for _ in 0..times {
+        log_in(app, login, "wrong password!").await.problem(401);
+    }
+}
+
+/// Asserts a 429 problem with a `Retry-After` within the window; returns the body.
+fn assert_locked(response: &Response) -> Value {
+    let body = response.problem(429);
+    let retry_after: i64 = response
+        .header("retry-after")
+        .expect("a Retry-After header")
+        .parse()
+        .unwrap();
+    assert!((1..=WINDOW_SECS).contains(&retry_after), "{retry_after}");
+    body
+}
+
+async fn execute(app: &TestApp, sql: &str) {
+    let db = &app.state.db;
+    db.query(sql).execute(&db.pool).await.unwrap();
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    let db = &app.state.db;
+    sqlx::Row::get(&db.query(sql).fetch_one(&db.pool).await.unwrap(), 0)
+}
+
+async fn a_locked_account_stays_locked_whatever_string_names_it(app: TestApp) {
+    app.register("carol").await;
+    app.register("dave").await;
+    fail(&app, "carol", 5).await;
+    for login in ["carol", " carol", "carol@example.com", "CAROL@EXAMPLE.COM"] {
+        assert_locked(&log_in(&app, login, PASSWORD).await);
+    }
+    let dashboard = Web::new(&app).log_in("CAROL@EXAMPLE.COM", PASSWORD).await;
+    assert_eq!(dashboard.status, 429, "{}", dashboard.text);
+    assert!(dashboard.header("retry-after").is_some());
+    assert!(session_cookie(&dashboard).is_none());
+    assert_eq!(
+        log_in(&app, "dave", PASSWORD).await.status,
+        200,
+        "the lock is the account's, not the address's"
+    );
+}
+
+async fn an_unknown_name_is_answered_exactly_like_a_wrong_password(app: TestApp) {
+    app.register("anna").await;
+    for _ in 0..5 {
+        let known = log_in(&app, "anna", "wrong password!").await;
+        let unknown = log_in(&app, "nobody", PASSWORD).await;
+        known.problem(401);
+        assert_eq!((known.status, &known.text), (unknown.status, &unknown.text));
+        assert_eq!(known.header("content-type"), unknown.header("content-type"));
+    }
+    let mut known = assert_locked(&log_in(&app, "anna", PASSWORD).await);
+    let mut unknown = assert_locked(&log_in(&app, "nobody", PASSWORD).await);
+    for body in [&mut known, &mut unknown] {
+        body.as_object_mut().unwrap().remove("detail");
+    }
+    assert_eq!(known, unknown);
+}
+
+async fn the_login_lock_is_shared_by_two_app_processes_on_one_database(app: TestApp) {
+    app.register("carol").await;
+    app.register("dave").await;
+    let other = app.another_process(|_| {}).await;
+    fail(&app, "carol", 5).await;
+    assert_locked(&log_in(&other, "carol@example.com", PASSWORD).await);
+    fail(&app, "dave", 3).await;
+    fail(&other, "dave", 2).await;
+    assert_locked(&log_in(&app, "dave", PASSWORD).await);
+    assert_locked(&log_in(&other, "dave", PASSWORD).await);
+    other.stop().await;
+}
+
+async fn the_login_lock_survives_a_restart(app: TestApp) {
+    app.register("carol").await;
+    fail(&app, "carol", 5).await;
+    app.stop().await;
+    let restarted = app.another_process(|_| {}).await;
+    assert_locked(&log_in(&restarted, "carol", PASSWORD).await);
+    restarted.stop().await;
+}
+
+async fn wrong_old_passwords_are_throttled(app: TestApp) {
+    let seller = app.register("carol").await;
+    let change = |old: &str| json!({"old_password": old, "new_password": "a new password 1"});
+    for _ in 0..5 {
+        let wrong = app
+            .post(
+                "/api/v1/auth/password/change",
+                Some(&seller.token),
+                change("not the password"),
+            )
+            .await
+            .problem(422);
+        assert!(wrong["errors"]["old_password"].is_array());
+    }
+    assert_locked(
+        &app.post(
+            "/api/v1/auth/password/change",
+            Some(&seller.token),
+            change(PASSWORD),
+        )
+        .await,
+    );
+    assert_locked(&log_in(&app, "carol", PASSWORD).await);
+
+    execute(
+        &app,
+        &format!("UPDATE login_failures SET failed_at = failed_at - {WINDOW_SECS}"),
+    )
+    .await;
+    assert_eq!(
+        log_in(&app, "carol", PASSWORD).await.status,
+        200,
+        "the lock lifts when the failures age out, and the password was not changed"
+    );
+}
+
+async fn a_right_password_forgives_the_account_but_not_the_address(app: TestApp) {
+    app.register("anna").await;
+    app.register("bert").await;
+    fail(&app, "anna", 4).await;
+    assert_eq!(log_in(&app, "anna", PASSWORD).await.status, 200);
+    fail(&app, "anna", 4).await;
+    for i in 0..41 {
+        fail(&app, &format!("ghost{i}"), 1).await;
+    }
+    assert_eq!(
+        log_in(&app, "anna", PASSWORD).await.status,
+        200,
+        "49 failures from one address"
+    );
+    fail(&app, "ghost-last", 1).await;
+    assert_locked(&log_in(&app, "anna", PASSWORD).await);
+    assert_locked(&log_in(&app, "bert", PASSWORD).await);
+}
+
+async fn parallel_guesses_get_no_more_tries_than_the_limit(app: TestApp) {
+    app.register("anna").await;
+    let guesses = (0..12).map(|_| log_in(&app, "anna", "wrong password!"));
+    let answers = futures_util::future::join_all(guesses).await;
+    let checked = answers.iter().filter(|a| a.status == 401).count();
+    assert!(
+        answers.iter().all(|a| [401, 429].contains(&a.status)),
+        "{answers:?}"
+    );
+    assert!(checked <= 5, "{checked} passwords checked");
+    fail(&app, "anna", 5 - checked).await;
+    assert_locked(&log_in(&app, "anna", PASSWORD).await);
+}
+
+async fn expired_failures_are_pruned_a_batch_per_attempt(app: TestApp) {
+    use simba::store::login_failures::{PRUNE_BATCH, record};
+    let now = simba::store::now();
+    let old: Vec<String> = (0..120).map(|i| format!("{i:064}")).collect();
+    record(
+        &app.state.db,
+        &old,
+        "left-by-an-attack",
+        now - 2 * WINDOW_SECS,
+    )
+    .await
+    .unwrap();
+    let expired = format!(
+        "SELECT COUNT(*) FROM login_failures WHERE failed_at <= {}",
+        now - WINDOW_SECS
+    );
+    assert_eq!(count(&app, &expired).await, 120);
+    fail(&app, "anyone", 1).await;
+    assert_eq!(count(&app, &expired).await, 120 - i64::from(PRUNE_BATCH));
+    fail(&app, "anyone", 1).await;
+    assert_eq!(
+        count(&app, &expired).await,
+        120 - 2 * i64::from(PRUNE_BATCH)
+    );
+    let live = count(&app, "SELECT COUNT(*) FROM login_failures").await;
+    assert_eq!(
+        live,
+        120 - 2 * i64::from(PRUNE_BATCH) + 4,
+        "two rows per failure"
+    );
+}
+
+async fn the_failure_table_holds_no_typed_name_or_address(app: TestApp) {
+    app.register("carol").await;
+    fail(&app, "carol", 2).await;
+    fail(&app, "someone@example.com", 2).await;
+    let db = &app.state.db;
+    let rows = db
+        .query("SELECT subject FROM login_failures")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2 * 3 + 2 * 2, "name, address (and account)");
+    for row in rows {
+        let subject: String = sqlx::Row::get(&row, 0);
+        assert_eq!(subject.len(), 64);
+        for plain in ["carol", "someone", "127.0.0.1"] {
+            assert!(!subject.contains(plain), "{subject}");
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Dashboard sessions end after an idle time and an absolute lifetime, on the server: the
+//! cookie stops working, its token row is deleted, and the browser is sent to the login form.
+//! API tokens do not expire. Timestamps are moved in the database instead of waiting.
+
+use std::time::Duration;
+
+use serde_json::json;
+use simba::config::Config;
+
+use crate::dashboard::{PASSWORD, Web};
+use crate::helpers::{self, Backend, TestApp};
+
+/// Lifetimes shorter than the defaults, so that the tests show the settings are obeyed.
+const IDLE_SECS: i64 = 30 * 60;
+const MAX_AGE_SECS: i64 = 3 * 3600;
+
+fn short_sessions(config: &mut Config) {
+    config.sessions.idle = Duration::from_secs(IDLE_SECS as u64);
+    config.sessions.max_age = Duration::from_secs(MAX_AGE_SECS as u64);
+}
+
+macro_rules! session_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $(#[tokio::test] async fn $name() { super::with_short_sessions(crate::helpers::Backend::Sqlite, super::$name).await })* }
+        mod postgres { $(#[tokio::test] async fn $name() { super::with_short_sessions(crate::helpers::Backend::Postgres, super::$name).await })* }
+        mod mysql { $(#[tokio::test] async fn $name() { super::with_short_sessions(crate::helpers::Backend::Mysql, super::$name).await })* }
+    };
+}
+
+session_tests!(
+    an_idle_session_expires,
+    a_session_expires_after_its_absolute_lifetime,
+    a_login_deletes_the_sellers_ended_sessions,
+    api_tokens_do_not_expire,
+);
+
+async fn with_short_sessions<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    helpers::run_with(backend, short_sessions, test).await
+}
+
+/// A dashboard session of a fresh login as `username`, never used yet (so in no cache).
+async fn new_session(app: &TestApp, username: &str) -> Web {
+    let mut web = Web::new(app);
+    let response = web.log_in(username, PASSWORD).await;
+    assert_eq!(response.status, 303, "{}", response.text);
+    web.cookie = crate::dashboard::session_cookie(&response).unwrap();
+    web
+}
+
+/// Sets when a session's token was created and last used, in seconds before now.
+async fn age(app: &TestApp, web: &Web, created_ago: i64, used_ago: i64) {
+    let now = simba::store::now();
+    let db = &app.state.db;
+    let done = db
+        .query("UPDATE api_tokens SET created_at = ?, last_used_at = ? WHERE token_hash = ?")
+        .bind(now - created_ago)
+        .bind(now - used_ago)
+        .bind(simba::auth::token::hash(&web.cookie))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+}
+
+async fn token_row(app: &TestApp, key: &str) -> Option<Option<i64>> {
+    let db = &app.state.db;
+    db.query("SELECT last_used_at FROM api_tokens WHERE token_hash = ?")
+        .bind(simba::auth::token::hash(key))
+        .fetch_optional(&db.pool)
+        .await
+        .unwrap()
+        .map(|row| sqlx::Row::get(&row, 0))
+}
+
+/// Asserts that the session has ended: the page sends the browser to log in again and come
+/// back, the token row is gone and the key no longer opens the API.
+async fn assert_ended(app: &TestApp, web: &Web) {
+    let page = web.get("/shipments?q=x").await;
+    assert_eq!(page.status, 303, "{}", page.text);
+    assert_eq!(
+        page.header("location"),
+        Some("/login?next=%2Fshipments%3Fq%3Dx")
+    );
+    assert_eq!(
+        token_row(app, &web.cookie).await,
+        None,
+        "the row is deleted"
+    );
+    app.get("/api/v1/auth/user", Some(&web.cookie))
+        .await
+        .problem(401);
+}
+
+async fn an_idle_session_expires(app: TestApp) {
+    app.register("anna").await;
+    let active = new_session(&app, "anna").await;
+    age(&app, &active, IDLE_SECS, IDLE_SECS - 90).await;
+    assert_eq!(active.get("/shops").await.status, 200);
+    let used = token_row(&app, &active.cookie).await.unwrap().unwrap();
+    assert!(
+        used >= simba::store::now() - 5,
+        "a use older than a minute is written again"
+    );
+
+    let idle = new_session(&app, "anna").await;
+    age(&app, &idle, IDLE_SECS + 60, IDLE_SECS).await;
+    assert_ended(&app, &idle).await;
+    assert_eq!(
+        active.get("/shops").await.status,
+        200,
+        "only that one ended"
+    );
+}
+
+async fn a_session_expires_after_its_absolute_lifetime(app: TestApp) {
+    app.register("anna").await;
+    let young = new_session(&app, "anna").await;
+    age(&app, &young, MAX_AGE_SECS - 60, 10).await;
+    assert_eq!(young.get("/shops").await.status, 200);
+
+    let old = new_session(&app, "anna").await;
+    age(&app, &old, MAX_AGE_SECS, 10).await;
+    assert_ended(&app, &old).await;
+}
+
+async fn a_login_deletes_the_sellers_ended_sessions(app: TestApp) {
+    app.register("anna").await;
+    let forgotten = new_session(&app, "anna").await;
+    age(&app, &forgotten, IDLE_SECS + 60, IDLE_SECS).await;
+    let running = new_session(&app, "anna").await;
+    assert!(token_row(&app, &running.cookie).await.is_some());
+    assert_eq!(
+        token_row(&app, &forgotten.cookie).await,
+        None,
+        "deleted without its cookie ever coming back"
+    );
+}
+
+async fn api_tokens_do_not_expire(app: TestApp) {
+    app.register("anna").await;
+    let login = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": "anna", "password": PASSWORD}),
+        )
+        .await;
+    let key = login.json()["token"].as_str().unwrap().to_owned();
+    let now = simba::store::now();
+    let db = &app.state.db;
+    db.query("UPDATE api_tokens SET created_at = ?, last_used_at = NULL WHERE token_hash = ?")
+        .bind(now - 365 * 24 * 3600)
+        .bind(simba::auth::token::hash(&key))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(app.get("/api/v1/auth/user", Some(&key)).await.status, 200);
+    assert_eq!(
+        token_row(&app, &key).await,
+        Some(None),
+        "nor are they written to"
+    );
+}
