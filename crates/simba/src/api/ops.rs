@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use secrecy::ExposeSecret;
@@ -70,10 +70,7 @@ async fn broker_answers(url: &url::Url) -> bool {
 
 /// With `SIMBA_METRICS_TOKEN` set, only a scraper that sends it as a bearer token.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain"), (status = 401)))]
-pub(super) async fn metrics(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<impl IntoResponse, ApiError> {
+pub(super) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = &state.config.metrics_token {
         let sent = headers
             .get(header::AUTHORIZATION)
@@ -81,14 +78,20 @@ pub(super) async fn metrics(
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
         if !crypto::same_secret(sent, token.expose_secret()) {
-            return Err(ApiError::Unauthenticated);
+            let mut refused = ApiError::Unauthenticated.into_response();
+            refused.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return refused;
         }
     }
-    Ok((
+    (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.metrics.render(),
-    ))
+    )
+        .into_response()
 }

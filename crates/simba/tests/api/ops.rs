@@ -132,7 +132,9 @@ async fn metrics_require_the_token_when_one_is_set() {
                     .get(app.url("/metrics"))
                     .header("authorization", authorization)
             };
-            app.get("/metrics", None).await.problem(401);
+            let refused = app.get("/metrics", None).await;
+            assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+            refused.problem(401);
             for wrong in [
                 "Bearer wrong".to_owned(),
                 format!("Bearer {}", &token[..token.len() - 1]),
