@@ -81,7 +81,7 @@ pub trait TokenCache: Send + Sync {
 #[derive(Clone, Debug)]
 pub(crate) struct Held {
     secret: SecretString,
-    pub(crate) token: CachedToken,
+    token: CachedToken,
 }
 
 impl Held {
@@ -98,7 +98,8 @@ impl Held {
     }
 }
 
-/// Compares in time independent of where the secrets differ.
+/// Compares in time independent of where the secrets differ (Simba's `crypto::same_secret`
+/// does the same for its own secrets; this crate stays free of the application's).
 fn same_secret(a: &SecretString, b: &SecretString) -> bool {
     let (a, b) = (a.expose_secret().as_bytes(), b.expose_secret().as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

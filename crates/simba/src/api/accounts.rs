@@ -270,7 +270,7 @@ pub(super) async fn delete_user(
     State(state): State<AppState>,
     auth: AuthUser,
 ) -> ApiResult<StatusCode> {
-    users::delete(&state.db, auth.user.id).await?;
+    users::delete(&state.db, &state.cipher, auth.user.id).await?;
     state.auth_cache.forget_user(auth.user.id);
     state.page_cache.forget_user(auth.user.id);
     tracing::info!(user.id = auth.user.id, "seller deleted their account");

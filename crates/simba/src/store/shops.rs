@@ -255,7 +255,7 @@ pub async fn delete(db: &Db, cipher: &Cipher, user_id: i64, shop_id: i64) -> Sto
 /// did not change after all. A failure is logged, not returned: the change it follows has
 /// committed, and a token left behind serves only those who present the same secret, until it
 /// expires.
-async fn forget_token(
+pub(super) async fn forget_token(
     db: &Db,
     cipher: &Cipher,
     shop_id: i64,

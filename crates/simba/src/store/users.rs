@@ -4,6 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, StoreResult};
+use crate::crypto::Cipher;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -151,8 +152,17 @@ pub async fn change_password(
     Ok(())
 }
 
-/// Deletes the seller; foreign keys cascade to tokens, shops, runs and shipments.
-pub async fn delete(db: &Db, user_id: i64) -> StoreResult<()> {
+/// Deletes the seller; foreign keys cascade to tokens, shops, runs and shipments. The
+/// marketplace tokens of the seller's shops are forgotten, as a shop's deletion forgets its own.
+pub async fn delete(db: &Db, cipher: &Cipher, user_id: i64) -> StoreResult<()> {
+    let shops = db
+        .query("SELECT id, client_id, client_secret_enc FROM shops WHERE user_id = ?")
+        .bind(user_id)
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+        .collect::<StoreResult<Vec<(i64, String, String)>>>()?;
     // Shipments and items are deleted explicitly first: one statement per table keeps the
     // cascade from running as one huge implicit delete on backends that cascade row by row.
     let mut tx = db.pool.begin().await?;
@@ -164,5 +174,8 @@ pub async fn delete(db: &Db, user_id: i64) -> StoreResult<()> {
         db.query(sql).bind(user_id).execute(&mut *tx).await?;
     }
     tx.commit().await?;
+    for (shop_id, client_id, secret_enc) in shops {
+        super::shops::forget_token(db, cipher, shop_id, &client_id, &secret_enc, |_| false).await;
+    }
     Ok(())
 }

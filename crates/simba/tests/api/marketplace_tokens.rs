@@ -30,7 +30,7 @@ macro_rules! token_tests {
 token_tests!(
     a_seller_naming_another_sellers_client_id_gets_a_failed_run_and_none_of_its_data,
     two_sellers_with_the_same_credentials_each_prove_the_secret,
-    changing_the_secret_or_deleting_the_shop_forgets_its_token,
+    changing_the_secret_or_deleting_the_shop_or_account_forgets_its_token,
 );
 
 const FBR: u32 = 12;
@@ -190,7 +190,7 @@ async fn two_sellers_with_the_same_credentials_each_prove_the_secret(backend: Ba
     app.cleanup().await;
 }
 
-async fn changing_the_secret_or_deleting_the_shop_forgets_its_token(backend: Backend) {
+async fn changing_the_secret_or_deleting_the_shop_or_account_forgets_its_token(backend: Backend) {
     let Some((app, _sandbox)) = TestApp::with_sandbox(backend, sandbox()).await else {
         return;
     };
@@ -244,21 +244,7 @@ async fn changing_the_secret_or_deleting_the_shop_forgets_its_token(backend: Bac
 
     // That run may have taken the token this process still held in memory for the restored
     // secret, storing none: make sure there is one in the database for the deletion to forget.
-    app.state
-        .db
-        .query(
-            "INSERT INTO marketplace_tokens (client_id, secret_fingerprint, token_enc, \
-             issued_at_ms, lifetime_ms) VALUES (?, ?, 'x', 0, 0)",
-        )
-        .bind("sandbox-1")
-        .bind(simba::store::marketplace::secret_fingerprint(
-            &app.state.cipher,
-            "sandbox-1",
-            "secret-1",
-        ))
-        .execute(&app.state.db.pool)
-        .await
-        .ok();
+    put_token_in_database(&app, "secret-1").await;
     assert_eq!(cached_tokens(&app).await, 1);
     assert_eq!(app.delete(&path, Some(&seller.token)).await.status, 204);
     assert_eq!(
@@ -266,5 +252,49 @@ async fn changing_the_secret_or_deleting_the_shop_forgets_its_token(backend: Bac
         0,
         "a deleted shop forgets its token"
     );
+
+    add_shop(&app, &seller, "secret-1").await;
+    put_token_in_database(&app, "secret-1").await;
+    let other = app.register("other").await;
+    add_shop(&app, &other, "secret-1").await;
+    let deleted = app.delete("/api/v1/auth/user", Some(&seller.token)).await;
+    assert_eq!(deleted.status, 204);
+    assert_eq!(
+        cached_tokens(&app).await,
+        1,
+        "another seller still holds the deleted account's credentials"
+    );
+    let deleted = app.delete("/api/v1/auth/user", Some(&other.token)).await;
+    assert_eq!(deleted.status, 204);
+    assert_eq!(
+        cached_tokens(&app).await,
+        0,
+        "a deleted account forgets its tokens"
+    );
     app.cleanup().await;
+}
+
+/// A cached token for `sandbox-1` with `secret` in the database, replacing any.
+async fn put_token_in_database(app: &TestApp, secret: &str) {
+    let fingerprint =
+        simba::store::marketplace::secret_fingerprint(&app.state.cipher, "sandbox-1", secret);
+    app.state
+        .db
+        .query("DELETE FROM marketplace_tokens WHERE client_id = ? AND secret_fingerprint = ?")
+        .bind("sandbox-1")
+        .bind(&fingerprint)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    app.state
+        .db
+        .query(
+            "INSERT INTO marketplace_tokens (client_id, secret_fingerprint, token_enc, \
+             issued_at_ms, lifetime_ms) VALUES (?, ?, 'x', 0, 0)",
+        )
+        .bind("sandbox-1")
+        .bind(&fingerprint)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
 }
