@@ -4,9 +4,22 @@
 DROP TABLE marketplace_tokens;
 CREATE TABLE marketplace_tokens (
     client_id          VARCHAR(200) NOT NULL,
-    secret_fingerprint CHAR(64) NOT NULL,
+    secret_fingerprint VARCHAR(64) NOT NULL,
     token_enc          TEXT NOT NULL,
     issued_at_ms       BIGINT NOT NULL,
     lifetime_ms        BIGINT NOT NULL,
     PRIMARY KEY (client_id, secret_fingerprint)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Token requests the marketplace refused, by seller and by client id. bol blocks an address
+-- that asks for tokens too often, which would stop every seller's syncs: credentials that
+-- never obtained a token may ask only so often (see `store::marketplace`). Rows older than
+-- the window are pruned.
+CREATE TABLE credential_rejections (
+    id          BIGINT PRIMARY KEY AUTO_INCREMENT,
+    user_id     BIGINT NOT NULL,
+    client_id   VARCHAR(200) NOT NULL,
+    rejected_at BIGINT NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE INDEX credential_rejections_user ON credential_rejections (user_id, rejected_at);
+CREATE INDEX credential_rejections_client ON credential_rejections (client_id, rejected_at);

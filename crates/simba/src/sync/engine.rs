@@ -163,6 +163,23 @@ fn failure_sentence(error: &bol::Error) -> String {
     }
 }
 
+/// Why a run ended before its first call: too many refused token requests (see
+/// [`marketplace::refusal_wait`]).
+fn refusal_wait_sentence(until: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp(until)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    format!(
+        "The marketplace refused too many token requests of this seller or for this client id \
+         in the last hour. So that it does not block Simba's address, new credentials may ask \
+         again from {at}; check the client id and secret meanwhile."
+    )
+}
+
 /// One process's sync engine: its workers share one marketplace client.
 pub struct Engine {
     pub(super) db: Db,
@@ -513,6 +530,19 @@ impl Engine {
             client_id: client_id.clone(),
             client_secret: bol::SecretString::from(secret.expose_secret().to_owned()),
         };
+        let now = crate::store::now();
+        if let Some(until) =
+            marketplace::refusal_wait(&self.db, &self.cipher, run.shop_id, &creds, now).await?
+        {
+            let sentence = refusal_wait_sentence(until);
+            let end = sync_runs::RunFinish {
+                status: "failed",
+                error: Some(&sentence),
+                calls: &ApiCalls::default(),
+            };
+            sync_runs::finish(&self.db, run.id, run.shop_id, Some(&self.owner), &end).await?;
+            return Ok(RunEnd::Failed(sentence));
+        }
         let budgets = marketplace::load_budgets(&self.db, &client_id).await?;
         self.client.limiter().restore(&client_id, &budgets);
         let incremental = Mode::parse(&run.mode) == Ok(Mode::Incremental);
@@ -806,6 +836,7 @@ impl Engine {
     ) -> anyhow::Result<RunEnd> {
         if matches!(error, bol::Error::InvalidCredentials) {
             sync_runs::mark_credentials_rejected(&self.db, run.shop_id).await?;
+            marketplace::record_refusal(&self.db, run.shop_id, crate::store::now()).await?;
         }
         let sentence = failure_sentence(error);
         tracing::warn!(run.id = run.id, shop.id = run.shop_id, error = %error, "sync run failed");

@@ -31,6 +31,7 @@ token_tests!(
     a_seller_naming_another_sellers_client_id_gets_a_failed_run_and_none_of_its_data,
     two_sellers_with_the_same_credentials_each_prove_the_secret,
     changing_the_secret_or_deleting_the_shop_or_account_forgets_its_token,
+    refused_secrets_past_the_limit_wait_without_a_call_and_the_owner_goes_on,
 );
 
 const FBR: u32 = 12;
@@ -297,4 +298,57 @@ async fn put_token_in_database(app: &TestApp, secret: &str) {
         .execute(&app.state.db.pool)
         .await
         .unwrap();
+}
+
+async fn refused_secrets_past_the_limit_wait_without_a_call_and_the_owner_goes_on(
+    backend: Backend,
+) {
+    let Some((app, sandbox)) = TestApp::with_sandbox(backend, sandbox()).await else {
+        return;
+    };
+    let owner = app.register("owner").await;
+    let owners_shop = add_shop(&app, &owner, "secret-1").await;
+    let run = app.sync_and_wait(&owner, owners_shop, None).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    sandbox.reset_stats();
+
+    let attacker = app.register("attacker").await;
+    let shop = add_shop(&app, &attacker, "guess-0").await;
+    let allowed = simba::store::marketplace::REFUSALS_ALLOWED;
+    for guess in 0..=allowed {
+        let changed = app
+            .patch(
+                &format!("/api/v1/shops/{shop}"),
+                Some(&attacker.token),
+                json!({"client_secret": format!("guess-{guess}")}),
+            )
+            .await;
+        assert_eq!(changed.status, 200, "{}", changed.text);
+        let run = app.sync_and_wait(&attacker, shop, None).await;
+        assert_eq!(run["status"], "failed", "{run}");
+        let expected_calls = i64::from(guess < allowed);
+        assert_eq!(calls(&run, "token"), expected_calls, "guess {guess}: {run}");
+        if guess == allowed {
+            assert!(
+                run["error"].as_str().unwrap().contains("refused too many"),
+                "{run}"
+            );
+        }
+    }
+    let account = sandbox.stats().account("sandbox-1").unwrap().clone();
+    assert_eq!(account.token.calls as i64, allowed, "{account:?}");
+
+    let run = app.sync_and_wait(&owner, owners_shop, None).await;
+    assert_eq!(
+        run["status"], "succeeded",
+        "the owner's proven secret goes on: {run}"
+    );
+    let newcomer = app.register("newcomer").await;
+    let newcomers_shop = add_shop(&app, &newcomer, "secret-1").await;
+    let run = app.sync_and_wait(&newcomer, newcomers_shop, None).await;
+    assert_eq!(
+        run["status"], "succeeded",
+        "the same proven secret goes on: {run}"
+    );
+    app.cleanup().await;
 }
