@@ -1,15 +1,17 @@
-//! The HTTP/1.1 server: accepts connections up to a cap and closes the ones that keep the
-//! process waiting, which `axum::serve` never does (a client that opened a connection and sent
-//! nothing, or half its headers, held it for good).
+//! The HTTP/1.1 server: accepts connections up to a cap, in all and per client, and closes the
+//! ones that keep the process waiting, which `axum::serve` never does (a client that opened a
+//! connection and sent nothing, or half its headers, held it for good).
 //!
 //! Written over hyper's connection builder rather than with its `header_read_timeout` alone:
 //! hyper 1.x starts that timer whenever it waits for a request head, and a keep-alive
 //! connection waits for one from the end of its last answer (`Conn::poll_read_head`, re-armed
 //! by `State::idle`), so it cannot give a request ten seconds for its headers while letting a
 //! connection idle for longer than a proxy's pool does (an idle timeout under the proxy's makes
-//! it send requests on connections being closed). Here each connection is in one of three
-//! phases, and two of them have a deadline:
-//! - idle, from its accept or the end of its last answer until its next byte: `idle_timeout`;
+//! it send requests on connections being closed). Here each connection is in one of four
+//! phases, and three of them have a deadline:
+//! - opened, from its accept until its first byte: `header_timeout`, as a client that means to
+//!   send a request sends it at once, and a silent connection is one an attacker holds;
+//! - idle, from the end of its last answer until its next byte: `idle_timeout`;
 //! - reading a request head, from that byte until the router has the request: `header_timeout`;
 //! - busy while a request is answered: no connection deadline (the body has its own,
 //!   `api::limits`, and a handler takes what it takes).
@@ -19,11 +21,13 @@
 //! instead of refused. Accepting and closing them would spend an accept and a close on every
 //! attempt a client retries.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -42,6 +46,12 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::config::HttpSettings;
+use crate::domain::ClientBlock;
+
+/// The most a connection buffers of a request head (and of an answer waiting to be written).
+/// hyper's default, about 400 KB, lets every connection in its header phase hold that much;
+/// browsers send a few KB, 16 KB with many cookies. A head that does not fit gets 431.
+const MAX_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Serves `router` on `listener` until `shutdown` completes; then stops accepting, lets the
 /// requests in flight finish, closes idle connections and returns once every connection is
@@ -53,10 +63,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let open_per_block = OpenPerBlock::default();
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     // The phases below time the headers; hyper's timer would also cut idle connections short.
     builder.header_read_timeout(None);
+    builder.max_buf_size(MAX_BUFFER_BYTES);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -73,7 +85,18 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let phase = Arc::new(watch::Sender::new(Phase::Idle(Instant::now())));
+        let block = ClientBlock::from(peer.ip());
+        // Not left waiting as at the global cap: the backlog is one queue for every client and
+        // names no address before the accept, so this client's connections would hold up
+        // everyone's behind them; holding this one open would give it the place the cap denies.
+        // Closing it costs the client a reconnect.
+        let Some(block_hold) = open_per_block.hold(block, settings.max_connections_per_address)
+        else {
+            count_closed(Closed::PerAddressCap);
+            tracing::debug!(client.addr = %peer, "closed a connection over the per-address cap");
+            continue;
+        };
+        let phase = Arc::new(watch::Sender::new(Phase::Opened(Instant::now())));
         let io = TokioIo::new(WatchedStream {
             stream,
             phase: phase.clone(),
@@ -85,13 +108,14 @@ pub async fn serve(
         });
         let connection = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
-            let _slot = slot;
+            let _holds = (slot, block_hold);
             tokio::select! {
                 served = connection => if let Err(error) = served {
                     tracing::debug!(error = %error, client.addr = %peer, "connection ended");
                 },
-                () = deadline_passed(&phase, settings) => {
-                    tracing::debug!(client.addr = %peer, "closed an idle or slow connection");
+                closed = deadline_passed(&phase, settings) => {
+                    count_closed(closed);
+                    tracing::debug!(client.addr = %peer, reason = closed.label(), "closed a connection");
                 }
             }
         });
@@ -132,27 +156,52 @@ async fn wait_after_accept_error(error: &io::Error) {
 /// Where a connection is between requests; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    Opened(Instant),
     Idle(Instant),
     ReadingHead(Instant),
     /// Answers whose body has not been sent yet.
     Busy(usize),
 }
 
-/// Completes when the connection has stayed idle, or taken to send a request's head, past its
-/// limit.
-async fn deadline_passed(phase: &watch::Sender<Phase>, settings: HttpSettings) {
+/// Why the server closed a connection, as `http_connections_closed_total` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closed {
+    HeaderTimeout,
+    IdleTimeout,
+    PerAddressCap,
+}
+
+impl Closed {
+    fn label(self) -> &'static str {
+        match self {
+            Closed::HeaderTimeout => "header_timeout",
+            Closed::IdleTimeout => "idle_timeout",
+            Closed::PerAddressCap => "per_address_cap",
+        }
+    }
+}
+
+fn count_closed(closed: Closed) {
+    metrics::counter!("http_connections_closed_total", "reason" => closed.label()).increment(1);
+}
+
+/// Completes, with the reason, when the connection has stayed silent, or taken to send a
+/// request's head, past its limit.
+async fn deadline_passed(phase: &watch::Sender<Phase>, settings: HttpSettings) -> Closed {
     let mut changes = phase.subscribe();
     loop {
         let deadline = match *changes.borrow_and_update() {
-            Phase::Idle(since) => Some(since + settings.idle_timeout),
-            Phase::ReadingHead(since) => Some(since + settings.header_timeout),
+            Phase::Opened(since) | Phase::ReadingHead(since) => {
+                Some((since + settings.header_timeout, Closed::HeaderTimeout))
+            }
+            Phase::Idle(since) => Some((since + settings.idle_timeout, Closed::IdleTimeout)),
             Phase::Busy(_) => None,
         };
         // `phase` outlives this future, so `changed` never fails.
         match deadline {
-            Some(deadline) => tokio::select! {
+            Some((deadline, closed)) => tokio::select! {
                 _ = changes.changed() => {}
-                () = tokio::time::sleep_until(deadline) => return,
+                () = tokio::time::sleep_until(deadline) => return closed,
             },
             None => {
                 let _ = changes.changed().await;
@@ -161,7 +210,46 @@ async fn deadline_passed(phase: &watch::Sender<Phase>, settings: HttpSettings) {
     }
 }
 
-/// A client's socket that marks the end of an idle phase when a byte arrives.
+/// The connections open per client block, for `max_connections_per_address`.
+#[derive(Debug, Clone, Default)]
+struct OpenPerBlock(Arc<Mutex<HashMap<ClientBlock, usize>>>);
+
+impl OpenPerBlock {
+    /// A hold on one of `block`'s connections, or `None` when it has `cap` of them already.
+    fn hold(&self, block: ClientBlock, cap: usize) -> Option<BlockHold> {
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(block).or_default();
+        if *count >= cap {
+            return None;
+        }
+        *count += 1;
+        Some(BlockHold {
+            open: self.clone(),
+            block,
+        })
+    }
+}
+
+/// One open connection of a client block; its drop frees the place.
+#[derive(Debug)]
+struct BlockHold {
+    open: OpenPerBlock,
+    block: ClientBlock,
+}
+
+impl Drop for BlockHold {
+    fn drop(&mut self) {
+        let mut open = self.open.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Entry::Occupied(mut count) = open.entry(self.block) {
+            *count.get_mut() -= 1;
+            if *count.get() == 0 {
+                count.remove();
+            }
+        }
+    }
+}
+
+/// A client's socket that marks the end of a waiting phase when a byte arrives.
 struct WatchedStream {
     stream: TcpStream,
     phase: Arc<watch::Sender<Phase>>,
@@ -178,7 +266,7 @@ impl AsyncRead for WatchedStream {
         let read = Pin::new(&mut this.stream).poll_read(cx, buf);
         if buf.filled().len() > before {
             this.phase.send_if_modified(|phase| match phase {
-                Phase::Idle(_) => {
+                Phase::Opened(_) | Phase::Idle(_) => {
                     *phase = Phase::ReadingHead(Instant::now());
                     true
                 }
@@ -228,7 +316,7 @@ impl Busy {
         phase.send_modify(|phase| {
             *phase = match *phase {
                 Phase::Busy(answers) => Phase::Busy(answers + 1),
-                Phase::Idle(_) | Phase::ReadingHead(_) => Phase::Busy(1),
+                Phase::Opened(_) | Phase::Idle(_) | Phase::ReadingHead(_) => Phase::Busy(1),
             }
         });
         Busy(phase)
@@ -269,5 +357,24 @@ impl HttpBody for BusyBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_holds_up_to_its_cap_and_frees_a_place_on_drop() {
+        let open = OpenPerBlock::default();
+        let block = ClientBlock::from(std::net::IpAddr::from([192, 0, 2, 7]));
+        let other = ClientBlock::from(std::net::IpAddr::from([192, 0, 2, 8]));
+        let first = open.hold(block, 2).unwrap();
+        let _second = open.hold(block, 2).unwrap();
+        assert!(open.hold(block, 2).is_none());
+        assert!(open.hold(other, 2).is_some());
+        drop(first);
+        assert!(open.hold(block, 2).is_some());
+        assert!(open.0.lock().unwrap().get(&other).is_none());
     }
 }

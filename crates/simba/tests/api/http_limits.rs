@@ -1,13 +1,15 @@
 //! The HTTP server's limits as a slow or hostile client meets them, on raw sockets with limits
-//! of a second or two: slow headers, idle connections, stalled bodies, the connection cap, a
-//! declared body over the limit, ambiguous Hosts, and a graceful shutdown. The database plays
-//! no part, so these run on SQLite only.
+//! of a second or two: silent and slow headers, idle connections, stalled bodies, the
+//! connection caps, oversized heads, a declared body over the limit, ambiguous Hosts, and a
+//! graceful shutdown. The database plays no part, so these run on SQLite only.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use simba::app::{self, AppState};
 use simba::config::Config;
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpSocket;
 
 use crate::helpers::{self, Backend, TestApp, closed_within, read_response};
 
@@ -50,7 +52,6 @@ async fn a_connection_that_never_finishes_its_headers_is_closed() {
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
     helpers::run_with(Backend::Sqlite, limits(30, 2, 30), |app| async move {
-        let mut silent = app.connect().await;
         let mut stream = app.connect().await;
         stream
             .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", app.host()).as_bytes())
@@ -66,10 +67,86 @@ async fn an_idle_keep_alive_connection_is_closed() {
             closed_within(&mut stream, Duration::from_secs(10)).await,
             "an idle keep-alive connection stays open"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_silent_new_connection_is_closed_after_the_header_timeout() {
+    helpers::run_with(Backend::Sqlite, limits(1, 30, 30), |app| async move {
+        let mut silent = app.connect().await;
+        let started = Instant::now();
         assert!(
-            closed_within(&mut silent, Duration::from_secs(5)).await,
-            "a connection that never sent a byte stays open"
+            closed_within(&mut silent, Duration::from_secs(10)).await,
+            "a connection that never sent a byte is still open after 10 s"
         );
+        let after = started.elapsed();
+        assert!(
+            after >= Duration::from_millis(900) && after < Duration::from_secs(5),
+            "closed after {after:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let caps = |config: &mut Config| {
+        limits(30, 30, 30)(config);
+        config.http.max_connections = 4;
+        config.http.max_connections_per_address = 2;
+    };
+    helpers::run_with(Backend::Sqlite, caps, |app| async move {
+        let address: SocketAddr = app.host().parse().unwrap();
+        let mut held = vec![app.connect().await, app.connect().await];
+        for _ in 0..2 {
+            let mut over = app.connect().await;
+            assert!(
+                closed_within(&mut over, Duration::from_secs(2)).await,
+                "a connection over the per-address cap stays open"
+            );
+        }
+        let healthz =
+            format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        let another = TcpSocket::new_v4().unwrap();
+        another.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut another = another.connect(address).await.unwrap();
+        another.write_all(healthz.as_bytes()).await.unwrap();
+        let answer = read_response(&mut another, Duration::from_secs(5)).await;
+        assert_eq!(answer.expect("another address is served").status, 200);
+
+        held.pop();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut again = app.connect().await;
+        again.write_all(healthz.as_bytes()).await.unwrap();
+        let answer = read_response(&mut again, Duration::from_secs(5)).await;
+        assert_eq!(
+            answer
+                .expect("a closed connection frees its address's place")
+                .status,
+            200
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_request_head_over_64_kb_is_refused_with_431() {
+    helpers::run(Backend::Sqlite, |app| async move {
+        let host = app.host().to_owned();
+        let cookie = format!("session={}", "c".repeat(32 * 1024));
+        let big_cookie = exchange(
+            &app,
+            &format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(big_cookie.status, 200, "a 32 KB cookie: {big_cookie:?}");
+        // Exactly 64 KB of a head that has not ended, all of which the server reads: closing
+        // with unread bytes would reset the connection and could lose the answer.
+        let start = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Padding: ");
+        let head = start.clone() + &"p".repeat(64 * 1024 - start.len());
+        let answer = exchange(&app, &head).await;
+        assert_eq!(answer.status, 431, "{answer:?}");
     })
     .await;
 }
