@@ -1,6 +1,7 @@
 //! The HTTP/1.1 server: accepts connections up to a cap, in all and per client, and closes the
 //! ones that keep the process waiting, which `axum::serve` never does (a client that opened a
-//! connection and sent nothing, or half its headers, held it for good).
+//! connection and sent nothing, or half its headers, or stopped reading its answer, held it for
+//! good, and a shutdown waited for it for good).
 //!
 //! Written over hyper's connection builder rather than with its `header_read_timeout` alone:
 //! hyper 1.x starts that timer whenever it waits for a request head, and a keep-alive
@@ -13,8 +14,13 @@
 //!   send a request sends it at once, and a silent connection is one an attacker holds;
 //! - idle, from the end of its last answer until its next byte: `idle_timeout`;
 //! - reading a request head, from that byte until the router has the request: `header_timeout`;
-//! - busy while a request is answered: no connection deadline (the body has its own,
+//! - busy while a request is answered: no phase deadline (the body has its own,
 //!   `api::limits`, and a handler takes what it takes).
+//!
+//! In every phase, a connection whose socket has taken none of the bytes waiting to be sent for
+//! `write_timeout` is closed: a client that stops reading an answer would otherwise hold its
+//! connection, and hyper never gives up on a write. The timer restarts with every write that
+//! makes progress, so a slow but live download goes on for as long as it takes.
 //!
 //! At the cap the server stops accepting: further connections wait in the kernel's listen
 //! backlog, which costs the process nothing, and a burst over the cap is served a moment later
@@ -42,6 +48,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -54,8 +61,8 @@ use crate::domain::ClientBlock;
 const MAX_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Serves `router` on `listener` until `shutdown` completes; then stops accepting, lets the
-/// requests in flight finish, closes idle connections and returns once every connection is
-/// closed.
+/// requests in flight finish for up to `settings.shutdown_timeout`, closes idle connections and
+/// returns once every connection is closed, or dropped at the end of that time.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -65,6 +72,8 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(settings.max_connections));
     let open_per_block = OpenPerBlock::default();
     let graceful = GracefulShutdown::new();
+    // Owns the connections, so that those still open when the shutdown timeout ends are dropped.
+    let mut connections = JoinSet::new();
     let mut builder = http1::Builder::new();
     // The phases below time the headers; hyper's timer would also cut idle connections short.
     builder.header_read_timeout(None);
@@ -85,6 +94,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        while connections.try_join_next().is_some() {}
         let block = ClientBlock::from(peer.ip());
         // Not left waiting as at the global cap: the backlog is one queue for every client and
         // names no address before the accept, so this client's connections would hold up
@@ -92,36 +102,47 @@ pub async fn serve(
         // Closing it costs the client a reconnect.
         let Some(block_hold) = open_per_block.hold(block, settings.max_connections_per_address)
         else {
-            count_closed(Closed::PerAddressCap);
+            count_closed(Closed::PerAddressCap, 1);
             tracing::debug!(client.addr = %peer, "closed a connection over the per-address cap");
             continue;
         };
-        let phase = Arc::new(watch::Sender::new(Phase::Opened(Instant::now())));
+        let state = Arc::new(watch::Sender::new(State::opened()));
         let io = TokioIo::new(WatchedStream {
             stream,
-            phase: phase.clone(),
+            state: state.clone(),
         });
         let service = hyper::service::service_fn({
             let router = router.clone();
-            let phase = phase.clone();
-            move |request| answer(router.clone(), peer, Busy::start(phase.clone()), request)
+            let state = state.clone();
+            move |request| answer(router.clone(), peer, Busy::start(state.clone()), request)
         });
         let connection = graceful.watch(builder.serve_connection(io, service));
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _holds = (slot, block_hold);
             tokio::select! {
                 served = connection => if let Err(error) = served {
                     tracing::debug!(error = %error, client.addr = %peer, "connection ended");
                 },
-                closed = deadline_passed(&phase, settings) => {
-                    count_closed(closed);
+                closed = deadline_passed(&state, settings) => {
+                    count_closed(closed, 1);
                     tracing::debug!(client.addr = %peer, reason = closed.label(), "closed a connection");
                 }
             }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(settings.shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        while connections.try_join_next().is_some() {}
+        count_closed(Closed::ShutdownTimeout, connections.len());
+        tracing::warn!(
+            connections = connections.len(),
+            "dropping the connections whose answers are not sent by the end of the shutdown timeout"
+        );
+    }
+    connections.shutdown().await;
 }
 
 /// Runs `request` through the router as `axum::serve` does with
@@ -163,12 +184,47 @@ enum Phase {
     Busy(usize),
 }
 
+/// What a connection's deadlines are reckoned from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct State {
+    phase: Phase,
+    /// Since when the socket has taken none of the bytes hyper tries to write.
+    write_stalled_since: Option<Instant>,
+}
+
+impl State {
+    fn opened() -> State {
+        State {
+            phase: Phase::Opened(Instant::now()),
+            write_stalled_since: None,
+        }
+    }
+
+    /// When the connection is to be closed and why; `None` while a handler has it and its
+    /// writes get through.
+    fn deadline(&self, settings: HttpSettings) -> Option<(Instant, Closed)> {
+        let phase = match self.phase {
+            Phase::Opened(since) | Phase::ReadingHead(since) => {
+                Some((since + settings.header_timeout, Closed::HeaderTimeout))
+            }
+            Phase::Idle(since) => Some((since + settings.idle_timeout, Closed::IdleTimeout)),
+            Phase::Busy(_) => None,
+        };
+        let write = self
+            .write_stalled_since
+            .map(|since| (since + settings.write_timeout, Closed::WriteTimeout));
+        phase.into_iter().chain(write).min_by_key(|(at, _)| *at)
+    }
+}
+
 /// Why the server closed a connection, as `http_connections_closed_total` counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Closed {
     HeaderTimeout,
     IdleTimeout,
+    WriteTimeout,
     PerAddressCap,
+    ShutdownTimeout,
 }
 
 impl Closed {
@@ -176,28 +232,24 @@ impl Closed {
         match self {
             Closed::HeaderTimeout => "header_timeout",
             Closed::IdleTimeout => "idle_timeout",
+            Closed::WriteTimeout => "write_timeout",
             Closed::PerAddressCap => "per_address_cap",
+            Closed::ShutdownTimeout => "shutdown_timeout",
         }
     }
 }
 
-fn count_closed(closed: Closed) {
-    metrics::counter!("http_connections_closed_total", "reason" => closed.label()).increment(1);
+fn count_closed(closed: Closed, connections: usize) {
+    metrics::counter!("http_connections_closed_total", "reason" => closed.label())
+        .increment(connections as u64);
 }
 
-/// Completes, with the reason, when the connection has stayed silent, or taken to send a
-/// request's head, past its limit.
-async fn deadline_passed(phase: &watch::Sender<Phase>, settings: HttpSettings) -> Closed {
-    let mut changes = phase.subscribe();
+/// Completes, with the reason, when the connection has passed one of its deadlines.
+async fn deadline_passed(state: &watch::Sender<State>, settings: HttpSettings) -> Closed {
+    let mut changes = state.subscribe();
     loop {
-        let deadline = match *changes.borrow_and_update() {
-            Phase::Opened(since) | Phase::ReadingHead(since) => {
-                Some((since + settings.header_timeout, Closed::HeaderTimeout))
-            }
-            Phase::Idle(since) => Some((since + settings.idle_timeout, Closed::IdleTimeout)),
-            Phase::Busy(_) => None,
-        };
-        // `phase` outlives this future, so `changed` never fails.
+        let deadline = changes.borrow_and_update().deadline(settings);
+        // `state` outlives this future, so `changed` never fails.
         match deadline {
             Some((deadline, closed)) => tokio::select! {
                 _ = changes.changed() => {}
@@ -249,10 +301,29 @@ impl Drop for BlockHold {
     }
 }
 
-/// A client's socket that marks the end of a waiting phase when a byte arrives.
+/// A client's socket that marks the end of a waiting phase when a byte arrives, and the
+/// writes that make no progress.
 struct WatchedStream {
     stream: TcpStream,
-    phase: Arc<watch::Sender<Phase>>,
+    state: Arc<watch::Sender<State>>,
+}
+
+impl WatchedStream {
+    fn note_write<T>(&self, written: &Poll<T>) {
+        let stalled = written.is_pending();
+        self.state
+            .send_if_modified(|state| match (state.write_stalled_since, stalled) {
+                (None, true) => {
+                    state.write_stalled_since = Some(Instant::now());
+                    true
+                }
+                (Some(_), false) => {
+                    state.write_stalled_since = None;
+                    true
+                }
+                _ => false,
+            });
+    }
 }
 
 impl AsyncRead for WatchedStream {
@@ -265,9 +336,9 @@ impl AsyncRead for WatchedStream {
         let before = buf.filled().len();
         let read = Pin::new(&mut this.stream).poll_read(cx, buf);
         if buf.filled().len() > before {
-            this.phase.send_if_modified(|phase| match phase {
+            this.state.send_if_modified(|state| match state.phase {
                 Phase::Opened(_) | Phase::Idle(_) => {
-                    *phase = Phase::ReadingHead(Instant::now());
+                    state.phase = Phase::ReadingHead(Instant::now());
                     true
                 }
                 Phase::ReadingHead(_) | Phase::Busy(_) => false,
@@ -283,7 +354,10 @@ impl AsyncWrite for WatchedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.note_write(&written);
+        written
     }
 
     fn poll_write_vectored(
@@ -291,7 +365,10 @@ impl AsyncWrite for WatchedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.note_write(&written);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -309,24 +386,24 @@ impl AsyncWrite for WatchedStream {
 
 /// Held from the moment the router gets a request until its answer's body is dropped (sent,
 /// or abandoned with the connection); the last one out makes the connection idle.
-struct Busy(Arc<watch::Sender<Phase>>);
+struct Busy(Arc<watch::Sender<State>>);
 
 impl Busy {
-    fn start(phase: Arc<watch::Sender<Phase>>) -> Busy {
-        phase.send_modify(|phase| {
-            *phase = match *phase {
+    fn start(state: Arc<watch::Sender<State>>) -> Busy {
+        state.send_modify(|state| {
+            state.phase = match state.phase {
                 Phase::Busy(answers) => Phase::Busy(answers + 1),
                 Phase::Opened(_) | Phase::Idle(_) | Phase::ReadingHead(_) => Phase::Busy(1),
             }
         });
-        Busy(phase)
+        Busy(state)
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.send_modify(|phase| {
-            *phase = match *phase {
+        self.0.send_modify(|state| {
+            state.phase = match state.phase {
                 Phase::Busy(answers) if answers > 1 => Phase::Busy(answers - 1),
                 _ => Phase::Idle(Instant::now()),
             }
@@ -363,6 +440,46 @@ impl HttpBody for BusyBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings() -> HttpSettings {
+        HttpSettings {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(75),
+            write_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(20),
+            max_connections: 512,
+            max_connections_per_address: 64,
+        }
+    }
+
+    #[test]
+    fn the_nearer_of_the_phase_and_write_deadlines_applies() {
+        let t = Instant::now();
+        let state = |phase, write_stalled_since| State {
+            phase,
+            write_stalled_since,
+        };
+        let deadline = |state: State| state.deadline(settings());
+        let secs = Duration::from_secs;
+        assert_eq!(
+            deadline(state(Phase::Opened(t), None)),
+            Some((t + secs(10), Closed::HeaderTimeout))
+        );
+        assert_eq!(deadline(state(Phase::Busy(1), None)), None);
+        assert_eq!(
+            deadline(state(Phase::Busy(2), Some(t))),
+            Some((t + secs(30), Closed::WriteTimeout))
+        );
+        assert_eq!(
+            deadline(state(Phase::Idle(t), Some(t))),
+            Some((t + secs(30), Closed::WriteTimeout))
+        );
+        assert_eq!(
+            deadline(state(Phase::ReadingHead(t), Some(t))),
+            Some((t + secs(10), Closed::HeaderTimeout))
+        );
+    }
 
     #[test]
     fn a_block_holds_up_to_its_cap_and_frees_a_place_on_drop() {
