@@ -66,19 +66,26 @@ pub enum LogFormat {
 }
 
 /// What the HTTP server allows a client (`SIMBA_HTTP_*`): how long it may take to send a
-/// request, how long it may keep an idle connection, and how many connections are served at
-/// once.
+/// request or to take its answer, how long it may keep an idle connection, and how many
+/// connections are served at once, in all and from one client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpSettings {
-    /// From a request's first byte until its headers are complete.
+    /// From a new connection's opening until its first byte, and from a request's first byte
+    /// until its headers are complete.
     pub header_timeout: Duration,
     /// From the end of a request's headers until its whole body has arrived.
     pub body_timeout: Duration,
-    /// How long a connection may wait for its next request, after it was accepted or after
-    /// its last answer.
+    /// How long a connection may wait for its next request after its last answer.
     pub idle_timeout: Duration,
+    /// How long the connection may have data to send while the client takes none of it.
+    pub write_timeout: Duration,
+    /// How long a shutdown waits for the answers in flight before it drops their connections.
+    pub shutdown_timeout: Duration,
     /// Connections served at once; further ones wait in the kernel's listen backlog.
     pub max_connections: usize,
+    /// Connections served at once from one client address (an IPv6 /64); further ones are
+    /// closed as soon as they are accepted.
+    pub max_connections_per_address: usize,
 }
 
 impl HttpSettings {
@@ -94,19 +101,20 @@ impl HttpSettings {
                     ConfigError(format!("{name} must be between 1 and 3600 (got {v:?})."))
                 }),
         };
-        let max_connections = match lookup("SIMBA_HTTP_MAX_CONNECTIONS") {
-            None => 512,
+        let count = |name: &str, default: usize| match lookup(name) {
+            None => Ok(default),
             Some(v) => v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                ConfigError(format!(
-                    "SIMBA_HTTP_MAX_CONNECTIONS must be a positive number (got {v:?})."
-                ))
-            })?,
+                ConfigError(format!("{name} must be a positive number (got {v:?})."))
+            }),
         };
         Ok(HttpSettings {
             header_timeout: seconds("SIMBA_HTTP_HEADER_TIMEOUT_SECONDS", 10)?,
             body_timeout: seconds("SIMBA_HTTP_BODY_TIMEOUT_SECONDS", 30)?,
             idle_timeout: seconds("SIMBA_HTTP_IDLE_TIMEOUT_SECONDS", 75)?,
-            max_connections,
+            write_timeout: seconds("SIMBA_HTTP_WRITE_TIMEOUT_SECONDS", 30)?,
+            shutdown_timeout: seconds("SIMBA_HTTP_SHUTDOWN_TIMEOUT_SECONDS", 20)?,
+            max_connections: count("SIMBA_HTTP_MAX_CONNECTIONS", 512)?,
+            max_connections_per_address: count("SIMBA_HTTP_MAX_CONNECTIONS_PER_ADDRESS", 64)?,
         })
     }
 }
@@ -525,24 +533,36 @@ mod tests {
         assert_eq!(defaults.header_timeout, Duration::from_secs(10));
         assert_eq!(defaults.body_timeout, Duration::from_secs(30));
         assert_eq!(defaults.idle_timeout, Duration::from_secs(75));
+        assert_eq!(defaults.write_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.shutdown_timeout, Duration::from_secs(20));
         assert_eq!(defaults.max_connections, 512);
+        assert_eq!(defaults.max_connections_per_address, 64);
         let set = config(&[
             ("SIMBA_HTTP_HEADER_TIMEOUT_SECONDS", "5"),
             ("SIMBA_HTTP_BODY_TIMEOUT_SECONDS", "20"),
             ("SIMBA_HTTP_IDLE_TIMEOUT_SECONDS", "120"),
+            ("SIMBA_HTTP_WRITE_TIMEOUT_SECONDS", "60"),
+            ("SIMBA_HTTP_SHUTDOWN_TIMEOUT_SECONDS", "8"),
             ("SIMBA_HTTP_MAX_CONNECTIONS", "64"),
+            ("SIMBA_HTTP_MAX_CONNECTIONS_PER_ADDRESS", "4"),
         ])
         .unwrap()
         .http;
         assert_eq!(set.header_timeout, Duration::from_secs(5));
         assert_eq!(set.body_timeout, Duration::from_secs(20));
         assert_eq!(set.idle_timeout, Duration::from_secs(120));
+        assert_eq!(set.write_timeout, Duration::from_secs(60));
+        assert_eq!(set.shutdown_timeout, Duration::from_secs(8));
         assert_eq!(set.max_connections, 64);
+        assert_eq!(set.max_connections_per_address, 4);
         for (name, value) in [
             ("SIMBA_HTTP_HEADER_TIMEOUT_SECONDS", "0"),
             ("SIMBA_HTTP_BODY_TIMEOUT_SECONDS", "1h"),
             ("SIMBA_HTTP_IDLE_TIMEOUT_SECONDS", "3601"),
+            ("SIMBA_HTTP_WRITE_TIMEOUT_SECONDS", "0"),
+            ("SIMBA_HTTP_SHUTDOWN_TIMEOUT_SECONDS", "-1"),
             ("SIMBA_HTTP_MAX_CONNECTIONS", "0"),
+            ("SIMBA_HTTP_MAX_CONNECTIONS_PER_ADDRESS", "many"),
         ] {
             let error = config(&[(name, value)]).unwrap_err();
             assert!(error.to_string().starts_with(name), "{error}");

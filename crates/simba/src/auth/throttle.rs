@@ -24,6 +24,7 @@ use std::time::Duration;
 use rand::RngCore;
 
 use crate::crypto::Cipher;
+use crate::domain::ClientBlock;
 use crate::error::{ApiError, ApiResult};
 use crate::store::users::User;
 use crate::store::{self, Db, StoreResult, login_failures};
@@ -52,17 +53,7 @@ impl Subject {
     }
 
     fn address(ip: IpAddr) -> Subject {
-        let key = match ip {
-            IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4.to_string(),
-                None => {
-                    let s = v6.segments();
-                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-                }
-            },
-        };
-        Subject::Address(key)
+        Subject::Address(ClientBlock::from(ip).to_string())
     }
 
     fn limit(&self) -> usize {

@@ -2,9 +2,11 @@
 //! only place its rules live; failures name the field and say what is wrong.
 
 mod account;
+mod client_block;
 mod shop;
 
 pub use account::{Email, Password, PersonName, Username};
+pub use client_block::ClientBlock;
 pub use shop::{ClientId, ClientSecret, FulfilmentMethod, Marketplace, ShopName, SyncInterval};
 
 use std::collections::BTreeMap;

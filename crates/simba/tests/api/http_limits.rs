@@ -1,13 +1,16 @@
 //! The HTTP server's limits as a slow or hostile client meets them, on raw sockets with limits
-//! of a second or two: slow headers, idle connections, stalled bodies, the connection cap, a
-//! declared body over the limit, ambiguous Hosts, and a graceful shutdown. The database plays
-//! no part, so these run on SQLite only.
+//! of a second or two: silent and slow headers, idle connections, stalled bodies, clients that
+//! stop reading, the connection caps, oversized heads, a declared body over the limit,
+//! ambiguous Hosts, and a graceful shutdown. The database plays no part, so these run on SQLite
+//! only.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use simba::app::{self, AppState};
 use simba::config::Config;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::helpers::{self, Backend, TestApp, closed_within, read_response};
 
@@ -50,7 +53,6 @@ async fn a_connection_that_never_finishes_its_headers_is_closed() {
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
     helpers::run_with(Backend::Sqlite, limits(30, 2, 30), |app| async move {
-        let mut silent = app.connect().await;
         let mut stream = app.connect().await;
         stream
             .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", app.host()).as_bytes())
@@ -66,10 +68,149 @@ async fn an_idle_keep_alive_connection_is_closed() {
             closed_within(&mut stream, Duration::from_secs(10)).await,
             "an idle keep-alive connection stays open"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_silent_new_connection_is_closed_after_the_header_timeout() {
+    helpers::run_with(Backend::Sqlite, limits(1, 30, 30), |app| async move {
+        let mut silent = app.connect().await;
+        let started = Instant::now();
         assert!(
-            closed_within(&mut silent, Duration::from_secs(5)).await,
-            "a connection that never sent a byte stays open"
+            closed_within(&mut silent, Duration::from_secs(10)).await,
+            "a connection that never sent a byte is still open after 10 s"
         );
+        let after = started.elapsed();
+        assert!(
+            after >= Duration::from_millis(900) && after < Duration::from_secs(5),
+            "closed after {after:?}"
+        );
+    })
+    .await;
+}
+
+/// Connects with a receive buffer of a few KB and asks for the 1.7 MB Swagger bundle sixteen
+/// times, pipelined, then a `/healthz`: far more than the kernel's buffers hold (the server's
+/// send buffer grows to 4 MB by default), so the server's writes stall while nothing is read.
+async fn ask_for_more_than_the_buffers_hold(address: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(address).await.unwrap();
+    let bundle = format!("GET /docs/swagger-ui-bundle.js HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    let requests = bundle.repeat(16) + &format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    stream.write_all(requests.as_bytes()).await.unwrap();
+    stream
+}
+
+/// Reads `stream` to its end; the bytes read, or `None` if it is still open after `limit`.
+async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> Option<usize> {
+    let read = async {
+        let mut total = 0;
+        let mut chunk = [0u8; 65536];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    tokio::time::timeout(limit, read).await.ok()
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected() {
+    let one_slot = |config: &mut Config| {
+        limits(30, 30, 30)(config);
+        config.http.write_timeout = Duration::from_secs(1);
+        config.http.max_connections = 1;
+    };
+    helpers::run_with(Backend::Sqlite, one_slot, |app| async move {
+        let address: SocketAddr = app.host().parse().unwrap();
+        let mut stalled = ask_for_more_than_the_buffers_hold(address).await;
+        let started = Instant::now();
+        let mut next = app.connect().await;
+        next.write_all(
+            format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let answer = read_response(&mut next, Duration::from_secs(15)).await;
+        assert_eq!(
+            answer.expect("the only slot is freed").status,
+            200,
+            "after {:?}",
+            started.elapsed()
+        );
+        let after = started.elapsed();
+        assert!(after < Duration::from_secs(8), "freed after {after:?}");
+        let received = read_to_close(&mut stalled, Duration::from_secs(5))
+            .await
+            .expect("the stalled connection is closed");
+        assert!(received < 1_732_839 * 16, "received all {received} bytes");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let caps = |config: &mut Config| {
+        limits(30, 30, 30)(config);
+        config.http.max_connections = 4;
+        config.http.max_connections_per_address = 2;
+    };
+    helpers::run_with(Backend::Sqlite, caps, |app| async move {
+        let address: SocketAddr = app.host().parse().unwrap();
+        let mut held = vec![app.connect().await, app.connect().await];
+        for _ in 0..2 {
+            let mut over = app.connect().await;
+            assert!(
+                closed_within(&mut over, Duration::from_secs(2)).await,
+                "a connection over the per-address cap stays open"
+            );
+        }
+        let healthz =
+            format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        let another = TcpSocket::new_v4().unwrap();
+        another.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut another = another.connect(address).await.unwrap();
+        another.write_all(healthz.as_bytes()).await.unwrap();
+        let answer = read_response(&mut another, Duration::from_secs(5)).await;
+        assert_eq!(answer.expect("another address is served").status, 200);
+
+        held.pop();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut again = app.connect().await;
+        again.write_all(healthz.as_bytes()).await.unwrap();
+        let answer = read_response(&mut again, Duration::from_secs(5)).await;
+        assert_eq!(
+            answer
+                .expect("a closed connection frees its address's place")
+                .status,
+            200
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_request_head_over_64_kb_is_refused_with_431() {
+    helpers::run(Backend::Sqlite, |app| async move {
+        let host = app.host().to_owned();
+        let cookie = format!("session={}", "c".repeat(32 * 1024));
+        let big_cookie = exchange(
+            &app,
+            &format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(big_cookie.status, 200, "a 32 KB cookie: {big_cookie:?}");
+        // Exactly 64 KB of a head that has not ended, all of which the server reads: closing
+        // with unread bytes would reset the connection and could lose the answer.
+        let start = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Padding: ");
+        let head = start.clone() + &"p".repeat(64 * 1024 - start.len());
+        let answer = exchange(&app, &head).await;
+        assert_eq!(answer.status, 431, "{answer:?}");
     })
     .await;
 }
@@ -242,22 +383,48 @@ async fn a_missing_host_or_a_target_naming_another_host_is_a_bad_request() {
     .await;
 }
 
-#[tokio::test]
-async fn shutting_down_finishes_the_request_in_flight_and_closes_idle_connections() {
+/// The app served on its own, for tests of its shutdown.
+struct Served {
+    address: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    /// Ends when `serve` returns.
+    server: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn serve_alone(adjust: impl FnOnce(&mut Config)) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let url = format!(
         "sqlite://{}?mode=rwc",
         dir.path().join("simba.db").display()
     );
-    let state = AppState::start(Config::for_tests(&url)).await.unwrap();
+    let mut config = Config::for_tests(&url);
+    adjust(&mut config);
+    let state = AppState::start(config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app::serve(state, listener, async {
         stopped.await.ok();
     }));
-    let mut idle = tokio::net::TcpStream::connect(address).await.unwrap();
-    let mut busy = tokio::net::TcpStream::connect(address).await.unwrap();
+    Served {
+        address,
+        stop,
+        server,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn shutting_down_finishes_the_request_in_flight_and_closes_idle_connections() {
+    let Served {
+        address,
+        stop,
+        server,
+        _dir,
+    } = serve_alone(|_| {}).await;
+    let mut idle = TcpStream::connect(address).await.unwrap();
+    let mut busy = TcpStream::connect(address).await.unwrap();
     let body = r#"{"username": "nobody", "password": "wrong password"}"#;
     let (first_half, second_half) = body.split_at(10);
     busy.write_all(
@@ -292,5 +459,45 @@ async fn shutting_down_finishes_the_request_in_flight_and_closes_idle_connection
         .await
         .expect("the server stops once the request is answered")
         .unwrap();
-    assert!(tokio::net::TcpStream::connect(address).await.is_err());
+    assert!(TcpStream::connect(address).await.is_err());
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_forever_for_a_client_that_does_not_read() {
+    let Served {
+        address,
+        stop,
+        server,
+        _dir,
+    } = serve_alone(|config| {
+        config.http.write_timeout = Duration::from_secs(3600);
+        config.http.shutdown_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let mut stalled = ask_for_more_than_the_buffers_hold(address).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    stop.send(()).unwrap();
+    let started = Instant::now();
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !server.is_finished(),
+        "the server stopped without waiting for the answer in flight"
+    );
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server stops once its shutdown timeout has passed")
+        .unwrap();
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_millis(1900),
+        "stopped after {after:?}"
+    );
+    assert!(
+        read_to_close(&mut stalled, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "the stalled connection outlives the server"
+    );
 }
