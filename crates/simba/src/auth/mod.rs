@@ -1,8 +1,9 @@
 //! Seller authentication: password hashing, API tokens, dashboard session expiry, login
-//! throttling and the extractor that turns `Authorization: Token <key>` into the authenticated
-//! seller.
+//! throttling (by client address among others) and the extractor that turns
+//! `Authorization: Token <key>` into the authenticated seller.
 
 pub mod cache;
+pub mod client_address;
 pub mod login;
 pub mod password;
 pub mod session;
