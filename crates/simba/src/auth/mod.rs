@@ -39,17 +39,28 @@ impl FromRequestParts<AppState> for AuthUser {
             .and_then(|value| value.to_str().ok())
             .and_then(token::key_from_header)
             .ok_or(ApiError::Unauthenticated)?;
-        let (user, token_id) = authenticate(state, key)
+        let found = authenticate(state, key)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
-        Ok(AuthUser { user, token_id })
+        Ok(AuthUser {
+            user: found.user,
+            token_id: found.token_id,
+        })
     }
 }
 
-/// The seller a token key belongs to, with the token's id: from [`cache::AuthCache`] when the
-/// key was seen in the last second, else from the database. A dashboard session that has ended
-/// is deleted and authenticates nobody; one still running has its last use recorded.
-pub async fn authenticate(state: &AppState, key: &str) -> StoreResult<Option<(User, i64)>> {
+/// What a valid token key stands for.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user: User,
+    pub token_id: i64,
+    pub kind: TokenKind,
+}
+
+/// The seller a token key belongs to, with the token: from [`cache::AuthCache`] when the key
+/// was seen in the last second, else from the database. A dashboard session that has ended is
+/// deleted and authenticates nobody; one still running has its last use recorded.
+pub async fn authenticate(state: &AppState, key: &str) -> StoreResult<Option<Authenticated>> {
     let hash = token::hash(key);
     if let Some(found) = state.auth_cache.get(&hash, Instant::now()) {
         return Ok(Some(found));
@@ -77,8 +88,13 @@ pub async fn authenticate(state: &AppState, key: &str) -> StoreResult<Option<(Us
             ))
         }
     };
+    let found = Authenticated {
+        user,
+        token_id: token.id,
+        kind: token.kind,
+    };
     state
         .auth_cache
-        .put(hash, user.clone(), token.id, Instant::now(), lifetime);
-    Ok(Some((user, token.id)))
+        .put(hash, found.clone(), Instant::now(), lifetime);
+    Ok(Some(found))
 }

@@ -32,6 +32,7 @@ session_tests!(
     a_session_expires_after_its_absolute_lifetime,
     a_login_deletes_the_sellers_ended_sessions,
     api_tokens_do_not_expire,
+    an_api_token_in_the_session_cookie_is_not_a_session,
 );
 
 async fn with_short_sessions<F, Fut>(backend: Backend, test: F)
@@ -164,4 +165,17 @@ async fn api_tokens_do_not_expire(app: TestApp) {
         Some(None),
         "nor are they written to"
     );
+}
+
+async fn an_api_token_in_the_session_cookie_is_not_a_session(app: TestApp) {
+    let seller = app.register("anna").await;
+    let api = app.get("/api/v1/auth/user", Some(&seller.token)).await;
+    assert_eq!(api.status, 200, "and so the token is in the cache too");
+    let mut web = Web::new(&app);
+    web.cookie = seller.token.clone();
+    let page = web.get("/shops").await;
+    assert_eq!(page.status, 303, "{}", page.text);
+    assert_eq!(page.header("location"), Some("/login?next=%2Fshops"));
+    let api = app.get("/api/v1/auth/user", Some(&seller.token)).await;
+    assert_eq!(api.status, 200, "the token still serves the API");
 }
