@@ -33,7 +33,7 @@ pub async fn log_in(
         attempt.failed(&state.db).await?;
         return Err(ApiError::InvalidCredentials);
     };
-    attempt.succeeded(&state.db).await?;
+    attempt.succeeded(&state.db).await;
     if kind == TokenKind::Dashboard {
         let (created_before, idle_before) = state.config.sessions.ended_before(store::now());
         tokens::delete_ended_sessions(&state.db, user.id, created_before, idle_before).await?;
@@ -55,7 +55,7 @@ pub async fn check_password(
         .await
         .map_err(ApiError::Internal)?;
     if valid {
-        attempt.succeeded(&state.db).await?;
+        attempt.succeeded(&state.db).await;
     } else {
         attempt.failed(&state.db).await?;
     }

@@ -112,8 +112,19 @@ impl Attempt {
     /// The password was right: this attempt is no failure, and the account's failures (by
     /// account and by its names) are forgiven. The address's are not: a client that knows one
     /// password must not gain tries against other accounts.
-    pub async fn succeeded(self, db: &Db) -> StoreResult<()> {
-        login_failures::take_back(db, &self.reserved, &self.id, &self.forgiven).await
+    ///
+    /// A database error here is logged, not returned: the seller has proved the password, and
+    /// the try left counted against the account ages out with the window.
+    pub async fn succeeded(self, db: &Db) {
+        let since = store::now() - window_secs();
+        let taken_back =
+            login_failures::take_back(db, &self.reserved, &self.id, &self.forgiven, since).await;
+        if let Err(error) = taken_back {
+            tracing::warn!(
+                error = format!("{:#}", anyhow::Error::from(error)),
+                "taking back the login attempt of a right password"
+            );
+        }
     }
 
     /// The password was wrong: the address is charged too.
@@ -159,7 +170,7 @@ async fn begin(
     address: Subject,
     forgiven: &[Subject],
 ) -> ApiResult<Attempt> {
-    let window = i64::try_from(WINDOW.as_secs()).expect("the window fits");
+    let window = window_secs();
     let now = store::now();
     let since = now - window;
     let mut limits: Vec<(String, usize)> = reserved
@@ -180,10 +191,17 @@ async fn begin(
     // the first read: of such attempts, at most as many go on as the limits leave room for.
     let failures = login_failures::live(db, &keys, since, &attempt).await?;
     if let Some(until) = locked_until(&failures, &limits, window) {
-        login_failures::take_back(db, &reserved_keys, &attempt, &[]).await?;
+        login_failures::take_back(db, &reserved_keys, &attempt, &[], since).await?;
         return Err(too_many(until, now));
     }
-    login_failures::prune(db, since).await?;
+    // Housekeeping: the next attempt prunes what this one could not (a deadlock victim, a
+    // busy SQLite), and the login must not fail for it.
+    if let Err(error) = login_failures::prune(db, since).await {
+        tracing::warn!(
+            error = format!("{:#}", anyhow::Error::from(error)),
+            "pruning expired login failures"
+        );
+    }
     Ok(Attempt {
         id: attempt,
         reserved: reserved_keys,
@@ -211,6 +229,10 @@ fn locked_until(
             times.get(limit.checked_sub(1)?).map(|at| at + window)
         })
         .max()
+}
+
+fn window_secs() -> i64 {
+    i64::try_from(WINDOW.as_secs()).expect("the window fits")
 }
 
 fn too_many(until: i64, now: i64) -> ApiError {

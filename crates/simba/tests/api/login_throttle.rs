@@ -25,6 +25,7 @@ backend_tests!(
     behind_a_trusted_proxy_each_client_has_its_own_address_budget,
     x_forwarded_for_from_an_untrusted_peer_is_ignored,
     correct_logins_in_flight_do_not_lock_the_address,
+    a_failed_prune_fails_no_login,
 );
 
 const WINDOW_SECS: i64 = 15 * 60;
@@ -340,10 +341,37 @@ async fn correct_logins_in_flight_do_not_lock_the_address(app: TestApp) {
     }
     assert_eq!(log_in(&app, "anna", PASSWORD).await.status, 200);
     for attempt in in_flight {
-        attempt.succeeded(db).await.unwrap();
+        attempt.succeeded(db).await;
     }
     assert_eq!(log_in(&app, "anna", PASSWORD).await.status, 200);
 
     fail_from(&app, "127.0.0.1", PER_ADDRESS).await;
     assert_locked(&log_in(&app, "anna", PASSWORD).await);
+}
+
+async fn a_failed_prune_fails_no_login(app: TestApp) {
+    app.register("anna").await;
+    let undeletable = "u".repeat(64);
+    let expired = simba::store::now() - 2 * WINDOW_SECS;
+    simba::store::login_failures::record(
+        &app.state.db,
+        std::slice::from_ref(&undeletable),
+        "old",
+        expired,
+    )
+    .await
+    .unwrap();
+    app.refuse(
+        "DELETE",
+        "login_failures",
+        &format!("OLD.subject = '{undeletable}'"),
+    )
+    .await;
+    assert_eq!(log_in(&app, "anna", PASSWORD).await.status, 200);
+    log_in(&app, "anna", "wrong password!").await.problem(401);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM login_failures").await,
+        1 + 3,
+        "the expired row, and the wrong password's account, name and address"
+    );
 }

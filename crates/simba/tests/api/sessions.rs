@@ -33,6 +33,8 @@ session_tests!(
     a_login_deletes_the_sellers_ended_sessions,
     api_tokens_do_not_expire,
     an_api_token_in_the_session_cookie_is_not_a_session,
+    a_last_use_that_cannot_be_written_fails_no_page,
+    a_session_whose_row_cannot_be_deleted_still_ends,
 );
 
 async fn with_short_sessions<F, Fut>(backend: Backend, test: F)
@@ -178,4 +180,30 @@ async fn an_api_token_in_the_session_cookie_is_not_a_session(app: TestApp) {
     assert_eq!(page.header("location"), Some("/login?next=%2Fshops"));
     let api = app.get("/api/v1/auth/user", Some(&seller.token)).await;
     assert_eq!(api.status, 200, "the token still serves the API");
+}
+
+async fn a_last_use_that_cannot_be_written_fails_no_page(app: TestApp) {
+    app.register("anna").await;
+    let web = new_session(&app, "anna").await;
+    age(&app, &web, IDLE_SECS, IDLE_SECS - 90).await;
+    app.refuse("UPDATE", "api_tokens", "1 = 1").await;
+    let page = web.get("/shops").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+}
+
+async fn a_session_whose_row_cannot_be_deleted_still_ends(app: TestApp) {
+    app.register("anna").await;
+    let web = new_session(&app, "anna").await;
+    age(&app, &web, IDLE_SECS + 60, IDLE_SECS).await;
+    app.refuse("DELETE", "api_tokens", "1 = 1").await;
+    let page = web.get("/shops").await;
+    assert_eq!(page.status, 303, "{}", page.text);
+    assert_eq!(page.header("location"), Some("/login?next=%2Fshops"));
+    app.get("/api/v1/auth/user", Some(&web.cookie))
+        .await
+        .problem(401);
+    assert!(
+        token_row(&app, &web.cookie).await.is_some(),
+        "the row is still there"
+    );
 }
