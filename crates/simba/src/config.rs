@@ -395,13 +395,18 @@ fn session_settings(
             })?;
         sessions.max_age = Duration::from_secs(hours * 3600);
     }
-    if let Some(v) = lookup("SIMBA_SESSION_IDLE_MINUTES") {
-        let minutes: u64 = v.parse().ok().filter(|m| *m >= 1).ok_or_else(|| {
-            ConfigError(format!(
-                "SIMBA_SESSION_IDLE_MINUTES must be a positive number of minutes (got {v:?})."
-            ))
-        })?;
-        sessions.idle = Duration::from_secs(minutes.saturating_mul(60));
+    match lookup("SIMBA_SESSION_IDLE_MINUTES") {
+        Some(v) => {
+            let minutes: u64 = v.parse().ok().filter(|m| *m >= 1).ok_or_else(|| {
+                ConfigError(format!(
+                    "SIMBA_SESSION_IDLE_MINUTES must be a positive number of minutes (got {v:?})."
+                ))
+            })?;
+            sessions.idle = Duration::from_secs(minutes.saturating_mul(60));
+        }
+        // Whoever shortens the absolute lifetime alone wants shorter sessions, not a refusal
+        // to start over a default they never chose.
+        None => sessions.idle = sessions.idle.min(sessions.max_age),
     }
     if sessions.idle > sessions.max_age {
         return Err(ConfigError(format!(
@@ -506,6 +511,13 @@ mod tests {
         .unwrap();
         assert_eq!(c.sessions.idle, Duration::from_secs(15 * 60));
         assert_eq!(c.sessions.max_age, Duration::from_secs(7 * 24 * 3600));
+    }
+
+    #[test]
+    fn an_absolute_lifetime_under_the_default_idle_time_shortens_it() {
+        let c = config(&[("SIMBA_SESSION_MAX_AGE_HOURS", "1")]).unwrap();
+        assert_eq!(c.sessions.idle, Duration::from_secs(3600));
+        assert_eq!(c.sessions.max_age, Duration::from_secs(3600));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::store::tokens::{self, TokenKind};
 use crate::store::users::{self, User};
-use crate::store::{self, Db, StoreResult};
+use crate::store::{Db, StoreResult};
 
 /// Checks `login` (username or email) and `password` from `client` and issues a new token of
 /// `kind`. An unknown login and a wrong password get the same answer after the same work
@@ -34,10 +34,6 @@ pub async fn log_in(
         return Err(ApiError::InvalidCredentials);
     };
     attempt.succeeded(&state.db).await;
-    if kind == TokenKind::Dashboard {
-        let (created_before, idle_before) = state.config.sessions.ended_before(store::now());
-        tokens::delete_ended_sessions(&state.db, user.id, created_before, idle_before).await?;
-    }
     Ok((issue_token(&state.db, user.id, kind).await?, user))
 }
 

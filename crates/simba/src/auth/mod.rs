@@ -72,10 +72,8 @@ pub async fn authenticate(state: &AppState, key: &str) -> StoreResult<Option<Aut
         TokenKind::Api => None,
         TokenKind::Dashboard => {
             let now = store::now();
-            let ends_at = state
-                .config
-                .sessions
-                .ends_at(token.created_at, token.last_used_at);
+            let sessions = &state.config.sessions;
+            let ends_at = sessions.ends_at(token.created_at, token.last_used_at);
             if ends_at <= now {
                 // Ended by the check above at every request, whether or not the row goes now.
                 if let Err(error) = tokens::revoke(&state.db, token.id).await {
@@ -88,7 +86,7 @@ pub async fn authenticate(state: &AppState, key: &str) -> StoreResult<Option<Aut
             }
             // A last use that is not written only makes the session end sooner, counted from
             // the use before: no reason to fail the page.
-            if session::last_use_is_stale(token.created_at, token.last_used_at, now)
+            if sessions.last_use_is_stale(token.created_at, token.last_used_at, now)
                 && let Err(error) = tokens::touch(&state.db, token.id, now).await
             {
                 tracing::warn!(
