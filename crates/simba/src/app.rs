@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::api::page_cache::PageCache;
 use crate::auth::cache::AuthCache;
+use crate::auth::session::{self, SessionSettings};
 use crate::config::{Config, SecretKeySource};
 use crate::crypto::{self, Cipher};
 use crate::store::{self, Db};
@@ -146,13 +147,32 @@ pub async fn serve(
             metrics.run_upkeep();
         }
     });
+    let sweeper = tokio::spawn(sweep_sessions(state.db.clone(), state.config.sessions));
     let background = state.config.run_workers.then(|| Background::start(&state));
     let http = state.config.http;
     crate::http_server::serve(listener, crate::api::router(state), http, shutdown).await;
     if let Some(background) = background {
         background.stop().await;
     }
+    sweeper.abort();
     upkeep.abort();
+}
+
+/// Sweeps ended dashboard sessions at start and every [`session::SWEEP_INTERVAL`]. Every
+/// `serve` process does, as sessions are theirs; a sweep that fails is tried again next time.
+async fn sweep_sessions(db: Db, settings: SessionSettings) {
+    let mut tick = tokio::time::interval(session::SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        match session::sweep(&db, &settings, store::now()).await {
+            Ok(0) => {}
+            Ok(swept) => tracing::info!(sessions = swept, "deleted ended dashboard sessions"),
+            Err(error) => tracing::warn!(
+                error = format!("{:#}", anyhow::Error::from(error)),
+                "deleting ended dashboard sessions"
+            ),
+        }
+    }
 }
 
 /// The sync workers and the scheduler of one process.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::auth::client_address::TrustedProxies;
 use crate::auth::session::SessionSettings;
 use crate::store::Backend;
 
@@ -139,6 +140,8 @@ pub struct Config {
     pub broker_queue: String,
     pub secret_key: SecretKeySource,
     pub allowed_hosts: AllowedHosts,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`SIMBA_TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
     pub addr: SocketAddr,
     pub bol_api_url: Url,
     pub bol_login_url: Url,
@@ -303,6 +306,18 @@ impl Config {
             engine.slice = std::time::Duration::from_secs(secs);
         }
         let sessions = session_settings(&lookup)?;
+        let trusted_proxies = lookup("SIMBA_TRUSTED_PROXIES")
+            .map(|v| {
+                v.parse().map_err(|entry| {
+                    ConfigError(format!(
+                        "SIMBA_TRUSTED_PROXIES must be comma-separated addresses or CIDR blocks \
+                         of your reverse proxies, such as 10.0.0.0/8 or fd00::/8 ({entry:?} is \
+                         neither, or has bits set past its prefix)."
+                    ))
+                })
+            })
+            .transpose()?
+            .unwrap_or_default();
         Ok(Config {
             database_url,
             backend,
@@ -312,6 +327,7 @@ impl Config {
             allowed_hosts: AllowedHosts::parse(
                 &lookup("ALLOWED_HOSTS").unwrap_or_else(|| "*".into()),
             ),
+            trusted_proxies,
             addr,
             bol_api_url: parse_url(
                 "SIMBA_BOL_API_URL",
@@ -387,13 +403,18 @@ fn session_settings(
             })?;
         sessions.max_age = Duration::from_secs(hours * 3600);
     }
-    if let Some(v) = lookup("SIMBA_SESSION_IDLE_MINUTES") {
-        let minutes: u64 = v.parse().ok().filter(|m| *m >= 1).ok_or_else(|| {
-            ConfigError(format!(
-                "SIMBA_SESSION_IDLE_MINUTES must be a positive number of minutes (got {v:?})."
-            ))
-        })?;
-        sessions.idle = Duration::from_secs(minutes.saturating_mul(60));
+    match lookup("SIMBA_SESSION_IDLE_MINUTES") {
+        Some(v) => {
+            let minutes: u64 = v.parse().ok().filter(|m| *m >= 1).ok_or_else(|| {
+                ConfigError(format!(
+                    "SIMBA_SESSION_IDLE_MINUTES must be a positive number of minutes (got {v:?})."
+                ))
+            })?;
+            sessions.idle = Duration::from_secs(minutes.saturating_mul(60));
+        }
+        // Whoever shortens the absolute lifetime alone wants shorter sessions, not a refusal
+        // to start over a default they never chose.
+        None => sessions.idle = sessions.idle.min(sessions.max_age),
     }
     if sessions.idle > sessions.max_age {
         return Err(ConfigError(format!(
@@ -501,6 +522,13 @@ mod tests {
     }
 
     #[test]
+    fn an_absolute_lifetime_under_the_default_idle_time_shortens_it() {
+        let c = config(&[("SIMBA_SESSION_MAX_AGE_HOURS", "1")]).unwrap();
+        assert_eq!(c.sessions.idle, Duration::from_secs(3600));
+        assert_eq!(c.sessions.max_age, Duration::from_secs(3600));
+    }
+
+    #[test]
     fn bad_session_lifetimes_stop_the_start_with_a_sentence() {
         for (name, value) in [
             ("SIMBA_SESSION_IDLE_MINUTES", "0"),
@@ -519,6 +547,26 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("must not exceed"), "{error}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_none_by_default_and_checked() {
+        assert_eq!(
+            config(&[]).unwrap().trusted_proxies,
+            TrustedProxies::default()
+        );
+        let c = config(&[("SIMBA_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")]).unwrap();
+        assert_eq!(
+            c.trusted_proxies,
+            "10.0.0.0/8,127.0.0.1".parse::<TrustedProxies>().unwrap()
+        );
+        for bad in ["10.0.0.0/40", "10.0.0.1/8", "proxy"] {
+            let error = config(&[("SIMBA_TRUSTED_PROXIES", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with("SIMBA_TRUSTED_PROXIES"), "{error}");
+            assert!(error.contains(bad), "{error}");
+        }
     }
 
     #[test]

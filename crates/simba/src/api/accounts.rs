@@ -1,8 +1,6 @@
 //! `/auth/*`: register, log in and out, the profile, password change, account deletion.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,6 +11,7 @@ use utoipa::ToSchema;
 use super::json::StrictJson;
 use super::rfc3339;
 use crate::app::AppState;
+use crate::auth::client_address::ClientAddress;
 use crate::auth::{AuthUser, login, password};
 use crate::domain::{Email, Password, PersonName, Username, ValidationErrors};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -154,14 +153,14 @@ pub struct LoginIn {
     responses((status = 200, body = TokenOut), (status = 401, body = Problem), (status = 429, body = Problem)))]
 pub(super) async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     StrictJson(body): StrictJson<LoginIn>,
 ) -> ApiResult<Json<TokenOut>> {
     let (key, user) = login::log_in(
         &state,
         &body.username,
         body.password,
-        peer.ip(),
+        client,
         TokenKind::Api,
     )
     .await?;
@@ -292,13 +291,13 @@ pub struct PasswordChangeIn {
     responses((status = 204), (status = 401, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub(super) async fn change_password(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     auth: AuthUser,
     StrictJson(body): StrictJson<PasswordChangeIn>,
 ) -> ApiResult<StatusCode> {
     let new_password = Password::parse(&body.new_password, &auth.user.username)
         .map_err(|m| ValidationErrors::single("new_password", m))?;
-    if !login::check_password(&state, &auth.user, body.old_password, peer.ip()).await? {
+    if !login::check_password(&state, &auth.user, body.old_password, client).await? {
         return Err(ValidationErrors::single("old_password", "is not the current password").into());
     }
     let new_hash = password::hash(new_password.secret().clone())

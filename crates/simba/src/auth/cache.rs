@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::store::users::User;
+use super::Authenticated;
 
 #[derive(Debug, Default)]
 pub struct AuthCache {
@@ -19,8 +19,7 @@ pub struct AuthCache {
 
 #[derive(Debug)]
 struct Entry {
-    user: User,
-    token_id: i64,
+    found: Authenticated,
     expires: Instant,
 }
 
@@ -29,12 +28,12 @@ impl AuthCache {
     /// Beyond this many live tokens a second the lookups are cheap next to the requests.
     const CAPACITY: usize = 10_000;
 
-    pub fn get(&self, token_hash: &str, now: Instant) -> Option<(User, i64)> {
+    pub fn get(&self, token_hash: &str, now: Instant) -> Option<Authenticated> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(token_hash)
             .filter(|entry| entry.expires > now)
-            .map(|entry| (entry.user.clone(), entry.token_id))
+            .map(|entry| entry.found.clone())
     }
 
     /// Keeps an entry for [`AuthCache::TTL`], or for `lifetime` if that is shorter (what is
@@ -42,8 +41,7 @@ impl AuthCache {
     pub fn put(
         &self,
         token_hash: String,
-        user: User,
-        token_id: i64,
+        found: Authenticated,
         now: Instant,
         lifetime: Option<Duration>,
     ) {
@@ -55,35 +53,35 @@ impl AuthCache {
             }
         }
         let expires = now + lifetime.map_or(Self::TTL, |left| left.min(Self::TTL));
-        entries.insert(
-            token_hash,
-            Entry {
-                user,
-                token_id,
-                expires,
-            },
-        );
+        entries.insert(token_hash, Entry { found, expires });
     }
 
     /// Called after anything that revokes a seller's tokens or changes the seller.
     pub fn forget_user(&self, user_id: i64) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.retain(|_, entry| entry.user.id != user_id);
+        entries.retain(|_, entry| entry.found.user.id != user_id);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::tokens::TokenKind;
+    use crate::store::users::User;
 
-    fn user(id: i64) -> User {
-        User {
-            id,
-            username: format!("seller{id}"),
-            email: format!("seller{id}@example.com"),
+    fn token(user_id: i64, token_id: i64, kind: TokenKind) -> Authenticated {
+        let user = User {
+            id: user_id,
+            username: format!("seller{user_id}"),
+            email: format!("seller{user_id}@example.com"),
             first_name: String::new(),
             last_name: String::new(),
             date_joined: 0,
+        };
+        Authenticated {
+            user,
+            token_id,
+            kind,
         }
     }
 
@@ -91,8 +89,9 @@ mod tests {
     fn an_entry_lives_for_the_ttl_only() {
         let cache = AuthCache::default();
         let now = Instant::now();
-        cache.put("h".into(), user(1), 7, now, None);
-        assert_eq!(cache.get("h", now).map(|(u, t)| (u.id, t)), Some((1, 7)));
+        cache.put("h".into(), token(1, 7, TokenKind::Api), now, None);
+        let found = cache.get("h", now).unwrap();
+        assert_eq!((found.user.id, found.token_id), (1, 7));
         assert!(cache.get("h", now + AuthCache::TTL).is_none());
         assert!(cache.get("other", now).is_none());
     }
@@ -102,24 +101,44 @@ mod tests {
         let cache = AuthCache::default();
         let now = Instant::now();
         let left = Duration::from_millis(300);
-        cache.put("s".into(), user(1), 7, now, Some(left));
+        cache.put(
+            "s".into(),
+            token(1, 7, TokenKind::Dashboard),
+            now,
+            Some(left),
+        );
         assert!(
             cache
                 .get("s", now + left - Duration::from_millis(1))
                 .is_some()
         );
         assert!(cache.get("s", now + left).is_none());
-        cache.put("long".into(), user(1), 8, now, Some(AuthCache::TTL * 10));
+        cache.put(
+            "long".into(),
+            token(1, 8, TokenKind::Dashboard),
+            now,
+            Some(AuthCache::TTL * 10),
+        );
         assert!(cache.get("long", now + AuthCache::TTL).is_none());
+    }
+
+    #[test]
+    fn an_entry_keeps_its_token_kind() {
+        let cache = AuthCache::default();
+        let now = Instant::now();
+        cache.put("a".into(), token(1, 1, TokenKind::Api), now, None);
+        cache.put("d".into(), token(1, 2, TokenKind::Dashboard), now, None);
+        assert_eq!(cache.get("a", now).unwrap().kind, TokenKind::Api);
+        assert_eq!(cache.get("d", now).unwrap().kind, TokenKind::Dashboard);
     }
 
     #[test]
     fn forgetting_a_seller_drops_all_their_tokens_only() {
         let cache = AuthCache::default();
         let now = Instant::now();
-        cache.put("a".into(), user(1), 1, now, None);
-        cache.put("b".into(), user(1), 2, now, None);
-        cache.put("c".into(), user(2), 3, now, None);
+        cache.put("a".into(), token(1, 1, TokenKind::Api), now, None);
+        cache.put("b".into(), token(1, 2, TokenKind::Api), now, None);
+        cache.put("c".into(), token(2, 3, TokenKind::Api), now, None);
         cache.forget_user(1);
         assert!(cache.get("a", now).is_none());
         assert!(cache.get("b", now).is_none());
@@ -131,12 +150,12 @@ mod tests {
         let cache = AuthCache::default();
         let now = Instant::now();
         for i in 0..AuthCache::CAPACITY {
-            cache.put(format!("old{i}"), user(1), 1, now, None);
+            cache.put(format!("old{i}"), token(1, 1, TokenKind::Api), now, None);
         }
-        cache.put("refused".into(), user(2), 2, now, None);
+        cache.put("refused".into(), token(2, 2, TokenKind::Api), now, None);
         assert!(cache.get("refused", now).is_none());
         let later = now + AuthCache::TTL;
-        cache.put("new".into(), user(2), 2, later, None);
+        cache.put("new".into(), token(2, 2, TokenKind::Api), later, None);
         assert!(cache.get("new", later).is_some());
     }
 }

@@ -10,51 +10,50 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::store::tokens::{self, TokenKind};
 use crate::store::users::{self, User};
-use crate::store::{self, Db, StoreResult};
+use crate::store::{Db, StoreResult};
 
-/// Checks `login` (username or email) and `password` from `peer` and issues a new token of
+/// Checks `login` (username or email) and `password` from `client` and issues a new token of
 /// `kind`. An unknown login and a wrong password get the same answer after the same work
 /// (the decoy hash is verified when there is no account).
 pub async fn log_in(
     state: &AppState,
     login: &str,
     password: SecretString,
-    peer: IpAddr,
+    client: IpAddr,
     kind: TokenKind,
 ) -> ApiResult<(String, User)> {
     let found = users::find_for_login(&state.db, login.trim()).await?;
     let (user, stored_hash) = found.map_or((None, None), |(u, h)| (Some(u), Some(h)));
     let attempt =
-        throttle::begin_login(&state.db, &state.cipher, login, user.as_ref(), peer).await?;
+        throttle::begin_login(&state.db, &state.cipher, login, user.as_ref(), client).await?;
     let valid = password::verify(password, stored_hash)
         .await
         .map_err(ApiError::Internal)?;
     let Some(user) = user.filter(|_| valid) else {
+        attempt.failed(&state.db).await?;
         return Err(ApiError::InvalidCredentials);
     };
-    attempt.succeeded(&state.db).await?;
-    if kind == TokenKind::Dashboard {
-        let (created_before, idle_before) = state.config.sessions.ended_before(store::now());
-        tokens::delete_ended_sessions(&state.db, user.id, created_before, idle_before).await?;
-    }
+    attempt.succeeded(&state.db).await;
     Ok((issue_token(&state.db, user.id, kind).await?, user))
 }
 
-/// Whether `password` is `user`'s current password, checked from `peer` under the same
+/// Whether `password` is `user`'s current password, checked from `client` under the same
 /// throttle as a login to the account.
 pub async fn check_password(
     state: &AppState,
     user: &User,
     password: SecretString,
-    peer: IpAddr,
+    client: IpAddr,
 ) -> ApiResult<bool> {
     let stored = users::password_hash(&state.db, user.id).await?;
-    let attempt = throttle::begin_password_check(&state.db, &state.cipher, user, peer).await?;
+    let attempt = throttle::begin_password_check(&state.db, &state.cipher, user, client).await?;
     let valid = password::verify(password, stored)
         .await
         .map_err(ApiError::Internal)?;
     if valid {
-        attempt.succeeded(&state.db).await?;
+        attempt.succeeded(&state.db).await;
+    } else {
+        attempt.failed(&state.db).await?;
     }
     Ok(valid)
 }

@@ -1,8 +1,9 @@
 //! Seller authentication: password hashing, API tokens, dashboard session expiry, login
-//! throttling and the extractor that turns `Authorization: Token <key>` into the authenticated
-//! seller.
+//! throttling (by client address among others) and the extractor that turns
+//! `Authorization: Token <key>` into the authenticated seller.
 
 pub mod cache;
+pub mod client_address;
 pub mod login;
 pub mod password;
 pub mod session;
@@ -38,17 +39,28 @@ impl FromRequestParts<AppState> for AuthUser {
             .and_then(|value| value.to_str().ok())
             .and_then(token::key_from_header)
             .ok_or(ApiError::Unauthenticated)?;
-        let (user, token_id) = authenticate(state, key)
+        let found = authenticate(state, key)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
-        Ok(AuthUser { user, token_id })
+        Ok(AuthUser {
+            user: found.user,
+            token_id: found.token_id,
+        })
     }
 }
 
-/// The seller a token key belongs to, with the token's id: from [`cache::AuthCache`] when the
-/// key was seen in the last second, else from the database. A dashboard session that has ended
-/// is deleted and authenticates nobody; one still running has its last use recorded.
-pub async fn authenticate(state: &AppState, key: &str) -> StoreResult<Option<(User, i64)>> {
+/// What a valid token key stands for.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user: User,
+    pub token_id: i64,
+    pub kind: TokenKind,
+}
+
+/// The seller a token key belongs to, with the token: from [`cache::AuthCache`] when the key
+/// was seen in the last second, else from the database. A dashboard session that has ended is
+/// deleted and authenticates nobody; one still running has its last use recorded.
+pub async fn authenticate(state: &AppState, key: &str) -> StoreResult<Option<Authenticated>> {
     let hash = token::hash(key);
     if let Some(found) = state.auth_cache.get(&hash, Instant::now()) {
         return Ok(Some(found));
@@ -60,24 +72,40 @@ pub async fn authenticate(state: &AppState, key: &str) -> StoreResult<Option<(Us
         TokenKind::Api => None,
         TokenKind::Dashboard => {
             let now = store::now();
-            let ends_at = state
-                .config
-                .sessions
-                .ends_at(token.created_at, token.last_used_at);
+            let sessions = &state.config.sessions;
+            let ends_at = sessions.ends_at(token.created_at, token.last_used_at);
             if ends_at <= now {
-                tokens::revoke(&state.db, token.id).await?;
+                // Ended by the check above at every request, whether or not the row goes now.
+                if let Err(error) = tokens::revoke(&state.db, token.id).await {
+                    tracing::warn!(
+                        error = format!("{:#}", anyhow::Error::from(error)),
+                        "deleting an ended dashboard session"
+                    );
+                }
                 return Ok(None);
             }
-            if session::last_use_is_stale(token.created_at, token.last_used_at, now) {
-                tokens::touch(&state.db, token.id, now).await?;
+            // A last use that is not written only makes the session end sooner, counted from
+            // the use before: no reason to fail the page.
+            if sessions.last_use_is_stale(token.created_at, token.last_used_at, now)
+                && let Err(error) = tokens::touch(&state.db, token.id, now).await
+            {
+                tracing::warn!(
+                    error = format!("{:#}", anyhow::Error::from(error)),
+                    "recording a dashboard session's last use"
+                );
             }
             Some(Duration::from_secs(
                 u64::try_from(ends_at - now).unwrap_or(0),
             ))
         }
     };
+    let found = Authenticated {
+        user,
+        token_id: token.id,
+        kind: token.kind,
+    };
     state
         .auth_cache
-        .put(hash, user.clone(), token.id, Instant::now(), lifetime);
-    Ok(Some((user, token.id)))
+        .put(hash, found.clone(), Instant::now(), lifetime);
+    Ok(Some(found))
 }

@@ -1,8 +1,11 @@
 //! When a dashboard session ends: after a time without requests (idle) and a fixed time after
 //! the login (absolute), checked on the server at every request, so that a copied cookie stops
-//! working even if the browser never drops it. API tokens do not expire (see `TokenKind`).
+//! working even if the browser never drops it; and the sweep that deletes ended sessions whose
+//! cookie never comes back. API tokens do not expire (see `TokenKind`).
 
 use std::time::Duration;
+
+use crate::store::{Db, StoreResult, tokens};
 
 /// How long dashboard sessions last (`SIMBA_SESSION_IDLE_MINUTES`,
 /// `SIMBA_SESSION_MAX_AGE_HOURS`).
@@ -28,7 +31,13 @@ impl Default for SessionSettings {
 /// page view, and every second of a run page's live refresh, a write transaction (serialised
 /// with the sync engine's on SQLite), while an idle limit counted in minutes needs no finer
 /// record. A session may therefore end up to this much before its idle time is quite over.
-pub const LAST_USED_PRECISION_SECS: i64 = 60;
+const LAST_USED_PRECISION_SECS: i64 = 60;
+
+/// How often `serve` sweeps ended sessions: their rows are only dead weight, and a sweep costs
+/// a scan of the token table.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// Sessions deleted per statement by a sweep, so that no delete holds locks for long.
+pub const SWEEP_BATCH: u32 = 500;
 
 impl SessionSettings {
     /// The Unix second at which a session created at `created_at` and last used at
@@ -45,11 +54,31 @@ impl SessionSettings {
     pub fn ended_before(&self, now: i64) -> (i64, i64) {
         (now - secs(self.max_age), now - secs(self.idle))
     }
+
+    /// Whether a session's recorded last use is old enough to be written again at `now`: after
+    /// [`LAST_USED_PRECISION_SECS`], or a quarter of the idle time if that is shorter, so that
+    /// a short idle time still outlasts the gap between writes and a session in use never
+    /// ends for want of one.
+    pub fn last_use_is_stale(&self, created_at: i64, last_used_at: Option<i64>, now: i64) -> bool {
+        let precision = LAST_USED_PRECISION_SECS.min(secs(self.idle) / 4);
+        now - last_used_at.unwrap_or(created_at) >= precision
+    }
 }
 
-/// Whether a session's recorded last use is old enough to be written again at `now`.
-pub fn last_use_is_stale(created_at: i64, last_used_at: Option<i64>, now: i64) -> bool {
-    now - last_used_at.unwrap_or(created_at) >= LAST_USED_PRECISION_SECS
+/// Deletes every session that has ended by `now`, [`SWEEP_BATCH`] at a time; returns how many.
+/// An ended session is deleted when its cookie comes back, and this deletes the others, of
+/// sellers who never return.
+pub async fn sweep(db: &Db, settings: &SessionSettings, now: i64) -> StoreResult<u64> {
+    let (created_before, idle_before) = settings.ended_before(now);
+    let mut swept = 0;
+    loop {
+        let deleted =
+            tokens::delete_ended_sessions(db, created_before, idle_before, SWEEP_BATCH).await?;
+        swept += deleted;
+        if deleted < u64::from(SWEEP_BATCH) {
+            return Ok(swept);
+        }
+    }
 }
 
 fn secs(duration: Duration) -> i64 {
@@ -97,9 +126,25 @@ mod tests {
 
     #[test]
     fn the_last_use_is_written_at_most_once_a_minute() {
-        assert!(!last_use_is_stale(0, None, 59));
-        assert!(last_use_is_stale(0, None, 60));
-        assert!(!last_use_is_stale(0, Some(100), 159));
-        assert!(last_use_is_stale(0, Some(100), 160));
+        let s = settings();
+        assert!(!s.last_use_is_stale(0, None, 59));
+        assert!(s.last_use_is_stale(0, None, 60));
+        assert!(!s.last_use_is_stale(0, Some(100), 159));
+        assert!(s.last_use_is_stale(0, Some(100), 160));
+    }
+
+    #[test]
+    fn with_a_one_minute_idle_time_a_session_in_use_never_ends() {
+        let s = SessionSettings {
+            idle: Duration::from_secs(60),
+            ..settings()
+        };
+        let mut last_used = None;
+        for now in (0..=600).step_by(10) {
+            assert!(s.ends_at(0, last_used) > now, "ended at {now}");
+            if s.last_use_is_stale(0, last_used, now) {
+                last_used = Some(now);
+            }
+        }
     }
 }

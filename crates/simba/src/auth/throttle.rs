@@ -8,15 +8,21 @@
 //! - the name as typed, trimmed and lower-cased, whether or not it names an account, so that an
 //!   unknown name is throttled exactly like a known one and the answers (401, then 429) cannot
 //!   tell them apart;
-//! - the client's address (its /64 for IPv6, the block one subscriber usually holds).
+//! - the client's address (`client_address`; its /64 for IPv6, the block one subscriber usually
+//!   holds).
 //!
 //! Subjects are stored as keyed fingerprints ([`crate::crypto::Cipher::fingerprint`]): no
-//! address or typed name is readable in the table. An attempt is recorded as a failure before
-//! its password is checked, then taken back if the password was right: parallel requests cannot
-//! all pass the check before any failure is counted, and a client that hangs up mid-check has
-//! still spent its try. A locked subject is refused before anything is written, and every
-//! attempt recorded prunes a batch of expired rows, so the table holds at most the attempts of
-//! one window, which each cost an argon2 verification.
+//! address or typed name is readable in the table. For the account and the name, an attempt is
+//! recorded as a failure before its password is checked, then taken back if the password was
+//! right: parallel guesses at one account cannot all pass the check before any failure is
+//! counted, and a client that hangs up mid-check has still spent its try. The address is
+//! charged only once the password has proved wrong: it is shared by everyone behind one NAT or
+//! proxy, and counting checks still in progress there would refuse a crowd of right passwords
+//! (a Monday morning's logins, queued behind argon2 on a small server). Parallel guesses from
+//! one address at many accounts can therefore overshoot its limit by as many as are in flight
+//! at once, and are then locked out like any others. A locked subject is refused before
+//! anything is written, and every attempt recorded prunes a batch of expired rows, so the table
+//! holds at most the attempts of one window, which each cost an argon2 verification.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -82,12 +88,14 @@ impl Subject {
     }
 }
 
-/// A password check in progress, counted as a failure unless [`Attempt::succeeded`] is called.
-#[must_use = "a right password must call `succeeded`, or it counts as a failure"]
+/// A password check in progress. Its account and name have already spent a try, which
+/// [`Attempt::succeeded`] takes back; its address spends one only at [`Attempt::failed`].
+#[must_use = "a checked password must call `succeeded` or `failed`"]
 #[derive(Debug)]
 pub struct Attempt {
     id: String,
-    subjects: Vec<String>,
+    reserved: Vec<String>,
+    address: String,
     forgiven: Vec<String>,
 }
 
@@ -95,71 +103,100 @@ impl Attempt {
     /// The password was right: this attempt is no failure, and the account's failures (by
     /// account and by its names) are forgiven. The address's are not: a client that knows one
     /// password must not gain tries against other accounts.
-    pub async fn succeeded(self, db: &Db) -> StoreResult<()> {
-        login_failures::take_back(db, &self.subjects, &self.id, &self.forgiven).await
+    ///
+    /// A database error here is logged, not returned: the seller has proved the password, and
+    /// the try left counted against the account ages out with the window.
+    pub async fn succeeded(self, db: &Db) {
+        let since = store::now() - window_secs();
+        let taken_back =
+            login_failures::take_back(db, &self.reserved, &self.id, &self.forgiven, since).await;
+        if let Err(error) = taken_back {
+            tracing::warn!(
+                error = format!("{:#}", anyhow::Error::from(error)),
+                "taking back the login attempt of a right password"
+            );
+        }
+    }
+
+    /// The password was wrong: the address is charged too.
+    pub async fn failed(self, db: &Db) -> StoreResult<()> {
+        login_failures::record(db, &[self.address], &self.id, store::now()).await
     }
 }
 
-/// Starts a login as `typed`, which names `account` if it resolved to one, from `peer`.
+/// Starts a login as `typed`, which names `account` if it resolved to one, from `client`.
 pub async fn begin_login(
     db: &Db,
     cipher: &Cipher,
     typed: &str,
     account: Option<&User>,
-    peer: IpAddr,
+    client: IpAddr,
 ) -> ApiResult<Attempt> {
-    let mut subjects = vec![Subject::name(typed), Subject::address(peer)];
+    let mut reserved = vec![Subject::name(typed)];
     let mut forgiven = Vec::new();
     if let Some(user) = account {
-        subjects.push(Subject::Account(user.id));
+        reserved.push(Subject::Account(user.id));
         forgiven.extend(Subject::forgiven_by(user));
     }
-    begin(db, cipher, &subjects, &forgiven).await
+    begin(db, cipher, &reserved, Subject::address(client), &forgiven).await
 }
 
-/// Starts a check of `user`'s current password (a password change) from `peer`: the same
+/// Starts a check of `user`'s current password (a password change) from `client`: the same
 /// budget as logging in to the account.
 pub async fn begin_password_check(
     db: &Db,
     cipher: &Cipher,
     user: &User,
-    peer: IpAddr,
+    client: IpAddr,
 ) -> ApiResult<Attempt> {
-    let subjects = [Subject::Account(user.id), Subject::address(peer)];
-    begin(db, cipher, &subjects, &Subject::forgiven_by(user)).await
+    let reserved = [Subject::Account(user.id)];
+    let address = Subject::address(client);
+    begin(db, cipher, &reserved, address, &Subject::forgiven_by(user)).await
 }
 
 async fn begin(
     db: &Db,
     cipher: &Cipher,
-    subjects: &[Subject],
+    reserved: &[Subject],
+    address: Subject,
     forgiven: &[Subject],
 ) -> ApiResult<Attempt> {
-    let window = i64::try_from(WINDOW.as_secs()).expect("the window fits");
+    let window = window_secs();
     let now = store::now();
     let since = now - window;
-    let limits: Vec<(String, usize)> = subjects
+    let mut limits: Vec<(String, usize)> = reserved
         .iter()
         .map(|s| (s.key(cipher), s.limit()))
         .collect();
+    let reserved_keys: Vec<String> = limits.iter().map(|(key, _)| key.clone()).collect();
+    let address_key = address.key(cipher);
+    limits.push((address_key.clone(), address.limit()));
     let keys: Vec<String> = limits.iter().map(|(key, _)| key.clone()).collect();
     let attempt = attempt_id();
     let failures = login_failures::live(db, &keys, since, &attempt).await?;
     if let Some(until) = locked_until(&failures, &limits, window) {
         return Err(too_many(until, now));
     }
-    login_failures::record(db, &keys, &attempt, now).await?;
+    login_failures::record(db, &reserved_keys, &attempt, now).await?;
     // Counted again without this attempt's rows but with those of any attempt that raced past
     // the first read: of such attempts, at most as many go on as the limits leave room for.
     let failures = login_failures::live(db, &keys, since, &attempt).await?;
     if let Some(until) = locked_until(&failures, &limits, window) {
-        login_failures::take_back(db, &keys, &attempt, &[]).await?;
+        login_failures::take_back(db, &reserved_keys, &attempt, &[], since).await?;
         return Err(too_many(until, now));
     }
-    login_failures::prune(db, since).await?;
+    // Housekeeping: the next attempt prunes what this one could not (a deadlock victim, a
+    // busy SQLite), and the login must not fail for it.
+    if let Err(error) = login_failures::prune(db, since).await {
+        tracing::warn!(
+            error = format!("{:#}", anyhow::Error::from(error)),
+            "pruning expired login failures"
+        );
+    }
     Ok(Attempt {
         id: attempt,
-        subjects: keys,
+        reserved: reserved_keys,
+        address: address_key,
         forgiven: forgiven.iter().map(|s| s.key(cipher)).collect(),
     })
 }
@@ -183,6 +220,10 @@ fn locked_until(
             times.get(limit.checked_sub(1)?).map(|at| at + window)
         })
         .max()
+}
+
+fn window_secs() -> i64 {
+    i64::try_from(WINDOW.as_secs()).expect("the window fits")
 }
 
 fn too_many(until: i64, now: i64) -> ApiError {

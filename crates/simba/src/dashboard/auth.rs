@@ -2,12 +2,11 @@
 //! keeps its key in the session cookie; the session ends when the token expires
 //! (`auth::session`) or at logout, which revokes it.
 
-use std::net::SocketAddr;
 use std::sync::LazyLock;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -19,6 +18,7 @@ use super::layout::bare_page;
 use super::{DashResult, PostedForm, SESSION_COOKIE, cookie, form_fields, same_secret, set_cookie};
 use crate::api::QueryParams;
 use crate::app::AppState;
+use crate::auth::client_address::ClientAddress;
 use crate::auth::{login, token};
 use crate::error::ApiError;
 use crate::store::tokens::TokenKind;
@@ -113,7 +113,7 @@ fn render_login(
 
 async fn log_in(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> DashResult<Response> {
@@ -132,7 +132,7 @@ async fn log_in(
         ));
     }
     let password = SecretString::from(fields.get("password").unwrap_or_default().to_owned());
-    match login::log_in(&state, username, password, peer.ip(), TokenKind::Dashboard).await {
+    match login::log_in(&state, username, password, client, TokenKind::Dashboard).await {
         Ok((key, user)) => {
             tracing::info!(user.id = user.id, "seller logged in to the dashboard");
             Ok((

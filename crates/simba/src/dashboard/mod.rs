@@ -22,6 +22,7 @@ use crate::app::AppState;
 use crate::crypto::same_secret;
 use crate::error::ApiError;
 use crate::store::StoreError;
+use crate::store::tokens::TokenKind;
 use crate::store::users::User;
 
 const CSS: &str = include_str!("../../assets/dashboard/dashboard.css");
@@ -163,7 +164,7 @@ fn login_url(next: &str) -> String {
     format!("/login?next={next}")
 }
 
-/// A logged-in seller, from the session cookie.
+/// A logged-in seller, from the session cookie, which must hold a dashboard token.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub user: User,
@@ -183,12 +184,14 @@ impl FromRequestParts<AppState> for Session {
                 .map_or("/shops".into(), |p| p.as_str().to_owned()),
         };
         let key = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(logged_out)?;
-        let (user, token_id) = crate::auth::authenticate(state, key)
+        // An API token never expires: in the cookie it would be a session without end.
+        let found = crate::auth::authenticate(state, key)
             .await?
+            .filter(|found| found.kind == TokenKind::Dashboard)
             .ok_or_else(logged_out)?;
         Ok(Session {
-            user,
-            token_id,
+            user: found.user,
+            token_id: found.token_id,
             csrf: csrf_token(key),
         })
     }

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{Backend, Db, StoreResult};
+use super::{Db, StoreResult};
 
 /// Expired rows removed by each recorded attempt at most: several times the rows an attempt
 /// adds, so pruning keeps ahead of any rate of attempts while no request pays for a backlog.
@@ -45,12 +45,15 @@ pub async fn record(db: &Db, subjects: &[String], attempt: &str, at: i64) -> Sto
     Ok(())
 }
 
-/// Takes back what `attempt` recorded for `subjects`, and forgets every failure of `forgiven`.
+/// Takes back what `attempt` recorded for `subjects`, and forgets every failure of `forgiven`
+/// after `since` (older ones count no more and are [`prune`]'s: leaving them keeps this delete
+/// off the rows a prune may be deleting).
 pub async fn take_back(
     db: &Db,
     subjects: &[String],
     attempt: &str,
     forgiven: &[String],
+    since: i64,
 ) -> StoreResult<()> {
     let mut sql = format!(
         "DELETE FROM login_failures WHERE (subject IN ({}) AND attempt = ?)",
@@ -58,7 +61,7 @@ pub async fn take_back(
     );
     if !forgiven.is_empty() {
         sql.push_str(&format!(
-            " OR subject IN ({})",
+            " OR (subject IN ({}) AND failed_at > ?)",
             placeholders(forgiven.len())
         ));
     }
@@ -67,27 +70,33 @@ pub async fn take_back(
         query = query.bind(subject.as_str());
     }
     query = query.bind(attempt);
-    for subject in forgiven {
-        query = query.bind(subject.as_str());
+    if !forgiven.is_empty() {
+        for subject in forgiven {
+            query = query.bind(subject.as_str());
+        }
+        query = query.bind(since);
     }
     query.execute(&db.pool).await?;
     Ok(())
 }
 
-/// Deletes up to [`PRUNE_BATCH`] failures from `before` or earlier, oldest first.
+/// Deletes up to [`PRUNE_BATCH`] failures from `before` or earlier, oldest first, chosen by a
+/// plain read and deleted by id ([`super::delete_by_ids`]): MySQL's `DELETE … ORDER BY
+/// failed_at LIMIT` locked expired rows in `failed_at` order while a take-back forgiving a
+/// subject locked the same rows in subject order, a deadlock InnoDB resolved by failing one.
 pub async fn prune(db: &Db, before: i64) -> StoreResult<()> {
-    // MySQL cannot name the table it deletes from in a subquery, but takes a LIMIT on DELETE;
-    // PostgreSQL (and SQLite as usually built) take no LIMIT on DELETE.
-    let sql = match db.backend {
-        Backend::Mysql => format!(
-            "DELETE FROM login_failures WHERE failed_at <= ? ORDER BY failed_at LIMIT {PRUNE_BATCH}"
-        ),
-        Backend::Sqlite | Backend::Postgres => format!(
-            "DELETE FROM login_failures WHERE id IN (SELECT id FROM login_failures \
-             WHERE failed_at <= ? ORDER BY failed_at LIMIT {PRUNE_BATCH})"
-        ),
-    };
-    db.query(&sql).bind(before).execute(&db.pool).await?;
+    let sql = format!(
+        "SELECT id FROM login_failures WHERE failed_at <= ? ORDER BY failed_at LIMIT {PRUNE_BATCH}"
+    );
+    let ids = db
+        .query(&sql)
+        .bind(before)
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<Vec<i64>, _>>()?;
+    super::delete_by_ids(db, "login_failures", &ids).await?;
     Ok(())
 }
 

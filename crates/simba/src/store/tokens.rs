@@ -101,24 +101,27 @@ pub async fn revoke(db: &Db, token_id: i64) -> StoreResult<()> {
     Ok(())
 }
 
-/// Deletes the seller's dashboard sessions created at `created_before` or earlier, or last used
-/// at `idle_before` or earlier: sessions whose cookie was never presented again after they
-/// ended would otherwise stay forever.
+/// Deletes up to `batch` dashboard sessions created at `created_before` or earlier, or last
+/// used at `idle_before` or earlier; returns how many.
 pub async fn delete_ended_sessions(
     db: &Db,
-    user_id: i64,
     created_before: i64,
     idle_before: i64,
-) -> StoreResult<()> {
-    db.query(
-        "DELETE FROM api_tokens WHERE user_id = ? AND kind = ? \
-         AND (created_at <= ? OR COALESCE(last_used_at, created_at) <= ?)",
-    )
-    .bind(user_id)
-    .bind(TokenKind::Dashboard.as_str())
-    .bind(created_before)
-    .bind(idle_before)
-    .execute(&db.pool)
-    .await?;
-    Ok(())
+    batch: u32,
+) -> StoreResult<u64> {
+    let sql = format!(
+        "SELECT id FROM api_tokens WHERE kind = ? \
+         AND (created_at <= ? OR COALESCE(last_used_at, created_at) <= ?) LIMIT {batch}"
+    );
+    let ids = db
+        .query(&sql)
+        .bind(TokenKind::Dashboard.as_str())
+        .bind(created_before)
+        .bind(idle_before)
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<Vec<i64>, _>>()?;
+    super::delete_by_ids(db, "api_tokens", &ids).await
 }

@@ -33,6 +33,8 @@ pub struct Web {
     app: TestApp,
     client: reqwest::Client,
     pub cookie: String,
+    /// Sent as `X-Forwarded-For` with the login form, as a reverse proxy would.
+    pub forwarded_for: Option<String>,
 }
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -46,6 +48,7 @@ impl Web {
                 .build()
                 .unwrap(),
             cookie: String::new(),
+            forwarded_for: None,
         }
     }
 
@@ -80,12 +83,15 @@ impl Web {
         let mut body = encode(&[("csrf", &csrf(&form.text))]).into_bytes();
         body.push(b'&');
         body.extend_from_slice(fields);
-        let request = self
+        let mut request = self
             .client
             .post(self.app.url("/login"))
             .header("cookie", login_cookie)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body);
+        if let Some(forwarded_for) = &self.forwarded_for {
+            request = request.header("x-forwarded-for", forwarded_for);
+        }
         self.app.send(request).await
     }
 

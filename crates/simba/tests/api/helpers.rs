@@ -505,6 +505,40 @@ impl TestApp {
         }
     }
 
+    /// Makes the database fail every `operation` (`UPDATE` or `DELETE`) of a row of `table`
+    /// that matches `condition` (on `OLD`), as a deadlock or a busy database fails a write.
+    pub async fn refuse(&self, operation: &str, table: &str, condition: &str) {
+        let name = format!("refuse_{}_{table}", operation.to_lowercase());
+        let statements = match self.backend() {
+            Backend::Sqlite => vec![format!(
+                "CREATE TRIGGER {name} BEFORE {operation} ON {table} FOR EACH ROW \
+                 WHEN {condition} BEGIN SELECT RAISE(ABORT, 'refused by a test'); END"
+            )],
+            Backend::Postgres => vec![
+                format!(
+                    "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                     IF {condition} THEN RAISE EXCEPTION 'refused by a test'; END IF; \
+                     IF TG_OP = 'DELETE' THEN RETURN OLD; END IF; RETURN NEW; END $$"
+                ),
+                format!(
+                    "CREATE TRIGGER {name} BEFORE {operation} ON {table} FOR EACH ROW \
+                     EXECUTE FUNCTION {name}()"
+                ),
+            ],
+            Backend::Mysql => vec![format!(
+                "CREATE TRIGGER {name} BEFORE {operation} ON {table} FOR EACH ROW BEGIN \
+                 IF {condition} THEN SIGNAL SQLSTATE '45000' \
+                 SET MESSAGE_TEXT = 'refused by a test'; END IF; END"
+            )],
+        };
+        for sql in statements {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&self.state.db.pool)
+                .await
+                .unwrap();
+        }
+    }
+
     /// Stops the server and removes the database.
     pub async fn cleanup(self) {
         self.stop().await;

@@ -1,8 +1,12 @@
 //! The login throttle: locks that follow the account, shared by every process through the
 //! database and kept across a restart; unknown names answered like known ones; password
-//! changes under the same budget; a table that cannot grow without bound.
+//! changes under the same budget; a table that cannot grow without bound; the client's
+//! address read through trusted proxies only, and charged for wrong passwords only.
+
+use std::net::IpAddr;
 
 use serde_json::{Value, json};
+use simba::auth::throttle::{self, PER_ADDRESS};
 
 use crate::backend_tests;
 use crate::dashboard::{PASSWORD, Web, session_cookie};
@@ -18,6 +22,10 @@ backend_tests!(
     parallel_guesses_get_no_more_tries_than_the_limit,
     expired_failures_are_pruned_a_batch_per_attempt,
     the_failure_table_holds_no_typed_name_or_address,
+    behind_a_trusted_proxy_each_client_has_its_own_address_budget,
+    x_forwarded_for_from_an_untrusted_peer_is_ignored,
+    correct_logins_in_flight_do_not_lock_the_address,
+    a_failed_prune_fails_no_login,
 );
 
 const WINDOW_SECS: i64 = 15 * 60;
@@ -29,6 +37,30 @@ async fn log_in(app: &TestApp, login: &str, password: &str) -> Response {
         json!({"username": login, "password": password}),
     )
     .await
+}
+
+/// Logs in as a reverse proxy would pass the request on, with `X-Forwarded-For`.
+async fn log_in_via(app: &TestApp, forwarded_for: &str, login: &str, password: &str) -> Response {
+    let request = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({"username": login, "password": password}));
+    app.send(request).await
+}
+
+/// Charges `client` with `times` wrong passwords, through the throttle without the argon2 work
+/// of real logins.
+async fn fail_from(app: &TestApp, client: &str, times: usize) {
+    let (db, cipher) = (&app.state.db, &app.state.cipher);
+    let client: IpAddr = client.parse().unwrap();
+    for i in 0..times {
+        let name = format!("guess-{client}-{i}");
+        let attempt = throttle::begin_login(db, cipher, &name, None, client)
+            .await
+            .unwrap();
+        attempt.failed(db).await.unwrap();
+    }
 }
 
 /// Fails `times` logins as `login`, each answered 401.
@@ -236,4 +268,110 @@ async fn the_failure_table_holds_no_typed_name_or_address(app: TestApp) {
             assert!(!subject.contains(plain), "{subject}");
         }
     }
+}
+
+async fn behind_a_trusted_proxy_each_client_has_its_own_address_budget(app: TestApp) {
+    let seller = app.register("anna").await;
+    let proxied = app
+        .another_process(|config| config.trusted_proxies = "127.0.0.1, ::1".parse().unwrap())
+        .await;
+    fail_from(&app, "203.0.113.1", PER_ADDRESS).await;
+
+    for forwarded_for in [
+        "203.0.113.1",
+        "198.51.100.7, 203.0.113.1",
+        "203.0.113.1, 127.0.0.1",
+    ] {
+        assert_locked(&log_in_via(&proxied, forwarded_for, "anna", PASSWORD).await);
+    }
+    let mut web = Web::new(&proxied);
+    web.forwarded_for = Some("203.0.113.1".into());
+    let dashboard = web.log_in("anna", PASSWORD).await;
+    assert_eq!(dashboard.status, 429, "{}", dashboard.text);
+    let change = proxied
+        .client
+        .post(proxied.url("/api/v1/auth/password/change"))
+        .header("authorization", format!("Token {}", seller.token))
+        .header("x-forwarded-for", "203.0.113.1")
+        .json(&json!({"old_password": PASSWORD, "new_password": "a new password 1"}));
+    assert_locked(&proxied.send(change).await);
+
+    for forwarded_for in ["203.0.113.2", "203.0.113.1, 203.0.113.2"] {
+        let other_client = log_in_via(&proxied, forwarded_for, "anna", PASSWORD).await;
+        assert_eq!(
+            other_client.status, 200,
+            "{forwarded_for}: {}",
+            other_client.text
+        );
+    }
+    assert_eq!(
+        log_in(&proxied, "anna", PASSWORD).await.status,
+        200,
+        "without the header the client is the proxy itself, which has failed nothing"
+    );
+    proxied.stop().await;
+}
+
+async fn x_forwarded_for_from_an_untrusted_peer_is_ignored(app: TestApp) {
+    app.register("anna").await;
+    let other_proxies = app
+        .another_process(|config| config.trusted_proxies = "10.0.0.0/8".parse().unwrap())
+        .await;
+    fail_from(&app, "203.0.113.5", PER_ADDRESS).await;
+    for server in [&app, &other_proxies] {
+        let response = log_in_via(server, "203.0.113.5", "anna", PASSWORD).await;
+        assert_eq!(response.status, 200, "not charged to 203.0.113.5");
+    }
+    fail_from(&app, "127.0.0.1", PER_ADDRESS).await;
+    for server in [&app, &other_proxies] {
+        assert_locked(&log_in_via(server, "203.0.113.9", "anna", PASSWORD).await);
+    }
+    other_proxies.stop().await;
+}
+
+async fn correct_logins_in_flight_do_not_lock_the_address(app: TestApp) {
+    app.register("anna").await;
+    let (db, cipher) = (&app.state.db, &app.state.cipher);
+    let office: IpAddr = "127.0.0.1".parse().unwrap();
+    // More password checks from one address than its limit, all still in progress.
+    let mut in_flight = Vec::new();
+    for i in 0..2 * PER_ADDRESS {
+        let attempt = throttle::begin_login(db, cipher, &format!("seller{i}"), None, office).await;
+        in_flight.push(attempt.expect("checks in progress are no failures of the address"));
+    }
+    assert_eq!(log_in(&app, "anna", PASSWORD).await.status, 200);
+    for attempt in in_flight {
+        attempt.succeeded(db).await;
+    }
+    assert_eq!(log_in(&app, "anna", PASSWORD).await.status, 200);
+
+    fail_from(&app, "127.0.0.1", PER_ADDRESS).await;
+    assert_locked(&log_in(&app, "anna", PASSWORD).await);
+}
+
+async fn a_failed_prune_fails_no_login(app: TestApp) {
+    app.register("anna").await;
+    let undeletable = "u".repeat(64);
+    let expired = simba::store::now() - 2 * WINDOW_SECS;
+    simba::store::login_failures::record(
+        &app.state.db,
+        std::slice::from_ref(&undeletable),
+        "old",
+        expired,
+    )
+    .await
+    .unwrap();
+    app.refuse(
+        "DELETE",
+        "login_failures",
+        &format!("OLD.subject = '{undeletable}'"),
+    )
+    .await;
+    assert_eq!(log_in(&app, "anna", PASSWORD).await.status, 200);
+    log_in(&app, "anna", "wrong password!").await.problem(401);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM login_failures").await,
+        1 + 3,
+        "the expired row, and the wrong password's account, name and address"
+    );
 }

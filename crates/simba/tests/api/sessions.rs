@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use simba::auth::session::SWEEP_BATCH;
 use simba::config::Config;
 
 use crate::dashboard::{PASSWORD, Web};
@@ -30,8 +31,11 @@ macro_rules! session_tests {
 session_tests!(
     an_idle_session_expires,
     a_session_expires_after_its_absolute_lifetime,
-    a_login_deletes_the_sellers_ended_sessions,
+    ended_sessions_are_swept_though_their_cookie_never_comes_back,
     api_tokens_do_not_expire,
+    an_api_token_in_the_session_cookie_is_not_a_session,
+    a_last_use_that_cannot_be_written_fails_no_page,
+    a_session_whose_row_cannot_be_deleted_still_ends,
 );
 
 async fn with_short_sessions<F, Fut>(backend: Backend, test: F)
@@ -127,17 +131,63 @@ async fn a_session_expires_after_its_absolute_lifetime(app: TestApp) {
     assert_ended(&app, &old).await;
 }
 
-async fn a_login_deletes_the_sellers_ended_sessions(app: TestApp) {
-    app.register("anna").await;
-    let forgotten = new_session(&app, "anna").await;
-    age(&app, &forgotten, IDLE_SECS + 60, IDLE_SECS).await;
+async fn ended_sessions_are_swept_though_their_cookie_never_comes_back(app: TestApp) {
+    let seller = app.register("anna").await;
+    let idle = new_session(&app, "anna").await;
+    let old = new_session(&app, "anna").await;
     let running = new_session(&app, "anna").await;
+    age(&app, &idle, IDLE_SECS + 60, IDLE_SECS).await;
+    age(&app, &old, MAX_AGE_SECS, 10).await;
+    let many = 2 * SWEEP_BATCH as usize + 1;
+    insert_ended_sessions(&app, seller.id, many).await;
+    let api_token = simba::auth::token::hash(&seller.token);
+    let db = &app.state.db;
+    db.query("UPDATE api_tokens SET created_at = ? WHERE token_hash = ?")
+        .bind(simba::store::now() - 365 * 24 * 3600)
+        .bind(&api_token)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let restarted = app.another_process(short_sessions).await;
+    let ended = "SELECT COUNT(*) FROM api_tokens WHERE token_hash LIKE 'ended-%'";
+    for _ in 0..100 {
+        let left: i64 = sqlx::Row::get(&db.query(ended).fetch_one(&db.pool).await.unwrap(), 0);
+        if left == 0 && token_row(&app, &idle.cookie).await.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(token_row(&app, &idle.cookie).await, None, "swept when idle");
+    assert_eq!(token_row(&app, &old.cookie).await, None, "swept when old");
+    let left: i64 = sqlx::Row::get(&db.query(ended).fetch_one(&db.pool).await.unwrap(), 0);
+    assert_eq!(left, 0, "swept in several batches");
     assert!(token_row(&app, &running.cookie).await.is_some());
-    assert_eq!(
-        token_row(&app, &forgotten.cookie).await,
-        None,
-        "deleted without its cookie ever coming back"
-    );
+    let api = db
+        .query("SELECT COUNT(*) FROM api_tokens WHERE token_hash = ?")
+        .bind(&api_token)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(sqlx::Row::get::<i64, _>(&api, 0), 1, "API tokens stay");
+    restarted.stop().await;
+}
+
+/// Stores `count` dashboard sessions of `user_id` that ended long ago, in one statement.
+async fn insert_ended_sessions(app: &TestApp, user_id: i64, count: usize) {
+    let long_ago = simba::store::now() - 2 * MAX_AGE_SECS;
+    let values = vec!["(?, ?, ?, 'dashboard')"; count].join(", ");
+    let sql =
+        format!("INSERT INTO api_tokens (user_id, token_hash, created_at, kind) VALUES {values}");
+    let db = &app.state.db;
+    let mut query = db.query(&sql);
+    for i in 0..count {
+        query = query
+            .bind(user_id)
+            .bind(format!("ended-{i}"))
+            .bind(long_ago);
+    }
+    query.execute(&db.pool).await.unwrap();
 }
 
 async fn api_tokens_do_not_expire(app: TestApp) {
@@ -163,5 +213,44 @@ async fn api_tokens_do_not_expire(app: TestApp) {
         token_row(&app, &key).await,
         Some(None),
         "nor are they written to"
+    );
+}
+
+async fn an_api_token_in_the_session_cookie_is_not_a_session(app: TestApp) {
+    let seller = app.register("anna").await;
+    let api = app.get("/api/v1/auth/user", Some(&seller.token)).await;
+    assert_eq!(api.status, 200, "and so the token is in the cache too");
+    let mut web = Web::new(&app);
+    web.cookie = seller.token.clone();
+    let page = web.get("/shops").await;
+    assert_eq!(page.status, 303, "{}", page.text);
+    assert_eq!(page.header("location"), Some("/login?next=%2Fshops"));
+    let api = app.get("/api/v1/auth/user", Some(&seller.token)).await;
+    assert_eq!(api.status, 200, "the token still serves the API");
+}
+
+async fn a_last_use_that_cannot_be_written_fails_no_page(app: TestApp) {
+    app.register("anna").await;
+    let web = new_session(&app, "anna").await;
+    age(&app, &web, IDLE_SECS, IDLE_SECS - 90).await;
+    app.refuse("UPDATE", "api_tokens", "1 = 1").await;
+    let page = web.get("/shops").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+}
+
+async fn a_session_whose_row_cannot_be_deleted_still_ends(app: TestApp) {
+    app.register("anna").await;
+    let web = new_session(&app, "anna").await;
+    age(&app, &web, IDLE_SECS + 60, IDLE_SECS).await;
+    app.refuse("DELETE", "api_tokens", "1 = 1").await;
+    let page = web.get("/shops").await;
+    assert_eq!(page.status, 303, "{}", page.text);
+    assert_eq!(page.header("location"), Some("/login?next=%2Fshops"));
+    app.get("/api/v1/auth/user", Some(&web.cookie))
+        .await
+        .problem(401);
+    assert!(
+        token_row(&app, &web.cookie).await.is_some(),
+        "the row is still there"
     );
 }
