@@ -150,7 +150,9 @@ pub async fn serve(
     let sweeper = tokio::spawn(sweep_sessions(state.db.clone(), state.config.sessions));
     let background = state.config.run_workers.then(|| Background::start(&state));
     let http = state.config.http;
-    crate::http_server::serve(listener, crate::api::router(state), http, shutdown).await;
+    let trusted_proxies = state.config.trusted_proxies.clone();
+    let router = crate::api::router(state);
+    crate::http_server::serve(listener, router, http, &trusted_proxies, shutdown).await;
     if let Some(background) = background {
         background.stop().await;
     }

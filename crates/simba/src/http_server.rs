@@ -52,6 +52,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use crate::auth::client_address::TrustedProxies;
 use crate::config::HttpSettings;
 use crate::domain::ClientBlock;
 
@@ -67,6 +68,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     settings: HttpSettings,
+    trusted_proxies: &TrustedProxies,
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(settings.max_connections));
@@ -95,16 +97,22 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         while connections.try_join_next().is_some() {}
-        let block = ClientBlock::from(peer.ip());
-        // Not left waiting as at the global cap: the backlog is one queue for every client and
-        // names no address before the accept, so this client's connections would hold up
-        // everyone's behind them; holding this one open would give it the place the cap denies.
-        // Closing it costs the client a reconnect.
-        let Some(block_hold) = open_per_block.hold(block, settings.max_connections_per_address)
-        else {
-            count_closed(Closed::PerAddressCap, 1);
-            tracing::debug!(client.addr = %peer, "closed a connection over the per-address cap");
-            continue;
+        // A trusted reverse proxy carries every client's connections, so it is not one client.
+        let block_hold = if trusted_proxies.contains(peer.ip()) {
+            None
+        } else {
+            // Not left waiting as at the global cap: the backlog is one queue for every client
+            // and names no address before the accept, so this client's connections would hold
+            // up everyone's behind them; holding this one open would give it the place the cap
+            // denies. Closing it costs the client a reconnect.
+            let block = ClientBlock::from(peer.ip());
+            let Some(hold) = open_per_block.hold(block, settings.max_connections_per_address)
+            else {
+                count_closed(Closed::PerAddressCap, 1);
+                tracing::debug!(client.addr = %peer, "closed a connection over the per-address cap");
+                continue;
+            };
+            Some(hold)
         };
         let state = Arc::new(watch::Sender::new(State::opened()));
         let io = TokioIo::new(WatchedStream {

@@ -85,7 +85,7 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 pub struct TrustedProxies(Vec<Cidr>);
 
 impl TrustedProxies {
-    fn contains(&self, address: IpAddr) -> bool {
+    pub fn contains(&self, address: IpAddr) -> bool {
         self.0.iter().any(|cidr| cidr.contains(address))
     }
 }

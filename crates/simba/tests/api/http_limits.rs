@@ -195,6 +195,32 @@ async fn one_address_cannot_take_every_connection() {
 }
 
 #[tokio::test]
+async fn a_trusted_proxy_is_not_held_to_the_per_address_cap() {
+    let caps = |config: &mut Config| {
+        limits(30, 30, 30)(config);
+        config.http.max_connections = 8;
+        config.http.max_connections_per_address = 2;
+        config.trusted_proxies = "127.0.0.1/32".parse().unwrap();
+    };
+    helpers::run_with(Backend::Sqlite, caps, |app| async move {
+        let address: SocketAddr = app.host().parse().unwrap();
+        let _held = vec![app.connect().await, app.connect().await];
+        let mut third = app.connect().await;
+        let healthz =
+            format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        third.write_all(healthz.as_bytes()).await.unwrap();
+        let answer = read_response(&mut third, Duration::from_secs(5)).await;
+        assert_eq!(
+            answer
+                .expect("the proxy's third connection is served")
+                .status,
+            200
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_request_head_over_64_kb_is_refused_with_431() {
     helpers::run(Backend::Sqlite, |app| async move {
         let host = app.host().to_owned();
