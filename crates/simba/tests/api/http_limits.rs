@@ -204,7 +204,7 @@ async fn a_trusted_proxy_is_not_held_to_the_per_address_cap() {
     };
     helpers::run_with(Backend::Sqlite, caps, |app| async move {
         let address: SocketAddr = app.host().parse().unwrap();
-        let _held = vec![app.connect().await, app.connect().await];
+        let _held = [app.connect().await, app.connect().await];
         let mut third = app.connect().await;
         let healthz =
             format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
