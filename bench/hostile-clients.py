@@ -2,10 +2,12 @@
 """Replays issue 14's hostile clients against a running `simba serve` and prints what held.
 
     python3 bench/hostile-clients.py [http://127.0.0.1:8000] [--connections 250] [--watch 80]
+                                     [--sources 1]
 
 1. Slow clients: a third of the connections send nothing, a third stop in the middle of their
    headers, a third declare a body and stop in the middle of it. Prints how many are still open
-   every 5 s, for --watch seconds.
+   every 5 s, for --watch seconds. With --sources N (a server on 127.0.0.1 only) they come from
+   127.0.0.1 to 127.0.0.N in turn, so that the per-address cap is not all that cuts them off.
 2. A declared Content-Length of 100 MB: how long until the answer, its status, and how many body
    bytes the server took before it answered or closed.
 3. Two Host headers: the status.
@@ -30,8 +32,9 @@ def flag(name, default):
     return default
 
 
-def connect():
-    s = socket.create_connection((host, port), timeout=10)
+def connect(source=None):
+    s = socket.create_connection((host, port), timeout=10,
+                                 source_address=(source, 0) if source else None)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
 
@@ -54,9 +57,10 @@ def slow_clients(n, watch):
              b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
              b"Content-Length: 1000\r\n\r\n{\"username\": "]
     conns = []
+    sources = flag("--sources", 1)
     for i in range(n):
         try:
-            s = connect()
+            s = connect(f"127.0.0.{1 + i % sources}" if sources > 1 else None)
             s.sendall(kinds[i % 3])
             conns.append((i % 3, s))
         except OSError as e:
