@@ -108,15 +108,7 @@ async fn bad_credentials_fail_at_once() {
 #[tokio::test]
 async fn a_stored_token_is_used_by_another_client() {
     let sandbox = unlimited_sandbox(1, 0).await;
-    let cache = std::sync::Arc::new(bol::MemoryTokenCache::default());
-    let config = || bol::ClientConfig {
-        api_url: sandbox.base_url(),
-        login_url: sandbox.base_url(),
-        limits: no_limits(),
-        ..bol::ClientConfig::default()
-    };
-    let first = bol::Client::with_token_cache(config(), cache.clone()).unwrap();
-    let second = bol::Client::with_token_cache(config(), cache).unwrap();
+    let [first, second] = clients_sharing_a_cache(&sandbox);
     assert_eq!(first.token(&creds()).await.unwrap().calls.token, 1);
     let answer = second
         .list_shipments(&creds(), FulfilmentMethod::Fbr, 1)
@@ -129,15 +121,7 @@ async fn a_stored_token_is_used_by_another_client() {
 #[tokio::test]
 async fn a_token_is_never_lent_to_the_same_client_id_with_another_secret() {
     let sandbox = unlimited_sandbox(3, 0).await;
-    let cache = std::sync::Arc::new(bol::MemoryTokenCache::default());
-    let config = || bol::ClientConfig {
-        api_url: sandbox.base_url(),
-        login_url: sandbox.base_url(),
-        limits: no_limits(),
-        ..bol::ClientConfig::default()
-    };
-    let client = bol::Client::with_token_cache(config(), cache.clone()).unwrap();
-    let other_process = bol::Client::with_token_cache(config(), cache).unwrap();
+    let [client, other_process] = clients_sharing_a_cache(&sandbox);
     let owner = client
         .list_shipments(&creds(), FulfilmentMethod::Fbr, 1)
         .await
@@ -173,4 +157,18 @@ async fn a_token_is_never_lent_to_the_same_client_id_with_another_secret() {
         again.calls.token, 0,
         "the impostor did not displace the owner's token"
     );
+}
+
+/// Two clients, as in two processes, that share one token cache.
+fn clients_sharing_a_cache(sandbox: &bol_sandbox::Sandbox) -> [bol::Client; 2] {
+    let cache = std::sync::Arc::new(bol::MemoryTokenCache::default());
+    [(); 2].map(|()| {
+        let config = bol::ClientConfig {
+            api_url: sandbox.base_url(),
+            login_url: sandbox.base_url(),
+            limits: no_limits(),
+            ..bol::ClientConfig::default()
+        };
+        bol::Client::with_token_cache(config, cache.clone()).unwrap()
+    })
 }

@@ -48,6 +48,29 @@ macro_rules! backend_tests {
     };
 }
 
+/// Generates one test per backend from `async fn name(backend: Backend)`, each on a runtime
+/// with two worker threads, for tests that start their own app (with a sandbox, say).
+#[macro_export]
+macro_rules! multi_thread_backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            })*
+        }
+        mod mysql {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                super::$name($crate::helpers::Backend::Mysql).await
+            })*
+        }
+    };
+}
+
 /// Runs `test` against a fresh app on `backend`, or says once that the backend is skipped.
 pub async fn run<F, Fut>(backend: Backend, test: F)
 where

@@ -7,27 +7,7 @@ use sqlx::Row;
 
 use crate::helpers::{Backend, Seller, TestApp};
 
-macro_rules! token_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-                super::$name(crate::helpers::Backend::Sqlite).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-                super::$name(crate::helpers::Backend::Postgres).await
-            })*
-        }
-        mod mysql {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-                super::$name(crate::helpers::Backend::Mysql).await
-            })*
-        }
-    };
-}
-
-token_tests!(
+crate::multi_thread_backend_tests!(
     a_seller_naming_another_sellers_client_id_gets_a_failed_run_and_none_of_its_data,
     two_sellers_with_the_same_credentials_each_prove_the_secret,
     changing_the_secret_or_deleting_the_shop_or_account_forgets_its_token,
@@ -65,6 +45,17 @@ async fn add_shop(app: &TestApp, seller: &Seller, secret: &str) -> i64 {
         .await;
     assert_eq!(response.status, 201, "{}", response.text);
     response.json()["id"].as_i64().unwrap()
+}
+
+async fn change_secret(app: &TestApp, seller: &Seller, shop: i64, secret: &str) {
+    let response = app
+        .patch(
+            &format!("/api/v1/shops/{shop}"),
+            Some(&seller.token),
+            json!({"client_secret": secret}),
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.text);
 }
 
 async fn shipment_count(app: &TestApp, seller: &Seller) -> i64 {
@@ -116,14 +107,7 @@ async fn a_seller_naming_another_sellers_client_id_gets_a_failed_run_and_none_of
     let attacker = app.register("attacker").await;
     let shop = add_shop(&app, &attacker, "anything").await;
     for secret in ["anything", "secret-", "secret-11", "SECRET-1"] {
-        let changed = app
-            .patch(
-                &format!("/api/v1/shops/{shop}"),
-                Some(&attacker.token),
-                json!({"client_secret": secret}),
-            )
-            .await;
-        assert_eq!(changed.status, 200, "{}", changed.text);
+        change_secret(&app, &attacker, shop, secret).await;
         let run = app.sync_and_wait(&attacker, shop, None).await;
         assert_eq!(run["status"], "failed", "{secret:?} synced: {run}");
         assert_eq!(calls(&run, "token"), 1, "{run}");
@@ -170,14 +154,7 @@ async fn two_sellers_with_the_same_credentials_each_prove_the_secret(backend: Ba
     );
     assert_eq!(shipment_count(&app, &merchant).await, i64::from(FBR + FBB));
 
-    let response = app
-        .patch(
-            &format!("/api/v1/shops/{merchants_shop}"),
-            Some(&merchant.token),
-            json!({"client_secret": "not-the-secret"}),
-        )
-        .await;
-    assert_eq!(response.status, 200, "{}", response.text);
+    change_secret(&app, &merchant, merchants_shop, "not-the-secret").await;
     assert_eq!(
         cached_tokens(&app).await,
         1,
@@ -202,28 +179,14 @@ async fn changing_the_secret_or_deleting_the_shop_or_account_forgets_its_token(b
     assert_eq!(cached_tokens(&app).await, 1);
 
     let path = format!("/api/v1/shops/{shop}");
-    let same = app
-        .patch(
-            &path,
-            Some(&seller.token),
-            json!({"client_secret": "secret-1"}),
-        )
-        .await;
-    assert_eq!(same.status, 200, "{}", same.text);
+    change_secret(&app, &seller, shop, "secret-1").await;
     assert_eq!(
         cached_tokens(&app).await,
         1,
         "the same secret again changes nothing"
     );
 
-    let changed = app
-        .patch(
-            &path,
-            Some(&seller.token),
-            json!({"client_secret": "rotated"}),
-        )
-        .await;
-    assert_eq!(changed.status, 200, "{}", changed.text);
+    change_secret(&app, &seller, shop, "rotated").await;
     assert_eq!(
         cached_tokens(&app).await,
         0,
@@ -232,14 +195,7 @@ async fn changing_the_secret_or_deleting_the_shop_or_account_forgets_its_token(b
     let run = app.sync_and_wait(&seller, shop, None).await;
     assert_eq!(run["status"], "failed", "{run}");
 
-    let restored = app
-        .patch(
-            &path,
-            Some(&seller.token),
-            json!({"client_secret": "secret-1"}),
-        )
-        .await;
-    assert_eq!(restored.status, 200, "{}", restored.text);
+    change_secret(&app, &seller, shop, "secret-1").await;
     let run = app.sync_and_wait(&seller, shop, None).await;
     assert_eq!(run["status"], "succeeded", "{run}");
 
@@ -316,14 +272,7 @@ async fn refused_secrets_past_the_limit_wait_without_a_call_and_the_owner_goes_o
     let shop = add_shop(&app, &attacker, "guess-0").await;
     let allowed = simba::store::marketplace::REFUSALS_ALLOWED;
     for guess in 0..=allowed {
-        let changed = app
-            .patch(
-                &format!("/api/v1/shops/{shop}"),
-                Some(&attacker.token),
-                json!({"client_secret": format!("guess-{guess}")}),
-            )
-            .await;
-        assert_eq!(changed.status, 200, "{}", changed.text);
+        change_secret(&app, &attacker, shop, &format!("guess-{guess}")).await;
         let run = app.sync_and_wait(&attacker, shop, None).await;
         assert_eq!(run["status"], "failed", "{run}");
         let expected_calls = i64::from(guess < allowed);

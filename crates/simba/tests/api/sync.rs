@@ -7,28 +7,7 @@ use serde_json::Value;
 
 use crate::helpers::{Backend, TestApp, TestBroker};
 
-/// Generates one test per backend from `async fn name(backend: Backend)`.
-macro_rules! sync_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-                super::$name(crate::helpers::Backend::Sqlite).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-                super::$name(crate::helpers::Backend::Postgres).await
-            })*
-        }
-        mod mysql {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-                super::$name(crate::helpers::Backend::Mysql).await
-            })*
-        }
-    };
-}
-
-sync_tests!(
+crate::multi_thread_backend_tests!(
     full_syncs_make_exactly_the_minimum_calls,
     an_incremental_sync_fetches_only_new_shipments_with_the_fewest_pages,
     faults_are_retried_and_the_run_succeeds_with_everything,
