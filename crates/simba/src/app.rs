@@ -132,8 +132,8 @@ fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 /// Serves the API on `listener`, with the sync workers and the scheduler unless the settings
-/// say otherwise, until `shutdown` completes; then lets requests in flight finish and stops the runs
-/// at their next step boundary.
+/// say otherwise, until `shutdown` completes; then lets requests in flight finish while the runs
+/// stop at their next step boundary.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
@@ -149,6 +149,15 @@ pub async fn serve(
     });
     let sweeper = tokio::spawn(sweep_sessions(state.db.clone(), state.config.sessions));
     let background = state.config.run_workers.then(|| Background::start(&state));
+    // The runs stop at their next step boundary while the HTTP requests drain, not after: a
+    // platform that kills the process 30 s after SIGTERM must not find a step half-way.
+    let stop_runs = background.as_ref().map(|b| b.stop.clone());
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(stop_runs) = stop_runs {
+            stop_runs.send(true).ok();
+        }
+    };
     let http = state.config.http;
     let trusted_proxies = state.config.trusted_proxies.clone();
     let router = crate::api::router(state);
