@@ -11,10 +11,10 @@ CREATE TABLE marketplace_tokens (
     PRIMARY KEY (client_id, secret_fingerprint)
 );
 
--- Token requests the marketplace refused, by seller and by client id. bol blocks an address
--- that asks for tokens too often, which would stop every seller's syncs: credentials that
--- never obtained a token may ask only so often (see `store::marketplace`). Rows older than
--- the window are pruned.
+-- Token requests the marketplace refused, counted by seller. bol blocks an address that asks
+-- for tokens too often, which would stop every seller's syncs: a seller's credentials that hold
+-- no token may ask only so often (see `store::marketplace`). Rows older than the window are
+-- pruned.
 CREATE TABLE credential_rejections (
     id          BIGSERIAL PRIMARY KEY,
     user_id     BIGINT NOT NULL,
@@ -22,4 +22,3 @@ CREATE TABLE credential_rejections (
     rejected_at BIGINT NOT NULL
 );
 CREATE INDEX credential_rejections_user ON credential_rejections (user_id, rejected_at);
-CREATE INDEX credential_rejections_client ON credential_rejections (client_id, rejected_at);

@@ -46,16 +46,15 @@ pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxie
     if !trusted.contains(peer) {
         return peer;
     }
+    // Split as bytes and decode only the entries read: the left part is the client's own
+    // writing, and a byte there that is no text must not send it to the proxy's budget.
     let mut hops = Vec::new();
     for value in headers.get_all("x-forwarded-for") {
-        let Ok(value) = value.to_str() else {
-            return peer;
-        };
-        hops.extend(value.split(','));
+        hops.extend(value.as_bytes().split(|b| *b == b','));
     }
     let mut client = peer;
     for hop in hops.iter().rev() {
-        let Some(address) = parse_hop(hop) else {
+        let Some(address) = std::str::from_utf8(hop).ok().and_then(parse_hop) else {
             return peer;
         };
         client = address;
@@ -85,7 +84,10 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 pub struct TrustedProxies(Vec<Cidr>);
 
 impl TrustedProxies {
+    /// Whether `address` is a trusted proxy; an IPv4-mapped IPv6 address (a dual-stack
+    /// listener's view of an IPv4 peer) is its IPv4 address.
     pub fn contains(&self, address: IpAddr) -> bool {
+        let address = address.to_canonical();
         self.0.iter().any(|cidr| cidr.contains(address))
     }
 }
@@ -268,7 +270,21 @@ mod tests {
     }
 
     #[test]
+    fn bytes_that_are_no_text_in_the_part_not_read_leave_the_client_as_forwarded() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff\xfe, 203.0.113.9").unwrap(),
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &headers, &trusted("10.0.0.0/8")),
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
     fn a_mapped_ipv4_peer_matches_ipv4_blocks() {
+        assert!(trusted("10.0.0.0/8").contains(ip("::ffff:10.0.0.1")));
         let headers = forwarded(&["203.0.113.9"]);
         assert_eq!(
             client_address(ip("::ffff:10.0.0.1"), &headers, &trusted("10.0.0.0/8")),

@@ -113,11 +113,7 @@ pub struct DbTokenCache {
 
 impl DbTokenCache {
     fn fingerprint(&self, creds: &bol::Credentials) -> String {
-        secret_fingerprint(
-            &self.cipher,
-            &creds.client_id,
-            creds.client_secret.expose_secret(),
-        )
+        fingerprint_of(&self.cipher, creds)
     }
 }
 
@@ -295,17 +291,24 @@ pub(super) fn save_budgets_sqlite(
     Ok(())
 }
 
-/// How long a refused token request counts against its seller and its client id.
+/// How long a refused token request counts against the seller whose shop made it.
 pub const REFUSAL_WINDOW_SECS: i64 = 3600;
-/// Refusals in the window after which credentials that never obtained a token must wait: per
-/// seller (one seller trying secret after secret) and per client id (many sellers naming one
-/// marketplace account). bol blocks an address that asks for tokens too often, and that
-/// address is every seller's.
+/// Refusals in the window after which a seller's credentials that hold no token must wait.
+/// bol blocks an address that asks for tokens too often, and that address is every seller's:
+/// one seller trying secret after secret must not get Simba blocked. Counted per seller only,
+/// so that nobody's refusals hold back another seller's shop.
 pub const REFUSALS_ALLOWED: i64 = 10;
 
 /// Records that the marketplace refused the token request of the shop's credentials, and
-/// prunes refusals past the window.
-pub async fn record_refusal(db: &Db, shop_id: i64, now: i64) -> StoreResult<()> {
+/// forgets any token those credentials obtained before: they are no longer proof of anything.
+/// Pruning the seller's refusals past the window is best-effort.
+pub async fn record_refusal(
+    db: &Db,
+    cipher: &Cipher,
+    shop_id: i64,
+    creds: &bol::Credentials,
+    now: i64,
+) -> StoreResult<()> {
     db.query(
         "INSERT INTO credential_rejections (user_id, client_id, rejected_at) \
          SELECT user_id, client_id, ? FROM shops WHERE id = ?",
@@ -314,17 +317,29 @@ pub async fn record_refusal(db: &Db, shop_id: i64, now: i64) -> StoreResult<()> 
     .bind(shop_id)
     .execute(&db.pool)
     .await?;
-    db.query("DELETE FROM credential_rejections WHERE rejected_at <= ?")
-        .bind(now - REFUSAL_WINDOW_SECS)
+    db.query("DELETE FROM marketplace_tokens WHERE client_id = ? AND secret_fingerprint = ?")
+        .bind(&creds.client_id)
+        .bind(fingerprint_of(cipher, creds))
         .execute(&db.pool)
         .await?;
+    let pruned = db
+        .query(
+            "DELETE FROM credential_rejections \
+             WHERE user_id = (SELECT user_id FROM shops WHERE id = ?) AND rejected_at <= ?",
+        )
+        .bind(shop_id)
+        .bind(now - REFUSAL_WINDOW_SECS)
+        .execute(&db.pool)
+        .await;
+    if let Err(e) = pruned {
+        tracing::warn!(shop.id = shop_id, error = %e, "pruning refused token requests");
+    }
     Ok(())
 }
 
-/// When the shop's credentials may next ask for a token, if not now: its seller or its client
-/// id has used up [`REFUSALS_ALLOWED`] in the window, and these exact credentials never
-/// obtained a token. Credentials that did (a token of theirs is cached) are never held back:
-/// an attacker naming a client id must not stop its owner.
+/// When the shop's credentials may next ask for a token, if not now: its seller has used up
+/// [`REFUSALS_ALLOWED`] in the window, and these exact credentials hold no token. Credentials
+/// that do (they obtained one, and bol has not refused them since) are never held back.
 pub async fn refusal_wait(
     db: &Db,
     cipher: &Cipher,
@@ -335,35 +350,34 @@ pub async fn refusal_wait(
     let proven = db
         .query("SELECT 1 FROM marketplace_tokens WHERE client_id = ? AND secret_fingerprint = ?")
         .bind(&creds.client_id)
-        .bind(secret_fingerprint(
-            cipher,
-            &creds.client_id,
-            creds.client_secret.expose_secret(),
-        ))
+        .bind(fingerprint_of(cipher, creds))
         .fetch_optional(&db.pool)
         .await?
         .is_some();
     if proven {
         return Ok(None);
     }
-    let mut wait = None;
-    for filter in [
-        "user_id = (SELECT user_id FROM shops WHERE id = ?)",
-        "client_id = (SELECT client_id FROM shops WHERE id = ?)",
-    ] {
-        let newest = db
-            .query(&format!(
-                "SELECT rejected_at FROM credential_rejections WHERE {filter} \
-                 AND rejected_at > ? ORDER BY rejected_at DESC LIMIT {REFUSALS_ALLOWED}"
-            ))
-            .bind(shop_id)
-            .bind(now - REFUSAL_WINDOW_SECS)
-            .fetch_all(&db.pool)
-            .await?;
-        if newest.len() as i64 >= REFUSALS_ALLOWED {
-            let oldest_counted: i64 = newest[newest.len() - 1].try_get(0)?;
-            wait = wait.max(Some(oldest_counted + REFUSAL_WINDOW_SECS));
-        }
+    let newest = db
+        .query(&format!(
+            "SELECT rejected_at FROM credential_rejections \
+             WHERE user_id = (SELECT user_id FROM shops WHERE id = ?) \
+             AND rejected_at > ? ORDER BY rejected_at DESC LIMIT {REFUSALS_ALLOWED}"
+        ))
+        .bind(shop_id)
+        .bind(now - REFUSAL_WINDOW_SECS)
+        .fetch_all(&db.pool)
+        .await?;
+    if (newest.len() as i64) < REFUSALS_ALLOWED {
+        return Ok(None);
     }
-    Ok(wait)
+    let oldest_counted: i64 = newest[newest.len() - 1].try_get(0)?;
+    Ok(Some(oldest_counted + REFUSAL_WINDOW_SECS))
+}
+
+fn fingerprint_of(cipher: &Cipher, creds: &bol::Credentials) -> String {
+    secret_fingerprint(
+        cipher,
+        &creds.client_id,
+        creds.client_secret.expose_secret(),
+    )
 }

@@ -174,9 +174,9 @@ fn refusal_wait_sentence(until: i64) -> String {
         })
         .unwrap_or_default();
     format!(
-        "The marketplace refused too many token requests of this seller or for this client id \
-         in the last hour. So that it does not block Simba's address, new credentials may ask \
-         again from {at}; check the client id and secret meanwhile."
+        "The marketplace refused too many of this seller's token requests in the last hour. So \
+         that it does not block Simba's address, credentials without a token may ask again from \
+         {at}; check the client id and secret meanwhile."
     )
 }
 
@@ -667,14 +667,12 @@ impl Engine {
             }
             if let Some(failure) = list_failure {
                 return self
-                    .fail(run, &client_id, &failure.error, &api_calls(&failure.calls))
+                    .fail(run, &creds, &failure.error, &api_calls(&failure.calls))
                     .await;
             }
             if let Some(error) = fatal {
                 // The step's calls are committed with it; nothing is left to count.
-                return self
-                    .fail(run, &client_id, &error, &ApiCalls::default())
-                    .await;
+                return self.fail(run, &creds, &error, &ApiCalls::default()).await;
             }
         }
     }
@@ -830,13 +828,15 @@ impl Engine {
     async fn fail(
         &self,
         run: &sync_runs::EngineRun,
-        client_id: &str,
+        creds: &bol::Credentials,
         error: &bol::Error,
         calls: &ApiCalls,
     ) -> anyhow::Result<RunEnd> {
+        let client_id = &creds.client_id;
         if matches!(error, bol::Error::InvalidCredentials) {
             sync_runs::mark_credentials_rejected(&self.db, run.shop_id).await?;
-            marketplace::record_refusal(&self.db, run.shop_id, crate::store::now()).await?;
+            let now = crate::store::now();
+            marketplace::record_refusal(&self.db, &self.cipher, run.shop_id, creds, now).await?;
         }
         let sentence = failure_sentence(error);
         tracing::warn!(run.id = run.id, shop.id = run.shop_id, error = %error, "sync run failed");

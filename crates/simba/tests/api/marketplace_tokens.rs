@@ -11,7 +11,8 @@ crate::multi_thread_backend_tests!(
     a_seller_naming_another_sellers_client_id_gets_a_failed_run_and_none_of_its_data,
     two_sellers_with_the_same_credentials_each_prove_the_secret,
     changing_the_secret_or_deleting_the_shop_or_account_forgets_its_token,
-    refused_secrets_past_the_limit_wait_without_a_call_and_the_owner_goes_on,
+    refused_secrets_past_the_limit_wait_without_a_call_and_nobody_else_does,
+    a_refused_secret_forgets_the_token_it_held,
 );
 
 const FBR: u32 = 12;
@@ -256,9 +257,7 @@ async fn put_token_in_database(app: &TestApp, secret: &str) {
         .unwrap();
 }
 
-async fn refused_secrets_past_the_limit_wait_without_a_call_and_the_owner_goes_on(
-    backend: Backend,
-) {
+async fn refused_secrets_past_the_limit_wait_without_a_call_and_nobody_else_does(backend: Backend) {
     let Some((app, sandbox)) = TestApp::with_sandbox(backend, sandbox()).await else {
         return;
     };
@@ -287,17 +286,53 @@ async fn refused_secrets_past_the_limit_wait_without_a_call_and_the_owner_goes_o
     let account = sandbox.stats().account("sandbox-1").unwrap().clone();
     assert_eq!(account.token.calls as i64, allowed, "{account:?}");
 
-    let run = app.sync_and_wait(&owner, owners_shop, None).await;
+    let accomplice = app.register("accomplice").await;
+    let accomplices_shop = add_shop(&app, &accomplice, "guess-x").await;
+    let run = app.sync_and_wait(&accomplice, accomplices_shop, None).await;
     assert_eq!(
-        run["status"], "succeeded",
-        "the owner's proven secret goes on: {run}"
+        calls(&run, "token"),
+        1,
+        "counted per seller, not per client id: {run}"
     );
-    let newcomer = app.register("newcomer").await;
-    let newcomers_shop = add_shop(&app, &newcomer, "secret-1").await;
-    let run = app.sync_and_wait(&newcomer, newcomers_shop, None).await;
+
+    // The owner's credentials hold no token here, as after migration 9 or a changed secret:
+    // the attackers' refusals must not hold them back.
+    app.state
+        .db
+        .query("DELETE FROM marketplace_tokens")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let run = app.sync_and_wait(&owner, owners_shop, None).await;
+    assert_eq!(run["status"], "succeeded", "the owner goes on: {run}");
+    app.cleanup().await;
+}
+
+async fn a_refused_secret_forgets_the_token_it_held(backend: Backend) {
+    let Some((app, _sandbox)) = TestApp::with_sandbox(backend, sandbox()).await else {
+        return;
+    };
+    let seller = app.register("seller").await;
+    let shop = add_shop(&app, &seller, "revoked-at-bol").await;
+    put_token_in_database(&app, "revoked-at-bol").await;
+    assert_eq!(cached_tokens(&app).await, 1);
+    let creds = bol::Credentials {
+        client_id: "sandbox-1".into(),
+        client_secret: bol::SecretString::from("revoked-at-bol"),
+    };
+    simba::store::marketplace::record_refusal(
+        &app.state.db,
+        &app.state.cipher,
+        shop,
+        &creds,
+        simba::store::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        run["status"], "succeeded",
-        "the same proven secret goes on: {run}"
+        cached_tokens(&app).await,
+        0,
+        "credentials bol refused are no longer proven"
     );
     app.cleanup().await;
 }
