@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use crate::api::page_cache::PageCache;
 use crate::auth::cache::AuthCache;
 use crate::auth::session::{self, SessionSettings};
+use crate::auth::throttle::ChecksInFlight;
 use crate::config::{Config, SecretKeySource};
 use crate::crypto::{self, Cipher};
 use crate::store::{self, Db};
@@ -25,6 +26,7 @@ pub struct AppState {
     pub cipher: Cipher,
     pub config: Arc<Config>,
     pub auth_cache: Arc<AuthCache>,
+    pub password_checks: Arc<ChecksInFlight>,
     pub page_cache: Arc<PageCache>,
     pub metrics: PrometheusHandle,
     pub engine: Arc<Engine>,
@@ -60,6 +62,7 @@ impl AppState {
             db,
             cipher,
             auth_cache: Arc::default(),
+            password_checks: Arc::default(),
             page_cache: Arc::new(PageCache::new(config.page_cache_bytes)),
             config: Arc::new(config),
             metrics: crate::telemetry::metrics_handle(),

@@ -22,6 +22,7 @@ pub async fn log_in(
     client: IpAddr,
     kind: TokenKind,
 ) -> ApiResult<(String, User)> {
+    let _in_flight = state.password_checks.enter(client)?;
     let found = users::find_for_login(&state.db, login.trim()).await?;
     let (user, stored_hash) = found.map_or((None, None), |(u, h)| (Some(u), Some(h)));
     let attempt =
@@ -45,6 +46,7 @@ pub async fn check_password(
     password: SecretString,
     client: IpAddr,
 ) -> ApiResult<bool> {
+    let _in_flight = state.password_checks.enter(client)?;
     let stored = users::password_hash(&state.db, user.id).await?;
     let attempt = throttle::begin_password_check(&state.db, &state.cipher, user, client).await?;
     let valid = password::verify(password, stored)

@@ -23,8 +23,14 @@
 //! at once, and are then locked out like any others. A locked subject is refused before
 //! anything is written, and every attempt recorded prunes a batch of expired rows, so the table
 //! holds at most the attempts of one window, which each cost an argon2 verification.
+//!
+//! That overshoot, and the CPU a flood of checks costs, are bounded by [`ChecksInFlight`]: one
+//! process checks at most [`CHECKS_IN_FLIGHT_PER_ADDRESS`] passwords of one client address at
+//! a time, and answers 429 to more.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rand::RngCore;
@@ -44,6 +50,55 @@ pub const PER_ACCOUNT: usize = 5;
 pub const PER_ADDRESS: usize = 50;
 
 const FINGERPRINT_PURPOSE: &str = "login-throttle";
+
+/// Password checks one process runs at once for one client address (its /64 for IPv6). An
+/// argon2 verification takes tens of milliseconds of a core: without a bound, one client could
+/// keep every core busy, and spray guesses at many accounts faster than its failures are
+/// counted. Eight is more than one office's simultaneous logins.
+pub const CHECKS_IN_FLIGHT_PER_ADDRESS: usize = 8;
+
+/// The password checks in progress in this process, per client block.
+#[derive(Debug, Default)]
+pub struct ChecksInFlight(Arc<Mutex<HashMap<ClientBlock, usize>>>);
+
+impl ChecksInFlight {
+    /// A place for one check from `client`, held until the guard is dropped; 429 when the
+    /// client has [`CHECKS_IN_FLIGHT_PER_ADDRESS`] under way already.
+    pub fn enter(&self, client: IpAddr) -> ApiResult<CheckInFlight> {
+        let block = ClientBlock::from(client);
+        let mut checks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = checks.entry(block).or_default();
+        if *count >= CHECKS_IN_FLIGHT_PER_ADDRESS {
+            return Err(ApiError::TooManyRequests {
+                retry_after_secs: 1,
+            });
+        }
+        *count += 1;
+        Ok(CheckInFlight {
+            checks: self.0.clone(),
+            block,
+        })
+    }
+}
+
+/// One password check under way; dropping it frees its place.
+#[derive(Debug)]
+pub struct CheckInFlight {
+    checks: Arc<Mutex<HashMap<ClientBlock, usize>>>,
+    block: ClientBlock,
+}
+
+impl Drop for CheckInFlight {
+    fn drop(&mut self) {
+        let mut checks = self.checks.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = checks.get_mut(&self.block) {
+            *count -= 1;
+            if *count == 0 {
+                checks.remove(&self.block);
+            }
+        }
+    }
+}
 
 /// What a failure counts against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,6 +296,27 @@ fn attempt_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_address_gets_a_bounded_number_of_checks_at_once() {
+        let checks = ChecksInFlight::default();
+        let client: IpAddr = "2001:db8::1".parse().unwrap();
+        let mut held: Vec<CheckInFlight> = (0..CHECKS_IN_FLIGHT_PER_ADDRESS)
+            .map(|_| checks.enter(client).unwrap())
+            .collect();
+        let same_block: IpAddr = "2001:db8::2".parse().unwrap();
+        assert!(matches!(
+            checks.enter(same_block),
+            Err(ApiError::TooManyRequests {
+                retry_after_secs: 1
+            })
+        ));
+        assert!(checks.enter("2001:db8:0:1::1".parse().unwrap()).is_ok());
+        held.pop();
+        assert!(checks.enter(client).is_ok());
+        held.clear();
+        assert!(checks.0.lock().unwrap().is_empty(), "every place is freed");
+    }
 
     fn failures(subject: &str, times: &[i64]) -> Vec<(String, i64)> {
         times.iter().map(|t| (subject.to_owned(), *t)).collect()
