@@ -312,7 +312,8 @@ impl Config {
                     ConfigError(format!(
                         "SIMBA_TRUSTED_PROXIES must be comma-separated addresses or CIDR blocks \
                          of your reverse proxies, such as 10.0.0.0/8 or fd00::/8 ({entry:?} is \
-                         neither, or has bits set past its prefix)."
+                         neither, has bits set past its prefix, or is wider than /8, which would \
+                         let clients name their own address)."
                     ))
                 })
             })

@@ -208,6 +208,29 @@ impl State {
         }
     }
 
+    /// Follows a write that the socket took (`stalled` false) or did not; whether anything
+    /// changed.
+    fn after_write(&mut self, stalled: bool, now: Instant) -> bool {
+        let stall_changed = match (self.write_stalled_since, stalled) {
+            (None, true) => {
+                self.write_stalled_since = Some(now);
+                true
+            }
+            (Some(_), false) => {
+                self.write_stalled_since = None;
+                true
+            }
+            _ => false,
+        };
+        // The last answer's body is handed to hyper before its final bytes leave: while they
+        // do, the client is reading, not idle, however slowly.
+        if let (Phase::Idle(_), false) = (self.phase, stalled) {
+            self.phase = Phase::Idle(now);
+            return true;
+        }
+        stall_changed
+    }
+
     /// When the connection is to be closed and why; `None` while a handler has it and its
     /// writes get through.
     fn deadline(&self, settings: HttpSettings) -> Option<(Instant, Closed)> {
@@ -320,17 +343,7 @@ impl WatchedStream {
     fn note_write<T>(&self, written: &Poll<T>) {
         let stalled = written.is_pending();
         self.state
-            .send_if_modified(|state| match (state.write_stalled_since, stalled) {
-                (None, true) => {
-                    state.write_stalled_since = Some(Instant::now());
-                    true
-                }
-                (Some(_), false) => {
-                    state.write_stalled_since = None;
-                    true
-                }
-                _ => false,
-            });
+            .send_if_modified(|state| state.after_write(stalled, Instant::now()));
     }
 }
 
@@ -487,6 +500,31 @@ mod tests {
             deadline(state(Phase::ReadingHead(t), Some(t))),
             Some((t + secs(10), Closed::HeaderTimeout))
         );
+    }
+
+    #[test]
+    fn the_last_bytes_of_an_answer_leaving_slowly_keep_the_connection_from_idling() {
+        let t = Instant::now();
+        let later = t + Duration::from_secs(60);
+        let mut state = State {
+            phase: Phase::Idle(t),
+            write_stalled_since: None,
+        };
+        assert!(state.after_write(false, later));
+        assert_eq!(state.phase, Phase::Idle(later));
+        assert!(state.after_write(true, later));
+        assert_eq!(
+            state.phase,
+            Phase::Idle(later),
+            "a stalled write is no progress"
+        );
+        assert_eq!(state.write_stalled_since, Some(later));
+        let mut busy = State {
+            phase: Phase::Busy(1),
+            write_stalled_since: None,
+        };
+        assert!(!busy.after_write(false, later));
+        assert_eq!(busy.phase, Phase::Busy(1));
     }
 
     #[test]

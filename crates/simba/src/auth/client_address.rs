@@ -107,6 +107,10 @@ impl FromStr for TrustedProxies {
     }
 }
 
+/// The shortest prefix a trusted block may have: `10.0.0.0/8` and `fd00::/8`, the private
+/// ranges proxies live in, and nothing wider.
+const WIDEST_PREFIX: u32 = 8;
+
 /// A block of addresses: those whose first `prefix` bits are `network`'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Cidr {
@@ -116,7 +120,8 @@ struct Cidr {
 
 impl Cidr {
     /// A block with host bits set (`10.0.0.1/8`) is refused rather than guessed at: the
-    /// operator may have meant the address or the block.
+    /// operator may have meant the address or the block. So is one wider than
+    /// [`WIDEST_PREFIX`]: `0.0.0.0/0` would let every client name its own address.
     fn parse(entry: &str) -> Option<Cidr> {
         let (address, prefix) = match entry.split_once('/') {
             Some((address, prefix)) => (address, Some(prefix)),
@@ -125,7 +130,10 @@ impl Cidr {
         let network = IpAddr::from_str(address).ok()?.to_canonical();
         let bits = bit_length(network);
         let prefix = match prefix {
-            Some(prefix) => prefix.parse().ok().filter(|p| *p <= bits)?,
+            Some(prefix) => prefix
+                .parse()
+                .ok()
+                .filter(|p| (WIDEST_PREFIX..=bits).contains(p))?,
             None => bits,
         };
         (masked(network, prefix) == bits_of(network)).then_some(Cidr { network, prefix })
@@ -188,14 +196,18 @@ mod tests {
         assert!(!proxies.contains(ip("192.168.1.8")));
         assert!(proxies.contains(ip("fd12::1")));
         assert!(!proxies.contains(ip("fe80::1")));
-        assert!(trusted("0.0.0.0/0").contains(ip("203.0.113.1")));
-        assert!(!trusted("0.0.0.0/0").contains(ip("2001:db8::1")));
+        assert!(trusted("64.0.0.0/8").contains(ip("64.0.113.1")));
+        assert!(!trusted("64.0.0.0/8").contains(ip("2001:db8::1")));
         assert!(!TrustedProxies::default().contains(ip("127.0.0.1")));
     }
 
     #[test]
     fn malformed_blocks_are_refused() {
         for bad in [
+            "0.0.0.0/0",
+            "::/0",
+            "0.0.0.0/7",
+            "fc00::/7",
             "10.0.0.0/33",
             "10.0.0.1/8",
             "fd00::/129",
