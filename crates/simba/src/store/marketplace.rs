@@ -111,12 +111,6 @@ pub struct DbTokenCache {
     pub cipher: Cipher,
 }
 
-impl DbTokenCache {
-    fn fingerprint(&self, creds: &bol::Credentials) -> String {
-        fingerprint_of(&self.cipher, creds)
-    }
-}
-
 impl bol::TokenCache for DbTokenCache {
     fn load<'a>(
         &'a self,
@@ -130,7 +124,7 @@ impl bol::TokenCache for DbTokenCache {
                      WHERE client_id = ? AND secret_fingerprint = ?",
                 )
                 .bind(&creds.client_id)
-                .bind(self.fingerprint(creds))
+                .bind(fingerprint_of(&self.cipher, creds))
                 .fetch_optional(&self.db.pool)
                 .await
                 .inspect_err(|e| tracing::warn!(error = %e, "reading a cached marketplace token"))
@@ -168,7 +162,7 @@ impl bol::TokenCache for DbTokenCache {
                 ValueKind::Int((issued_at.unix_timestamp_nanos() / 1_000_000) as i64),
                 ValueKind::Int(token.lifetime.as_millis() as i64),
             ];
-            let fingerprint = self.fingerprint(creds);
+            let fingerprint = fingerprint_of(&self.cipher, creds);
             if let Err(e) = replace(
                 &self.db,
                 "marketplace_tokens",

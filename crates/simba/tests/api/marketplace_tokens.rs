@@ -48,6 +48,15 @@ async fn add_shop(app: &TestApp, seller: &Seller, secret: &str) -> i64 {
     response.json()["id"].as_i64().unwrap()
 }
 
+/// A seller named `name` whose shop with the right secret has synced once.
+async fn synced_shop(app: &TestApp, name: &str) -> (Seller, i64) {
+    let seller = app.register(name).await;
+    let shop = add_shop(app, &seller, "secret-1").await;
+    let run = app.sync_and_wait(&seller, shop, None).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    (seller, shop)
+}
+
 async fn change_secret(app: &TestApp, seller: &Seller, shop: i64, secret: &str) {
     let response = app
         .patch(
@@ -85,10 +94,7 @@ async fn a_seller_naming_another_sellers_client_id_gets_a_failed_run_and_none_of
     let Some((app, sandbox)) = TestApp::with_sandbox(backend, sandbox()).await else {
         return;
     };
-    let owner = app.register("owner").await;
-    let owners_shop = add_shop(&app, &owner, "secret-1").await;
-    let run = app.sync_and_wait(&owner, owners_shop, None).await;
-    assert_eq!(run["status"], "succeeded", "{run}");
+    let (owner, owners_shop) = synced_shop(&app, "owner").await;
     assert_eq!(shipment_count(&app, &owner).await, i64::from(FBR + FBB));
     sandbox.reset_stats();
 
@@ -173,10 +179,7 @@ async fn changing_the_secret_or_deleting_the_shop_or_account_forgets_its_token(b
     let Some((app, _sandbox)) = TestApp::with_sandbox(backend, sandbox()).await else {
         return;
     };
-    let seller = app.register("seller").await;
-    let shop = add_shop(&app, &seller, "secret-1").await;
-    let run = app.sync_and_wait(&seller, shop, None).await;
-    assert_eq!(run["status"], "succeeded", "{run}");
+    let (seller, shop) = synced_shop(&app, "seller").await;
     assert_eq!(cached_tokens(&app).await, 1);
 
     let path = format!("/api/v1/shops/{shop}");
@@ -261,10 +264,7 @@ async fn refused_secrets_past_the_limit_wait_without_a_call_and_nobody_else_does
     let Some((app, sandbox)) = TestApp::with_sandbox(backend, sandbox()).await else {
         return;
     };
-    let owner = app.register("owner").await;
-    let owners_shop = add_shop(&app, &owner, "secret-1").await;
-    let run = app.sync_and_wait(&owner, owners_shop, None).await;
-    assert_eq!(run["status"], "succeeded", "{run}");
+    let (owner, owners_shop) = synced_shop(&app, "owner").await;
     sandbox.reset_stats();
 
     let attacker = app.register("attacker").await;
