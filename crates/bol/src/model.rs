@@ -12,15 +12,26 @@ use time::{
 };
 
 /// Fulfilment method: the shipments list needs one call series per method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
 pub enum FulfilmentMethod {
     /// Fulfilled by the retailer.
+    #[serde(rename = "FBR")]
     Fbr,
     /// Fulfilled by bol.
+    #[serde(rename = "FBB")]
     Fbb,
 }
 
 impl FulfilmentMethod {
+    /// Reads the wire value, exactly as bol spells it.
+    pub fn parse(value: &str) -> Result<FulfilmentMethod, String> {
+        match value {
+            "FBR" => Ok(FulfilmentMethod::Fbr),
+            "FBB" => Ok(FulfilmentMethod::Fbb),
+            _ => Err("must be FBR or FBB".into()),
+        }
+    }
+
     /// The value bol uses on the wire: `FBR` or `FBB`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -36,8 +36,8 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let run = match sync_runs::create_queued(
         &state.db,
         shop.id,
-        sync_runs::Mode::Full,
-        sync_runs::Trigger::Cli,
+        crate::domain::Mode::Full,
+        crate::domain::Trigger::Cli,
     )
     .await
     {

@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 use simba::app::{self, AppState};
 use simba::config::Config;
+use simba::domain::Mode;
 use simba::domain::{Email, Password, Username};
-use simba::store::sync_runs::Mode;
 use simba::store::{self, Db, users};
 
 /// glibc's allocator took a fifth of a sync's CPU, most of it consolidating and freeing chunks

@@ -52,7 +52,7 @@ pub struct ShipmentOut {
     shipment_date: String,
     shipment_reference: Option<String>,
     #[schema(example = "FBR")]
-    fulfilment_method: String,
+    fulfilment_method: &'static str,
     order_id: Option<String>,
     pickup_point: Option<bool>,
     transport: TransportOut,
@@ -95,7 +95,7 @@ impl ShipmentOut {
             shipment_id: row.shipment_id,
             shipment_date: rfc3339(row.shipment_date),
             shipment_reference: row.shipment_reference,
-            fulfilment_method: row.fulfilment_method,
+            fulfilment_method: row.fulfilment_method.as_str(),
             order_id: row.order_id,
             pickup_point: row.pickup_point,
             transport: TransportOut {
@@ -138,9 +138,7 @@ pub(crate) fn filter_from(query: &QueryParams, shop_id: Option<i64>) -> ApiResul
     };
     Ok(Filter {
         shop_id,
-        fulfilment_method: query
-            .parse_with("fulfilment_method", FulfilmentMethod::parse)?
-            .map(FulfilmentMethod::as_str),
+        fulfilment_method: query.parse_with("fulfilment_method", FulfilmentMethod::parse)?,
         order_id: query.parse_with("order_id", text(64))?,
         ean: query.parse_with("ean", text(32))?,
         shipped_after: query.parse_with("shipped_after", timestamp)?,

@@ -14,9 +14,10 @@ use super::{PageParams, QueryParams, ResourceId, rfc3339};
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::domain::ValidationErrors;
+use crate::domain::{Mode, Trigger};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::store::shops;
-use crate::store::sync_runs::{self, CancelOutcome, Mode, QueueError, SyncRun, Trigger};
+use crate::store::sync_runs::{self, CancelOutcome, QueueError, SyncRun};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -157,9 +158,9 @@ impl From<SyncRun> for SyncRunOut {
         SyncRunOut {
             id: run.id,
             shop_id: run.shop_id,
-            mode: run.mode,
-            trigger: run.trigger,
-            status: run.status,
+            mode: run.mode.as_str().to_owned(),
+            trigger: run.trigger.as_str().to_owned(),
+            status: run.status.as_str().to_owned(),
             created_at: rfc3339(run.created_at),
             started_at: run.started_at.map(rfc3339),
             finished_at: run.finished_at.map(rfc3339),

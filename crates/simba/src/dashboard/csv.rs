@@ -86,7 +86,7 @@ fn write_row(out: &mut String, row: &ShipmentRow) {
         row.shipment_id.clone(),
         rfc3339(row.shipment_date),
         optional(&row.shipment_reference),
-        row.fulfilment_method.clone(),
+        row.fulfilment_method.as_str().to_owned(),
         optional(&row.order_id),
         row.pickup_point.map(|p| p.to_string()).unwrap_or_default(),
         optional(&row.transport_id),

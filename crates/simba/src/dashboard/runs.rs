@@ -13,6 +13,7 @@ use super::layout::{Section, csrf_field, maybe_when, page, pager, status_badge, 
 use super::{DashError, DashResult, PageId, PostedForm, Session};
 use crate::api::{DEFAULT_PAGE_SIZE, PageParams, QueryParams};
 use crate::app::AppState;
+use crate::domain::RunStatus;
 use crate::store::shops;
 use crate::store::sync_runs::{self, CancelOutcome, SyncRun};
 
@@ -45,7 +46,7 @@ fn duration(seconds: f64) -> String {
 }
 
 fn is_live(run: &SyncRun) -> bool {
-    run.status == "queued" || run.status == "running"
+    run.status.is_active()
 }
 
 async fn list(
@@ -111,8 +112,8 @@ async fn list(
                             tr {
                                 th scope="row" { a href={"/runs/" (run.id)} { "#" (run.id) } }
                                 td { (names.get(&run.shop_id).map_or("", String::as_str)) }
-                                td { (status_badge(&run.status)) }
-                                td { (run.mode) }
+                                td { (status_badge(run.status.as_str())) }
+                                td { (run.mode.as_str()) }
                                 td { (run.trigger) }
                                 td { (when(run.created_at)) }
                                 td { (maybe_when(run.finished_at)) }
@@ -196,7 +197,7 @@ fn progress_fragment(session: &Session, run: &SyncRun, time_scale: f64) -> Marku
     html! {
         section #progress data-poll=[poll] aria-busy=(live) {
             p.run-status {
-                "Status: " (status_badge(&run.status))
+                "Status: " (status_badge(run.status.as_str()))
                 @if live { " " a href={"/runs/" (run.id)} { "Refresh" } }
             }
             @if live {
@@ -216,15 +217,15 @@ fn progress_fragment(session: &Session, run: &SyncRun, time_scale: f64) -> Marku
                     }
                 }
             }
-            @if run.status == "running" && p.details_pending > 0 {
+            @if run.status == RunStatus::Running && p.details_pending > 0 {
                 p { "Time left at the marketplace's rate limit: at least "
                     strong { (duration(eta_seconds(p.details_pending, time_scale))) } }
-            } @else if run.status == "queued" {
+            } @else if run.status == RunStatus::Queued {
                 p { "Waiting for a worker to pick the run up." }
             }
             div.grid {
                 dl {
-                    dt { "Mode" } dd { (run.mode) }
+                    dt { "Mode" } dd { (run.mode.as_str()) }
                     dt { "Started by" } dd { (run.trigger) }
                     dt { "Created" } dd { (when(run.created_at)) }
                     dt { "Started" } dd { (maybe_when(run.started_at)) }

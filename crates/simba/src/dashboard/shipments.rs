@@ -139,7 +139,7 @@ async fn list(
                                 th scope="row" { a href={"/shipments/" (row.id)} { (row.shipment_id) } }
                                 td { (when(row.shipment_date)) }
                                 td { (shop_name(row.shop_id)) }
-                                td { (row.fulfilment_method) }
+                                td { (row.fulfilment_method.as_str()) }
                                 td { (row.order_id.as_deref().unwrap_or("")) }
                                 td { (row.shipment_reference.as_deref().unwrap_or("")) }
                                 td { (row.transporter_code.as_deref().unwrap_or("")) }
@@ -260,7 +260,7 @@ async fn show(
                 dl {
                     dt { "Shop" } dd { (shop.map(|s| s.name).unwrap_or_default()) }
                     dt { "Shipped" } dd { (when(row.shipment_date)) }
-                    dt { "Fulfilment" } dd { (row.fulfilment_method) }
+                    dt { "Fulfilment" } dd { (row.fulfilment_method.as_str()) }
                     dt { "Order" } dd { (optional(&row.order_id)) }
                     dt { "Order placed" } dd { (maybe_when(detail.order_placed_at)) }
                     dt { "Reference" } dd { (optional(&row.shipment_reference)) }

@@ -3,10 +3,12 @@
 
 mod account;
 mod client_block;
+mod run;
 mod shop;
 
 pub use account::{Email, Password, PersonName, Username};
 pub use client_block::ClientBlock;
+pub use run::{Mode, RunStatus, Trigger};
 pub use shop::{ClientId, ClientSecret, FulfilmentMethod, Marketplace, ShopName, SyncInterval};
 
 use std::collections::BTreeMap;

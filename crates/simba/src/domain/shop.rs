@@ -100,29 +100,9 @@ impl Marketplace {
     }
 }
 
-/// Who ships: the retailer (FBR) or bol.com (FBB).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FulfilmentMethod {
-    Fbr,
-    Fbb,
-}
-
-impl FulfilmentMethod {
-    pub fn parse(value: &str) -> Result<FulfilmentMethod, String> {
-        match value {
-            "FBR" => Ok(FulfilmentMethod::Fbr),
-            "FBB" => Ok(FulfilmentMethod::Fbb),
-            _ => Err("must be FBR or FBB".into()),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FulfilmentMethod::Fbr => "FBR",
-            FulfilmentMethod::Fbb => "FBB",
-        }
-    }
-}
+/// Who ships: the retailer (FBR) or bol.com (FBB). The marketplace's own enum: the list
+/// filter, the stored column and the engine's checkpoint all use bol's spelling.
+pub use bol::FulfilmentMethod;
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, StoreResult};
+use crate::domain::FulfilmentMethod;
 
 /// How a list is ordered; every order ends with `id` so that pages are stable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -44,7 +45,7 @@ impl Ordering {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Filter {
     pub shop_id: Option<i64>,
-    pub fulfilment_method: Option<&'static str>,
+    pub fulfilment_method: Option<FulfilmentMethod>,
     pub order_id: Option<String>,
     pub ean: Option<String>,
     /// Inclusive lower bound, Unix seconds.
@@ -75,7 +76,7 @@ pub struct ShipmentRow {
     pub shipment_id: String,
     pub shipment_date: i64,
     pub shipment_reference: Option<String>,
-    pub fulfilment_method: String,
+    pub fulfilment_method: FulfilmentMethod,
     pub order_id: Option<String>,
     pub pickup_point: Option<bool>,
     pub transport_id: Option<String>,
@@ -107,7 +108,13 @@ fn row_from(row: &AnyRow) -> Result<ShipmentRow, sqlx::Error> {
         shipment_id: row.try_get(2)?,
         shipment_date: row.try_get(3)?,
         shipment_reference: row.try_get(4)?,
-        fulfilment_method: row.try_get(5)?,
+        fulfilment_method: {
+            let method: String = row.try_get(5)?;
+            FulfilmentMethod::parse(&method).map_err(|message| sqlx::Error::ColumnDecode {
+                index: "5".into(),
+                source: message.into(),
+            })?
+        },
         order_id: row.try_get(6)?,
         pickup_point: row.try_get::<Option<i64>, _>(7)?.map(|v| v != 0),
         transport_id: row.try_get(8)?,
@@ -140,7 +147,7 @@ fn where_clause(user_id: i64, filter: &Filter) -> (String, Vec<Bind>) {
     };
     if let Some(method) = filter.fulfilment_method {
         sql.push_str(" AND s.fulfilment_method = ?");
-        binds.push(Bind::Text(method.to_owned()));
+        binds.push(Bind::Text(method.as_str().to_owned()));
     }
     if let Some(order_id) = &filter.order_id {
         sql.push_str(" AND s.order_id = ?");
@@ -337,7 +344,16 @@ fn sqlite_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ShipmentRow> {
         shipment_id: row.get(2)?,
         shipment_date: row.get(3)?,
         shipment_reference: row.get(4)?,
-        fulfilment_method: row.get(5)?,
+        fulfilment_method: {
+            let method: String = row.get(5)?;
+            FulfilmentMethod::parse(&method).map_err(|message| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    5,
+                    rusqlite::types::Type::Text,
+                    message.into(),
+                )
+            })?
+        },
         order_id: row.get(6)?,
         pickup_point: row.get::<_, Option<i64>>(7)?.map(|v| v != 0),
         transport_id: row.get(8)?,
@@ -430,7 +446,7 @@ pub struct NewShipment {
     pub shipment_id: String,
     pub shipment_date: i64,
     pub shipment_reference: Option<String>,
-    pub fulfilment_method: String,
+    pub fulfilment_method: FulfilmentMethod,
     pub order_id: Option<String>,
     pub order_placed_at: Option<i64>,
     pub pickup_point: Option<bool>,
@@ -796,7 +812,7 @@ pub(super) fn insert_new_sqlite(
             shipment.shipment_id,
             shipment.shipment_date,
             shipment.shipment_reference,
-            shipment.fulfilment_method,
+            shipment.fulfilment_method.as_str(),
             shipment.order_id,
             shipment.order_placed_at,
             shipment.pickup_point.map(i16::from),
@@ -1069,7 +1085,7 @@ mod tests {
             shipment_id: "914587795".into(),
             shipment_date: 1_700_000_000,
             shipment_reference: None,
-            fulfilment_method: "FBR".into(),
+            fulfilment_method: FulfilmentMethod::Fbr,
             order_id: Some("1043946570".into()),
             order_placed_at: None,
             pickup_point: None,

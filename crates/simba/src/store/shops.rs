@@ -289,11 +289,8 @@ pub async fn credentials(db: &Db, shop_id: i64) -> StoreResult<Option<(String, S
 
 /// API.md's default mode: full until a sync has succeeded, incremental after. `None` when
 /// the shop is gone.
-pub async fn default_mode(
-    db: &Db,
-    shop_id: i64,
-) -> StoreResult<Option<crate::store::sync_runs::Mode>> {
-    use crate::store::sync_runs::Mode;
+pub async fn default_mode(db: &Db, shop_id: i64) -> StoreResult<Option<crate::domain::Mode>> {
+    use crate::domain::Mode;
     let row = db
         .query("SELECT last_synced_at FROM shops WHERE id = ?")
         .bind(shop_id)

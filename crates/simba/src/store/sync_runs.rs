@@ -4,48 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, StoreError, StoreResult};
-
-/// Full (every page, every missing detail) or incremental (stop at known shipments).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Full,
-    Incremental,
-}
-
-impl Mode {
-    pub fn parse(value: &str) -> Result<Mode, String> {
-        match value {
-            "full" => Ok(Mode::Full),
-            "incremental" => Ok(Mode::Incremental),
-            _ => Err("must be full or incremental".into()),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Full => "full",
-            Mode::Incremental => "incremental",
-        }
-    }
-}
-
-/// What started a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    Api,
-    Schedule,
-    Cli,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Api => "api",
-            Trigger::Schedule => "schedule",
-            Trigger::Cli => "cli",
-        }
-    }
-}
+use crate::domain::{Mode, RunStatus, Trigger};
 
 /// A run's progress as API.md shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,15 +37,28 @@ impl ApiCalls {
 pub struct SyncRun {
     pub id: i64,
     pub shop_id: i64,
-    pub mode: String,
-    pub trigger: String,
-    pub status: String,
+    pub mode: Mode,
+    pub trigger: Trigger,
+    pub status: RunStatus,
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub progress: Progress,
     pub api_calls: ApiCalls,
     pub error: Option<String>,
+}
+
+/// A stored word read back as its enum; a word no version of Simba wrote is a decode error.
+fn decode<T>(
+    row: &AnyRow,
+    index: usize,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, sqlx::Error> {
+    let word: String = row.try_get(index)?;
+    parse(&word).map_err(|message| sqlx::Error::ColumnDecode {
+        index: index.to_string(),
+        source: message.into(),
+    })
 }
 
 const COLUMNS: &str = "r.id, r.shop_id, r.mode, r.run_trigger, r.status, r.created_at, \
@@ -98,9 +70,9 @@ fn from_row(row: &AnyRow) -> Result<SyncRun, sqlx::Error> {
     Ok(SyncRun {
         id: row.try_get(0)?,
         shop_id: row.try_get(1)?,
-        mode: row.try_get(2)?,
-        trigger: row.try_get(3)?,
-        status: row.try_get(4)?,
+        mode: decode(row, 2, Mode::parse)?,
+        trigger: decode(row, 3, Trigger::parse)?,
+        status: decode(row, 4, RunStatus::parse)?,
         created_at: row.try_get(5)?,
         started_at: row.try_get(6)?,
         finished_at: row.try_get(7)?,
@@ -180,9 +152,9 @@ pub async fn create_queued(
     Ok(SyncRun {
         id,
         shop_id,
-        mode: mode.as_str().to_owned(),
-        trigger: trigger.as_str().to_owned(),
-        status: "queued".to_owned(),
+        mode,
+        trigger,
+        status: RunStatus::Queued,
         created_at: now,
         started_at: None,
         finished_at: None,
@@ -436,8 +408,8 @@ pub struct EngineRun {
     pub id: i64,
     pub shop_id: i64,
     pub user_id: i64,
-    pub mode: String,
-    pub status: String,
+    pub mode: Mode,
+    pub status: RunStatus,
     pub checkpoint: Option<String>,
 }
 
@@ -456,8 +428,8 @@ pub async fn engine_run(db: &Db, run_id: i64) -> StoreResult<Option<EngineRun>> 
             id: r.try_get(0)?,
             shop_id: r.try_get(1)?,
             user_id: r.try_get(2)?,
-            mode: r.try_get(3)?,
-            status: r.try_get(4)?,
+            mode: decode(&r, 3, Mode::parse)?,
+            status: decode(&r, 4, RunStatus::parse)?,
             checkpoint: r.try_get(5)?,
         })
     })
@@ -598,7 +570,7 @@ pub async fn finish(
     }
     // The shop row before the run row, in every transaction that writes both (a step does the
     // same), so that a cancel and a step never wait for each other in opposite orders.
-    let synced_at = (end.status == "succeeded").then_some(now);
+    let synced_at = (end.status == RunStatus::Succeeded).then_some(now);
     db.query(
         "UPDATE shops SET active_run_id = NULL, last_synced_at = COALESCE(?, last_synced_at) \
          WHERE id = ? AND active_run_id = ?",
@@ -616,7 +588,7 @@ pub async fn finish(
              calls_rate_limited = calls_rate_limited + ?, calls_errors = calls_errors + ? \
              WHERE id = ? AND status IN ('queued', 'running')",
         )
-        .bind(end.status)
+        .bind(end.status.as_str())
         .bind(end.error)
         .bind(now)
         .bind(calls.list)
@@ -637,7 +609,7 @@ pub async fn finish(
 /// made since the last committed step.
 #[derive(Debug)]
 pub struct RunFinish<'a> {
-    pub status: &'a str,
+    pub status: RunStatus,
     pub error: Option<&'a str>,
     pub calls: &'a ApiCalls,
 }
@@ -647,7 +619,7 @@ pub struct RunFinish<'a> {
 pub enum CancelOutcome {
     NotFound,
     /// The run had already ended with this status.
-    AlreadyEnded(String),
+    AlreadyEnded(RunStatus),
     Cancelled(Box<SyncRun>),
 }
 
@@ -657,7 +629,7 @@ pub async fn cancel(db: &Db, user_id: i64, run_id: i64) -> StoreResult<CancelOut
         return Ok(CancelOutcome::NotFound);
     };
     let end = RunFinish {
-        status: "cancelled",
+        status: RunStatus::Cancelled,
         error: None,
         calls: &ApiCalls::default(),
     };

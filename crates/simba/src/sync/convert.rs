@@ -81,7 +81,7 @@ pub fn from_reduced(shipment: &bol::ReducedShipment, method: bol::FulfilmentMeth
         shipment_id: shipment.shipment_id.clone(),
         shipment_date: unix(shipment.shipment_date_time).unwrap_or_default(),
         shipment_reference: shipment.shipment_reference.clone(),
-        fulfilment_method: method.as_str().to_owned(),
+        fulfilment_method: method,
         order_id: shipment.order.as_ref().and_then(|o| o.order_id.clone()),
         order_placed_at: unix(
             shipment
@@ -140,11 +140,14 @@ pub fn from_detail(detail: &bol::ShipmentDetail, now: i64) -> NewShipment {
             }
         })
         .collect();
+    // A detail that names no method we know is taken as FBR, the method bol's shipment list
+    // assumes when none is asked for; the stored method of a listed shipment is never replaced.
     let method = shipment
         .shipment_items
         .iter()
-        .find_map(|i| i.fulfilment.as_ref().and_then(|f| f.method.clone()))
-        .unwrap_or_default();
+        .find_map(|i| i.fulfilment.as_ref().and_then(|f| f.method.as_deref()))
+        .and_then(|method| bol::FulfilmentMethod::parse(method).ok())
+        .unwrap_or(bol::FulfilmentMethod::Fbr);
     let transport = shipment.transport.as_ref();
     let events: Vec<Event<'_>> = transport
         .map(|t| {
@@ -227,7 +230,7 @@ mod tests {
         );
         let raw = row.raw.unwrap();
         assert!(raw.starts_with(r#"{"shipmentId":"914587795""#) && raw.ends_with("}}"));
-        assert_eq!(row.fulfilment_method, "FBR");
+        assert_eq!(row.fulfilment_method, bol::FulfilmentMethod::Fbr);
         assert_eq!(row.detail_synced_at, Some(7));
         assert_eq!(row.item_keys[0].ean.as_deref(), Some("8717418510749"));
     }

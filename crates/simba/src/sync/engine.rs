@@ -13,9 +13,10 @@ use tokio::task::JoinSet;
 use super::amqp::AmqpQueue;
 use super::convert;
 use crate::crypto::Cipher;
+use crate::domain::{FulfilmentMethod, Mode, RunStatus, Trigger};
 use crate::store::shipments::{self, NewShipment};
 use crate::store::steps::{self, StepData, StepWrite};
-use crate::store::sync_runs::{self, ApiCalls, Mode, StepDelta, StepOutcome, Trigger};
+use crate::store::sync_runs::{self, ApiCalls, StepDelta, StepOutcome};
 use crate::store::{Db, leases, marketplace, shops};
 
 /// The lease that makes one process the scheduler.
@@ -75,23 +76,6 @@ pub enum RunEnd {
     LeaseLost,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum Method {
-    #[serde(rename = "FBR")]
-    Fbr,
-    #[serde(rename = "FBB")]
-    Fbb,
-}
-
-impl Method {
-    fn bol(self) -> bol::FulfilmentMethod {
-        match self {
-            Method::Fbr => bol::FulfilmentMethod::Fbr,
-            Method::Fbb => bol::FulfilmentMethod::Fbb,
-        }
-    }
-}
-
 /// Where a run is; committed with the data each step produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
@@ -99,7 +83,7 @@ enum Checkpoint {
     /// Listing `method` at `page`. `catch_up`: re-reading from page 1 until known shipments,
     /// because new arrivals shifted the pages during this crawl.
     List {
-        method: Method,
+        method: FulfilmentMethod,
         page: u32,
         catch_up: bool,
     },
@@ -108,19 +92,19 @@ enum Checkpoint {
 
 impl Checkpoint {
     const START: Checkpoint = Checkpoint::List {
-        method: Method::Fbr,
+        method: FulfilmentMethod::Fbr,
         page: 1,
         catch_up: false,
     };
 
-    fn after_method(method: Method) -> Checkpoint {
+    fn after_method(method: FulfilmentMethod) -> Checkpoint {
         match method {
-            Method::Fbr => Checkpoint::List {
-                method: Method::Fbb,
+            FulfilmentMethod::Fbr => Checkpoint::List {
+                method: FulfilmentMethod::Fbb,
                 page: 1,
                 catch_up: false,
             },
-            Method::Fbb => Checkpoint::Details,
+            FulfilmentMethod::Fbb => Checkpoint::Details,
         }
     }
 }
@@ -423,7 +407,7 @@ impl Engine {
         let Some(run) = sync_runs::engine_run(&self.db, run_id).await? else {
             return Ok(RunEnd::Inactive);
         };
-        if run.status != "queued" && run.status != "running" {
+        if !run.status.is_active() {
             return Ok(RunEnd::Inactive);
         }
         // Two tasks of this process woken for the same run: only the first drives it.
@@ -458,7 +442,7 @@ impl Engine {
         // Read again under the lease: the row read before it may predate the last step of the
         // previous driver, and resuming from that checkpoint would fetch a page twice.
         let end = match sync_runs::engine_run(&self.db, run.id).await {
-            Ok(Some(run)) if run.status == "queued" || run.status == "running" => {
+            Ok(Some(run)) if run.status.is_active() => {
                 self.drive_leased(&run, stop, deadline).await
             }
             Ok(_) => Ok(RunEnd::Inactive),
@@ -519,7 +503,7 @@ impl Engine {
             let sentence = "The shop's client secret cannot be decrypted with this server's \
                 SECRET_KEY; enter the secret again.";
             let end = sync_runs::RunFinish {
-                status: "failed",
+                status: RunStatus::Failed,
                 error: Some(sentence),
                 calls: &ApiCalls::default(),
             };
@@ -536,7 +520,7 @@ impl Engine {
         {
             let sentence = refusal_wait_sentence(until);
             let end = sync_runs::RunFinish {
-                status: "failed",
+                status: RunStatus::Failed,
                 error: Some(&sentence),
                 calls: &ApiCalls::default(),
             };
@@ -545,7 +529,7 @@ impl Engine {
         }
         let budgets = marketplace::load_budgets(&self.db, &client_id).await?;
         self.client.limiter().restore(&client_id, &budgets);
-        let incremental = Mode::parse(&run.mode) == Ok(Mode::Incremental);
+        let incremental = run.mode == Mode::Incremental;
         let mut checkpoint = run
             .checkpoint
             .as_deref()
@@ -583,17 +567,15 @@ impl Engine {
                             false => Some(self.fetch_details(&creds, pending).await),
                         }
                     };
-                    let (listed, details) = tokio::join!(
-                        self.client.list_shipments(&creds, method.bol(), page),
-                        details
-                    );
+                    let (listed, details) =
+                        tokio::join!(self.client.list_shipments(&creds, method, page), details);
                     match listed {
                         Ok(answer) => {
                             let rows: Vec<NewShipment> = answer
                                 .value
                                 .shipments
                                 .iter()
-                                .map(|s| convert::from_reduced(s, method.bol()))
+                                .map(|s| convert::from_reduced(s, method))
                                 .collect();
                             shifted |= page > 1
                                 && rows.iter().any(|r| seen_this_run.contains(&r.shipment_id));
@@ -620,7 +602,7 @@ impl Engine {
                     .await?;
                     if ids.is_empty() {
                         let end = sync_runs::RunFinish {
-                            status: "succeeded",
+                            status: RunStatus::Succeeded,
                             error: None,
                             calls: &ApiCalls::default(),
                         };
@@ -843,7 +825,7 @@ impl Engine {
         let budgets = self.client.limiter().snapshot(client_id);
         marketplace::save_budgets(&self.db, client_id, &budgets).await?;
         let end = sync_runs::RunFinish {
-            status: "failed",
+            status: RunStatus::Failed,
             error: Some(&sentence),
             calls,
         };
@@ -890,7 +872,7 @@ fn after_list(
 struct ListInput {
     rows: Vec<NewShipment>,
     is_last: bool,
-    method: Method,
+    method: FulfilmentMethod,
     page: u32,
     catch_up: bool,
     calls: bol::Calls,

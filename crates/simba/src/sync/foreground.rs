@@ -8,8 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::RunEnd;
 use crate::app::AppState;
+use crate::domain::{Mode, Trigger};
 use crate::store::shops;
-use crate::store::sync_runs::{self, Mode, QueueError, Trigger};
+use crate::store::sync_runs::{self, QueueError};
 
 /// Creates a run for `shop_id` and drives it here; returns an error when it fails.
 pub async fn run(state: &AppState, shop_id: i64, mode: Option<Mode>) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! seller seeing only their own data, and the CSV export.
 
 use crate::helpers::{self, Backend, Seller, TestApp};
+use simba::domain::FulfilmentMethod;
 
 /// `backend_tests!` without the sync workers: these tests write runs themselves, and a worker
 /// must not take one up meanwhile.
@@ -583,8 +584,8 @@ async fn another_sellers_shop_run_and_shipment_are_not_found(app: TestApp) {
     let run = simba::store::sync_runs::create_queued(
         &app.state.db,
         shop,
-        simba::store::sync_runs::Mode::Full,
-        simba::store::sync_runs::Trigger::Cli,
+        simba::domain::Mode::Full,
+        simba::domain::Trigger::Cli,
     )
     .await
     .unwrap()
@@ -623,8 +624,8 @@ async fn a_queued_run_is_cancelled_from_its_page(app: TestApp) {
     let run = simba::store::sync_runs::create_queued(
         &app.state.db,
         shop,
-        simba::store::sync_runs::Mode::Full,
-        simba::store::sync_runs::Trigger::Cli,
+        simba::domain::Mode::Full,
+        simba::domain::Trigger::Cli,
     )
     .await
     .unwrap()
@@ -690,7 +691,7 @@ async fn the_csv_has_a_header_and_one_row_per_filtered_shipment(app: TestApp) {
         .collect();
     let expected = stored
         .iter()
-        .filter(|s| s.fulfilment_method == "FBB" && s.shipment_date >= after)
+        .filter(|s| s.fulfilment_method == FulfilmentMethod::Fbb && s.shipment_date >= after)
         .count();
     assert!(expected > 0 && expected < stored.len());
     assert_eq!(rows.len(), expected);
@@ -702,11 +703,12 @@ async fn the_csv_has_a_header_and_one_row_per_filtered_shipment(app: TestApp) {
 }
 
 async fn the_shop_list_shows_failures_since_the_last_success(app: TestApp) {
-    use simba::store::sync_runs::{self, ApiCalls, Mode, RunFinish, Trigger};
+    use simba::domain::{Mode, RunStatus, Trigger};
+    use simba::store::sync_runs::{self, ApiCalls, RunFinish};
     let (web, seller) = Web::logged_in(&app, "anna").await;
     let shop = app.create_shop(&seller, "main").await;
     let calls = ApiCalls::default();
-    for status in ["succeeded", "failed", "failed"] {
+    for status in [RunStatus::Succeeded, RunStatus::Failed, RunStatus::Failed] {
         let run = sync_runs::create_queued(&app.state.db, shop, Mode::Full, Trigger::Cli)
             .await
             .unwrap();

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, Once, OnceLock};
 use serde_json::{Value, json};
 use simba::app::{self, AppState};
 use simba::config::Config;
+use simba::domain::FulfilmentMethod;
 
 /// Every database backend the suite runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -689,7 +690,11 @@ pub fn shipment(shop_id: i64, i: usize) -> simba::store::shipments::NewShipment 
         shipment_id: format!("{shop_id}{i:06}"),
         shipment_date: 1_790_000_000 + i as i64,
         shipment_reference: Some(format!("REF-{shop_id}-{i}")),
-        fulfilment_method: if i.is_multiple_of(2) { "FBR" } else { "FBB" }.to_owned(),
+        fulfilment_method: if i.is_multiple_of(2) {
+            FulfilmentMethod::Fbr
+        } else {
+            FulfilmentMethod::Fbb
+        },
         order_id: Some(format!("O{shop_id}-{}", i / 2)),
         order_placed_at: Some(1_789_990_000 + i as i64),
         pickup_point: Some(i.is_multiple_of(5)),

@@ -2,7 +2,8 @@
 //! include another seller's rows.
 
 use serde_json::json;
-use simba::store::sync_runs::{self, Mode, Trigger};
+use simba::domain::{Mode, Trigger};
+use simba::store::sync_runs;
 
 use crate::backend_tests;
 use crate::helpers::TestApp;

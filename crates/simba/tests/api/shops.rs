@@ -241,8 +241,8 @@ async fn deleting_a_shop_deletes_its_runs_and_shipments(app: TestApp) {
     simba::store::sync_runs::create_queued(
         &app.state.db,
         doomed,
-        simba::store::sync_runs::Mode::Full,
-        simba::store::sync_runs::Trigger::Api,
+        simba::domain::Mode::Full,
+        simba::domain::Trigger::Api,
     )
     .await
     .unwrap();

@@ -1,6 +1,7 @@
 //! `/shops/{id}/sync-runs` and `/sync-runs/{id}`.
 
-use simba::store::sync_runs::{self, Mode, QueueError, Trigger};
+use simba::domain::{Mode, Trigger};
+use simba::store::sync_runs::{self, QueueError};
 
 use crate::backend_tests;
 use crate::helpers::TestApp;
