@@ -16,7 +16,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 /// it is missing, and takes group and world permissions off it and its `-wal` and `-shm`.
 /// Nothing to do for an in-memory database.
 pub(super) fn make_private(url: &str) -> std::io::Result<()> {
-    let Some(path) = super::reader::file_path(url) else {
+    let Some(path) = super::sqlite::reader::file_path(url) else {
         return Ok(());
     };
     if creates_if_missing(url) {

@@ -12,7 +12,8 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use sqlx::Row;
 
-use super::{Db, StoreError, StoreResult};
+use super::param::Param;
+use super::{Backend, Db, StoreError, StoreResult};
 use crate::crypto::Cipher;
 
 const TOKEN_PURPOSE: &str = "marketplace_tokens.token";
@@ -243,8 +244,37 @@ pub async fn load_budgets(db: &Db, client_id: &str) -> StoreResult<Vec<bol::Buck
         .unwrap_or_default())
 }
 
-const BUDGETS: &str = "rate_budgets";
-const BUDGET_COLUMNS: &[&str] = &["snapshot", "updated_at"];
+/// Inserts or replaces a client id's budgets in one statement: `client_id, snapshot,
+/// updated_at`, then `snapshot, updated_at` again. Unlike [`replace`]'s UPDATE-then-INSERT it
+/// can run inside a sync step's transaction: the unique violation that [`replace`] recovers
+/// from would abort a PostgreSQL transaction.
+pub(super) fn save_budgets_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Mysql => {
+            "INSERT INTO rate_budgets (client_id, snapshot, updated_at) VALUES (?, ?, ?) \
+             ON DUPLICATE KEY UPDATE snapshot = ?, updated_at = ?"
+        }
+        Backend::Sqlite | Backend::Postgres => {
+            "INSERT INTO rate_budgets (client_id, snapshot, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (client_id) DO UPDATE SET snapshot = ?, updated_at = ?"
+        }
+    }
+}
+
+/// [`save_budgets_sql`]'s values.
+pub(super) fn save_budgets_params<'a>(
+    client_id: &'a str,
+    snapshot: &'a str,
+    now: i64,
+) -> [Param<'a>; 5] {
+    let (snapshot, now) = (Param::Text(Some(snapshot)), Param::Int(Some(now)));
+    [Param::Text(Some(client_id)), snapshot, now, snapshot, now]
+}
+
+/// The budgets as stored.
+pub(super) fn budgets_snapshot(budgets: &[bol::BucketSnapshot]) -> String {
+    serde_json::to_string(budgets).expect("budgets always serialize")
+}
 
 /// Keeps the rate budgets learned for `client_id` for the next run and every worker.
 pub async fn save_budgets(
@@ -252,36 +282,25 @@ pub async fn save_budgets(
     client_id: &str,
     budgets: &[bol::BucketSnapshot],
 ) -> StoreResult<()> {
-    let snapshot = serde_json::to_string(budgets).expect("budgets always serialize");
-    let values = vec![ValueKind::Text(snapshot), ValueKind::Int(super::now())];
-    replace(
-        db,
-        BUDGETS,
-        &[("client_id", client_id)],
-        BUDGET_COLUMNS,
-        values,
-    )
-    .await
+    let mut conn = db.pool.acquire().await?;
+    save_budgets_in(db, &mut conn, client_id, budgets).await
 }
 
-/// [`save_budgets`] on a rusqlite connection (see [`super::writer`]). SQLite has one writer at
-/// a time, so the INSERT after an UPDATE that found no row cannot lose a race.
-pub(super) fn save_budgets_sqlite(
-    conn: &rusqlite::Connection,
+/// [`save_budgets`] inside the caller's transaction (a sync step's).
+pub(super) async fn save_budgets_in(
+    db: &Db,
+    conn: &mut sqlx::AnyConnection,
     client_id: &str,
     budgets: &[bol::BucketSnapshot],
-) -> rusqlite::Result<()> {
-    let snapshot = serde_json::to_string(budgets).expect("budgets always serialize");
-    let now = super::now();
-    let (update, insert) = replace_sql(BUDGETS, &["client_id"], BUDGET_COLUMNS);
-    if conn
-        .prepare_cached(&update)?
-        .execute((&snapshot, now, client_id))?
-        == 0
-    {
-        conn.prepare_cached(&insert)?
-            .execute((client_id, &snapshot, now))?;
-    }
+) -> StoreResult<()> {
+    let snapshot = budgets_snapshot(budgets);
+    save_budgets_params(client_id, &snapshot, super::now())
+        .into_iter()
+        .fold(db.query(save_budgets_sql(db.backend)), |query, param| {
+            param.bind(query)
+        })
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

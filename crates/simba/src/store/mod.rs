@@ -1,26 +1,28 @@
-//! Persistence: one code path over SQLite, PostgreSQL and MySQL/MariaDB through sqlx's `Any`
-//! driver. Queries are written once with `?` placeholders and adapted to the backend here;
-//! on SQLite the API's list and detail reads run them through [`reader`] instead, and the sync
-//! engine's step writes through [`writer`].
+//! Persistence over SQLite, PostgreSQL and MySQL/MariaDB. Queries are written once with `?`
+//! placeholders and adapted to the backend here. Most operations are one definition on sqlx's
+//! `Any` driver for every backend; the hot paths (a sync step's commit, the shipment reads of
+//! the API) have one definition per backend family instead ([`hot`]): on rusqlite for a SQLite
+//! file ([`sqlite`]), on sqlx's pool for the others ([`server`]).
 
 mod file_mode;
+mod hot;
 pub mod leases;
 pub mod login_failures;
 pub mod marketplace;
 mod migrations;
-pub mod reader;
+mod param;
+mod server;
 pub mod settings;
 pub mod shipments;
 pub mod shops;
+mod sqlite;
 pub mod steps;
 pub mod sync_runs;
 pub mod tokens;
 pub mod users;
-pub mod writer;
 
 use std::borrow::Cow;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -28,6 +30,7 @@ use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AnyPool, AssertSqlSafe, Executor};
 
+use hot::Family;
 pub use migrations::migrate;
 
 /// Which database engine a URL names.
@@ -54,15 +57,12 @@ impl FromStr for Backend {
     }
 }
 
-/// A connection pool and the dialect it speaks.
+/// A connection pool, the dialect it speaks, and the family that runs the hot paths.
 #[derive(Clone, Debug)]
 pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
-    /// SQLite files only: the list and detail reads bypass the pool ([`reader`]).
-    pub reader: Option<Arc<reader::Reader>>,
-    /// SQLite files only: the sync engine's step writes bypass the pool ([`writer`]).
-    pub writer: Option<Arc<writer::Writer>>,
+    family: Family,
 }
 
 /// Any storage failure; the API maps the variants to status codes.
@@ -76,7 +76,7 @@ pub enum StoreError {
     Other(sqlx::Error),
     #[error("the database is busy")]
     Busy(#[source] rusqlite::Error),
-    /// A failure of the rusqlite side ([`reader`], [`writer`]).
+    /// A failure of the rusqlite side ([`sqlite`]).
     #[error("the SQLite database failed")]
     Sqlite(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -96,10 +96,32 @@ impl From<sqlx::Error> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 impl Db {
+    /// Opens a pool on `url`, and the backend family's own connections for the hot paths.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+        let (pool, backend) = Self::connect_pool(url, max_connections).await?;
+        Ok(Db {
+            pool,
+            backend,
+            family: Family::for_url(backend, url),
+        })
+    }
+
+    /// A database whose hot paths run the server family whatever the backend: the
+    /// conformance suite's way of running that family's logic on a SQLite file.
+    #[cfg(test)]
+    pub(crate) async fn connect_server_family(url: &str, max_connections: u32) -> Db {
+        let (pool, backend) = Self::connect_pool(url, max_connections).await.unwrap();
+        Db {
+            pool,
+            backend,
+            family: Family::Server(server::Server),
+        }
+    }
+
     /// Opens a pool on `url`. SQLite gets WAL and a busy timeout so that readers never wait
     /// for the writer and concurrent writers queue instead of failing, and a database file
     /// only its owner can read (`file_mode`).
-    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+    async fn connect_pool(url: &str, max_connections: u32) -> anyhow::Result<(AnyPool, Backend)> {
         sqlx::any::install_default_drivers();
         let backend: Backend = url.parse().map_err(anyhow::Error::msg)?;
         let mut options = AnyPoolOptions::new()
@@ -133,20 +155,7 @@ impl Db {
                 })
             });
         }
-        let pool = options.connect(url).await?;
-        let (reader, writer) = match backend {
-            Backend::Sqlite => (
-                reader::Reader::for_url(url).map(Arc::new),
-                writer::Writer::for_url(url).map(Arc::new),
-            ),
-            Backend::Postgres | Backend::Mysql => (None, None),
-        };
-        Ok(Db {
-            pool,
-            backend,
-            reader,
-            writer,
-        })
+        Ok((options.connect(url).await?, backend))
     }
 
     /// Adapts a query written with `?` placeholders to this backend.

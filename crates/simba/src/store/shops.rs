@@ -135,30 +135,6 @@ pub async fn list(db: &Db, user_id: i64, limit: i64, offset: i64) -> StoreResult
     Ok((shops, count))
 }
 
-/// The stored shipment totals of the seller's shops, optionally one shop only: the exact
-/// `count` of an unfiltered shipment list without counting rows.
-pub async fn shipment_total(db: &Db, user_id: i64, shop_id: Option<i64>) -> StoreResult<i64> {
-    let rows = match shop_id {
-        Some(shop_id) => {
-            db.query("SELECT shipment_count FROM shops WHERE user_id = ? AND id = ?")
-                .bind(user_id)
-                .bind(shop_id)
-                .fetch_all(&db.pool)
-                .await?
-        }
-        None => {
-            db.query("SELECT shipment_count FROM shops WHERE user_id = ?")
-                .bind(user_id)
-                .fetch_all(&db.pool)
-                .await?
-        }
-    };
-    rows.iter()
-        .map(|row| row.try_get::<i64, _>(0))
-        .sum::<Result<i64, _>>()
-        .map_err(Into::into)
-}
-
 /// Replaces the writable fields; a new secret replaces the stored one. Changing the
 /// credentials clears a previous "credentials rejected" mark.
 pub async fn update(

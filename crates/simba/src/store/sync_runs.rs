@@ -3,6 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::param::Param;
 use super::{Db, StoreError, StoreResult};
 use crate::domain::{Mode, RunStatus, Trigger};
 
@@ -470,76 +471,44 @@ pub struct StepRecord<'a> {
     pub checkpoint: &'a str,
 }
 
-/// Extends the lease of its owner: `lease_until, shop_id, owner`.
-const FENCE: &str = "UPDATE shops SET lease_until = ? WHERE id = ? AND lease_owner = ?";
+impl StepRecord<'_> {
+    /// [`RECORD_STEP`]'s values.
+    pub(super) fn params(&self) -> [Param<'_>; 12] {
+        let delta = self.delta;
+        let int = |n| Param::Int(Some(n));
+        [
+            int(delta.pages_fetched),
+            int(delta.shipments_seen),
+            int(delta.shipments_stored),
+            int(delta.details_fetched),
+            int(self.details_pending),
+            int(delta.calls.list),
+            int(delta.calls.detail),
+            int(delta.calls.token),
+            int(delta.calls.rate_limited),
+            int(delta.calls.errors),
+            Param::Text(Some(self.checkpoint)),
+            int(self.run_id),
+        ]
+    }
+}
+
+/// The first statement of a step's transaction: extends the lease of its owner,
+/// `lease_until, shop_id, owner`, so the shop row is locked before the step's inserts (MySQL
+/// takes a shared lock on it for their foreign-key checks; upgrading that lock later would
+/// deadlock with a concurrent lease renewal). No row updated: the lease was lost, and the step
+/// must roll back.
+pub(super) const FENCE: &str = "UPDATE shops SET lease_until = ? WHERE id = ? AND lease_owner = ?";
 
 /// Adds a step's counters and sets its pending count and checkpoint: the [`StepDelta`]'s
 /// fields in order, `details_pending`, `checkpoint`, `run_id`.
-const RECORD_STEP: &str = "UPDATE sync_runs SET pages_fetched = pages_fetched + ?, \
+/// No row updated: the run was cancelled, and the step must roll back.
+pub(super) const RECORD_STEP: &str = "UPDATE sync_runs SET pages_fetched = pages_fetched + ?, \
     shipments_seen = shipments_seen + ?, shipments_stored = shipments_stored + ?, \
     details_fetched = details_fetched + ?, details_pending = ?, \
     calls_list = calls_list + ?, calls_detail = calls_detail + ?, \
     calls_token = calls_token + ?, calls_rate_limited = calls_rate_limited + ?, \
     calls_errors = calls_errors + ?, checkpoint = ? WHERE id = ? AND status = 'running'";
-
-/// The first statement of a step's transaction: extends `owner`'s lease on the shop, so the
-/// shop row is locked before the step's inserts (MySQL takes a shared lock on it for their
-/// foreign-key checks; upgrading that lock later would deadlock with a concurrent lease renewal).
-/// `false` when the lease was lost: the step must roll back.
-pub async fn fence_in(
-    db: &Db,
-    conn: &mut sqlx::AnyConnection,
-    shop_id: i64,
-    owner: &str,
-    lease_until_ms: i64,
-) -> StoreResult<bool> {
-    let fenced = db
-        .query(FENCE)
-        .bind(lease_until_ms)
-        .bind(shop_id)
-        .bind(owner)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    Ok(fenced == 1)
-}
-
-/// Records a step's counters and checkpoint in the caller's transaction, fenced by the lease:
-/// the caller commits only on [`StepOutcome::Committed`].
-pub async fn record_step_in(
-    db: &Db,
-    conn: &mut sqlx::AnyConnection,
-    step: &StepRecord<'_>,
-) -> StoreResult<StepOutcome> {
-    let StepRecord {
-        run_id,
-        delta,
-        details_pending,
-        checkpoint,
-    } = *step;
-    let updated = db
-        .query(RECORD_STEP)
-        .bind(delta.pages_fetched)
-        .bind(delta.shipments_seen)
-        .bind(delta.shipments_stored)
-        .bind(delta.details_fetched)
-        .bind(details_pending)
-        .bind(delta.calls.list)
-        .bind(delta.calls.detail)
-        .bind(delta.calls.token)
-        .bind(delta.calls.rate_limited)
-        .bind(delta.calls.errors)
-        .bind(checkpoint)
-        .bind(run_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    Ok(if updated == 1 {
-        StepOutcome::Committed
-    } else {
-        StepOutcome::Cancelled
-    })
-}
 
 /// Ends a run: its final status and error, the calls of an unfinished step, and the shop's
 /// active run cleared. A driver passes itself as `owner`: the run then ends only while it still
@@ -668,51 +637,4 @@ pub async fn due_for_schedule(db: &Db, now: i64) -> StoreResult<Vec<i64>> {
     rows.iter()
         .map(|r| r.try_get(0).map_err(Into::into))
         .collect()
-}
-
-/// [`fence_in`] on a rusqlite connection inside the caller's transaction.
-pub(super) fn fence_sqlite(
-    conn: &rusqlite::Connection,
-    shop_id: i64,
-    owner: &str,
-    lease_until_ms: i64,
-) -> rusqlite::Result<bool> {
-    Ok(conn
-        .prepare_cached(FENCE)?
-        .execute((lease_until_ms, shop_id, owner))?
-        == 1)
-}
-
-/// [`record_step_in`] on a rusqlite connection inside the caller's transaction.
-pub(super) fn record_step_sqlite(
-    conn: &rusqlite::Connection,
-    step: &StepRecord<'_>,
-) -> rusqlite::Result<StepOutcome> {
-    let StepRecord {
-        run_id,
-        delta,
-        details_pending,
-        checkpoint,
-    } = *step;
-    let updated = conn
-        .prepare_cached(RECORD_STEP)?
-        .execute(rusqlite::params![
-            delta.pages_fetched,
-            delta.shipments_seen,
-            delta.shipments_stored,
-            delta.details_fetched,
-            details_pending,
-            delta.calls.list,
-            delta.calls.detail,
-            delta.calls.token,
-            delta.calls.rate_limited,
-            delta.calls.errors,
-            checkpoint,
-            run_id,
-        ])?;
-    Ok(if updated == 1 {
-        StepOutcome::Committed
-    } else {
-        StepOutcome::Cancelled
-    })
 }

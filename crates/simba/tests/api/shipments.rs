@@ -251,11 +251,9 @@ async fn a_page_read_again_follows_every_change_to_the_shipments(app: TestApp) {
 
     let mut detail = crate::helpers::shipment(shop, 4);
     detail.transporter_code = Some("DHL".into());
-    let mut tx = app.state.db.pool.begin().await.unwrap();
-    simba::store::shipments::store_details_in(&app.state.db, &mut tx, seller.id, shop, &[detail])
+    simba::store::shipments::store_details(&app.state.db, seller.id, shop, &[detail])
         .await
         .unwrap();
-    tx.commit().await.unwrap();
     let page = list("").await;
     assert_eq!(
         page["results"][0]["transport"]["transporter_code"], "DHL",

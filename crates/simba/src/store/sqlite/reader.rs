@@ -4,8 +4,8 @@
 //! sqlx's SQLite driver hands every row from its connection thread to the async task over a
 //! channel and copies each value, then `Any` converts it again: in a profile of the list
 //! endpoint, thread hand-offs and copies took most of the CPU and the query itself under 10 %.
-//! Here a request's queries and row decoding run in one blocking call. Writes stay on sqlx,
-//! so there is still one writer; WAL lets these readers run beside it.
+//! Here a request's queries and row decoding run in one blocking call. Writes go through
+//! [`super::writer`], the one writer; WAL lets these readers run beside it.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -15,7 +15,7 @@ use rusqlite::{Connection, OpenFlags};
 use sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::Semaphore;
 
-use super::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult};
 
 /// Reads running at once, each on its own connection. Beyond the machine's cores more only
 /// queue in the kernel; fewer would leave a core idle while another read waits on the disk.
@@ -87,7 +87,7 @@ impl Reader {
 }
 
 /// The file a SQLite URL names; `None` for an in-memory database.
-pub(super) fn file_path(url: &str) -> Option<PathBuf> {
+pub(in crate::store) fn file_path(url: &str) -> Option<PathBuf> {
     let options = SqliteConnectOptions::from_str(url).ok()?;
     let path = options.get_filename();
     let name = path.to_str()?;

@@ -29,7 +29,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult};
 
 /// sqlx's connections' `busy_timeout` (`Db::connect`).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,0 +1,221 @@
+//! Shipments with their items, transport and customer details, and the raw marketplace JSON:
+//! the types and the operations the API and the engine call. Lists are served from covering
+//! indexes; the unfiltered `count` comes from per-shop counters maintained on insert, so no
+//! request counts the whole table.
+//!
+//! The statements are written once ([`sql`]); each backend family runs them its own way
+//! ([`super::hot`]).
+
+pub(super) mod sql;
+
+use super::hot::HotPath;
+use super::steps::StepData;
+use super::{Db, StoreResult};
+use crate::domain::FulfilmentMethod;
+use sql::{Page, Selection};
+
+/// How a list is ordered; every order ends with `id` so that pages are stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Ordering {
+    #[default]
+    NewestFirst,
+    OldestFirst,
+    IdDescending,
+    IdAscending,
+}
+
+impl Ordering {
+    pub fn parse(value: &str) -> Result<Ordering, String> {
+        match value {
+            "-shipment_date" => Ok(Ordering::NewestFirst),
+            "shipment_date" => Ok(Ordering::OldestFirst),
+            "-id" => Ok(Ordering::IdDescending),
+            "id" => Ok(Ordering::IdAscending),
+            _ => Err("must be one of: -shipment_date, shipment_date, -id, id".into()),
+        }
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            Ordering::NewestFirst => "s.shipment_date DESC, s.id DESC",
+            Ordering::OldestFirst => "s.shipment_date ASC, s.id ASC",
+            Ordering::IdDescending => "s.id DESC",
+            Ordering::IdAscending => "s.id ASC",
+        }
+    }
+}
+
+/// The filters of API.md, already parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Filter {
+    pub shop_id: Option<i64>,
+    pub fulfilment_method: Option<FulfilmentMethod>,
+    pub order_id: Option<String>,
+    pub ean: Option<String>,
+    /// Inclusive lower bound, Unix seconds.
+    pub shipped_after: Option<i64>,
+    /// Exclusive upper bound, Unix seconds.
+    pub shipped_before: Option<i64>,
+    /// Exact match on shipment id, order id, shipment reference or track-and-trace.
+    pub q: Option<String>,
+}
+
+impl Filter {
+    /// Whether anything beyond the shop narrows the set (then the count must be computed).
+    fn narrows(&self) -> bool {
+        self.fulfilment_method.is_some()
+            || self.order_id.is_some()
+            || self.ean.is_some()
+            || self.shipped_after.is_some()
+            || self.shipped_before.is_some()
+            || self.q.is_some()
+    }
+}
+
+/// A shipment as listed; `items` and `transport_events` are JSON text ready to embed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShipmentRow {
+    pub id: i64,
+    pub shop_id: i64,
+    pub shipment_id: String,
+    pub shipment_date: i64,
+    pub shipment_reference: Option<String>,
+    pub fulfilment_method: FulfilmentMethod,
+    pub order_id: Option<String>,
+    pub pickup_point: Option<bool>,
+    pub transport_id: Option<String>,
+    pub transporter_code: Option<String>,
+    pub track_and_trace: Option<String>,
+    pub items: String,
+    pub detail_synced_at: Option<i64>,
+}
+
+/// The extra columns of one shipment's detail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShipmentDetail {
+    pub row: ShipmentRow,
+    pub order_placed_at: Option<i64>,
+    pub shipping_label_id: Option<String>,
+    pub transport_events: Option<String>,
+    pub customer: Option<String>,
+    pub raw: Option<String>,
+}
+
+/// An item as stored for filtering by EAN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemKey {
+    pub order_item_id: String,
+    pub ean: Option<String>,
+}
+
+/// A shipment as the sync engine writes it.
+#[derive(Debug, Clone)]
+pub struct NewShipment {
+    pub shipment_id: String,
+    pub shipment_date: i64,
+    pub shipment_reference: Option<String>,
+    pub fulfilment_method: FulfilmentMethod,
+    pub order_id: Option<String>,
+    pub order_placed_at: Option<i64>,
+    pub pickup_point: Option<bool>,
+    pub transport_id: Option<String>,
+    pub transporter_code: Option<String>,
+    pub track_and_trace: Option<String>,
+    pub shipping_label_id: Option<String>,
+    pub transport_events: Option<String>,
+    /// The API's `items` array, as JSON text.
+    pub items: String,
+    pub item_keys: Vec<ItemKey>,
+    pub customer: Option<String>,
+    pub raw: Option<String>,
+    pub detail_synced_at: Option<i64>,
+}
+
+/// One page of the seller's shipments matching `filter`, and the exact total.
+pub async fn list(
+    db: &Db,
+    user_id: i64,
+    filter: &Filter,
+    ordering: Ordering,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<ShipmentRow>, i64)> {
+    let page = Page {
+        selection: Selection::new(user_id, filter),
+        order: ordering.sql(),
+        limit,
+        offset,
+    };
+    db.family.list(db, page).await
+}
+
+/// Up to `limit` of the seller's shipments matching `filter` with an id above `after_id`, in
+/// id order: a keyset walk that exports any number of rows at a constant cost per page.
+pub async fn list_after(
+    db: &Db,
+    user_id: i64,
+    filter: &Filter,
+    after_id: i64,
+    limit: i64,
+) -> StoreResult<Vec<ShipmentRow>> {
+    let selection = Selection::new(user_id, filter);
+    db.family.list_after(db, selection, after_id, limit).await
+}
+
+/// One of the seller's shipments with its full detail.
+pub async fn get(db: &Db, user_id: i64, id: i64) -> StoreResult<Option<ShipmentDetail>> {
+    db.family.get(db, user_id, id).await
+}
+
+/// The seller's shipments version: every transaction that changes a seller's shipments bumps
+/// it, so that anything derived from them (the API's cached list pages) can tell it is out of
+/// date with one read.
+pub async fn version(db: &Db, user_id: i64) -> StoreResult<i64> {
+    db.family.version(db, user_id).await
+}
+
+/// Up to `limit` of the shop's shipments still waiting for their detail, newest first.
+pub async fn pending_details(db: &Db, shop_id: i64, limit: i64) -> StoreResult<Vec<String>> {
+    db.family.pending_details(db, shop_id, limit).await
+}
+
+/// Inserts shipments that the shop does not have yet, keyed by `(shop_id, shipment_id)`, and
+/// keeps the shop's counter in step, all in one transaction. Returns how many were new.
+pub async fn insert_new(
+    db: &Db,
+    user_id: i64,
+    shop_id: i64,
+    shipments: &[NewShipment],
+) -> StoreResult<u64> {
+    let data = StepData::List(shipments.to_vec());
+    db.family.write(db, user_id, shop_id, data).await
+}
+
+/// Fills in stored shipments' details (every field the detail call gives), replacing their
+/// items, in one transaction; a detail of a shipment not stored is inserted. Returns how many
+/// were new.
+pub async fn store_details(
+    db: &Db,
+    user_id: i64,
+    shop_id: i64,
+    details: &[NewShipment],
+) -> StoreResult<u64> {
+    let data = StepData::Details {
+        details: details.to_vec(),
+        gone: Vec::new(),
+    };
+    db.family.write(db, user_id, shop_id, data).await
+}
+
+/// Bumps the seller's shipments version (see [`version`]) inside the caller's transaction.
+pub async fn bump_version_in(
+    db: &Db,
+    conn: &mut sqlx::AnyConnection,
+    user_id: i64,
+) -> StoreResult<()> {
+    db.query(sql::BUMP_VERSION)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

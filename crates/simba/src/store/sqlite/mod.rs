@@ -1,0 +1,100 @@
+//! The SQLite family: the hot paths on a SQLite file through rusqlite, on tokio's blocking
+//! pool. Reads run on [`reader`]'s connections, a request's queries in one blocking call; a
+//! sync step's writes run on [`writer`]'s one connection, committed in groups. sqlx's pool
+//! still does everything else.
+
+mod ingest;
+mod read;
+pub(super) mod reader;
+mod writer;
+
+use std::sync::Arc;
+
+use super::hot::HotPath;
+use super::shipments::sql::{Page, Selection};
+use super::shipments::{ShipmentDetail, ShipmentRow};
+use super::steps::{StepCommit, StepData, StepWrite};
+use super::{Db, StoreResult};
+use reader::Reader;
+use writer::Writer;
+
+/// The reader and the writer of one SQLite file.
+#[derive(Debug)]
+pub(crate) struct SqliteFile {
+    reader: Arc<Reader>,
+    writer: Arc<Writer>,
+}
+
+impl SqliteFile {
+    /// The family for the database file `url` names; `None` for an in-memory database, which
+    /// only sqlx's own connections can see.
+    pub(super) fn for_url(url: &str) -> Option<SqliteFile> {
+        Some(SqliteFile {
+            reader: Arc::new(Reader::for_url(url)?),
+            writer: Arc::new(Writer::for_url(url)?),
+        })
+    }
+}
+
+impl HotPath for SqliteFile {
+    async fn commit_step(&self, _db: &Db, step: StepWrite) -> StoreResult<StepCommit> {
+        self.writer
+            .write(move |conn| ingest::commit_step(conn, &step))
+            .await
+    }
+
+    async fn write(
+        &self,
+        _db: &Db,
+        user_id: i64,
+        shop_id: i64,
+        data: StepData,
+    ) -> StoreResult<u64> {
+        self.writer
+            .write(move |conn| {
+                let (inserted, _) = ingest::write_data(conn, user_id, shop_id, &data)?;
+                Ok((inserted, true))
+            })
+            .await
+    }
+
+    async fn list(&self, _db: &Db, page: Page) -> StoreResult<(Vec<ShipmentRow>, i64)> {
+        self.reader.read(move |conn| read::page(conn, &page)).await
+    }
+
+    async fn list_after(
+        &self,
+        _db: &Db,
+        selection: Selection,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ShipmentRow>> {
+        self.reader
+            .read(move |conn| read::after(conn, &selection, after_id, limit))
+            .await
+    }
+
+    async fn get(&self, _db: &Db, user_id: i64, id: i64) -> StoreResult<Option<ShipmentDetail>> {
+        self.reader
+            .read(move |conn| read::detail(conn, user_id, id))
+            .await
+    }
+
+    async fn version(&self, _db: &Db, user_id: i64) -> StoreResult<i64> {
+        self.reader
+            .read(move |conn| read::version(conn, user_id))
+            .await
+    }
+
+    async fn pending_details(
+        &self,
+        _db: &Db,
+        shop_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
+        // Once per detail step: one hand-off to the blocking pool instead of one per row.
+        self.reader
+            .read(move |conn| read::pending_details(conn, shop_id, limit))
+            .await
+    }
+}
