@@ -4,6 +4,8 @@
 //! the API) have one definition per backend family instead ([`hot`]): on rusqlite for a SQLite
 //! file ([`sqlite`]), on sqlx's pool for the others ([`server`]).
 
+#[cfg(test)]
+mod conformance;
 mod file_mode;
 mod hot;
 pub mod leases;
