@@ -17,7 +17,7 @@ use crate::auth::throttle::ChecksInFlight;
 use crate::config::{Config, SecretKeySource};
 use crate::crypto::{self, Cipher};
 use crate::store::{self, Db};
-use crate::sync::Engine;
+use crate::sync::{AmqpQueue, DatabaseQueue, Engine, RunQueue};
 
 /// Everything a request handler may use; cheap to clone.
 #[derive(Clone, Debug)]
@@ -44,18 +44,20 @@ impl AppState {
         let secret_key = resolve_secret_key(&config.secret_key)?;
         let cipher = Cipher::new(&secret_key);
         check_secret_key(&db, &cipher).await?;
+        let queue: Arc<dyn RunQueue> = match &config.broker_url {
+            Some(url) => Arc::new(AmqpQueue::new(
+                url,
+                &config.broker_queue,
+                config.engine.max_concurrent_runs,
+            )),
+            None => Arc::new(DatabaseQueue::default()),
+        };
         let engine = Engine::new(
             db.clone(),
             cipher.clone(),
             config.bol_client(),
             config.engine.clone(),
-            config.broker_url.as_ref().map(|url| {
-                crate::sync::AmqpQueue::new(
-                    url,
-                    &config.broker_queue,
-                    config.engine.max_concurrent_runs,
-                )
-            }),
+            queue,
         )?;
         Ok(AppState {
             engine,

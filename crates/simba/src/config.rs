@@ -156,7 +156,7 @@ pub struct Config {
     /// Marketplace seconds per real second: only for the sandbox, whose rate windows and
     /// token lifetimes can be scaled down; the real API runs at 1.
     pub bol_time_scale: f64,
-    pub engine: crate::sync::EngineSettings,
+    pub engine: EngineSettings,
     pub bol_retry: bol::RetryPolicy,
     /// Budgets assumed before the marketplace's headers say otherwise (in marketplace time).
     pub bol_assumed_limits: bol::Limits,
@@ -279,7 +279,7 @@ impl Config {
                 })?,
             None => 1.0,
         };
-        let mut engine = crate::sync::EngineSettings::default();
+        let mut engine = EngineSettings::default();
         if let Some(v) = lookup("SIMBA_SYNC_LEASE_SECONDS") {
             let secs: u64 = v
                 .parse()
@@ -450,6 +450,39 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
         return None;
     }
     Some(PathBuf::from(path))
+}
+
+/// How the engine paces itself.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// How long a shop's lease lasts without renewal: the time before another worker resumes
+    /// the run of a worker that died.
+    pub lease: Duration,
+    /// How often idle workers look for queued runs they were not told about.
+    pub poll_interval: Duration,
+    /// Runs one process drives at once (many shops in parallel, one driver per shop).
+    pub max_concurrent_runs: usize,
+    /// Details fetched concurrently in one step.
+    pub detail_batch: usize,
+    /// How often the scheduler looks for shops due an automatic sync.
+    pub schedule_interval: Duration,
+    /// The longest a worker drives one run on a broker delivery before handing the run back to
+    /// the queue: RabbitMQ cancels a consumer whose delivery stays unacknowledged for 30 minutes
+    /// (its `consumer_timeout`).
+    pub slice: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(2),
+            max_concurrent_runs: 256,
+            detail_batch: 10,
+            schedule_interval: Duration::from_secs(30),
+            slice: Duration::from_secs(600),
+        }
+    }
 }
 
 #[cfg(test)]

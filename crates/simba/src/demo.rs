@@ -7,9 +7,11 @@ use secrecy::SecretString;
 
 use crate::app::{self, AppState};
 use crate::config::Config;
+use crate::domain::Trigger;
 use crate::domain::{ClientId, ClientSecret, Marketplace, ShopName, SyncInterval};
 use crate::store::tokens::TokenKind;
-use crate::store::{shops, sync_runs, users};
+use crate::store::{shops, users};
+use crate::sync;
 
 /// Marketplace seconds per real second: 5,000 details at 50 a minute take 100 minutes at
 /// bol's pace, a minute here.
@@ -33,20 +35,11 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let state = AppState::start(config).await?;
     let (user, token) = demo_seller(&state).await?;
     let shop = demo_shop(&state, user.id).await?;
-    let run = match sync_runs::create_queued(
-        &state.db,
-        shop.id,
-        crate::domain::Mode::Full,
-        crate::domain::Trigger::Cli,
-    )
-    .await
-    {
-        Ok(run) => {
-            state.engine.queued(run.id).await;
-            Some(run.id)
-        }
-        Err(sync_runs::QueueError::Active(id)) => Some(id),
-        Err(sync_runs::QueueError::Store(e)) => return Err(e.into()),
+    let full = Some(crate::domain::Mode::Full);
+    let run = match sync::queue_run(&state.engine, shop.id, full, Trigger::Cli).await {
+        Ok(run) => Some(run.id),
+        Err(sync::QueueError::Active(id)) => Some(id),
+        Err(e) => return Err(e.into()),
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -126,7 +126,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .map(|m| Mode::parse(&m).map_err(|e| anyhow::anyhow!("--mode {e}")))
                     .transpose()?;
                 let state = AppState::start(config).await?;
-                simba::sync::foreground::run(&state, shop, mode).await
+                simba::sync::foreground::run(&state.engine, shop, mode, state.config.bol_time_scale)
+                    .await
             }
             AppCommand::User {
                 command: UserCommand::Create { username, email },

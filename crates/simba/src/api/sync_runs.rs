@@ -17,7 +17,8 @@ use crate::domain::ValidationErrors;
 use crate::domain::{Mode, Trigger};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::store::shops;
-use crate::store::sync_runs::{self, CancelOutcome, QueueError, SyncRun};
+use crate::store::sync_runs::{self, CancelOutcome, SyncRun};
+use crate::sync::{self, QueueError};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -67,29 +68,16 @@ pub(crate) async fn queue_sync(
     shops::get(&state.db, user_id, shop_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let mode = match mode {
-        Some(mode) => mode,
-        None => shops::default_mode(&state.db, shop_id)
-            .await?
-            .ok_or(ApiError::NotFound)?,
-    };
-    let run = sync_runs::create_queued(&state.db, shop_id, mode, Trigger::Api)
+    sync::queue_run(&state.engine, shop_id, mode, Trigger::Api)
         .await
         .map_err(|e| match e {
+            QueueError::NoShop(_) => ApiError::NotFound,
             QueueError::Active(active) => ApiError::Conflict {
                 detail: format!("Sync run {active} is already queued or running for this shop."),
                 active_run_id: Some(active),
             },
             QueueError::Store(e) => e.into(),
-        })?;
-    state.engine.queued(run.id).await;
-    tracing::info!(
-        run.id = run.id,
-        shop.id = shop_id,
-        mode = mode.as_str(),
-        "sync run queued"
-    );
-    Ok(run)
+        })
 }
 
 /// Cancels a queued or running run; it ends as `cancelled` after the step in flight.

@@ -97,6 +97,32 @@ impl From<sqlx::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl StoreError {
+    /// Whether the same call may succeed if tried again: the pool had no free connection, the
+    /// server refused one (too many connections), the transaction lost a deadlock or a
+    /// serialization conflict, or SQLite was busy.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Unavailable(error) | StoreError::Other(error) => is_transient_sqlx(error),
+            StoreError::Busy(_) => true,
+            StoreError::UniqueViolation | StoreError::Sqlite(_) => false,
+        }
+    }
+}
+
+fn is_transient_sqlx(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            // SQLSTATEs: serialization failure or deadlock (PostgreSQL and MySQL), deadlock
+            // (PostgreSQL), too many connections (PostgreSQL, MySQL); SQLite busy/locked.
+            Some("40001" | "40P01" | "53300" | "08004" | "5" | "6" | "517")
+        ),
+        _ => false,
+    }
+}
+
 impl Db {
     /// Opens a pool on `url`, and the backend family's own connections for the hot paths.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {

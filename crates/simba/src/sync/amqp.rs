@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::engine::{Engine, RunEnd};
+use super::engine::{Engine, RunEnd, now_ms};
+use super::queue::{QueueFuture, RunQueue};
 use crate::store::sync_runs;
 
 /// How long a publish may wait for a connection, so that an API request does not hang while the
@@ -161,7 +162,7 @@ impl AmqpQueue {
     /// Consumes runs until `stop` turns true, reconnecting with backoff whenever the broker
     /// goes away. On stop, drives in flight pause at their step boundary and their messages go
     /// back to the queue before the connection closes.
-    pub async fn consume(self: Arc<Self>, engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
+    async fn consume(self: Arc<Self>, engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
         let mut tasks = JoinSet::new();
         let mut retry = FIRST_RETRY;
         while !*stop.borrow() {
@@ -232,6 +233,64 @@ impl AmqpQueue {
             )
             .await?;
         Ok((connection, channel, consumer))
+    }
+}
+
+impl RunQueue for AmqpQueue {
+    /// Publishes a message for the run; a message the broker did not confirm is published
+    /// again by [`RunQueue::recover`], so the run is never lost.
+    fn hand_over<'a>(&'a self, engine: &'a Engine, run_id: i64) -> QueueFuture<'a, ()> {
+        Box::pin(async move {
+            match self.publish(run_id).await {
+                Ok(()) => {
+                    if let Err(e) = sync_runs::mark_dispatched(&engine.db, run_id, now_ms()).await {
+                        tracing::warn!(run.id = run_id, error = %e, "recording a published run");
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    run.id = run_id,
+                    error = format!("{e:#}"),
+                    "the broker did not take the run; the scheduler publishes it again"
+                ),
+            }
+        })
+    }
+
+    fn serve(
+        self: Arc<Self>,
+        engine: Arc<Engine>,
+        stop: watch::Receiver<bool>,
+    ) -> QueueFuture<'static, ()> {
+        Box::pin(self.consume(engine, stop))
+    }
+
+    /// Publishes again the active runs nobody drives whose message the broker never confirmed
+    /// (the process that queued them died first, or the broker was down) or confirmed so long
+    /// ago that it may have been lost with a broker's data. A copy of a message still queued is
+    /// harmless: its driver finds the run ended or the shop leased.
+    fn recover<'a>(&'a self, engine: &'a Engine) -> QueueFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            const REPUBLISH_AFTER_MS: i64 = 10 * 60 * 1000;
+            const PUBLISH_GRACE_SECONDS: i64 = 10;
+            let now = now_ms();
+            let runs = sync_runs::undispatched(
+                &engine.db,
+                now,
+                now - REPUBLISH_AFTER_MS,
+                crate::store::now() - PUBLISH_GRACE_SECONDS,
+            )
+            .await?;
+            if !runs.is_empty() {
+                tracing::info!(
+                    runs = runs.len(),
+                    "publishing runs without a confirmed message"
+                );
+            }
+            for run_id in runs {
+                self.hand_over(engine, run_id).await;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -347,7 +406,7 @@ async fn wait_for_shop(
         }
         match sync_runs::lease_holder(&engine.db, run.shop_id).await? {
             None => return Ok(ShopWait::Free),
-            Some((_, until)) if until < super::engine::now_ms() => return Ok(ShopWait::Free),
+            Some((_, until)) if until < now_ms() => return Ok(ShopWait::Free),
             Some((holder, until)) if holder != owner || until > first_until => {
                 return Ok(ShopWait::Driven);
             }

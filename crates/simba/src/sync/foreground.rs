@@ -1,32 +1,32 @@
 //! `simba sync --shop ID`: one run driven in the foreground with a progress bar, ending with
 //! what it cost against the floor the published rate limits imply.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::RunEnd;
-use crate::app::AppState;
+use super::queue::{QueueError, queue_run};
+use super::{Engine, RunEnd};
 use crate::domain::{Mode, Trigger};
-use crate::store::shops;
-use crate::store::sync_runs::{self, QueueError};
+use crate::store::sync_runs;
 
 /// Creates a run for `shop_id` and drives it here; returns an error when it fails.
-pub async fn run(state: &AppState, shop_id: i64, mode: Option<Mode>) -> anyhow::Result<()> {
-    let default = shops::default_mode(&state.db, shop_id)
-        .await?
-        .with_context(|| format!("there is no shop with id {shop_id}"))?;
-    let run =
-        match sync_runs::create_queued(&state.db, shop_id, mode.unwrap_or(default), Trigger::Cli)
-            .await
-        {
-            Ok(run) => run,
-            Err(QueueError::Active(id)) => {
-                anyhow::bail!("run {id} is already queued or running for shop {shop_id}")
-            }
-            Err(QueueError::Store(e)) => return Err(e.into()),
-        };
+/// `time_scale`: marketplace seconds per real second, for the rate-limit floor it reports.
+pub async fn run(
+    engine: &Arc<Engine>,
+    shop_id: i64,
+    mode: Option<Mode>,
+    time_scale: f64,
+) -> anyhow::Result<()> {
+    let run = match queue_run(engine, shop_id, mode, Trigger::Cli).await {
+        Ok(run) => run,
+        Err(QueueError::Active(id)) => {
+            anyhow::bail!("run {id} is already queued or running for shop {shop_id}")
+        }
+        Err(e) => return Err(e.into()),
+    };
     let started = Instant::now();
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
@@ -35,13 +35,13 @@ pub async fn run(state: &AppState, shop_id: i64, mode: Option<Mode>) -> anyhow::
         .expect("the template is valid"),
     );
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let engine = state.engine.clone();
-    let mut drive = tokio::spawn(async move { engine.drive(run.id, stop_rx, None).await });
+    let driver = engine.clone();
+    let mut drive = tokio::spawn(async move { driver.drive(run.id, stop_rx, None).await });
     let end = loop {
         tokio::select! {
             end = &mut drive => break end.context("the sync task panicked")??,
             () = tokio::time::sleep(Duration::from_millis(250)) => {
-                if let Some(now) = sync_runs::get_unscoped(&state.db, run.id).await? {
+                if let Some(now) = sync_runs::get_unscoped(&engine.db, run.id).await? {
                     let p = &now.progress;
                     bar.set_length((p.details_fetched + p.details_pending) as u64);
                     bar.set_position(p.details_fetched as u64);
@@ -51,12 +51,11 @@ pub async fn run(state: &AppState, shop_id: i64, mode: Option<Mode>) -> anyhow::
         }
     };
     bar.finish_and_clear();
-    let run = sync_runs::get_unscoped(&state.db, run.id)
+    let run = sync_runs::get_unscoped(&engine.db, run.id)
         .await?
         .context("the run disappeared")?;
     let calls = &run.api_calls;
-    let scale = state.config.bol_time_scale;
-    let floor_secs = (calls.list as f64 / 25.0 + calls.detail as f64 / 50.0) * 60.0 / scale;
+    let floor_secs = (calls.list as f64 / 25.0 + calls.detail as f64 / 50.0) * 60.0 / time_scale;
     let wall = started.elapsed().as_secs_f64();
     println!(
         "run {} {}: {} shipments stored, {} details fetched\n\

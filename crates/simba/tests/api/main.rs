@@ -16,6 +16,7 @@ mod security_headers;
 mod sessions;
 mod shipments;
 mod shops;
+mod spans;
 mod startup;
 mod sync;
 mod sync_runs;
