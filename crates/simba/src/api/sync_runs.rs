@@ -11,11 +11,11 @@ use utoipa::ToSchema;
 use super::json::OptionalJson;
 use super::pagination::Page;
 use super::{PageParams, QueryParams, ResourceId, rfc3339};
-use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::domain::ValidationErrors;
 use crate::domain::{Mode, Trigger};
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
 use crate::store::shops;
 use crate::store::sync_runs::{self, CancelOutcome, QueueError, SyncRun};
 
