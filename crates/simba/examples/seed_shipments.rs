@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("creating the bench seller (use a fresh database)")?;
-    let token = simba::auth::login::issue_token(db, user.id, TokenKind::Api).await?;
+    let token = simba::services::accounts::issue_token(db, user.id, TokenKind::Api).await?;
     let mut next_id = 1;
     let start = 1_780_000_000_i64;
     // Spread over the three months the marketplace's list covers, as a real shop's would be.

@@ -1,36 +1,27 @@
-//! Start-up (database, migrations, `SECRET_KEY`), the shared application state, and serving
-//! the HTTP API until a shutdown signal.
+//! Start-up (database, migrations, `SECRET_KEY`), building the shared application state, the
+//! composition of the edges' routers, and serving them until a shutdown signal. The top of the
+//! layers: it wires the edges together, and nothing imports it but the binary.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use metrics_exporter_prometheus::PrometheusHandle;
+use axum::Router;
+use axum::http::{HeaderMap, Uri, header};
+use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
-use crate::api::page_cache::PageCache;
-use crate::auth::cache::AuthCache;
-use crate::auth::session::{self, SessionSettings};
-use crate::auth::throttle::ChecksInFlight;
-use crate::config::{Config, SecretKeySource};
+use crate::auth::session;
+use crate::config::{Config, SecretKeySource, SessionSettings};
 use crate::crypto::{self, Cipher};
+use crate::error::ApiError;
+use crate::services::page_cache::PageCache;
 use crate::store::{self, Db};
 use crate::sync::{AmqpQueue, DatabaseQueue, Engine, RunQueue};
 
-/// Everything a request handler may use; cheap to clone.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub db: Db,
-    pub cipher: Cipher,
-    pub config: Arc<Config>,
-    pub auth_cache: Arc<AuthCache>,
-    pub password_checks: Arc<ChecksInFlight>,
-    pub page_cache: Arc<PageCache>,
-    pub metrics: PrometheusHandle,
-    pub engine: Arc<Engine>,
-}
+pub use crate::state::AppState;
 
 impl AppState {
     /// Connects, migrates and checks the `SECRET_KEY` against the stored data.
@@ -165,13 +156,40 @@ pub async fn serve(
     };
     let http = state.config.http;
     let trusted_proxies = state.config.trusted_proxies.clone();
-    let router = crate::api::router(state);
+    let router = router(state);
     crate::http_server::serve(listener, router, http, &trusted_proxies, shutdown).await;
     if let Some(background) = background {
         background.stop().await;
     }
     sweeper.abort();
     upkeep.abort();
+}
+
+/// The whole site: the API's routes and the dashboard's, one fallback for both, and the
+/// middleware every request passes.
+pub fn router(state: AppState) -> Router {
+    let config = state.config.clone();
+    let routes = Router::new()
+        .merge(crate::api::routes())
+        .merge(crate::dashboard::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state);
+    crate::api::with_middleware(routes, &config)
+}
+
+/// The fallback: the dashboard's HTML 404 page for a browser outside the API, problem+json for
+/// everyone else.
+async fn not_found(uri: Uri, headers: HeaderMap) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if wants_html && !uri.path().starts_with("/api/") {
+        crate::dashboard::not_found_page()
+    } else {
+        ApiError::NotFound.into_response()
+    }
 }
 
 /// Sweeps ended dashboard sessions at start and every [`session::SWEEP_INTERVAL`]. Every

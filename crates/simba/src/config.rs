@@ -9,7 +9,6 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::auth::client_address::TrustedProxies;
-use crate::auth::session::SessionSettings;
 use crate::store::Backend;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://simba.db?mode=rwc";
@@ -382,6 +381,27 @@ impl Config {
             retry: self.bol_retry,
             limits: self.bol_assumed_limits.time_scaled(self.bol_time_scale),
             ..bol::ClientConfig::default()
+        }
+    }
+}
+
+/// How long dashboard sessions last (`SIMBA_SESSION_IDLE_MINUTES`,
+/// `SIMBA_SESSION_MAX_AGE_HOURS`). Configuration only: when a given session ends is
+/// `auth::session`'s rule, so that the settings do not depend on `auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSettings {
+    pub idle: Duration,
+    pub max_age: Duration,
+}
+
+impl Default for SessionSettings {
+    /// Two idle hours cover a lunch break or a long meeting with a sync page left open; twelve
+    /// hours cover a working day. A session used without pause for longer is more likely a
+    /// copied cookie than a seller, and logging in once a day costs little.
+    fn default() -> Self {
+        SessionSettings {
+            idle: Duration::from_secs(2 * 60 * 60),
+            max_age: Duration::from_secs(12 * 60 * 60),
         }
     }
 }

@@ -7,8 +7,9 @@ use secrecy::SecretString;
 
 use crate::app::{self, AppState};
 use crate::config::Config;
-use crate::domain::Trigger;
-use crate::domain::{ClientId, ClientSecret, Marketplace, ShopName, SyncInterval};
+use crate::domain::{Email, Password, PersonName, Trigger, Username};
+use crate::services::accounts::{self, NewAccount};
+use crate::services::shops::{self as shop_service, ShopInput};
 use crate::store::tokens::TokenKind;
 use crate::store::{shops, users};
 use crate::sync;
@@ -63,42 +64,39 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The demo seller (created on first run) and a fresh API token.
+/// The demo seller (created on first run, as `/auth/register` creates sellers) and a fresh API
+/// token.
 async fn demo_seller(state: &AppState) -> anyhow::Result<(users::User, String)> {
     let user = match users::find_for_login(&state.db, USERNAME).await? {
         Some((user, _)) => user,
         None => {
-            let hash = crate::auth::password::hash(SecretString::from(PASSWORD.to_owned())).await?;
-            users::create(
-                &state.db,
-                &users::NewUser {
-                    username: USERNAME,
-                    email: "demo@example.com",
-                    password_hash: &hash,
-                    first_name: "Demo",
-                    last_name: "Seller",
-                },
-            )
-            .await?
+            let username = Username::parse(USERNAME).map_err(anyhow::Error::msg)?;
+            let password = SecretString::from(PASSWORD.to_owned());
+            let new = NewAccount {
+                password: &Password::parse(&password, USERNAME).map_err(anyhow::Error::msg)?,
+                email: &Email::parse("demo@example.com").map_err(anyhow::Error::msg)?,
+                first_name: &PersonName::parse("Demo").map_err(anyhow::Error::msg)?,
+                last_name: &PersonName::parse("Seller").map_err(anyhow::Error::msg)?,
+                username: &username,
+            };
+            accounts::register(&state.db, &new).await?
         }
     };
-    let token = crate::auth::login::issue_token(&state.db, user.id, TokenKind::Api).await?;
+    let token = accounts::issue_token(&state.db, user.id, TokenKind::Api).await?;
     Ok((user, token))
 }
 
+/// The demo seller's first shop, added on first run as `POST /shops` adds shops.
 async fn demo_shop(state: &AppState, user_id: i64) -> anyhow::Result<shops::Shop> {
     let (existing, _) = shops::list(&state.db, user_id, 1, 0).await?;
     if let Some(shop) = existing.into_iter().next() {
         return Ok(shop);
     }
-    let fields = shops::ShopFields {
-        name: ShopName::parse("Demo shop").map_err(anyhow::Error::msg)?,
-        marketplace: Marketplace::Bol,
-        client_id: ClientId::parse("sandbox-1").map_err(anyhow::Error::msg)?,
-        auto_sync: true,
-        sync_interval: SyncInterval::DEFAULT,
+    let input = ShopInput {
+        name: Some("Demo shop".into()),
+        client_id: Some("sandbox-1".into()),
+        client_secret: Some(SecretString::from("secret-1".to_owned())),
+        ..ShopInput::default()
     };
-    let secret = ClientSecret::parse(&SecretString::from("secret-1".to_owned()))
-        .map_err(anyhow::Error::msg)?;
-    Ok(shops::create(&state.db, &state.cipher, user_id, &fields, &secret).await?)
+    Ok(shop_service::create(&state.db, &state.cipher, user_id, &input).await?)
 }

@@ -1,13 +1,15 @@
 //! The one application error type. Every failure leaves as `application/problem+json`
 //! (RFC 9457); unexpected ones are logged once with their cause chain and answered with a
 //! fixed body that reveals nothing internal.
+//!
+//! It depends on the domain alone, so that whatever the edges share may use it; how a store or
+//! service error becomes an `ApiError` is decided at the API edge (`api::errors`).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::domain::ValidationErrors;
-use crate::store::StoreError;
 
 /// The problem document; `errors` and `active_run_id` appear only where they apply.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -67,15 +69,6 @@ pub enum ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    /// A 400 that names the offending query parameter or field.
-    pub fn bad_param(param: &str, message: impl Into<String>) -> ApiError {
-        let errors = ValidationErrors::single(param, message);
-        ApiError::BadRequest {
-            detail: errors.summary(),
-            errors: Some(errors),
-        }
-    }
-
     pub fn conflict(detail: impl Into<String>) -> ApiError {
         ApiError::Conflict {
             detail: detail.into(),
@@ -151,18 +144,6 @@ impl ApiError {
             }
         };
         problem
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::UniqueViolation => ApiError::conflict("A record with the same key exists."),
-            StoreError::Unavailable(cause) => ApiError::Unavailable(cause.into()),
-            StoreError::Other(cause) => ApiError::Internal(cause.into()),
-            StoreError::Busy(cause) => ApiError::Unavailable(cause.into()),
-            StoreError::Sqlite(cause) => ApiError::Internal(anyhow::anyhow!(cause)),
-        }
     }
 }
 

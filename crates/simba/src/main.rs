@@ -8,8 +8,10 @@ use secrecy::SecretString;
 use simba::app::{self, AppState};
 use simba::config::Config;
 use simba::domain::Mode;
-use simba::domain::{Email, Password, Username};
-use simba::store::{self, Db, users};
+use simba::domain::{Email, Password, PersonName, Username};
+use simba::services::accounts::{self, AccountError, NewAccount};
+use simba::store::users::Taken;
+use simba::store::{self, Db};
 
 /// glibc's allocator took a fifth of a sync's CPU, most of it consolidating and freeing chunks
 /// handed between threads (a response body is allocated on one worker and freed on another).
@@ -154,27 +156,24 @@ async fn create_user(config: Config, username: &str, email: &str) -> anyhow::Res
     let password = Password::parse(&password, username.as_str())
         .map_err(|m| anyhow::anyhow!("password {m}"))?;
     let state = AppState::start(config).await?;
-    if let Some(taken) = users::taken(&state.db, username.as_str(), email.as_str()).await? {
-        anyhow::bail!(
+    let no_name = PersonName::parse("").map_err(anyhow::Error::msg)?;
+    let new = NewAccount {
+        username: &username,
+        email: &email,
+        password: &password,
+        first_name: &no_name,
+        last_name: &no_name,
+    };
+    let user = match accounts::register(&state.db, &new).await {
+        Err(AccountError::Taken(taken)) => anyhow::bail!(
             "that {} is taken",
             match taken {
-                users::Taken::Username => "username",
-                users::Taken::Email => "email address",
+                Taken::Username => "username",
+                Taken::Email => "email address",
             }
-        );
-    }
-    let hash = simba::auth::password::hash(password.secret().clone()).await?;
-    let user = users::create(
-        &state.db,
-        &users::NewUser {
-            username: username.as_str(),
-            email: email.as_str(),
-            password_hash: &hash,
-            first_name: "",
-            last_name: "",
-        },
-    )
-    .await?;
+        ),
+        other => other?,
+    };
     println!("created seller {} (id {})", user.username, user.id);
     Ok(())
 }

@@ -10,12 +10,13 @@ use utoipa::ToSchema;
 
 use super::json::StrictJson;
 use super::rfc3339;
-use crate::app::AppState;
 use crate::auth::client_address::ClientAddress;
-use crate::auth::{AuthUser, login, password};
+use crate::auth::{AuthUser, password};
 use crate::domain::{Email, Password, PersonName, Username, ValidationErrors};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::store::tokens::{self, TokenKind};
+use crate::services::accounts::{self, NewAccount};
+use crate::state::AppState;
+use crate::store::tokens::TokenKind;
 use crate::store::users;
 
 pub fn routes() -> Router<AppState> {
@@ -99,43 +100,22 @@ pub(super) async fn register(
     else {
         return Err(errors.into());
     };
-    if let Some(taken) = users::taken(&state.db, username.as_str(), email.as_str()).await? {
-        return Err(taken_conflict(taken));
-    }
-    let password_hash = password::hash(password.secret().clone())
-        .await
-        .map_err(ApiError::Internal)?;
-    let new = users::NewUser {
-        username: username.as_str(),
-        email: email.as_str(),
-        password_hash: &password_hash,
-        first_name: first_name.as_str(),
-        last_name: last_name.as_str(),
+    let new = NewAccount {
+        username: &username,
+        email: &email,
+        password: &password,
+        first_name: &first_name,
+        last_name: &last_name,
     };
-    let user = match users::create(&state.db, &new).await {
-        Err(crate::store::StoreError::UniqueViolation) => {
-            let taken = users::taken(&state.db, username.as_str(), email.as_str())
-                .await?
-                .unwrap_or(users::Taken::Username);
-            return Err(taken_conflict(taken));
-        }
-        other => other?,
-    };
+    let user = accounts::register(&state.db, &new).await?;
     tracing::info!(user.id = user.id, "seller registered");
     let token = issue_token(&state, &user).await?;
     Ok((StatusCode::CREATED, Json(token)))
 }
 
-fn taken_conflict(taken: users::Taken) -> ApiError {
-    ApiError::conflict(match taken {
-        users::Taken::Username => "A seller with that username already exists.",
-        users::Taken::Email => "A seller with that email address already exists.",
-    })
-}
-
 async fn issue_token(state: &AppState, user: &users::User) -> ApiResult<TokenOut> {
     Ok(TokenOut {
-        token: login::issue_token(&state.db, user.id, TokenKind::Api).await?,
+        token: accounts::issue_token(&state.db, user.id, TokenKind::Api).await?,
         user: user.into(),
     })
 }
@@ -156,8 +136,10 @@ pub(super) async fn login(
     ClientAddress(client): ClientAddress,
     StrictJson(body): StrictJson<LoginIn>,
 ) -> ApiResult<Json<TokenOut>> {
-    let (key, user) = login::log_in(
-        &state,
+    let (key, user) = accounts::log_in(
+        &state.db,
+        &state.cipher,
+        &state.password_checks,
         &body.username,
         body.password,
         client,
@@ -173,8 +155,7 @@ pub(super) async fn login(
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("token" = [])),
     responses((status = 204), (status = 401, body = Problem)))]
 pub(super) async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<StatusCode> {
-    tokens::revoke(&state.db, auth.token_id).await?;
-    state.auth_cache.forget_user(auth.user.id);
+    accounts::log_out(&state.db, &state.auth_cache, &auth.user, auth.token_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -297,7 +278,15 @@ pub(super) async fn change_password(
 ) -> ApiResult<StatusCode> {
     let new_password = Password::parse(&body.new_password, &auth.user.username)
         .map_err(|m| ValidationErrors::single("new_password", m))?;
-    if !login::check_password(&state, &auth.user, body.old_password, client).await? {
+    let checked = accounts::check_password(
+        &state.db,
+        &state.cipher,
+        &state.password_checks,
+        &auth.user,
+        body.old_password,
+        client,
+    );
+    if !checked.await? {
         return Err(ValidationErrors::single("old_password", "is not the current password").into());
     }
     let new_hash = password::hash(new_password.secret().clone())

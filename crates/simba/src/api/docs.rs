@@ -6,7 +6,7 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 const BUNDLE_JS: &[u8] = include_bytes!("../../assets/swagger-ui/swagger-ui-bundle.js");
 const CSS: &[u8] = include_bytes!("../../assets/swagger-ui/swagger-ui.css");

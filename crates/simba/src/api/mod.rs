@@ -1,13 +1,14 @@
-//! The HTTP API: routers per feature, the middleware every request passes, and the helpers
-//! the handlers share (query parameters, pagination, timestamps).
+//! The HTTP API: routers per feature, the middleware every request passes (the dashboard's
+//! too: `app` applies it to the composed router), and how the API answers the errors of the
+//! layers below (`errors`).
 
 pub(crate) mod accounts;
 mod docs;
+mod errors;
 pub mod json;
 mod limits;
 pub mod openapi;
 mod ops;
-pub mod page_cache;
 mod pagination;
 mod security_headers;
 pub(crate) mod shipments;
@@ -23,39 +24,34 @@ use axum::response::IntoResponse;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::app::AppState;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::state::AppState;
 
-pub use pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageParams};
+pub use crate::web::{PageParams, QueryParams, rfc3339};
 
 /// Request bodies are small JSON documents; a larger one is refused before it is read (before
 /// it is sent when its length is declared).
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
-pub fn router(state: AppState) -> Router {
-    let config = state.config.clone();
+/// The API's routes: `/api/v1`, the operations endpoints and the docs.
+pub fn routes() -> Router<AppState> {
     let api = Router::new()
         .merge(accounts::routes())
         .merge(shops::routes())
         .merge(shipments::routes())
         .merge(sync_runs::routes())
         .merge(openapi::routes());
-    let routes = Router::new()
+    Router::new()
         .nest("/api/v1", api)
         .merge(ops::routes())
         .merge(docs::routes())
-        .merge(crate::dashboard::routes())
-        .fallback(crate::dashboard::not_found)
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state);
-    with_middleware(routes, &config)
 }
 
 /// The middleware every request passes, innermost first. The security headers are outside the
 /// rest, so that the answers of the others (400, 408, 413, a panic's 500) carry them too, and
 /// the metrics count those answers.
-fn with_middleware(routes: Router, config: &Arc<Config>) -> Router {
+pub fn with_middleware(routes: Router, config: &Arc<Config>) -> Router {
     routes
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(middleware::from_fn_with_state(
@@ -74,69 +70,9 @@ fn with_middleware(routes: Router, config: &Arc<Config>) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-/// A timestamp as API.md writes it: RFC 3339 in UTC, whole seconds.
-pub fn rfc3339(unix_seconds: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix_seconds)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
-/// Query parameters by name; the last occurrence of a repeated name wins.
-#[derive(Debug, Default)]
-pub struct QueryParams(Vec<(String, String)>);
-
-impl QueryParams {
-    pub fn parse(raw: Option<&str>) -> QueryParams {
-        QueryParams(
-            url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
-
-    /// A parameter's value; an empty value counts as absent, as in DRF's filters.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    }
-
-    /// Parses a parameter, answering 400 with the parameter named when it is malformed.
-    pub fn parse_with<T>(
-        &self,
-        name: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Result<Option<T>, ApiError> {
-        self.get(name)
-            .map(|v| parse(v).map_err(|message| ApiError::bad_param(name, message)))
-            .transpose()
-    }
-
-    pub fn from_pairs(pairs: Vec<(String, String)>) -> QueryParams {
-        QueryParams(pairs)
-    }
-
-    pub fn pairs(&self) -> &[(String, String)] {
-        &self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_are_rfc3339_utc_seconds() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_795_774_500), "2026-11-27T10:15:00Z");
-    }
 
     async fn panics() -> &'static str {
         panic!("a handler's bug")
@@ -161,15 +97,6 @@ mod tests {
         assert_eq!(headers["x-content-type-options"], "nosniff");
         assert_eq!(headers["x-frame-options"], "DENY");
         assert_eq!(headers["cache-control"], "no-store");
-    }
-
-    #[test]
-    fn query_parameters_decode_and_the_last_wins() {
-        let q = QueryParams::parse(Some("a=1&b=x%20y&a=2&c="));
-        assert_eq!(q.get("a"), Some("2"));
-        assert_eq!(q.get("b"), Some("x y"));
-        assert_eq!(q.get("c"), None);
-        assert_eq!(q.get("d"), None);
     }
 }
 

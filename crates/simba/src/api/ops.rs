@@ -11,9 +11,9 @@ use axum::{Json, Router};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::crypto;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

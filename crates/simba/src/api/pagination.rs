@@ -1,47 +1,12 @@
-//! Django REST Framework's page-number pagination: `page` from 1, `page_size` up to 500,
-//! absolute `next`/`previous` links, and 404 for a page past the end.
+//! Django REST Framework's page-number pagination as the API answers it: absolute
+//! `next`/`previous` links, and 404 for a page past the end (the page parameters are
+//! `web::PageParams`, shared with the dashboard).
 
 use axum::http::{HeaderMap, Uri, header};
 use serde::Serialize;
 
-use super::QueryParams;
+use super::{PageParams, QueryParams};
 use crate::error::ApiError;
-
-pub const DEFAULT_PAGE_SIZE: i64 = 50;
-pub const MAX_PAGE_SIZE: i64 = 500;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageParams {
-    pub page: i64,
-    pub page_size: i64,
-}
-
-impl PageParams {
-    pub fn from_query(query: &QueryParams) -> Result<PageParams, ApiError> {
-        let page = query
-            .parse_with("page", |v| match v.parse::<i64>() {
-                Ok(n) if n >= 1 => Ok(n),
-                _ => Err("must be a positive integer".into()),
-            })?
-            .unwrap_or(1);
-        let page_size = query
-            .parse_with("page_size", |v| match v.parse::<i64>() {
-                Ok(n @ 1..=MAX_PAGE_SIZE) => Ok(n),
-                _ => Err(format!("must be an integer between 1 and {MAX_PAGE_SIZE}")),
-            })?
-            .unwrap_or(DEFAULT_PAGE_SIZE);
-        Ok(PageParams { page, page_size })
-    }
-
-    pub fn limit(self) -> i64 {
-        self.page_size
-    }
-
-    /// Rows to skip; saturates so that an absurd page number is simply past the end.
-    pub fn offset(self) -> i64 {
-        (self.page - 1).saturating_mul(self.page_size)
-    }
-}
 
 /// A page as every list answers it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -127,29 +92,8 @@ fn page_url(uri: &Uri, headers: &HeaderMap, page: i64) -> String {
 mod tests {
     use super::*;
 
-    fn params(q: &str) -> Result<PageParams, ApiError> {
-        PageParams::from_query(&QueryParams::parse(Some(q)))
-    }
-
-    #[test]
-    fn defaults_and_bounds() {
-        assert_eq!(
-            params("").unwrap(),
-            PageParams {
-                page: 1,
-                page_size: 50
-            }
-        );
-        assert_eq!(params("page=3&page_size=500").unwrap().offset(), 1000);
-        for bad in [
-            "page=0",
-            "page=-1",
-            "page=x",
-            "page_size=0",
-            "page_size=501",
-        ] {
-            assert!(params(bad).is_err(), "{bad} accepted");
-        }
+    fn params(q: &str) -> PageParams {
+        PageParams::from_query(&QueryParams::parse(Some(q))).unwrap()
     }
 
     #[test]
@@ -159,14 +103,7 @@ mod tests {
         let uri: Uri = "/api/v1/shipments?ordering=id&page=2&page_size=10"
             .parse()
             .unwrap();
-        let page = Page::new(
-            vec![1],
-            35,
-            params("page=2&page_size=10").unwrap(),
-            &uri,
-            &headers,
-        )
-        .unwrap();
+        let page = Page::new(vec![1], 35, params("page=2&page_size=10"), &uri, &headers).unwrap();
         assert_eq!(
             page.next.as_deref(),
             Some("http://simba.test:8000/api/v1/shipments?ordering=id&page_size=10&page=3")
@@ -181,7 +118,7 @@ mod tests {
     fn past_the_end_is_not_found_but_an_empty_first_page_is_fine() {
         let headers = HeaderMap::new();
         let uri: Uri = "/x".parse().unwrap();
-        assert!(Page::<i32>::new(vec![], 0, params("").unwrap(), &uri, &headers).is_ok());
-        assert!(Page::<i32>::new(vec![], 50, params("page=2").unwrap(), &uri, &headers).is_err());
+        assert!(Page::<i32>::new(vec![], 0, params(""), &uri, &headers).is_ok());
+        assert!(Page::<i32>::new(vec![], 50, params("page=2"), &uri, &headers).is_err());
     }
 }

@@ -11,14 +11,13 @@ use utoipa::ToSchema;
 
 use std::sync::Arc;
 
-use super::page_cache::{CachedPage, PageKey};
 use super::pagination::{Links, Page};
 use super::{PageParams, QueryParams, ResourceId, rfc3339};
-use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::domain::FulfilmentMethod;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::store::shipments::{self, Filter, Ordering, ShipmentRow};
+use crate::services::page_cache::{CachedPage, PageKey};
+use crate::state::AppState;
+use crate::store::shipments::{self, Ordering, ShipmentRow};
 use crate::store::shops;
 
 pub fn routes() -> Router<AppState> {
@@ -111,43 +110,7 @@ impl ShipmentOut {
     }
 }
 
-/// Parses an RFC 3339 timestamp query parameter into Unix seconds.
-fn timestamp(value: &str) -> Result<i64, String> {
-    time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
-        .map(|t| t.unix_timestamp())
-        .map_err(|_| "must be an RFC 3339 date-time, such as 2026-11-27T10:15:00Z".into())
-}
-
-fn text(max: usize) -> impl Fn(&str) -> Result<String, String> {
-    move |v: &str| {
-        if v.len() > max {
-            Err(format!("must be at most {max} characters"))
-        } else {
-            Ok(v.trim().to_owned())
-        }
-    }
-}
-
-pub(crate) fn filter_from(query: &QueryParams, shop_id: Option<i64>) -> ApiResult<Filter> {
-    let shop_id = match shop_id {
-        Some(id) => Some(id),
-        None => query.parse_with("shop", |v| {
-            v.parse::<i64>()
-                .map_err(|_| "must be an integer".to_owned())
-        })?,
-    };
-    Ok(Filter {
-        shop_id,
-        fulfilment_method: query.parse_with("fulfilment_method", FulfilmentMethod::parse)?,
-        order_id: query.parse_with("order_id", text(64))?,
-        ean: query.parse_with("ean", text(32))?,
-        shipped_after: query.parse_with("shipped_after", timestamp)?,
-        shipped_before: query.parse_with("shipped_before", timestamp)?,
-        q: query.parse_with("q", text(255))?,
-    })
-}
-
-/// A page of shipments with its `results` already serialised, as [`PageCache`] keeps them.
+/// A page of shipments with its `results` already serialised, as [`PageCache`](crate::services::page_cache::PageCache) keeps them.
 #[derive(Serialize)]
 pub(super) struct ShipmentPage {
     count: i64,
@@ -172,7 +135,7 @@ async fn list(
     let query = QueryParams::parse(query);
     let params = PageParams::from_query(&query)?;
     let key = PageKey {
-        filter: filter_from(&query, shop_id)?,
+        filter: crate::web::shipment_filter(&query, shop_id)?,
         ordering: query
             .parse_with("ordering", Ordering::parse)?
             .unwrap_or_default(),

@@ -11,14 +11,11 @@ use utoipa::ToSchema;
 use super::json::StrictJson;
 use super::pagination::Page;
 use super::{PageParams, QueryParams, ResourceId, rfc3339};
-use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::domain::{
-    ClientId, ClientSecret, Marketplace, ShopName, SyncInterval, ValidationErrors,
-};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::store::StoreError;
-use crate::store::shops::{self, Shop, ShopFields};
+use crate::services::shops::{self as shop_service, REQUIRED_TO_REPLACE, ShopInput};
+use crate::state::AppState;
+use crate::store::shops::{self, Shop};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -83,92 +80,33 @@ pub struct ShopIn {
         max_length = 200,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*\S[^\x00-\x1f\x7f-\x9f]*$"
     )]
-    pub(crate) name: Option<String>,
+    name: Option<String>,
     #[schema(example = "bol", pattern = "^bol$")]
-    pub(crate) marketplace: Option<String>,
+    marketplace: Option<String>,
     #[schema(
         min_length = 1,
         max_length = 200,
         pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
     )]
-    pub(crate) client_id: Option<String>,
+    client_id: Option<String>,
     /// Write-only.
     #[schema(value_type = Option<String>, format = Password, min_length = 1, max_length = 500, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$")]
-    pub(crate) client_secret: Option<SecretString>,
-    pub(crate) auto_sync: Option<bool>,
+    client_secret: Option<SecretString>,
+    auto_sync: Option<bool>,
     #[schema(minimum = 1, maximum = 10080)]
-    pub(crate) sync_interval_minutes: Option<i64>,
+    sync_interval_minutes: Option<i64>,
 }
 
-/// Applies `input` over `base` (`None` for a new shop). `required` fields must be present.
-pub(crate) fn parse_fields(
-    input: &ShopIn,
-    base: Option<&Shop>,
-    required: &[&str],
-) -> Result<(ShopFields, Option<ClientSecret>), ValidationErrors> {
-    let mut errors = ValidationErrors::default();
-    let present = |field: &str| match field {
-        "name" => input.name.is_some(),
-        "client_id" => input.client_id.is_some(),
-        "client_secret" => input.client_secret.is_some(),
-        _ => true,
-    };
-    for field in required.iter().filter(|f| !present(f)) {
-        errors.add(field, "is required");
-    }
-    let name = match (&input.name, base) {
-        (Some(v), _) => errors.check("name", ShopName::parse(v)),
-        (None, Some(shop)) => ShopName::parse(&shop.name).ok(),
-        (None, None) => None,
-    };
-    let client_id = match (&input.client_id, base) {
-        (Some(v), _) => errors.check("client_id", ClientId::parse(v)),
-        (None, Some(shop)) => ClientId::parse(&shop.client_id).ok(),
-        (None, None) => None,
-    };
-    let marketplace = match (&input.marketplace, base) {
-        (Some(v), _) => errors.check("marketplace", Marketplace::parse(v)),
-        (None, Some(shop)) => Marketplace::parse(&shop.marketplace).ok(),
-        (None, None) => Some(Marketplace::default()),
-    };
-    let sync_interval = match (input.sync_interval_minutes, base) {
-        (Some(v), _) => errors.check("sync_interval_minutes", SyncInterval::parse(v)),
-        (None, Some(shop)) => SyncInterval::parse(shop.sync_interval_minutes.into()).ok(),
-        (None, None) => Some(SyncInterval::DEFAULT),
-    };
-    let secret = input
-        .client_secret
-        .as_ref()
-        .and_then(|s| errors.check("client_secret", ClientSecret::parse(s)));
-    let auto_sync = input
-        .auto_sync
-        .or(base.map(|s| s.auto_sync))
-        .unwrap_or(true);
-    match (name, client_id, marketplace, sync_interval) {
-        (Some(name), Some(client_id), Some(marketplace), Some(sync_interval))
-            if errors.is_empty() =>
-        {
-            Ok((
-                ShopFields {
-                    name,
-                    marketplace,
-                    client_id,
-                    auto_sync,
-                    sync_interval,
-                },
-                secret,
-            ))
+impl From<ShopIn> for ShopInput {
+    fn from(input: ShopIn) -> Self {
+        ShopInput {
+            name: input.name,
+            marketplace: input.marketplace,
+            client_id: input.client_id,
+            client_secret: input.client_secret,
+            auto_sync: input.auto_sync,
+            sync_interval_minutes: input.sync_interval_minutes,
         }
-        _ => Err(errors),
-    }
-}
-
-pub(crate) fn duplicate(error: StoreError) -> ApiError {
-    match error {
-        StoreError::UniqueViolation => {
-            ApiError::conflict("You already have a shop with this marketplace and client_id.")
-        }
-        other => other.into(),
     }
 }
 
@@ -202,12 +140,8 @@ pub(super) async fn create_shop(
     auth: AuthUser,
     StrictJson(input): StrictJson<ShopIn>,
 ) -> ApiResult<(StatusCode, Json<ShopOut>)> {
-    let (fields, secret) = parse_fields(&input, None, &["name", "client_id", "client_secret"])?;
-    let secret = secret.expect("client_secret is required and parsed");
-    let shop = shops::create(&state.db, &state.cipher, auth.user.id, &fields, &secret)
-        .await
-        .map_err(duplicate)?;
-    tracing::info!(shop.id = shop.id, user.id = auth.user.id, "shop added");
+    let input = input.into();
+    let shop = shop_service::create(&state.db, &state.cipher, auth.user.id, &input).await?;
     Ok((StatusCode::CREATED, Json(ShopOut::from(&shop))))
 }
 
@@ -226,14 +160,12 @@ async fn write_shop(
     state: &AppState,
     auth: &AuthUser,
     id: i64,
-    input: &ShopIn,
+    input: ShopIn,
     required: &[&str],
 ) -> ApiResult<Json<ShopOut>> {
     let shop = owned_shop(state, auth, id).await?;
-    let (fields, secret) = parse_fields(input, Some(&shop), required)?;
-    let updated = shops::update(&state.db, &state.cipher, &shop, &fields, secret.as_ref())
-        .await
-        .map_err(duplicate)?;
+    let input = input.into();
+    let updated = shop_service::update(&state.db, &state.cipher, &shop, &input, required).await?;
     Ok(Json(ShopOut::from(&updated)))
 }
 
@@ -248,7 +180,7 @@ pub(super) async fn replace_shop(
     ResourceId(id): ResourceId,
     StrictJson(input): StrictJson<ShopIn>,
 ) -> ApiResult<Json<ShopOut>> {
-    write_shop(&state, &auth, id, &input, &["name", "client_id"]).await
+    write_shop(&state, &auth, id, input, REQUIRED_TO_REPLACE).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/shops/{id}", tag = "shops", security(("token" = [])),
@@ -260,7 +192,7 @@ pub(super) async fn update_shop(
     ResourceId(id): ResourceId,
     StrictJson(input): StrictJson<ShopIn>,
 ) -> ApiResult<Json<ShopOut>> {
-    write_shop(&state, &auth, id, &input, &[]).await
+    write_shop(&state, &auth, id, input, &[]).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/shops/{id}", tag = "shops", security(("token" = [])),

@@ -15,17 +15,17 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
-use crate::app::AppState;
+use super::AuthContext;
 use crate::error::ApiError;
 
 /// The client's address of a request, for the login throttle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddress(pub IpAddr);
 
-impl FromRequestParts<AppState> for ClientAddress {
+impl<S: AuthContext> FromRequestParts<S> for ClientAddress {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let ConnectInfo(peer) = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -33,7 +33,7 @@ impl FromRequestParts<AppState> for ClientAddress {
         Ok(ClientAddress(client_address(
             peer.ip(),
             &parts.headers,
-            &state.config.trusted_proxies,
+            state.trusted_proxies(),
         )))
     }
 }

@@ -4,7 +4,6 @@
 
 pub mod cache;
 pub mod client_address;
-pub mod login;
 pub mod password;
 pub mod session;
 pub mod throttle;
@@ -16,11 +15,24 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 
-use crate::app::AppState;
+use crate::config::SessionSettings;
 use crate::error::ApiError;
 use crate::store::tokens::{self, TokenKind};
 use crate::store::users::User;
-use crate::store::{self, StoreResult};
+use crate::store::{self, Db, StoreResult};
+
+use self::cache::AuthCache;
+use self::client_address::TrustedProxies;
+
+/// What authenticating a request needs of the application's state. The extractors take any
+/// state that provides it, so that `auth` knows nothing of the state that `app` builds for the
+/// edges.
+pub trait AuthContext: Send + Sync {
+    fn db(&self) -> &Db;
+    fn auth_cache(&self) -> &AuthCache;
+    fn sessions(&self) -> &SessionSettings;
+    fn trusted_proxies(&self) -> &TrustedProxies;
+}
 
 /// The authenticated seller and the token row the request came with.
 #[derive(Debug, Clone)]
@@ -29,10 +41,10 @@ pub struct AuthUser {
     pub token_id: i64,
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+impl<S: AuthContext> FromRequestParts<S> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let key = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -60,23 +72,27 @@ pub struct Authenticated {
 /// The seller a token key belongs to, with the token: from [`cache::AuthCache`] when the key
 /// was seen in the last second, else from the database. A dashboard session that has ended is
 /// deleted and authenticates nobody; one still running has its last use recorded.
-pub async fn authenticate(state: &AppState, key: &str) -> StoreResult<Option<Authenticated>> {
+pub async fn authenticate(
+    context: &impl AuthContext,
+    key: &str,
+) -> StoreResult<Option<Authenticated>> {
+    let (db, cache) = (context.db(), context.auth_cache());
     let hash = token::hash(key);
-    if let Some(found) = state.auth_cache.get(&hash, Instant::now()) {
+    if let Some(found) = cache.get(&hash, Instant::now()) {
         return Ok(Some(found));
     }
-    let Some((user, token)) = tokens::authenticate(&state.db, &hash).await? else {
+    let Some((user, token)) = tokens::authenticate(db, &hash).await? else {
         return Ok(None);
     };
     let lifetime = match token.kind {
         TokenKind::Api => None,
         TokenKind::Dashboard => {
             let now = store::now();
-            let sessions = &state.config.sessions;
+            let sessions = context.sessions();
             let ends_at = sessions.ends_at(token.created_at, token.last_used_at);
             if ends_at <= now {
                 // Ended by the check above at every request, whether or not the row goes now.
-                if let Err(error) = tokens::revoke(&state.db, token.id).await {
+                if let Err(error) = tokens::revoke(db, token.id).await {
                     tracing::warn!(
                         error = format!("{:#}", anyhow::Error::from(error)),
                         "deleting an ended dashboard session"
@@ -87,7 +103,7 @@ pub async fn authenticate(state: &AppState, key: &str) -> StoreResult<Option<Aut
             // A last use that is not written only makes the session end sooner, counted from
             // the use before: no reason to fail the page.
             if sessions.last_use_is_stale(token.created_at, token.last_used_at, now)
-                && let Err(error) = tokens::touch(&state.db, token.id, now).await
+                && let Err(error) = tokens::touch(db, token.id, now).await
             {
                 tracing::warn!(
                     error = format!("{:#}", anyhow::Error::from(error)),
@@ -104,8 +120,6 @@ pub async fn authenticate(state: &AppState, key: &str) -> StoreResult<Option<Aut
         token_id: token.id,
         kind: token.kind,
     };
-    state
-        .auth_cache
-        .put(hash, found.clone(), Instant::now(), lifetime);
+    cache.put(hash, found.clone(), Instant::now(), lifetime);
     Ok(Some(found))
 }

@@ -5,27 +5,8 @@
 
 use std::time::Duration;
 
+use crate::config::SessionSettings;
 use crate::store::{Db, StoreResult, tokens};
-
-/// How long dashboard sessions last (`SIMBA_SESSION_IDLE_MINUTES`,
-/// `SIMBA_SESSION_MAX_AGE_HOURS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionSettings {
-    pub idle: Duration,
-    pub max_age: Duration,
-}
-
-impl Default for SessionSettings {
-    /// Two idle hours cover a lunch break or a long meeting with a sync page left open; twelve
-    /// hours cover a working day. A session used without pause for longer is more likely a
-    /// copied cookie than a seller, and logging in once a day costs little.
-    fn default() -> Self {
-        SessionSettings {
-            idle: Duration::from_secs(2 * 60 * 60),
-            max_age: Duration::from_secs(12 * 60 * 60),
-        }
-    }
-}
 
 /// A session's last use is written at most this often: a write per request would make every
 /// page view, and every second of a run page's live refresh, a write transaction (serialised

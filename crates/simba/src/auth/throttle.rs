@@ -37,9 +37,8 @@ use rand::RngCore;
 
 use crate::crypto::Cipher;
 use crate::domain::ClientBlock;
-use crate::error::{ApiError, ApiResult};
 use crate::store::users::User;
-use crate::store::{self, Db, StoreResult, login_failures};
+use crate::store::{self, Db, StoreError, StoreResult, login_failures};
 
 /// How long a failure counts.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -57,6 +56,23 @@ const FINGERPRINT_PURPOSE: &str = "login-throttle";
 /// counted. Eight is more than one office's simultaneous logins.
 pub const CHECKS_IN_FLIGHT_PER_ADDRESS: usize = 8;
 
+/// A refusal to check a password now: a subject is at its limit, or its address has too many
+/// checks under way; it may try again after `retry_after_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many attempts; try again in {retry_after_secs} seconds")]
+pub struct Throttled {
+    pub retry_after_secs: u64,
+}
+
+/// Why a password check may not begin.
+#[derive(Debug, thiserror::Error)]
+pub enum ThrottleError {
+    #[error(transparent)]
+    Throttled(#[from] Throttled),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// The password checks in progress in this process, per client block.
 #[derive(Debug, Default)]
 pub struct ChecksInFlight(Arc<Mutex<HashMap<ClientBlock, usize>>>);
@@ -64,12 +80,12 @@ pub struct ChecksInFlight(Arc<Mutex<HashMap<ClientBlock, usize>>>);
 impl ChecksInFlight {
     /// A place for one check from `client`, held until the guard is dropped; 429 when the
     /// client has [`CHECKS_IN_FLIGHT_PER_ADDRESS`] under way already.
-    pub fn enter(&self, client: IpAddr) -> ApiResult<CheckInFlight> {
+    pub fn enter(&self, client: IpAddr) -> Result<CheckInFlight, Throttled> {
         let block = ClientBlock::from(client);
         let mut checks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let count = checks.entry(block).or_default();
         if *count >= CHECKS_IN_FLIGHT_PER_ADDRESS {
-            return Err(ApiError::TooManyRequests {
+            return Err(Throttled {
                 retry_after_secs: 1,
             });
         }
@@ -186,7 +202,7 @@ pub async fn begin_login(
     typed: &str,
     account: Option<&User>,
     client: IpAddr,
-) -> ApiResult<Attempt> {
+) -> Result<Attempt, ThrottleError> {
     let mut reserved = vec![Subject::name(typed)];
     let mut forgiven = Vec::new();
     if let Some(user) = account {
@@ -203,7 +219,7 @@ pub async fn begin_password_check(
     cipher: &Cipher,
     user: &User,
     client: IpAddr,
-) -> ApiResult<Attempt> {
+) -> Result<Attempt, ThrottleError> {
     let reserved = [Subject::Account(user.id)];
     let address = Subject::address(client);
     begin(db, cipher, &reserved, address, &Subject::forgiven_by(user)).await
@@ -215,7 +231,7 @@ async fn begin(
     reserved: &[Subject],
     address: Subject,
     forgiven: &[Subject],
-) -> ApiResult<Attempt> {
+) -> Result<Attempt, ThrottleError> {
     let window = window_secs();
     let now = store::now();
     let since = now - window;
@@ -230,7 +246,7 @@ async fn begin(
     let attempt = attempt_id();
     let failures = login_failures::live(db, &keys, since, &attempt).await?;
     if let Some(until) = locked_until(&failures, &limits, window) {
-        return Err(too_many(until, now));
+        return Err(too_many(until, now).into());
     }
     login_failures::record(db, &reserved_keys, &attempt, now).await?;
     // Counted again without this attempt's rows but with those of any attempt that raced past
@@ -238,7 +254,7 @@ async fn begin(
     let failures = login_failures::live(db, &keys, since, &attempt).await?;
     if let Some(until) = locked_until(&failures, &limits, window) {
         login_failures::take_back(db, &reserved_keys, &attempt, &[], since).await?;
-        return Err(too_many(until, now));
+        return Err(too_many(until, now).into());
     }
     // Housekeeping: the next attempt prunes what this one could not (a deadlock victim, a
     // busy SQLite), and the login must not fail for it.
@@ -281,8 +297,8 @@ fn window_secs() -> i64 {
     i64::try_from(WINDOW.as_secs()).expect("the window fits")
 }
 
-fn too_many(until: i64, now: i64) -> ApiError {
-    ApiError::TooManyRequests {
+fn too_many(until: i64, now: i64) -> Throttled {
+    Throttled {
         retry_after_secs: u64::try_from(until - now).unwrap_or(0).max(1),
     }
 }
@@ -307,7 +323,7 @@ mod tests {
         let same_block: IpAddr = "2001:db8::2".parse().unwrap();
         assert!(matches!(
             checks.enter(same_block),
-            Err(ApiError::TooManyRequests {
+            Err(Throttled {
                 retry_after_secs: 1
             })
         ));

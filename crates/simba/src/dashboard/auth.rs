@@ -1,6 +1,6 @@
-//! Logging in and out. A login issues a dashboard token (under the API's login throttle) and
-//! keeps its key in the session cookie; the session ends when the token expires
-//! (`auth::session`) or at logout, which revokes it.
+//! Logging in and out. A login issues a dashboard token through the one login the API uses too
+//! (`services::accounts`, under its throttle) and keeps its key in the session cookie; the
+//! session ends when the token expires (`auth::session`) or at logout, which revokes it.
 
 use std::sync::LazyLock;
 
@@ -15,13 +15,15 @@ use secrecy::SecretString;
 use url::Url;
 
 use super::layout::bare_page;
-use super::{DashResult, PostedForm, SESSION_COOKIE, cookie, form_fields, same_secret, set_cookie};
-use crate::api::QueryParams;
-use crate::app::AppState;
+use super::{
+    DashError, DashResult, PostedForm, SESSION_COOKIE, cookie, form_fields, same_secret, set_cookie,
+};
 use crate::auth::client_address::ClientAddress;
-use crate::auth::{login, token};
-use crate::error::ApiError;
+use crate::auth::token;
+use crate::services::accounts::{self, AccountError};
+use crate::state::AppState;
 use crate::store::tokens::TokenKind;
+use crate::web::QueryParams;
 
 /// A random value in a cookie and in the login form: a login POST must carry both, which a
 /// form on another site cannot (login CSRF, which would log the victim into the attacker's
@@ -132,7 +134,16 @@ async fn log_in(
         ));
     }
     let password = SecretString::from(fields.get("password").unwrap_or_default().to_owned());
-    match login::log_in(&state, username, password, client, TokenKind::Dashboard).await {
+    let logged_in = accounts::log_in(
+        &state.db,
+        &state.cipher,
+        &state.password_checks,
+        username,
+        password,
+        client,
+        TokenKind::Dashboard,
+    );
+    match logged_in.await {
         Ok((key, user)) => {
             tracing::info!(user.id = user.id, "seller logged in to the dashboard");
             Ok((
@@ -150,14 +161,14 @@ async fn log_in(
             )
                 .into_response())
         }
-        Err(ApiError::InvalidCredentials) => Ok(render_login(
+        Err(AccountError::InvalidCredentials) => Ok(render_login(
             StatusCode::UNAUTHORIZED,
             &headers,
             username,
             next,
             Some("That username and password do not match an account."),
         )),
-        Err(ApiError::TooManyRequests { retry_after_secs }) => {
+        Err(AccountError::Throttled { retry_after_secs }) => {
             let error = format!(
                 "Too many failed attempts; try again in {} minutes.",
                 retry_after_secs.div_ceil(60)
@@ -173,7 +184,8 @@ async fn log_in(
                 .insert(header::RETRY_AFTER, retry_after_secs.into());
             Ok(page)
         }
-        Err(other) => Err(other.into()),
+        Err(AccountError::Store(error)) => Err(error.into()),
+        Err(other) => Err(DashError::internal(other)),
     }
 }
 
@@ -182,8 +194,14 @@ async fn log_out(
     headers: HeaderMap,
     form: PostedForm,
 ) -> DashResult<Response> {
-    crate::store::tokens::revoke(&state.db, form.session.token_id).await?;
-    state.auth_cache.forget_user(form.session.user.id);
+    let PostedForm { session, .. } = form;
+    accounts::log_out(
+        &state.db,
+        &state.auth_cache,
+        &session.user,
+        session.token_id,
+    )
+    .await?;
     Ok((
         [(
             header::SET_COOKIE,

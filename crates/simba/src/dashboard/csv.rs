@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use super::layout::{Section, page};
 use super::{DashResult, Session};
-use crate::api::{QueryParams, rfc3339};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::shipments::{self, ShipmentRow};
+use crate::web::{QueryParams, rfc3339};
 
 /// Rows fetched per query: large enough that the per-query cost vanishes, small enough that a
 /// page is a few hundred kilobytes.

@@ -4,8 +4,8 @@
 use maud::{DOCTYPE, Markup, html};
 
 use super::Session;
-use crate::api::{PageParams, QueryParams};
 use crate::domain::ValidationErrors;
+use crate::web::{PageParams, QueryParams, rfc3339};
 
 /// The navigation entry a page belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +93,7 @@ pub fn when(unix_seconds: i64) -> Markup {
         .ok()
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_default();
-    html! { time datetime=(crate::api::rfc3339(unix_seconds)) { (shown) } }
+    html! { time datetime=(rfc3339(unix_seconds)) { (shown) } }
 }
 
 pub fn maybe_when(unix_seconds: Option<i64>) -> Markup {

@@ -1,5 +1,7 @@
-//! The sellers' web dashboard at `/`: server-rendered pages over the same store and session
-//! tokens as the JSON API, with HTML errors, CSRF-checked forms and assets compiled in.
+//! The sellers' web dashboard at `/`: server-rendered pages over the same services, store and
+//! session tokens as the JSON API, with HTML errors of its own, CSRF-checked forms and assets
+//! compiled in. An edge beside the API, never on top of it: what both read from a request is
+//! `web`'s, what both do is `services`'.
 
 mod auth;
 mod csv;
@@ -12,18 +14,18 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use sha2::{Digest, Sha256};
 
-use crate::api::QueryParams;
-use crate::app::AppState;
 use crate::crypto::same_secret;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::tokens::TokenKind;
 use crate::store::users::User;
+use crate::web::QueryParams;
 
 const CSS: &str = include_str!("../../assets/dashboard/dashboard.css");
 const LIVE_JS: &str = include_str!("../../assets/dashboard/live.js");
@@ -70,18 +72,9 @@ async fn content_security_policy(mut response: Response) -> Response {
     response
 }
 
-/// The router's fallback: an HTML 404 page for a browser outside the API, problem+json for
-/// everyone else.
-pub async fn not_found(uri: Uri, headers: HeaderMap) -> Response {
-    let wants_html = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"));
-    if wants_html && !uri.path().starts_with("/api/") {
-        DashError::NotFound.into_response()
-    } else {
-        ApiError::NotFound.into_response()
-    }
+/// The HTML 404 page, which `app`'s fallback shows a browser outside the API.
+pub fn not_found_page() -> Response {
+    DashError::NotFound.into_response()
 }
 
 /// Why a dashboard request ends in an error page (or, logged out, at the login form).
@@ -97,6 +90,15 @@ pub enum DashError {
     Internal,
 }
 
+impl DashError {
+    /// An unexpected failure: logged with its cause chain, answered with a fixed page.
+    fn internal(cause: impl Into<anyhow::Error>) -> DashError {
+        tracing::error!(error = format!("{:#}", cause.into()), "dashboard error");
+        DashError::Internal
+    }
+}
+
+/// Queueing a sync still answers as the API does; the page it leads to is chosen here.
 impl From<ApiError> for DashError {
     fn from(error: ApiError) -> Self {
         match error {
@@ -108,20 +110,24 @@ impl From<ApiError> for DashError {
                 tracing::warn!(error = format!("{cause:#}"), "service unavailable");
                 DashError::Unavailable
             }
-            other => {
-                tracing::error!(
-                    error = format!("{:#}", anyhow::Error::new(other)),
-                    "dashboard error"
-                );
-                DashError::Internal
-            }
+            other => DashError::internal(other),
         }
     }
 }
 
+/// What the store's failures look like to a seller: busy is "try again", the rest a fixed page.
 impl From<StoreError> for DashError {
     fn from(error: StoreError) -> Self {
-        ApiError::from(error).into()
+        match error {
+            StoreError::Unavailable(_) | StoreError::Busy(_) => {
+                tracing::warn!(
+                    error = format!("{:#}", anyhow::Error::from(error)),
+                    "service unavailable"
+                );
+                DashError::Unavailable
+            }
+            other => DashError::internal(other),
+        }
     }
 }
 

@@ -11,11 +11,11 @@ use maud::{Markup, html};
 
 use super::layout::{Section, csrf_field, maybe_when, page, pager, status_badge, when};
 use super::{DashError, DashResult, PageId, PostedForm, Session};
-use crate::api::{DEFAULT_PAGE_SIZE, PageParams, QueryParams};
-use crate::app::AppState;
 use crate::domain::RunStatus;
+use crate::state::AppState;
 use crate::store::shops;
 use crate::store::sync_runs::{self, CancelOutcome, SyncRun};
+use crate::web::{PageParams, QueryParams};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -55,10 +55,7 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> DashResult<Markup> {
     let query = QueryParams::parse(query.as_deref());
-    let params = PageParams::from_query(&query).unwrap_or(PageParams {
-        page: 1,
-        page_size: DEFAULT_PAGE_SIZE,
-    });
+    let params = PageParams::from_query(&query).unwrap_or_default();
     let user_id = session.user.id;
     let shop = match query.get("shop").map(str::parse::<i64>) {
         Some(Ok(id)) => Some(

@@ -11,12 +11,10 @@ use serde_json::Value;
 
 use super::layout::{Section, maybe_when, page, pager, when};
 use super::{DashError, DashResult, PageId, Session};
-use crate::api::shipments::filter_from;
-use crate::api::{PageParams, QueryParams};
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::shipments::{self, Filter, Ordering};
 use crate::store::shops::{self, Shop};
+use crate::web::{MAX_PAGE_SIZE, PageParams, QueryParams, shipment_filter};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -48,10 +46,7 @@ fn api_query(query: &QueryParams) -> QueryParams {
 
 /// The filter of a shipments page or export, or the sentence saying which parameter is wrong.
 pub(super) fn filter(query: &QueryParams) -> Result<Filter, String> {
-    filter_from(&api_query(query), None).map_err(|e| match e {
-        ApiError::BadRequest { detail, .. } => detail,
-        _ => "The filter is not valid.".into(),
-    })
+    shipment_filter(&api_query(query), None).map_err(|e| e.detail())
 }
 
 async fn list(
@@ -61,16 +56,13 @@ async fn list(
 ) -> DashResult<Response> {
     let query = QueryParams::parse(raw.as_deref());
     let user_id = session.user.id;
-    let (shop_list, _) = shops::list(&state.db, user_id, crate::api::MAX_PAGE_SIZE, 0).await?;
+    let (shop_list, _) = shops::list(&state.db, user_id, MAX_PAGE_SIZE, 0).await?;
     let parsed = filter(&query).and_then(|filter| {
         let ordering = query
             .parse_with("ordering", Ordering::parse)
             .map_err(|_| "ordering must be one of the listed orders".to_owned())?
             .unwrap_or_default();
-        let params = PageParams::from_query(&query).map_err(|e| match e {
-            ApiError::BadRequest { detail, .. } => detail,
-            _ => "The page is not valid.".into(),
-        })?;
+        let params = PageParams::from_query(&query).map_err(|e| e.detail())?;
         Ok((filter, ordering, params))
     });
     let (filter, ordering, params) = match parsed {

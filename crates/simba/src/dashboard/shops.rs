@@ -13,13 +13,13 @@ use secrecy::SecretString;
 
 use super::layout::{Field, Section, csrf_field, maybe_when, page, pager, when};
 use super::{DashError, DashResult, PageId, PostedForm, Session};
-use crate::api::shops::{ShopIn, duplicate, parse_fields};
-use crate::api::{PageParams, QueryParams};
-use crate::app::AppState;
 use crate::domain::ValidationErrors;
 use crate::error::ApiError;
+use crate::services::shops::{self as shop_service, REQUIRED_TO_REPLACE, ShopError, ShopInput};
+use crate::state::AppState;
 use crate::store::shops::{self, Shop};
 use crate::store::sync_runs;
+use crate::web::{PageParams, QueryParams};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -36,10 +36,7 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> DashResult<Markup> {
     let query = QueryParams::parse(query.as_deref());
-    let params = PageParams::from_query(&query).unwrap_or(PageParams {
-        page: 1,
-        page_size: crate::api::DEFAULT_PAGE_SIZE,
-    });
+    let params = PageParams::from_query(&query).unwrap_or_default();
     let user_id = session.user.id;
     let (rows, count) = shops::list(&state.db, user_id, params.limit(), params.offset()).await?;
     let failing: HashMap<i64, i64> = sync_runs::failing_since(&state.db, user_id)
@@ -145,9 +142,10 @@ impl FormValues {
     }
 }
 
-/// The API's input for the posted form, so that both check shops by the same rules.
-fn shop_in(fields: &QueryParams) -> ShopIn {
-    ShopIn {
+/// The shop service's input for the posted form, so that the API and the dashboard check
+/// shops by the same rules.
+fn shop_input(fields: &QueryParams) -> ShopInput {
+    ShopInput {
         name: fields.get("name").map(str::to_owned),
         marketplace: None,
         client_id: fields.get("client_id").map(str::to_owned),
@@ -227,17 +225,17 @@ fn rejected(
     title: &str,
     fields: &QueryParams,
     editing: bool,
-    error: ApiError,
+    error: ShopError,
 ) -> DashResult<Response> {
     let values = FormValues::posted(fields);
     let (status, errors, problem) = match error {
-        ApiError::Validation(errors) => (StatusCode::UNPROCESSABLE_ENTITY, errors, None),
-        ApiError::Conflict { detail, .. } => (
+        ShopError::Invalid(errors) => (StatusCode::UNPROCESSABLE_ENTITY, errors, None),
+        ShopError::Duplicate => (
             StatusCode::CONFLICT,
             ValidationErrors::default(),
-            Some(detail),
+            Some(ShopError::Duplicate.to_string()),
         ),
-        other => return Err(other.into()),
+        ShopError::Store(error) => return Err(error.into()),
     };
     let form = shop_form(
         session,
@@ -252,48 +250,10 @@ fn rejected(
 
 async fn create(State(state): State<AppState>, form: PostedForm) -> DashResult<Response> {
     let PostedForm { session, fields } = form;
-    let parsed = parse_fields(
-        &shop_in(&fields),
-        None,
-        &["name", "client_id", "client_secret"],
-    );
-    let (shop_fields, secret) = match parsed {
-        Ok((shop_fields, secret)) => (
-            shop_fields,
-            secret.expect("client_secret is required and parsed"),
-        ),
-        Err(errors) => {
-            return rejected(
-                &session,
-                "/shops/new",
-                "Add a shop",
-                &fields,
-                false,
-                errors.into(),
-            );
-        }
-    };
-    match shops::create(
-        &state.db,
-        &state.cipher,
-        session.user.id,
-        &shop_fields,
-        &secret,
-    )
-    .await
-    {
-        Ok(shop) => {
-            tracing::info!(shop.id = shop.id, user.id = session.user.id, "shop added");
-            Ok(Redirect::to("/shops").into_response())
-        }
-        Err(e) => rejected(
-            &session,
-            "/shops/new",
-            "Add a shop",
-            &fields,
-            false,
-            duplicate(e),
-        ),
+    let input = shop_input(&fields);
+    match shop_service::create(&state.db, &state.cipher, session.user.id, &input).await {
+        Ok(_) => Ok(Redirect::to("/shops").into_response()),
+        Err(e) => rejected(&session, "/shops/new", "Add a shop", &fields, false, e),
     }
 }
 
@@ -330,24 +290,10 @@ async fn update(
     let shop = owned(&state, &session, id).await?;
     let action = format!("/shops/{id}/edit");
     let title = format!("Edit {}", shop.name);
-    let (shop_fields, secret) =
-        match parse_fields(&shop_in(&fields), Some(&shop), &["name", "client_id"]) {
-            Ok(parsed) => parsed,
-            Err(errors) => {
-                return rejected(&session, &action, &title, &fields, true, errors.into());
-            }
-        };
-    match shops::update(
-        &state.db,
-        &state.cipher,
-        &shop,
-        &shop_fields,
-        secret.as_ref(),
-    )
-    .await
-    {
+    let input = shop_input(&fields);
+    match shop_service::update(&state.db, &state.cipher, &shop, &input, REQUIRED_TO_REPLACE).await {
         Ok(_) => Ok(Redirect::to("/shops").into_response()),
-        Err(e) => rejected(&session, &action, &title, &fields, true, duplicate(e)),
+        Err(e) => rejected(&session, &action, &title, &fields, true, e),
     }
 }
 

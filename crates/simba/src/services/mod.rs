@@ -1,0 +1,6 @@
+//! What the edges share: one function per operation that the API, the dashboard and the CLI
+//! all perform, returning errors of the domain that each edge answers in its own form.
+
+pub mod accounts;
+pub mod page_cache;
+pub mod shops;
