@@ -188,7 +188,13 @@ async fn faults_are_retried_and_the_run_succeeds_with_everything(backend: Backen
 
 async fn rejected_credentials_fail_the_run_with_a_sentence_and_mark_the_shop(backend: Backend) {
     let setup = SyncSetup::new(backend).shipments(10, 0).shops(0);
-    let Some(SyncTest { app, seller, .. }) = setup.spawn().await else {
+    let Some(SyncTest {
+        app,
+        sandbox: _sandbox,
+        seller,
+        ..
+    }) = setup.spawn().await
+    else {
         return;
     };
     let response = app
@@ -247,7 +253,10 @@ async fn a_second_sync_while_one_is_active_is_a_conflict_and_cancel_ends_it(back
         })
         .background_workers();
     let Some(SyncTest {
-        app, seller, shops, ..
+        app,
+        sandbox: _sandbox,
+        seller,
+        shops,
     }) = setup.spawn().await
     else {
         return;

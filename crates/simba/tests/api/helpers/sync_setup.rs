@@ -22,7 +22,8 @@ pub struct SyncSetup {
 type Adjust = Box<dyn FnOnce(&mut Config)>;
 
 /// What [`SyncSetup::spawn`] made: seller "anna" with shops `sandbox 1..N` on accounts
-/// `sandbox-1..N`.
+/// `sandbox-1..N`. The sandbox stops when dropped: a test that does not use it still binds it
+/// (`sandbox: _sandbox`), as `..` would drop it at once.
 pub struct SyncTest {
     pub app: TestApp,
     pub sandbox: Sandbox,
