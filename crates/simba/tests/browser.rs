@@ -9,7 +9,7 @@
     dead_code,
     reason = "the API suite's helpers, of which this test needs only the app and the sandbox"
 )]
-#[path = "api/helpers.rs"]
+#[path = "api/helpers/mod.rs"]
 mod helpers;
 
 use std::io::Write;
@@ -18,7 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use helpers::{Backend, TestApp};
+use helpers::Backend;
+use helpers::sync_setup::SyncSetup;
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -147,13 +148,12 @@ async fn a_seller_syncs_a_shop_and_exports_its_shipments_in_a_browser() {
     }
     // 120 FBR and 30 FBB shipments; at 30 times the marketplace's speed the details take
     // about six seconds, long enough to watch the progress move.
-    let sandbox = bol_sandbox::SandboxConfig {
-        time_scale: 30.0,
-        ..bol_sandbox::SandboxConfig::default()
-    };
-    let (app, _sandbox) = TestApp::with_sandbox(Backend::Sqlite, sandbox)
-        .await
-        .expect("SQLite needs no server");
+    let setup = SyncSetup::new(Backend::Sqlite)
+        .shipments(120, 30)
+        .published_limits()
+        .time_scale(30.0)
+        .background_workers();
+    let (app, _sandbox) = setup.spawn_app().await.expect("SQLite needs no server");
     app.register("anna").await;
     let profile = tempfile::tempdir().unwrap();
     let (_driver, client) = start_browser(profile.path()).await;
@@ -280,5 +280,4 @@ async fn a_seller_syncs_a_shop_and_exports_its_shipments_in_a_browser() {
     assert_eq!(client.current_url().await.unwrap().path(), "/login");
 
     client.close().await.unwrap();
-    app.cleanup().await;
 }

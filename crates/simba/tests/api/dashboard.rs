@@ -1,6 +1,7 @@
 //! The web dashboard over HTTP: sessions and their cookie, CSRF, HTML errors, the forms, each
 //! seller seeing only their own data, and the CSV export.
 
+use crate::helpers::sync_setup::SyncSetup;
 use crate::helpers::{self, Backend, Seller, TestApp};
 use simba::domain::FulfilmentMethod;
 
@@ -535,18 +536,8 @@ async fn an_invalid_shop_form_shows_each_error_by_its_field() {
 
 #[tokio::test]
 async fn sync_now_starts_a_run_whose_page_shows_it_finished() {
-    use bol_sandbox::{AccountConfig, Limits, SandboxConfig};
-    let config = SandboxConfig {
-        accounts: vec![AccountConfig {
-            client_id: "sandbox-1".into(),
-            client_secret: "secret-1".into(),
-            fbr: 30,
-            fbb: 10,
-        }],
-        limits: Limits::OFF,
-        ..SandboxConfig::default()
-    };
-    let Some((app, _sandbox)) = TestApp::with_sandbox(Backend::Sqlite, config).await else {
+    let setup = SyncSetup::new(Backend::Sqlite).shipments(30, 10);
+    let Some((app, _sandbox)) = setup.spawn_app().await else {
         return;
     };
     let (web, seller) = Web::logged_in(&app, "anna").await;
@@ -560,7 +551,8 @@ async fn sync_now_starts_a_run_whose_page_shows_it_finished() {
     let run_id: i64 = location.strip_prefix("/runs/").unwrap().parse().unwrap();
     let page = web.get(&location).await;
     assert!(page.text.contains("/static/live.js"));
-    let run = app.wait_for_run(&seller, run_id).await;
+    app.run_pending_syncs().await;
+    let run = app.sync_run(&seller, run_id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let fragment = web.get(&format!("/runs/{run_id}/progress")).await;
     assert!(fragment.text.contains("succeeded"));
@@ -571,7 +563,6 @@ async fn sync_now_starts_a_run_whose_page_shows_it_finished() {
     assert!(fragment.text.contains("Details fetched"));
     let shops = web.get("/shops").await;
     assert!(shops.text.contains("OK"));
-    app.cleanup().await;
 }
 
 async fn another_sellers_shop_run_and_shipment_are_not_found(app: TestApp) {

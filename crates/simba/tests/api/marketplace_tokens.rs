@@ -1,10 +1,10 @@
 //! A cached marketplace token serves only the credentials that obtained it: naming another
 //! seller's client id, with any other secret, gets a failed run and nothing stored.
 
-use bol_sandbox::{AccountConfig, Limits, SandboxConfig};
 use serde_json::{Value, json};
 use sqlx::Row;
 
+use crate::helpers::sync_setup::SyncSetup;
 use crate::helpers::{Backend, Seller, TestApp};
 
 crate::multi_thread_backend_tests!(
@@ -18,17 +18,9 @@ crate::multi_thread_backend_tests!(
 const FBR: u32 = 12;
 const FBB: u32 = 3;
 
-fn sandbox() -> SandboxConfig {
-    SandboxConfig {
-        accounts: vec![AccountConfig {
-            client_id: "sandbox-1".into(),
-            client_secret: "secret-1".into(),
-            fbr: FBR,
-            fbb: FBB,
-        }],
-        limits: Limits::OFF,
-        ..SandboxConfig::default()
-    }
+/// The app and a sandbox with account `sandbox-1`; each test makes its own sellers.
+fn setup(backend: Backend) -> SyncSetup {
+    SyncSetup::new(backend).shipments(FBR, FBB)
 }
 
 fn calls(run: &Value, kind: &str) -> i64 {
@@ -52,7 +44,7 @@ async fn add_shop(app: &TestApp, seller: &Seller, secret: &str) -> i64 {
 async fn synced_shop(app: &TestApp, name: &str) -> (Seller, i64) {
     let seller = app.register(name).await;
     let shop = add_shop(app, &seller, "secret-1").await;
-    let run = app.sync_and_wait(&seller, shop, None).await;
+    let run = app.sync(&seller, shop, None).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     (seller, shop)
 }
@@ -91,7 +83,7 @@ async fn cached_tokens(app: &TestApp) -> i64 {
 async fn a_seller_naming_another_sellers_client_id_gets_a_failed_run_and_none_of_its_data(
     backend: Backend,
 ) {
-    let Some((app, sandbox)) = TestApp::with_sandbox(backend, sandbox()).await else {
+    let Some((app, sandbox)) = setup(backend).spawn_app().await else {
         return;
     };
     let (owner, owners_shop) = synced_shop(&app, "owner").await;
@@ -115,7 +107,7 @@ async fn a_seller_naming_another_sellers_client_id_gets_a_failed_run_and_none_of
     let shop = add_shop(&app, &attacker, "anything").await;
     for secret in ["anything", "secret-", "secret-11", "SECRET-1"] {
         change_secret(&app, &attacker, shop, secret).await;
-        let run = app.sync_and_wait(&attacker, shop, None).await;
+        let run = app.sync(&attacker, shop, None).await;
         assert_eq!(run["status"], "failed", "{secret:?} synced: {run}");
         assert_eq!(calls(&run, "token"), 1, "{run}");
         assert_eq!(calls(&run, "list") + calls(&run, "detail"), 0, "{run}");
@@ -131,7 +123,7 @@ async fn a_seller_naming_another_sellers_client_id_gets_a_failed_run_and_none_of
     assert_eq!(account.token.unauthorized, 4, "{account:?}");
 
     sandbox.add_shipments("sandbox-1", 1, 0);
-    let run = app.sync_and_wait(&owner, owners_shop, None).await;
+    let run = app.sync(&owner, owners_shop, None).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(
         calls(&run, "token"),
@@ -139,20 +131,19 @@ async fn a_seller_naming_another_sellers_client_id_gets_a_failed_run_and_none_of
         "the attempts left the owner's token in place: {run}"
     );
     assert_eq!(shipment_count(&app, &owner).await, i64::from(FBR + FBB) + 1);
-    app.cleanup().await;
 }
 
 async fn two_sellers_with_the_same_credentials_each_prove_the_secret(backend: Backend) {
-    let Some((app, _sandbox)) = TestApp::with_sandbox(backend, sandbox()).await else {
+    let Some((app, _sandbox)) = setup(backend).spawn_app().await else {
         return;
     };
     let agency = app.register("agency").await;
     let merchant = app.register("merchant").await;
     let agencys_shop = add_shop(&app, &agency, "secret-1").await;
     let merchants_shop = add_shop(&app, &merchant, "secret-1").await;
-    let run = app.sync_and_wait(&agency, agencys_shop, None).await;
+    let run = app.sync(&agency, agencys_shop, None).await;
     assert_eq!(run["status"], "succeeded", "{run}");
-    let run = app.sync_and_wait(&merchant, merchants_shop, None).await;
+    let run = app.sync(&merchant, merchants_shop, None).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(
         calls(&run, "token"),
@@ -167,16 +158,15 @@ async fn two_sellers_with_the_same_credentials_each_prove_the_secret(backend: Ba
         1,
         "the agency still holds the credentials, so their token stays"
     );
-    let run = app.sync_and_wait(&merchant, merchants_shop, None).await;
+    let run = app.sync(&merchant, merchants_shop, None).await;
     assert_eq!(run["status"], "failed", "{run}");
-    let run = app.sync_and_wait(&agency, agencys_shop, None).await;
+    let run = app.sync(&agency, agencys_shop, None).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(calls(&run, "token"), 0, "{run}");
-    app.cleanup().await;
 }
 
 async fn changing_the_secret_or_deleting_the_shop_or_account_forgets_its_token(backend: Backend) {
-    let Some((app, _sandbox)) = TestApp::with_sandbox(backend, sandbox()).await else {
+    let Some((app, _sandbox)) = setup(backend).spawn_app().await else {
         return;
     };
     let (seller, shop) = synced_shop(&app, "seller").await;
@@ -196,11 +186,11 @@ async fn changing_the_secret_or_deleting_the_shop_or_account_forgets_its_token(b
         0,
         "a changed secret forgets the token"
     );
-    let run = app.sync_and_wait(&seller, shop, None).await;
+    let run = app.sync(&seller, shop, None).await;
     assert_eq!(run["status"], "failed", "{run}");
 
     change_secret(&app, &seller, shop, "secret-1").await;
-    let run = app.sync_and_wait(&seller, shop, None).await;
+    let run = app.sync(&seller, shop, None).await;
     assert_eq!(run["status"], "succeeded", "{run}");
 
     // That run may have taken the token this process still held in memory for the restored
@@ -232,7 +222,6 @@ async fn changing_the_secret_or_deleting_the_shop_or_account_forgets_its_token(b
         0,
         "a deleted account forgets its tokens"
     );
-    app.cleanup().await;
 }
 
 /// A cached token for `sandbox-1` with `secret` in the database, replacing any.
@@ -261,7 +250,7 @@ async fn put_token_in_database(app: &TestApp, secret: &str) {
 }
 
 async fn refused_secrets_past_the_limit_wait_without_a_call_and_nobody_else_does(backend: Backend) {
-    let Some((app, sandbox)) = TestApp::with_sandbox(backend, sandbox()).await else {
+    let Some((app, sandbox)) = setup(backend).spawn_app().await else {
         return;
     };
     let (owner, owners_shop) = synced_shop(&app, "owner").await;
@@ -272,7 +261,7 @@ async fn refused_secrets_past_the_limit_wait_without_a_call_and_nobody_else_does
     let allowed = simba::store::marketplace::REFUSALS_ALLOWED;
     for guess in 0..=allowed {
         change_secret(&app, &attacker, shop, &format!("guess-{guess}")).await;
-        let run = app.sync_and_wait(&attacker, shop, None).await;
+        let run = app.sync(&attacker, shop, None).await;
         assert_eq!(run["status"], "failed", "{run}");
         let expected_calls = i64::from(guess < allowed);
         assert_eq!(calls(&run, "token"), expected_calls, "guess {guess}: {run}");
@@ -288,7 +277,7 @@ async fn refused_secrets_past_the_limit_wait_without_a_call_and_nobody_else_does
 
     let accomplice = app.register("accomplice").await;
     let accomplices_shop = add_shop(&app, &accomplice, "guess-x").await;
-    let run = app.sync_and_wait(&accomplice, accomplices_shop, None).await;
+    let run = app.sync(&accomplice, accomplices_shop, None).await;
     assert_eq!(
         calls(&run, "token"),
         1,
@@ -303,13 +292,12 @@ async fn refused_secrets_past_the_limit_wait_without_a_call_and_nobody_else_does
         .execute(&app.state.db.pool)
         .await
         .unwrap();
-    let run = app.sync_and_wait(&owner, owners_shop, None).await;
+    let run = app.sync(&owner, owners_shop, None).await;
     assert_eq!(run["status"], "succeeded", "the owner goes on: {run}");
-    app.cleanup().await;
 }
 
 async fn a_refused_secret_forgets_the_token_it_held(backend: Backend) {
-    let Some((app, _sandbox)) = TestApp::with_sandbox(backend, sandbox()).await else {
+    let Some((app, _sandbox)) = setup(backend).spawn_app().await else {
         return;
     };
     let seller = app.register("seller").await;
@@ -334,5 +322,4 @@ async fn a_refused_secret_forgets_the_token_it_held(backend: Backend) {
         0,
         "credentials bol refused are no longer proven"
     );
-    app.cleanup().await;
 }

@@ -2,10 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use bol_sandbox::{AccountConfig, Faults, Limits, SandboxConfig};
+use bol_sandbox::{Faults, Limits};
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp, TestBroker};
+use crate::helpers::broker::TestBroker;
+use crate::helpers::sync_setup::{SyncSetup, SyncTest};
+use crate::helpers::{Backend, TestApp};
 
 crate::multi_thread_backend_tests!(
     full_syncs_make_exactly_the_minimum_calls,
@@ -28,27 +30,6 @@ crate::multi_thread_backend_tests!(
     rabbitmq_sigterm_puts_the_run_back_in_the_queue_and_loses_nothing,
 );
 
-fn accounts(counts: &[(u32, u32)]) -> Vec<AccountConfig> {
-    counts
-        .iter()
-        .enumerate()
-        .map(|(i, &(fbr, fbb))| AccountConfig {
-            client_id: format!("sandbox-{}", i + 1),
-            client_secret: format!("secret-{}", i + 1),
-            fbr,
-            fbb,
-        })
-        .collect()
-}
-
-fn unlimited(counts: &[(u32, u32)]) -> SandboxConfig {
-    SandboxConfig {
-        accounts: accounts(counts),
-        limits: Limits::OFF,
-        ..SandboxConfig::default()
-    }
-}
-
 fn calls(run: &Value, kind: &str) -> i64 {
     run["api_calls"][kind].as_i64().unwrap()
 }
@@ -59,14 +40,20 @@ fn list_minimum(fbr: u32, fbb: u32) -> i64 {
 
 async fn full_syncs_make_exactly_the_minimum_calls(backend: Backend) {
     let counts = [(0, 0), (1, 0), (49, 0), (50, 0), (0, 51), (700, 534)];
-    let Some((app, sandbox)) = TestApp::with_sandbox(backend, unlimited(&counts)).await else {
+    let setup = SyncSetup::new(backend)
+        .accounts(&counts)
+        .shops(counts.len() as u32);
+    let Some(SyncTest {
+        app,
+        sandbox,
+        seller,
+        shops,
+    }) = setup.spawn().await
+    else {
         return;
     };
-    let seller = app.register("anna").await;
-    for (i, &(fbr, fbb)) in counts.iter().enumerate() {
-        let n = i as u32 + 1;
-        let shop = app.create_sandbox_shop(&seller, n).await;
-        let run = app.sync_and_wait(&seller, shop, None).await;
+    for (n, (&(fbr, fbb), &shop)) in (1..).zip(counts.iter().zip(&shops)) {
+        let run = app.sync(&seller, shop, None).await;
         assert_eq!(run["status"], "succeeded", "{run}");
         assert_eq!(run["mode"], "full");
         let total = i64::from(fbr + fbb);
@@ -116,22 +103,23 @@ async fn full_syncs_make_exactly_the_minimum_calls(backend: Backend) {
         .json();
     assert!(detail["raw"]["shipmentId"].is_string(), "{detail}");
     assert!(detail["detail_synced_at"].is_string());
-    app.cleanup().await;
 }
 
 async fn an_incremental_sync_fetches_only_new_shipments_with_the_fewest_pages(backend: Backend) {
-    let Some((app, sandbox)) = TestApp::with_sandbox(backend, unlimited(&[(120, 30)])).await else {
+    let Some(SyncTest {
+        app,
+        sandbox,
+        seller,
+        shops,
+    }) = SyncSetup::new(backend).shipments(120, 30).spawn().await
+    else {
         return;
     };
-    let seller = app.register("anna").await;
-    let shop = app.create_sandbox_shop(&seller, 1).await;
-    assert_eq!(
-        app.sync_and_wait(&seller, shop, None).await["status"],
-        "succeeded"
-    );
+    let shop = shops[0];
+    assert_eq!(app.sync(&seller, shop, None).await["status"], "succeeded");
     sandbox.reset_stats();
     sandbox.add_shipments("sandbox-1", 7, 2);
-    let run = app.sync_and_wait(&seller, shop, None).await;
+    let run = app.sync(&seller, shop, None).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["mode"], "incremental");
     assert_eq!(
@@ -154,25 +142,26 @@ async fn an_incremental_sync_fetches_only_new_shipments_with_the_fewest_pages(ba
         .await
         .json();
     assert_eq!(listed["count"], 159);
-    app.cleanup().await;
 }
 
 async fn faults_are_retried_and_the_run_succeeds_with_everything(backend: Backend) {
-    let config = SandboxConfig {
-        faults: Faults {
-            error_rate: 0.1,
-            malformed_rate: 0.05,
-            truncated_rate: 0.05,
-            ..Faults::default()
-        },
-        ..unlimited(&[(130, 20)])
-    };
-    let Some((app, sandbox)) = TestApp::with_sandbox(backend, config).await else {
+    let setup = SyncSetup::new(backend).shipments(130, 20).faults(Faults {
+        error_rate: 0.1,
+        malformed_rate: 0.05,
+        truncated_rate: 0.05,
+        ..Faults::default()
+    });
+    let Some(SyncTest {
+        app,
+        sandbox,
+        seller,
+        shops,
+    }) = setup.spawn().await
+    else {
         return;
     };
-    let seller = app.register("anna").await;
-    let shop = app.create_sandbox_shop(&seller, 1).await;
-    let run = app.sync_and_wait(&seller, shop, None).await;
+    let shop = shops[0];
+    let run = app.sync(&seller, shop, None).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert!(calls(&run, "errors") > 0, "no fault was injected: {run}");
     let listed = app
@@ -188,21 +177,26 @@ async fn faults_are_retried_and_the_run_succeeds_with_everything(backend: Backen
     );
     sandbox.revoke_tokens();
     sandbox.add_shipments("sandbox-1", 3, 0);
-    let again = app.sync_and_wait(&seller, shop, None).await;
+    let again = app.sync(&seller, shop, None).await;
     assert_eq!(again["status"], "succeeded", "{again}");
     let listed = app
         .get("/api/v1/shipments", Some(&seller.token))
         .await
         .json();
     assert_eq!(listed["count"], 153);
-    app.cleanup().await;
 }
 
 async fn rejected_credentials_fail_the_run_with_a_sentence_and_mark_the_shop(backend: Backend) {
-    let Some((app, _sandbox)) = TestApp::with_sandbox(backend, unlimited(&[(10, 0)])).await else {
+    let setup = SyncSetup::new(backend).shipments(10, 0).shops(0);
+    let Some(SyncTest {
+        app,
+        sandbox: _sandbox,
+        seller,
+        ..
+    }) = setup.spawn().await
+    else {
         return;
     };
-    let seller = app.register("anna").await;
     let response = app
         .post(
             "/api/v1/shops",
@@ -211,7 +205,7 @@ async fn rejected_credentials_fail_the_run_with_a_sentence_and_mark_the_shop(bac
         )
         .await;
     let shop = response.json()["id"].as_i64().unwrap();
-    let run = app.sync_and_wait(&seller, shop, None).await;
+    let run = app.sync(&seller, shop, None).await;
     assert_eq!(run["status"], "failed");
     assert!(
         run["error"]
@@ -244,26 +238,30 @@ async fn rejected_credentials_fail_the_run_with_a_sentence_and_mark_the_shop(bac
         serde_json::json!({"client_secret": "secret-1"}),
     )
     .await;
-    let fixed = app.sync_and_wait(&seller, shop, None).await;
+    let fixed = app.sync(&seller, shop, None).await;
     assert_eq!(fixed["status"], "succeeded", "{fixed}");
-    app.cleanup().await;
 }
 
 async fn a_second_sync_while_one_is_active_is_a_conflict_and_cancel_ends_it(backend: Backend) {
-    let config = SandboxConfig {
-        time_scale: 60.0,
-        limits: Limits {
+    let setup = SyncSetup::new(backend)
+        .shipments(200, 0)
+        .time_scale(60.0)
+        .limits(Limits {
             list: 25,
             detail: 5,
             token: 20,
-        },
-        ..unlimited(&[(200, 0)])
-    };
-    let Some((app, _sandbox)) = TestApp::with_sandbox(backend, config).await else {
+        })
+        .background_workers();
+    let Some(SyncTest {
+        app,
+        sandbox: _sandbox,
+        seller,
+        shops,
+    }) = setup.spawn().await
+    else {
         return;
     };
-    let seller = app.register("anna").await;
-    let shop = app.create_sandbox_shop(&seller, 1).await;
+    let shop = shops[0];
     let first = app
         .post(
             &format!("/api/v1/shops/{shop}/sync"),
@@ -323,31 +321,34 @@ async fn a_second_sync_while_one_is_active_is_a_conflict_and_cancel_ends_it(back
     assert_eq!(stored, later, "the cancelled run kept storing");
     let next = app.sync_and_wait(&seller, shop, Some("full")).await;
     assert_eq!(next["status"], "succeeded", "{next}");
-    app.cleanup().await;
 }
 
 async fn pages_shifting_during_a_crawl_lose_and_duplicate_nothing(backend: Backend) {
     // Five list calls a 1 s window: the 11 FBR pages take over two seconds, and shipments
     // arrive while the crawl is on page 5 or so.
-    let config = SandboxConfig {
-        time_scale: 60.0,
-        limits: Limits {
+    let setup = SyncSetup::new(backend)
+        .shipments(520, 10)
+        .time_scale(60.0)
+        .limits(Limits {
             list: 5,
             detail: 0,
             token: 0,
-        },
-        ..unlimited(&[(520, 10)])
-    };
-    let Some((app, sandbox)) = TestApp::with_sandbox_and(backend, config, |config| {
-        config.bol_assumed_limits.detail = None;
-        config.bol_assumed_limits.token = None;
-    })
-    .await
+        })
+        .config(|config| {
+            config.bol_assumed_limits.detail = None;
+            config.bol_assumed_limits.token = None;
+        })
+        .background_workers();
+    let Some(SyncTest {
+        app,
+        sandbox,
+        seller,
+        shops,
+    }) = setup.spawn().await
     else {
         return;
     };
-    let seller = app.register("anna").await;
-    let shop = app.create_sandbox_shop(&seller, 1).await;
+    let shop = shops[0];
     let run_id = app.start_sync(&seller, shop, None).await;
     app.wait_for_progress(&seller, run_id, "pages_fetched", 4)
         .await;
@@ -374,15 +375,21 @@ async fn pages_shifting_during_a_crawl_lose_and_duplicate_nothing(backend: Backe
     assert_eq!(run["progress"]["details_fetched"], 537);
     let account = sandbox.stats().account("sandbox-1").unwrap().clone();
     assert_eq!(account.detail.wasted, 0, "{account:?}");
-    app.cleanup().await;
 }
 
 async fn the_scheduler_queues_due_shops_once_per_interval(backend: Backend) {
-    let Some((app, sandbox)) = TestApp::with_sandbox(backend, unlimited(&[(30, 5), (3, 0)])).await
+    let setup = SyncSetup::new(backend)
+        .accounts(&[(30, 5), (3, 0)])
+        .shops(0);
+    let Some(SyncTest {
+        app,
+        sandbox,
+        seller,
+        ..
+    }) = setup.spawn().await
     else {
         return;
     };
-    let seller = app.register("anna").await;
     let response = app
         .post(
             "/api/v1/shops",
@@ -409,9 +416,8 @@ async fn the_scheduler_queues_due_shops_once_per_interval(backend: Backend) {
     let first = &runs["results"][0];
     assert_eq!(first["trigger"], "schedule");
     assert_eq!(first["mode"], "full");
-    let done = app
-        .wait_for_run(&seller, first["id"].as_i64().unwrap())
-        .await;
+    app.run_pending_syncs().await;
+    let done = app.sync_run(&seller, first["id"].as_i64().unwrap()).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(
         engine.schedule_due().await.unwrap(),
@@ -435,12 +441,12 @@ async fn the_scheduler_queues_due_shops_once_per_interval(backend: Backend) {
         .json();
     assert_eq!(runs["count"], 2);
     assert_eq!(runs["results"][0]["mode"], "incremental");
+    app.run_pending_syncs().await;
     let second = app
-        .wait_for_run(&seller, runs["results"][0]["id"].as_i64().unwrap())
+        .sync_run(&seller, runs["results"][0]["id"].as_i64().unwrap())
         .await;
     assert_eq!(second["status"], "succeeded", "{second}");
     assert_eq!(calls(&second, "detail"), 2);
-    app.cleanup().await;
 }
 
 /// A `simba` child process, killed when the test ends, also when it fails half-way.
@@ -513,19 +519,17 @@ fn spawn_simba_with(
 }
 
 async fn a_server_killed_mid_run_resumes_in_a_new_process(backend: Backend) {
-    let config = SandboxConfig {
-        time_scale: 60.0,
-        ..unlimited(&[(300, 100)])
-    };
-    let Some((app, sandbox)) = TestApp::with_sandbox_and(backend, config, |config| {
-        config.run_workers = false;
-    })
-    .await
+    let setup = SyncSetup::new(backend).shipments(300, 100).time_scale(60.0);
+    let Some(SyncTest {
+        app,
+        sandbox,
+        seller,
+        shops,
+    }) = setup.spawn().await
     else {
         return;
     };
-    let seller = app.register("anna").await;
-    let shop = app.create_sandbox_shop(&seller, 1).await;
+    let shop = shops[0];
     let run_id = app.start_sync(&seller, shop, None).await;
     let mut first = spawn_server(&app, &sandbox);
     app.wait_for_progress(&seller, run_id, "details_fetched", 60)
@@ -565,26 +569,24 @@ async fn a_server_killed_mid_run_resumes_in_a_new_process(backend: Backend) {
         account.token.wasted, 0,
         "the second process reused the stored token: {account:?}"
     );
-    app.cleanup().await;
 }
 
 async fn a_short_token_lifetime_means_many_renewals_and_no_wasted_token_call(backend: Backend) {
-    let config = SandboxConfig {
-        token_lifetime: 120,
-        time_scale: 60.0,
-        limits: Limits {
-            list: 25,
-            detail: 50,
-            token: 20,
-        },
-        ..unlimited(&[(150, 100)])
-    };
-    let Some((app, sandbox)) = TestApp::with_sandbox(backend, config).await else {
+    let setup = SyncSetup::new(backend)
+        .shipments(150, 100)
+        .token_lifetime(120)
+        .time_scale(60.0)
+        .published_limits();
+    let Some(SyncTest {
+        app,
+        sandbox,
+        seller,
+        shops,
+    }) = setup.spawn().await
+    else {
         return;
     };
-    let seller = app.register("anna").await;
-    let shop = app.create_sandbox_shop(&seller, 1).await;
-    let run = app.sync_and_wait(&seller, shop, None).await;
+    let run = app.sync(&seller, shops[0], None).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert!(
         calls(&run, "token") >= 2,
@@ -595,26 +597,28 @@ async fn a_short_token_lifetime_means_many_renewals_and_no_wasted_token_call(bac
     assert_eq!(account.token.wasted, 0, "{account:?}");
     assert_eq!(account.detail.calls, 250);
     assert_eq!(account.list.rate_limited + account.detail.rate_limited, 0);
-    app.cleanup().await;
 }
 
 async fn tight_limits_make_the_crawl_wait_without_a_single_429(backend: Backend) {
-    let config = SandboxConfig {
-        time_scale: 60.0,
-        limits: Limits {
+    let setup = SyncSetup::new(backend)
+        .shipments(160, 40)
+        .time_scale(60.0)
+        .limits(Limits {
             list: 5,
             detail: 20,
             token: 20,
-        },
-        ..unlimited(&[(160, 40)])
-    };
-    let Some((app, sandbox)) = TestApp::with_sandbox(backend, config).await else {
+        });
+    let Some(SyncTest {
+        app,
+        sandbox,
+        seller,
+        shops,
+    }) = setup.spawn().await
+    else {
         return;
     };
-    let seller = app.register("anna").await;
-    let shop = app.create_sandbox_shop(&seller, 1).await;
     let started = Instant::now();
-    let run = app.sync_and_wait(&seller, shop, None).await;
+    let run = app.sync(&seller, shops[0], None).await;
     let wall = started.elapsed();
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(calls(&run, "rate_limited"), 0, "{run}");
@@ -628,26 +632,30 @@ async fn tight_limits_make_the_crawl_wait_without_a_single_429(backend: Backend)
         wall <= floor.mul_f64(1.1) + Duration::from_millis(1500),
         "too slow: {wall:?}"
     );
-    app.cleanup().await;
 }
 
 async fn details_are_fetched_while_the_list_is_still_being_read(backend: Backend) {
     // Five list calls a 1 s window: the 8 list calls take two windows, during which the
     // details of the pages already read go on under their own limit.
-    let config = SandboxConfig {
-        time_scale: 60.0,
-        limits: Limits {
+    let setup = SyncSetup::new(backend)
+        .shipments(300, 10)
+        .time_scale(60.0)
+        .limits(Limits {
             list: 5,
             detail: 50,
             token: 20,
-        },
-        ..unlimited(&[(300, 10)])
-    };
-    let Some((app, sandbox)) = TestApp::with_sandbox(backend, config).await else {
+        })
+        .background_workers();
+    let Some(SyncTest {
+        app,
+        sandbox,
+        seller,
+        shops,
+    }) = setup.spawn().await
+    else {
         return;
     };
-    let seller = app.register("anna").await;
-    let shop = app.create_sandbox_shop(&seller, 1).await;
+    let shop = shops[0];
     let run_id = app.start_sync(&seller, shop, None).await;
     app.wait_for_progress(&seller, run_id, "details_fetched", 1)
         .await;
@@ -687,7 +695,6 @@ async fn details_are_fetched_while_the_list_is_still_being_read(backend: Backend
         0,
         "{account:?}"
     );
-    app.cleanup().await;
 }
 
 async fn three_worker_processes_sync_fifty_shops_and_survive_losing_one(backend: Backend) {
@@ -735,29 +742,26 @@ async fn fifty_shops_on_three_workers(backend: Backend, queue: Queue, disruption
             None => return,
         },
     };
-    let shops = 50;
-    let config = SandboxConfig {
-        time_scale: 60.0,
-        limits: Limits {
-            list: 25,
-            detail: 50,
-            token: 20,
-        },
-        ..unlimited(&vec![(400, 100); shops])
-    };
     let broker_url = broker.as_ref().map(|b| b.url.clone());
-    let Some((app, sandbox)) = TestApp::with_sandbox_and(backend, config, |config| {
-        config.run_workers = false;
-        config.broker_url = broker_url.as_ref().map(|url| url.parse().unwrap());
-    })
-    .await
+    let setup = SyncSetup::new(backend)
+        .accounts(&[(400, 100); 50])
+        .shops(50)
+        .time_scale(60.0)
+        .published_limits()
+        .config(move |config| {
+            config.broker_url = broker_url.map(|url| url.parse().unwrap());
+        });
+    let Some(SyncTest {
+        app,
+        sandbox,
+        seller,
+        shops,
+    }) = setup.spawn().await
     else {
         return;
     };
-    let seller = app.register("anna").await;
     let mut runs = Vec::new();
-    for n in 1..=shops as u32 {
-        let shop = app.create_sandbox_shop(&seller, n).await;
+    for &shop in &shops {
         runs.push(app.start_sync(&seller, shop, None).await);
     }
     // Slices of 2 s hand every run from worker to worker several times through the queue.
@@ -846,10 +850,6 @@ async fn fifty_shops_on_three_workers(backend: Backend, queue: Queue, disruption
         );
         assert_eq!(detail, 25_000, "detail calls");
     }
-    app.cleanup().await;
-    if let Some(broker) = broker {
-        broker.delete();
-    }
 }
 
 async fn sigterm_lets_the_step_in_flight_commit_and_loses_nothing(backend: Backend) {
@@ -879,25 +879,24 @@ async fn sigterm_scenario(backend: Backend, queue: Queue) {
         .as_deref()
         .map(|url| vec![("BROKER_URL", url)])
         .unwrap_or_default();
-    let config = SandboxConfig {
-        time_scale: 60.0,
-        limits: Limits {
-            list: 25,
-            detail: 50,
-            token: 20,
-        },
-        ..unlimited(&[(300, 100)])
-    };
-    let Some((app, sandbox)) = TestApp::with_sandbox_and(backend, config, |config| {
-        config.run_workers = false;
-        config.broker_url = broker_url.as_ref().map(|url| url.parse().unwrap());
-    })
-    .await
+    let app_broker_url = broker_url.clone();
+    let setup = SyncSetup::new(backend)
+        .shipments(300, 100)
+        .time_scale(60.0)
+        .published_limits()
+        .config(move |config| {
+            config.broker_url = app_broker_url.map(|url| url.parse().unwrap());
+        });
+    let Some(SyncTest {
+        app,
+        sandbox,
+        seller,
+        shops,
+    }) = setup.spawn().await
     else {
         return;
     };
-    let seller = app.register("anna").await;
-    let shop = app.create_sandbox_shop(&seller, 1).await;
+    let shop = shops[0];
     let run_id = app.start_sync(&seller, shop, None).await;
     let mut worker = spawn_simba_with("worker", &app, &sandbox, &worker_env);
     app.wait_for_progress(&seller, run_id, "details_fetched", 60)
@@ -960,10 +959,6 @@ async fn sigterm_scenario(backend: Backend, queue: Queue) {
         0,
         "{account:?}"
     );
-    app.cleanup().await;
-    if let Some(broker) = broker {
-        broker.delete();
-    }
 }
 
 /// The process holding the scheduler lease, by pid (owners are named `{pid}-{random}`).
@@ -984,14 +979,16 @@ async fn another_process_takes_over_scheduling_within_a_minute_of_the_leader_dyi
     if backend == Backend::Sqlite {
         return;
     }
-    let Some((app, sandbox)) = TestApp::with_sandbox_and(backend, unlimited(&[(3, 0)]), |c| {
-        c.run_workers = false;
-    })
-    .await
+    let setup = SyncSetup::new(backend).shipments(3, 0).shops(0);
+    let Some(SyncTest {
+        app,
+        sandbox,
+        seller,
+        ..
+    }) = setup.spawn().await
     else {
         return;
     };
-    let seller = app.register("anna").await;
     let mut workers: Vec<_> = (0..2)
         .map(|_| spawn_simba("worker", &app, &sandbox))
         .collect();
@@ -1058,5 +1055,4 @@ async fn another_process_takes_over_scheduling_within_a_minute_of_the_leader_dyi
     let run = app.wait_for_run(&seller, run["id"].as_i64().unwrap()).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     drop(workers);
-    app.cleanup().await;
 }

@@ -9,6 +9,12 @@ use simba::app::{self, AppState};
 use simba::config::Config;
 use simba::domain::FulfilmentMethod;
 
+pub mod broker;
+mod database;
+pub mod sync_setup;
+
+use database::TestDatabase;
+
 /// Every database backend the suite runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -90,8 +96,7 @@ where
     let Some(app) = TestApp::spawn_with(backend, adjust).await else {
         return;
     };
-    test(app.clone()).await;
-    app.cleanup().await;
+    test(app).await;
 }
 
 /// The log output of every app in this test process, for tests that search it.
@@ -137,6 +142,11 @@ fn init_log_capture() {
             .with_ansi(false)
             .init();
     });
+}
+
+fn unique_name() -> String {
+    use rand::Rng;
+    format!("simba_test_{:016x}", rand::rng().random::<u64>())
 }
 
 /// Says once per backend, past the test harness's output capture, that it is skipped.
@@ -287,79 +297,6 @@ pub struct TestApp {
     pub bodies: Arc<Mutex<Vec<String>>>,
 }
 
-/// What a fresh database needs to be removed again.
-enum TestDatabase {
-    Sqlite(
-        #[expect(dead_code, reason = "held so the directory lives as long as the app")]
-        tempfile::TempDir,
-    ),
-    Server {
-        admin_url: String,
-        name: String,
-    },
-}
-
-fn unique_name() -> String {
-    use rand::Rng;
-    format!("simba_test_{:016x}", rand::rng().random::<u64>())
-}
-
-/// The URL of database `name` on the server of `base`.
-fn with_database(base: &str, name: &str) -> String {
-    let mut url = url::Url::parse(base).expect("a valid test database URL");
-    url.set_path(&format!("/{name}"));
-    url.to_string()
-}
-
-async fn admin_execute(admin_url: &str, sql: &str) {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(admin_url)
-        .await
-        .unwrap_or_else(|e| panic!("the test database server at {admin_url} does not answer: {e}"));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    conn.close().await.ok();
-}
-
-impl TestDatabase {
-    async fn create(backend: Backend) -> Option<(TestDatabase, String)> {
-        match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("simba.db").display()
-                );
-                Some((TestDatabase::Sqlite(dir), url))
-            }
-            Backend::Postgres | Backend::Mysql => {
-                let var = backend.env_var().unwrap();
-                let Some(admin_url) = std::env::var(var).ok().filter(|v| !v.is_empty()) else {
-                    say_skipped(backend, var);
-                    return None;
-                };
-                let name = unique_name();
-                admin_execute(&admin_url, &format!("CREATE DATABASE {name}")).await;
-                let url = with_database(&admin_url, &name);
-                Some((TestDatabase::Server { admin_url, name }, url))
-            }
-        }
-    }
-
-    async fn drop_database(&self, backend: Backend) {
-        if let TestDatabase::Server { admin_url, name } = self {
-            let sql = match backend {
-                Backend::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                _ => format!("DROP DATABASE IF EXISTS {name}"),
-            };
-            admin_execute(admin_url, &sql).await;
-        }
-    }
-}
-
 impl TestApp {
     /// Spawns with settings adjusted by `adjust` (such as another `SECRET_KEY`).
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
@@ -370,7 +307,7 @@ impl TestApp {
 
     /// Another process of the app on this app's database, with settings adjusted by `adjust`
     /// from the test defaults: its own state, caches and port, as a second web process or this
-    /// one restarted. The database stays until the first app's `cleanup`.
+    /// one restarted. The database stays until every app on it is dropped.
     pub async fn another_process(&self, adjust: impl FnOnce(&mut Config)) -> TestApp {
         Self::serve(self.db.clone(), self.database_url.clone(), adjust).await
     }
@@ -409,51 +346,6 @@ impl TestApp {
         self.state.db.pool.close().await;
     }
 
-    /// Spawns with a bol sandbox configured by `sandbox`; the app's marketplace URLs and time
-    /// scale point at it.
-    pub async fn with_sandbox(
-        backend: Backend,
-        sandbox: bol_sandbox::SandboxConfig,
-    ) -> Option<(TestApp, bol_sandbox::Sandbox)> {
-        Self::with_sandbox_and(backend, sandbox, |_| {}).await
-    }
-
-    /// [`TestApp::with_sandbox`] with further settings adjusted by `adjust`.
-    pub async fn with_sandbox_and(
-        backend: Backend,
-        sandbox: bol_sandbox::SandboxConfig,
-        adjust: impl FnOnce(&mut Config),
-    ) -> Option<(TestApp, bol_sandbox::Sandbox)> {
-        if let Some(var) = backend.env_var()
-            && std::env::var(var).ok().filter(|v| !v.is_empty()).is_none()
-        {
-            say_skipped(backend, var);
-            return None;
-        }
-        let scale = sandbox.time_scale;
-        // A sandbox without limits sends no rate-limit headers to learn from.
-        let unlimited = sandbox.limits == bol_sandbox::Limits::OFF;
-        let sandbox = bol_sandbox::Sandbox::start(sandbox)
-            .await
-            .expect("the sandbox starts");
-        let base: url::Url = sandbox.base_url().parse().unwrap();
-        let app = Self::spawn_with(backend, |config| {
-            config.bol_api_url = base.clone();
-            config.bol_login_url = base;
-            config.bol_time_scale = scale;
-            if unlimited {
-                config.bol_assumed_limits = bol::Limits {
-                    token: None,
-                    list: None,
-                    detail: None,
-                };
-            }
-            adjust(config);
-        })
-        .await?;
-        Some((app, sandbox))
-    }
-
     /// Adds a shop with sandbox credentials `sandbox-N` / `secret-N`.
     pub async fn create_sandbox_shop(&self, seller: &Seller, n: u32) -> i64 {
         let response = self
@@ -485,19 +377,74 @@ impl TestApp {
         started.json()["id"].as_i64().unwrap()
     }
 
-    /// Starts a sync and waits until the run has ended; returns the run.
+    /// Starts a sync and polls until a worker has ended the run; returns the run.
     pub async fn sync_and_wait(&self, seller: &Seller, shop_id: i64, mode: Option<&str>) -> Value {
         let run_id = self.start_sync(seller, shop_id, mode).await;
         self.wait_for_run(seller, run_id).await
     }
 
+    /// Starts a sync and drives it to its end here with [`TestApp::run_pending_syncs`];
+    /// returns the run.
+    pub async fn sync(&self, seller: &Seller, shop_id: i64, mode: Option<&str>) -> Value {
+        let run_id = self.start_sync(seller, shop_id, mode).await;
+        self.run_pending_syncs().await;
+        self.sync_run(seller, run_id).await
+    }
+
+    /// Drives every queued or running run to its end in the test itself, as a worker would,
+    /// instead of polling until a background worker has; then asserts that none is left.
+    pub async fn run_pending_syncs(&self) {
+        assert!(
+            !self.state.config.run_workers,
+            "the app's own workers would race this one (SyncSetup spawns without them)"
+        );
+        let db = &self.state.db;
+        // Never sent: the runs are driven to their end, not paused.
+        let (_stop, stop) = tokio::sync::watch::channel(false);
+        let mut driven = std::collections::HashSet::new();
+        loop {
+            let now_ms =
+                (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+            let pending = simba::store::sync_runs::claimable(db, now_ms, 100)
+                .await
+                .unwrap();
+            if pending.is_empty() {
+                break;
+            }
+            for run in pending {
+                // Driven once and still claimable, it would be driven again forever.
+                assert!(driven.insert(run.run_id), "run {} did not end", run.run_id);
+                let end = self
+                    .state
+                    .engine
+                    .drive(run.run_id, stop.clone(), None)
+                    .await;
+                end.unwrap_or_else(|e| panic!("driving run {}: {e:#}", run.run_id));
+            }
+        }
+        let active: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM sync_runs WHERE status IN ('queued', 'running') ORDER BY id",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        assert!(
+            active.is_empty(),
+            "runs left active, their shops leased by another driver: {active:?}"
+        );
+    }
+
+    /// The run as the API shows it.
+    pub async fn sync_run(&self, seller: &Seller, run_id: i64) -> Value {
+        self.get(&format!("/api/v1/sync-runs/{run_id}"), Some(&seller.token))
+            .await
+            .json()
+    }
+
     /// Polls a run until its `progress[key]` reaches `at_least` (at most thirty seconds).
     pub async fn wait_for_progress(&self, seller: &Seller, run_id: i64, key: &str, at_least: i64) {
         for _ in 0..1500 {
-            let run = self
-                .get(&format!("/api/v1/sync-runs/{run_id}"), Some(&seller.token))
-                .await
-                .json();
+            let run = self.sync_run(seller, run_id).await;
             if run["progress"][key].as_i64().unwrap() >= at_least {
                 return;
             }
@@ -509,10 +456,7 @@ impl TestApp {
     /// Polls a run until it is no longer queued or running (at most two minutes).
     pub async fn wait_for_run(&self, seller: &Seller, run_id: i64) -> Value {
         for _ in 0..2400 {
-            let run = self
-                .get(&format!("/api/v1/sync-runs/{run_id}"), Some(&seller.token))
-                .await
-                .json();
+            let run = self.sync_run(seller, run_id).await;
             if run["status"] != "queued" && run["status"] != "running" {
                 return run;
             }
@@ -561,12 +505,6 @@ impl TestApp {
                 .await
                 .unwrap();
         }
-    }
-
-    /// Stops the server and removes the database.
-    pub async fn cleanup(self) {
-        self.stop().await;
-        self.db.drop_database(self.backend()).await;
     }
 
     /// A raw connection to the app, for tests of what a client does on the wire.
@@ -715,65 +653,4 @@ pub fn shipment(shop_id: i64, i: usize) -> simba::store::shipments::NewShipment 
         raw: Some(json!({"shipmentId": format!("{shop_id}{i:06}")}).to_string()),
         detail_synced_at: Some(1_790_100_000),
     }
-}
-
-/// A RabbitMQ virtual host of its own for one test, so that its queue and the connections it
-/// closes are nobody else's; deleted (with its queues) by [`TestBroker::delete`].
-pub struct TestBroker {
-    /// `BROKER_URL` for the test's processes.
-    pub url: String,
-    vhost: String,
-}
-
-impl TestBroker {
-    /// `None` (and a note) when `SIMBA_TEST_AMQP_URL` is not set.
-    pub fn create() -> Option<TestBroker> {
-        const VAR: &str = "SIMBA_TEST_AMQP_URL";
-        let Some(base) = std::env::var(VAR).ok().filter(|v| !v.is_empty()) else {
-            static SAID: Once = Once::new();
-            SAID.call_once(|| {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "note: RabbitMQ tests skipped: {VAR} is not set (.ci/run sets it)"
-                );
-            });
-            return None;
-        };
-        let vhost = unique_name();
-        rabbitmqctl(&["add_vhost", &vhost]);
-        rabbitmqctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
-        let mut url = url::Url::parse(&base).expect("a valid SIMBA_TEST_AMQP_URL");
-        url.set_path(&format!("/{vhost}"));
-        Some(TestBroker {
-            url: url.to_string(),
-            vhost,
-        })
-    }
-
-    /// What an operator's `rabbitmqctl close_all_connections` does, to this test's clients.
-    pub fn close_all_connections(&self) {
-        rabbitmqctl(&[
-            "close_all_connections",
-            "--vhost",
-            &self.vhost,
-            "closed by a Simba test",
-        ]);
-    }
-
-    pub fn delete(self) {
-        rabbitmqctl(&["delete_vhost", &self.vhost]);
-    }
-}
-
-fn rabbitmqctl(args: &[&str]) {
-    let output = std::process::Command::new("rabbitmqctl")
-        .arg("-q")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl runs (RabbitMQ tests need it beside the broker)");
-    assert!(
-        output.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
