@@ -2,33 +2,32 @@
 //! `shop.id` down to the marketplace client's own lines, those of detail calls made on other
 //! tasks included.
 
-use bol_sandbox::{AccountConfig, Faults, Limits, SandboxConfig};
+use bol_sandbox::Faults;
 
-use crate::helpers::{Backend, TestApp, captured_logs};
+use crate::helpers::sync_setup::{SyncSetup, SyncTest};
+use crate::helpers::{Backend, captured_logs};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_marketplace_clients_lines_during_a_run_name_the_run_and_its_shop() {
-    let config = SandboxConfig {
-        accounts: vec![AccountConfig {
-            client_id: "sandbox-1".into(),
-            client_secret: "secret-1".into(),
-            fbr: 130,
-            fbb: 20,
-        }],
-        limits: Limits::OFF,
-        faults: Faults {
+    let Some(SyncTest {
+        app,
+        sandbox: _sandbox,
+        seller,
+        shops,
+    }) = SyncSetup::new(Backend::Sqlite)
+        .shipments(130, 20)
+        .faults(Faults {
             error_rate: 0.1,
             ..Faults::default()
-        },
-        ..SandboxConfig::default()
-    };
-    let Some((app, _sandbox)) = TestApp::with_sandbox(Backend::Sqlite, config).await else {
+        })
+        .spawn()
+        .await
+    else {
         return;
     };
-    let seller = app.register("anna").await;
-    let shop = app.create_sandbox_shop(&seller, 1).await;
+    let shop = shops[0];
 
-    let run = app.sync_and_wait(&seller, shop, None).await;
+    let run = app.sync(&seller, shop, None).await;
 
     let run_span = format!("sync_run{{run.id={} shop.id={shop}}}", run["id"]);
     let logs = captured_logs();
@@ -48,5 +47,4 @@ async fn the_marketplace_clients_lines_during_a_run_name_the_run_and_its_shop() 
         !retried_details.is_empty(),
         "no retried detail call was logged inside its step's span"
     );
-    app.cleanup().await;
 }
