@@ -100,7 +100,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 impl StoreError {
     /// Whether the same call may succeed if tried again: the pool had no free connection, the
     /// server refused one (too many connections), the transaction lost a deadlock or a
-    /// serialization conflict, or SQLite was busy.
+    /// serialization conflict or waited too long for a lock, or SQLite was busy.
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Unavailable(error) | StoreError::Other(error) => is_transient_sqlx(error),
@@ -113,12 +113,18 @@ impl StoreError {
 fn is_transient_sqlx(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
-        sqlx::Error::Database(db) => matches!(
-            db.code().as_deref(),
-            // SQLSTATEs: serialization failure or deadlock (PostgreSQL and MySQL), deadlock
-            // (PostgreSQL), too many connections (PostgreSQL, MySQL); SQLite busy/locked.
-            Some("40001" | "40P01" | "53300" | "08004" | "5" | "6" | "517")
-        ),
+        sqlx::Error::Database(db) => {
+            matches!(
+                db.code().as_deref(),
+                // SQLSTATEs: serialization failure or deadlock (PostgreSQL and MySQL), deadlock
+                // and lock timeout (PostgreSQL), too many connections (PostgreSQL, MySQL);
+                // SQLite busy/locked.
+                Some("40001" | "40P01" | "55P03" | "53300" | "08004" | "5" | "6" | "517")
+            ) || db
+                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                // MySQL's lock wait timeout has only the catch-all SQLSTATE HY000.
+                .is_some_and(|mysql| mysql.number() == 1205)
+        }
         _ => false,
     }
 }
