@@ -58,8 +58,8 @@ pub(super) async fn start_sync(
 }
 
 /// Queues a sync of the seller's shop in `mode` (API.md's default when `None`) and wakes a
-/// worker: the API's and the dashboard's "sync now" both start runs here.
-pub(crate) async fn queue_sync(
+/// worker.
+async fn queue_sync(
     state: &AppState,
     user_id: i64,
     shop_id: i64,

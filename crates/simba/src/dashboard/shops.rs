@@ -13,12 +13,12 @@ use secrecy::SecretString;
 
 use super::layout::{Field, Section, csrf_field, maybe_when, page, pager, when};
 use super::{DashError, DashResult, PageId, PostedForm, Session};
-use crate::domain::ValidationErrors;
-use crate::error::ApiError;
+use crate::domain::{Trigger, ValidationErrors};
 use crate::services::shops::{self as shop_service, REQUIRED_TO_REPLACE, ShopError, ShopInput};
 use crate::state::AppState;
 use crate::store::shops::{self, Shop};
 use crate::store::sync_runs;
+use crate::sync::{self, QueueError};
 use crate::web::{PageParams, QueryParams};
 
 pub fn routes() -> Router<AppState> {
@@ -341,14 +341,14 @@ async fn sync_now(
     PageId(id): PageId,
     form: PostedForm,
 ) -> DashResult<Redirect> {
-    let run_id =
-        match crate::api::sync_runs::queue_sync(&state, form.session.user.id, id, None).await {
-            Ok(run) => run.id,
-            Err(ApiError::Conflict {
-                active_run_id: Some(active),
-                ..
-            }) => active,
-            Err(other) => return Err(other.into()),
-        };
+    shops::get(&state.db, form.session.user.id, id)
+        .await?
+        .ok_or(DashError::NotFound)?;
+    let run_id = match sync::queue_run(&state.engine, id, None, Trigger::Api).await {
+        Ok(run) => run.id,
+        Err(QueueError::Active(active)) => active,
+        Err(QueueError::NoShop(_)) => return Err(DashError::NotFound),
+        Err(QueueError::Store(e)) => return Err(e.into()),
+    };
     Ok(Redirect::to(&format!("/runs/{run_id}")))
 }
