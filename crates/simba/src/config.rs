@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::auth::client_address::TrustedProxies;
+use crate::domain::TrustedProxies;
 use crate::store::Backend;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://simba.db?mode=rwc";

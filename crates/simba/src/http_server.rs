@@ -52,9 +52,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use crate::auth::client_address::TrustedProxies;
 use crate::config::HttpSettings;
 use crate::domain::ClientBlock;
+use crate::domain::TrustedProxies;
 
 /// The most a connection buffers of a request head (and of an answer waiting to be written).
 /// hyper's default, about 400 KB, lets every connection in its header phase hold that much;

@@ -8,10 +8,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::AuthContext;
 use crate::auth::cache::AuthCache;
-use crate::auth::client_address::TrustedProxies;
 use crate::auth::throttle::ChecksInFlight;
 use crate::config::{Config, SessionSettings};
 use crate::crypto::Cipher;
+use crate::domain::TrustedProxies;
 use crate::services::page_cache::PageCache;
 use crate::store::Db;
 use crate::sync::Engine;

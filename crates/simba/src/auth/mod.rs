@@ -22,7 +22,7 @@ use crate::store::users::User;
 use crate::store::{self, Db, StoreResult};
 
 use self::cache::AuthCache;
-use self::client_address::TrustedProxies;
+use crate::domain::TrustedProxies;
 
 /// What authenticating a request needs of the application's state. The extractors take any
 /// state that provides it, so that `auth` knows nothing of the state that `app` builds for the

@@ -5,11 +5,13 @@ mod account;
 mod client_block;
 mod run;
 mod shop;
+mod trusted_proxies;
 
 pub use account::{Email, Password, PersonName, Username};
 pub use client_block::ClientBlock;
 pub use run::{Mode, RunStatus, Trigger};
 pub use shop::{ClientId, ClientSecret, FulfilmentMethod, Marketplace, ShopName, SyncInterval};
+pub use trusted_proxies::TrustedProxies;
 
 use std::collections::BTreeMap;
 
