@@ -20,7 +20,6 @@ use axum::routing::get;
 use sha2::{Digest, Sha256};
 
 use crate::crypto::same_secret;
-use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::tokens::TokenKind;
@@ -99,22 +98,6 @@ impl DashError {
 }
 
 /// Queueing a sync still answers as the API does; the page it leads to is chosen here.
-impl From<ApiError> for DashError {
-    fn from(error: ApiError) -> Self {
-        match error {
-            ApiError::NotFound => DashError::NotFound,
-            ApiError::Unauthenticated => DashError::LoggedOut {
-                next: "/shops".into(),
-            },
-            ApiError::Unavailable(cause) => {
-                tracing::warn!(error = format!("{cause:#}"), "service unavailable");
-                DashError::Unavailable
-            }
-            other => DashError::internal(other),
-        }
-    }
-}
-
 /// What the store's failures look like to a seller: busy is "try again", the rest a fixed page.
 impl From<StoreError> for DashError {
     fn from(error: StoreError) -> Self {
