@@ -4,9 +4,9 @@ use secrecy::ExposeSecret;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, StoreResult};
+use super::{Db, StoreResult, maybe_seconds_at, seconds_at};
 use crate::crypto::Cipher;
-use crate::domain::{ClientId, ClientSecret, Marketplace, ShopName, SyncInterval};
+use crate::domain::{ClientId, ClientSecret, Marketplace, ShopName, SyncInterval, Timestamp};
 
 /// The associated data that binds a ciphertext to the `client_secret` column.
 pub const SECRET_PURPOSE: &str = "shops.client_secret";
@@ -20,12 +20,12 @@ pub struct Shop {
     pub client_id: String,
     pub auto_sync: bool,
     pub sync_interval_minutes: i32,
-    pub last_synced_at: Option<i64>,
+    pub last_synced_at: Option<Timestamp>,
     pub active_run_id: Option<i64>,
     pub shipment_count: i64,
-    pub credentials_rejected_at: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
+    pub credentials_rejected_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// Every writable field, parsed.
@@ -51,12 +51,12 @@ fn from_row(row: &AnyRow) -> Result<Shop, sqlx::Error> {
         client_id: row.try_get("client_id")?,
         auto_sync: row.try_get::<i64, _>("auto_sync")? != 0,
         sync_interval_minutes: row.try_get("sync_interval_minutes")?,
-        last_synced_at: row.try_get("last_synced_at")?,
+        last_synced_at: maybe_seconds_at(row, "last_synced_at")?,
         active_run_id: row.try_get("active_run_id")?,
         shipment_count: row.try_get("shipment_count")?,
-        credentials_rejected_at: row.try_get("credentials_rejected_at")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        credentials_rejected_at: maybe_seconds_at(row, "credentials_rejected_at")?,
+        created_at: seconds_at(row, "created_at")?,
+        updated_at: seconds_at(row, "updated_at")?,
     })
 }
 
@@ -67,7 +67,7 @@ pub async fn create(
     fields: &ShopFields,
     secret: &ClientSecret,
 ) -> StoreResult<Shop> {
-    let now = super::now();
+    let now = Timestamp::now();
     let sql = format!(
         "INSERT INTO shops (user_id, name, marketplace, client_id, client_secret_enc, auto_sync, \
          sync_interval_minutes, shipment_count, created_at, updated_at) \
@@ -83,8 +83,8 @@ pub async fn create(
         .bind(cipher.encrypt(SECRET_PURPOSE, secret.expose()))
         .bind(i16::from(fields.auto_sync))
         .bind(fields.sync_interval.minutes())
-        .bind(now)
-        .bind(now);
+        .bind(now.unix_seconds())
+        .bind(now.unix_seconds());
     let id = db.insert(&db.pool, query).await?;
     Ok(Shop {
         id,
@@ -144,7 +144,7 @@ pub async fn update(
     fields: &ShopFields,
     secret: Option<&ClientSecret>,
 ) -> StoreResult<Shop> {
-    let now = super::now();
+    let now = Timestamp::now();
     let credentials_changed = secret.is_some() || fields.client_id.as_str() != shop.client_id;
     let old_credentials = if credentials_changed {
         credentials(db, shop.id).await?
@@ -171,8 +171,8 @@ pub async fn update(
         .bind(fields.client_id.as_str())
         .bind(i16::from(fields.auto_sync))
         .bind(fields.sync_interval.minutes())
-        .bind(rejected_at)
-        .bind(now);
+        .bind(rejected_at.map(Timestamp::unix_seconds))
+        .bind(now.unix_seconds());
     if let Some(secret) = secret {
         query = query.bind(cipher.encrypt(SECRET_PURPOSE, secret.expose()));
     }

@@ -4,8 +4,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::param::Param;
-use super::{Db, StoreError, StoreResult};
-use crate::domain::{Mode, RunStatus, Trigger};
+use super::{Db, StoreError, StoreResult, maybe_seconds_at, seconds_at};
+use crate::domain::{Mode, RunStatus, Timestamp, Trigger};
 
 /// A run's progress as API.md shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,9 +41,9 @@ pub struct SyncRun {
     pub mode: Mode,
     pub trigger: Trigger,
     pub status: RunStatus,
-    pub created_at: i64,
-    pub started_at: Option<i64>,
-    pub finished_at: Option<i64>,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
     pub progress: Progress,
     pub api_calls: ApiCalls,
     pub error: Option<String>,
@@ -74,9 +74,9 @@ fn from_row(row: &AnyRow) -> Result<SyncRun, sqlx::Error> {
         mode: decode(row, 2, Mode::parse)?,
         trigger: decode(row, 3, Trigger::parse)?,
         status: decode(row, 4, RunStatus::parse)?,
-        created_at: row.try_get(5)?,
-        started_at: row.try_get(6)?,
-        finished_at: row.try_get(7)?,
+        created_at: seconds_at(row, 5)?,
+        started_at: maybe_seconds_at(row, 6)?,
+        finished_at: maybe_seconds_at(row, 7)?,
         progress: Progress {
             pages_fetched: row.try_get(8)?,
             shipments_seen: row.try_get(9)?,
@@ -112,7 +112,7 @@ pub async fn create_queued(
     mode: Mode,
     trigger: Trigger,
 ) -> Result<SyncRun, QueueError> {
-    let now = super::now();
+    let now = Timestamp::now();
     let mut tx = db.pool.begin().await.map_err(StoreError::from)?;
     let sql = format!(
         "INSERT INTO sync_runs (shop_id, mode, run_trigger, status, created_at) \
@@ -124,14 +124,14 @@ pub async fn create_queued(
         .bind(shop_id)
         .bind(mode.as_str())
         .bind(trigger.as_str())
-        .bind(now);
+        .bind(now.unix_seconds());
     let id = db.insert(&mut *tx, query).await?;
     let claimed = db
         .query(
             "UPDATE shops SET active_run_id = ?, last_run_at = ? WHERE id = ? AND active_run_id IS NULL",
         )
         .bind(id)
-        .bind(now)
+        .bind(now.unix_seconds())
         .bind(shop_id)
         .execute(&mut *tx)
         .await
@@ -230,8 +230,8 @@ pub async fn list_for_user(
 }
 
 /// For each of the seller's shops whose runs have failed since its last success (or ever,
-/// without one): when the first of those failures ended, as `(shop_id, unix seconds)`.
-pub async fn failing_since(db: &Db, user_id: i64) -> StoreResult<Vec<(i64, i64)>> {
+/// without one): when the first of those failures ended, as `(shop_id, when)`.
+pub async fn failing_since(db: &Db, user_id: i64) -> StoreResult<Vec<(i64, Timestamp)>> {
     let rows = db
         .query(
             "SELECT r.shop_id, MIN(r.finished_at) FROM sync_runs r JOIN shops s ON s.id = r.shop_id \
@@ -244,7 +244,7 @@ pub async fn failing_since(db: &Db, user_id: i64) -> StoreResult<Vec<(i64, i64)>
         .fetch_all(&db.pool)
         .await?;
     rows.iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .map(|row| Ok((row.try_get(0)?, seconds_at(row, 1)?)))
         .collect()
 }
 
@@ -288,14 +288,14 @@ pub struct Claimable {
 }
 
 /// Runs waiting for a driver: queued, or running under a lease that expired (its worker died).
-pub async fn claimable(db: &Db, now_ms: i64, limit: i64) -> StoreResult<Vec<Claimable>> {
+pub async fn claimable(db: &Db, now: Timestamp, limit: i64) -> StoreResult<Vec<Claimable>> {
     let rows = db
         .query(
             "SELECT r.id, r.shop_id FROM sync_runs r JOIN shops s ON s.id = r.shop_id \
              WHERE r.status IN ('queued', 'running') AND (s.lease_until IS NULL OR s.lease_until < ?) \
              ORDER BY r.id LIMIT ?",
         )
-        .bind(now_ms)
+        .bind(now.unix_millis())
         .bind(limit)
         .fetch_all(&db.pool)
         .await?;
@@ -310,13 +310,12 @@ pub async fn claimable(db: &Db, now_ms: i64, limit: i64) -> StoreResult<Vec<Clai
 }
 
 /// Active runs without a live driver whose message the broker has not confirmed since
-/// `dispatched_before_ms`, among runs created before `created_before` (Unix seconds): the ones
-/// to publish again.
+/// `dispatched_before`, among runs created before `created_before`: the ones to publish again.
 pub async fn undispatched(
     db: &Db,
-    now_ms: i64,
-    dispatched_before_ms: i64,
-    created_before: i64,
+    now: Timestamp,
+    dispatched_before: Timestamp,
+    created_before: Timestamp,
 ) -> StoreResult<Vec<i64>> {
     let rows = db
         .query(
@@ -325,26 +324,26 @@ pub async fn undispatched(
              AND (r.dispatched_at_ms IS NULL OR r.dispatched_at_ms < ?) AND r.created_at < ? \
              ORDER BY r.id",
         )
-        .bind(now_ms)
-        .bind(dispatched_before_ms)
-        .bind(created_before)
+        .bind(now.unix_millis())
+        .bind(dispatched_before.unix_millis())
+        .bind(created_before.unix_seconds())
         .fetch_all(&db.pool)
         .await?;
     rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
 
 /// Records that the broker confirmed a message for the run.
-pub async fn mark_dispatched(db: &Db, run_id: i64, at_ms: i64) -> StoreResult<()> {
+pub async fn mark_dispatched(db: &Db, run_id: i64, at: Timestamp) -> StoreResult<()> {
     db.query("UPDATE sync_runs SET dispatched_at_ms = ? WHERE id = ?")
-        .bind(at_ms)
+        .bind(at.unix_millis())
         .bind(run_id)
         .execute(&db.pool)
         .await?;
     Ok(())
 }
 
-/// Who holds the shop's lease, and until when (Unix milliseconds).
-pub async fn lease_holder(db: &Db, shop_id: i64) -> StoreResult<Option<(String, i64)>> {
+/// Who holds the shop's lease, and until when.
+pub async fn lease_holder(db: &Db, shop_id: i64) -> StoreResult<Option<(String, Timestamp)>> {
     let row = db
         .query("SELECT lease_owner, lease_until FROM shops WHERE id = ?")
         .bind(shop_id)
@@ -353,16 +352,16 @@ pub async fn lease_holder(db: &Db, shop_id: i64) -> StoreResult<Option<(String, 
     let Some(row) = row else { return Ok(None) };
     let owner: Option<String> = row.try_get(0)?;
     let until: Option<i64> = row.try_get(1)?;
-    Ok(owner.zip(until))
+    Ok(owner.zip(until.map(Timestamp::from_unix_millis)))
 }
 
-/// Takes the shop's lease for `owner` until `until_ms` unless another owner holds a live one.
+/// Takes the shop's lease for `owner` until `until` unless another owner holds a live one.
 pub async fn lease(
     db: &Db,
     shop_id: i64,
     owner: &str,
-    now_ms: i64,
-    until_ms: i64,
+    now: Timestamp,
+    until: Timestamp,
 ) -> StoreResult<bool> {
     let done = db
         .query(
@@ -370,9 +369,9 @@ pub async fn lease(
              WHERE id = ? AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?)",
         )
         .bind(owner)
-        .bind(until_ms)
+        .bind(until.unix_millis())
         .bind(shop_id)
-        .bind(now_ms)
+        .bind(now.unix_millis())
         .bind(owner)
         .execute(&db.pool)
         .await?;
@@ -380,10 +379,15 @@ pub async fn lease(
 }
 
 /// Extends a lease `owner` still holds; `false` when it was lost.
-pub async fn renew_lease(db: &Db, shop_id: i64, owner: &str, until_ms: i64) -> StoreResult<bool> {
+pub async fn renew_lease(
+    db: &Db,
+    shop_id: i64,
+    owner: &str,
+    until: Timestamp,
+) -> StoreResult<bool> {
     let done = db
         .query("UPDATE shops SET lease_until = ? WHERE id = ? AND lease_owner = ?")
-        .bind(until_ms)
+        .bind(until.unix_millis())
         .bind(shop_id)
         .bind(owner)
         .execute(&db.pool)
@@ -445,7 +449,7 @@ pub async fn mark_running(db: &Db, run_id: i64) -> StoreResult<bool> {
             "UPDATE sync_runs SET status = 'running', started_at = COALESCE(started_at, ?) \
              WHERE id = ? AND status IN ('queued', 'running')",
         )
-        .bind(super::now())
+        .bind(Timestamp::now().unix_seconds())
         .bind(run_id)
         .execute(&db.pool)
         .await?;
@@ -522,7 +526,7 @@ pub async fn finish(
     owner: Option<&str>,
     end: &RunFinish<'_>,
 ) -> StoreResult<bool> {
-    let now = super::now();
+    let now = Timestamp::now();
     let mut tx = db.pool.begin().await?;
     if let Some(owner) = owner {
         let held = db
@@ -539,7 +543,7 @@ pub async fn finish(
     }
     // The shop row before the run row, in every transaction that writes both (a step does the
     // same), so that a cancel and a step never wait for each other in opposite orders.
-    let synced_at = (end.status == RunStatus::Succeeded).then_some(now);
+    let synced_at = (end.status == RunStatus::Succeeded).then_some(now.unix_seconds());
     db.query(
         "UPDATE shops SET active_run_id = NULL, last_synced_at = COALESCE(?, last_synced_at) \
          WHERE id = ? AND active_run_id = ?",
@@ -559,7 +563,7 @@ pub async fn finish(
         )
         .bind(end.status.as_str())
         .bind(end.error)
-        .bind(now)
+        .bind(now.unix_seconds())
         .bind(calls.list)
         .bind(calls.detail)
         .bind(calls.token)
@@ -614,7 +618,7 @@ pub async fn cancel(db: &Db, user_id: i64, run_id: i64) -> StoreResult<CancelOut
 /// Marks that the marketplace refused the shop's credentials, so the scheduler leaves it be.
 pub async fn mark_credentials_rejected(db: &Db, shop_id: i64) -> StoreResult<()> {
     db.query("UPDATE shops SET credentials_rejected_at = ? WHERE id = ?")
-        .bind(super::now())
+        .bind(Timestamp::now().unix_seconds())
         .bind(shop_id)
         .execute(&db.pool)
         .await?;
@@ -623,7 +627,7 @@ pub async fn mark_credentials_rejected(db: &Db, shop_id: i64) -> StoreResult<()>
 
 /// Shops whose automatic sync is due: enabled, idle, credentials not refused, and the last
 /// run (of any outcome) at least an interval ago.
-pub async fn due_for_schedule(db: &Db, now: i64) -> StoreResult<Vec<i64>> {
+pub async fn due_for_schedule(db: &Db, now: Timestamp) -> StoreResult<Vec<i64>> {
     let rows = db
         .query(
             "SELECT id FROM shops WHERE auto_sync = 1 AND active_run_id IS NULL \
@@ -631,7 +635,7 @@ pub async fn due_for_schedule(db: &Db, now: i64) -> StoreResult<Vec<i64>> {
              AND (last_run_at IS NULL OR last_run_at + sync_interval_minutes * 60 <= ?) \
              ORDER BY id LIMIT 500",
         )
-        .bind(now)
+        .bind(now.unix_seconds())
         .fetch_all(&db.pool)
         .await?;
     rows.iter()

@@ -13,8 +13,9 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::checkpoint::{Checkpoint, Position};
-use super::engine::{Engine, RunEnd, now_ms};
+use super::engine::{Engine, RunEnd};
 use super::step::{Step, api_calls};
+use crate::domain::Timestamp;
 use crate::domain::{Mode, RunStatus};
 use crate::store::sync_runs::{self, ApiCalls, StepOutcome};
 use crate::store::{marketplace, shops};
@@ -56,8 +57,8 @@ impl Engine {
         stop: watch::Receiver<bool>,
         deadline: Option<tokio::time::Instant>,
     ) -> anyhow::Result<RunEnd> {
-        let until = now_ms() + self.settings.lease.as_millis() as i64;
-        if !sync_runs::lease(&self.db, run.shop_id, &self.owner, now_ms(), until).await? {
+        let until = Timestamp::now() + self.settings.lease;
+        if !sync_runs::lease(&self.db, run.shop_id, &self.owner, Timestamp::now(), until).await? {
             return Ok(RunEnd::Busy);
         }
         let heartbeat = self.keep_lease(run.shop_id);
@@ -93,7 +94,7 @@ impl Engine {
         let renew = async move {
             loop {
                 tokio::time::sleep(lease / 3).await;
-                let until = now_ms() + lease.as_millis() as i64;
+                let until = Timestamp::now() + lease;
                 match sync_runs::renew_lease(&db, shop_id, &owner, until).await {
                     Ok(true) => {}
                     Ok(false) => return,
@@ -216,7 +217,7 @@ impl Engine {
             client_id,
             client_secret: bol::SecretString::from(secret.expose_secret().to_owned()),
         };
-        let now = crate::store::now();
+        let now = Timestamp::now();
         if let Some(until) =
             marketplace::refusal_wait(&self.db, &self.cipher, run.shop_id, &creds, now).await?
         {
@@ -265,7 +266,7 @@ impl Engine {
         let client_id = &creds.client_id;
         if matches!(error, bol::Error::InvalidCredentials) {
             sync_runs::mark_credentials_rejected(&self.db, run.shop_id).await?;
-            let now = crate::store::now();
+            let now = Timestamp::now();
             marketplace::record_refusal(&self.db, &self.cipher, run.shop_id, creds, now).await?;
         }
         let sentence = failure_sentence(error);
@@ -302,14 +303,8 @@ fn failure_sentence(error: &bol::Error) -> String {
 
 /// Why a run ended before its first call: too many refused token requests (see
 /// [`marketplace::refusal_wait`]).
-fn refusal_wait_sentence(until: i64) -> String {
-    let at = time::OffsetDateTime::from_unix_timestamp(until)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
+fn refusal_wait_sentence(until: Timestamp) -> String {
+    let at = until.rfc3339();
     format!(
         "The marketplace refused too many of this seller's token requests in the last hour. So \
          that it does not block Simba's address, credentials without a token may ask again from \

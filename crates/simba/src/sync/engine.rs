@@ -32,11 +32,6 @@ pub enum RunEnd {
     LeaseLost,
 }
 
-/// The current time in Unix milliseconds, as leases are stored.
-pub(super) fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 /// One process's sync engine: its workers share one marketplace client.
 pub struct Engine {
     pub(super) db: Db,

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::engine::{Engine, now_ms};
+use super::engine::Engine;
 use super::queue::{QueueError, queue_run};
+use crate::domain::Timestamp;
 use crate::domain::Trigger;
 use crate::store::{leases, sync_runs};
 
@@ -54,13 +55,13 @@ impl Engine {
 
     /// Takes or renews the scheduler lease; whether this process leads.
     async fn lead(&self) -> bool {
-        let now = now_ms();
+        let now = Timestamp::now();
         leases::acquire(
             &self.db,
             SCHEDULER_LEASE,
             &self.owner,
             now,
-            now + LEADER_LEASE.as_millis() as i64,
+            now + LEADER_LEASE,
         )
         .await
         .inspect_err(|e| tracing::warn!(error = %e, "renewing the scheduler lease"))
@@ -70,7 +71,7 @@ impl Engine {
     /// Queues one run per due shop; returns how many were queued.
     pub async fn schedule_due(&self) -> anyhow::Result<usize> {
         let mut queued = 0;
-        for shop_id in sync_runs::due_for_schedule(&self.db, crate::store::now()).await? {
+        for shop_id in sync_runs::due_for_schedule(&self.db, Timestamp::now()).await? {
             match queue_run(self, shop_id, None, Trigger::Schedule).await {
                 Ok(_) => queued += 1,
                 // Deleted since, or already syncing: nothing is due.

@@ -225,9 +225,12 @@ async fn rejected_credentials_fail_the_run_with_a_sentence_and_mark_the_shop(bac
         .json();
     assert!(shop_body["credentials_rejected_at"].is_string());
     assert!(shop_body["active_run_id"].is_null());
-    let due = simba::store::sync_runs::due_for_schedule(&app.state.db, i64::MAX / 2)
-        .await
-        .unwrap();
+    let due = simba::store::sync_runs::due_for_schedule(
+        &app.state.db,
+        simba::domain::Timestamp::from_unix_seconds(i64::MAX / 4_000),
+    )
+    .await
+    .unwrap();
     assert!(
         !due.contains(&shop),
         "a shop with rejected credentials was scheduled"
