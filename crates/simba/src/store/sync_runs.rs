@@ -128,9 +128,13 @@ pub async fn create_queued(
     let id = db.insert(&mut *tx, query).await?;
     let claimed = db
         .query(
-            "UPDATE shops SET active_run_id = ?, last_run_at = ? WHERE id = ? AND active_run_id IS NULL",
+            "UPDATE shops SET active_run_id = ?, last_run_at = ?, \
+             next_sync_at = CASE WHEN next_sync_at IS NULL THEN NULL \
+                                 ELSE ? + sync_interval_minutes * 60 END \
+             WHERE id = ? AND active_run_id IS NULL",
         )
         .bind(id)
+        .bind(now.unix_seconds())
         .bind(now.unix_seconds())
         .bind(shop_id)
         .execute(&mut *tx)
@@ -378,21 +382,26 @@ pub async fn lease(
     Ok(done.rows_affected() == 1)
 }
 
-/// Extends a lease `owner` still holds; `false` when it was lost.
-pub async fn renew_lease(
+/// Extends the leases `owner` still holds on `shop_ids`, a few hundred shops per statement:
+/// one process renews all the shops it drives at once, not one write per run.
+pub async fn renew_leases(
     db: &Db,
-    shop_id: i64,
+    shop_ids: &[i64],
     owner: &str,
     until: Timestamp,
-) -> StoreResult<bool> {
-    let done = db
-        .query("UPDATE shops SET lease_until = ? WHERE id = ? AND lease_owner = ?")
-        .bind(until.unix_millis())
-        .bind(shop_id)
-        .bind(owner)
-        .execute(&db.pool)
-        .await?;
-    Ok(done.rows_affected() == 1)
+) -> StoreResult<()> {
+    for chunk in shop_ids.chunks(500) {
+        let sql = format!(
+            "UPDATE shops SET lease_until = ? WHERE lease_owner = ? AND id IN ({})",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        let mut query = db.query(&sql).bind(until.unix_millis()).bind(owner);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        query.execute(&db.pool).await?;
+    }
+    Ok(())
 }
 
 /// Gives the shop up, if `owner` still holds it.
@@ -617,7 +626,7 @@ pub async fn cancel(db: &Db, user_id: i64, run_id: i64) -> StoreResult<CancelOut
 
 /// Marks that the marketplace refused the shop's credentials, so the scheduler leaves it be.
 pub async fn mark_credentials_rejected(db: &Db, shop_id: i64) -> StoreResult<()> {
-    db.query("UPDATE shops SET credentials_rejected_at = ? WHERE id = ?")
+    db.query("UPDATE shops SET credentials_rejected_at = ?, next_sync_at = NULL WHERE id = ?")
         .bind(Timestamp::now().unix_seconds())
         .bind(shop_id)
         .execute(&db.pool)
@@ -625,20 +634,53 @@ pub async fn mark_credentials_rejected(db: &Db, shop_id: i64) -> StoreResult<()>
     Ok(())
 }
 
-/// Shops whose automatic sync is due: enabled, idle, credentials not refused, and the last
-/// run (of any outcome) at least an interval ago.
-pub async fn due_for_schedule(db: &Db, now: Timestamp) -> StoreResult<Vec<i64>> {
+/// A shop whose automatic sync is due, and since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    pub shop_id: i64,
+    pub since: Timestamp,
+}
+
+/// Up to `limit` shops whose automatic sync is due at `now`, the most overdue first: enabled,
+/// idle, credentials not refused (those have no `next_sync_at`). Reads the due end of
+/// `shops_next_sync` only, however many shops there are.
+pub async fn due_for_schedule(db: &Db, now: Timestamp, limit: i64) -> StoreResult<Vec<Due>> {
     let rows = db
         .query(
-            "SELECT id FROM shops WHERE auto_sync = 1 AND active_run_id IS NULL \
-             AND credentials_rejected_at IS NULL \
-             AND (last_run_at IS NULL OR last_run_at + sync_interval_minutes * 60 <= ?) \
-             ORDER BY id LIMIT 500",
+            "SELECT id, next_sync_at FROM shops WHERE next_sync_at <= ? \
+             AND active_run_id IS NULL ORDER BY next_sync_at LIMIT ?",
         )
         .bind(now.unix_seconds())
+        .bind(limit)
         .fetch_all(&db.pool)
         .await?;
     rows.iter()
-        .map(|r| r.try_get(0).map_err(Into::into))
+        .map(|r| {
+            Ok(Due {
+                shop_id: r.try_get(0)?,
+                since: seconds_at(r, 1)?,
+            })
+        })
         .collect()
+}
+
+/// Moves every shop due before `overdue_before` to a point of its next interval from `now`,
+/// fixed by its id: shops that fell due together while no scheduler ran (a restart, an outage)
+/// start spread over their interval instead of at once. Returns how many moved.
+pub async fn spread_overdue(
+    db: &Db,
+    now: Timestamp,
+    overdue_before: Timestamp,
+) -> StoreResult<u64> {
+    // Knuth's multiplicative hash: consecutive ids land far apart in the interval.
+    Ok(db
+        .query(
+            "UPDATE shops SET next_sync_at = ? + (id * 2654435761) % (sync_interval_minutes * 60) \
+             WHERE next_sync_at < ?",
+        )
+        .bind(now.unix_seconds())
+        .bind(overdue_before.unix_seconds())
+        .execute(&db.pool)
+        .await?
+        .rows_affected())
 }

@@ -61,7 +61,6 @@ impl Engine {
         if !sync_runs::lease(&self.db, run.shop_id, &self.owner, Timestamp::now(), until).await? {
             return Ok(RunEnd::Busy);
         }
-        let heartbeat = self.keep_lease(run.shop_id);
         // Read again under the lease: the row read before it may predate the last step of the
         // previous driver, and resuming from that checkpoint would fetch a page twice.
         let end = match sync_runs::engine_run(&self.db, run.id).await {
@@ -71,7 +70,6 @@ impl Engine {
             Ok(_) => Ok(RunEnd::Inactive),
             Err(e) => Err(e.into()),
         };
-        heartbeat.abort();
         match &end {
             // `finish` released the shop with the run; another driver holds it.
             Ok(RunEnd::Succeeded | RunEnd::Failed(_) | RunEnd::Busy | RunEnd::LeaseLost) => {}
@@ -83,26 +81,6 @@ impl Engine {
             Err(e) => tracing::warn!(error = format!("{e:#}"), "sync run interrupted"),
         }
         end
-    }
-
-    /// Renews the shop's lease while a step waits (a rate-limit reset can outlast the lease),
-    /// so that no other worker takes over a shop this one still drives.
-    fn keep_lease(&self, shop_id: i64) -> tokio::task::JoinHandle<()> {
-        let db = self.db.clone();
-        let owner = self.owner.clone();
-        let lease = self.settings.lease;
-        let renew = async move {
-            loop {
-                tokio::time::sleep(lease / 3).await;
-                let until = Timestamp::now() + lease;
-                match sync_runs::renew_lease(&db, shop_id, &owner, until).await {
-                    Ok(true) => {}
-                    Ok(false) => return,
-                    Err(e) => tracing::warn!(error = %e, "renewing a shop lease"),
-                }
-            }
-        };
-        tokio::spawn(renew.in_current_span())
     }
 
     /// Runs step after step under the lease until the run ends or must pause.
