@@ -89,6 +89,11 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Budgets assumed before bol's headers are seen.
     pub limits: Limits,
+    /// Requests in flight at once, over all accounts: each holds an HTTP/1.1 connection and its
+    /// buffers, and thousands of shops whose windows open together would otherwise open a
+    /// connection per call of their burst. Calls past it wait with their budget reserved; the
+    /// limiter counts them in flight, so a wait that crosses a window's end costs no 429.
+    pub max_connections: usize,
 }
 
 impl Default for ClientConfig {
@@ -101,6 +106,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             limits: Limits::published(),
+            max_connections: 1024,
         }
     }
 }
@@ -171,6 +177,7 @@ pub struct Client {
 
 struct Inner {
     http: reqwest::Client,
+    connections: tokio::sync::Semaphore,
     config: ClientConfig,
     limiter: RateLimiter,
     tokens: TokenSlots,
@@ -206,6 +213,7 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
+                connections: tokio::sync::Semaphore::new(config.max_connections.max(1)),
                 config,
                 limiter,
                 tokens: TokenSlots::new(cache),
@@ -422,6 +430,12 @@ impl Client {
                     }
                 }
             };
+            let connection = self
+                .inner
+                .connections
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
             calls.count(group);
             let sent = Instant::now();
             let sent_at = OffsetDateTime::now_utc();
@@ -433,6 +447,7 @@ impl Client {
                 }
                 Err(e) => Err(e),
             };
+            drop(connection);
             let failure = match answer {
                 Err(e) => {
                     permit.finish(
