@@ -72,5 +72,5 @@ print("|---|---|---|---|---|---|---|---|---|---|")
 print(f"| {shops} × {fbr + fbb:,} | {scale:g} | {counted:,} / {minimum:,} = **{counted / minimum:.3f}** "
       f"| **{total('rate_limited')}** | {total('wasted')} | {tokens} | {wall:.1f} s "
       f"| {sequential:.1f} s · {parallel:.1f} s · {strict:.1f} s "
-      f"| {wall / sequential:.3f} · **{wall / parallel:.3f}** · {wall / strict:.3f} | {peak} |")
+      f"| {wall / sequential:.3f} · **{wall / parallel:.3f}** · {wall / strict if strict else math.inf:.3f} | {peak} |")
 PY
