@@ -8,6 +8,8 @@
 #
 # One shop is synced in the foreground by `simba sync`; several are queued through the API and
 # driven by the workers of one `simba serve`, all shops at once (each has its own limits).
+# Shops are created, queued and waited for by bench/shops.py on one keep-alive connection; the
+# wait follows every page of /api/v1/shops, so it ends when every run has ended.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHOPS=${SHOPS:-1} FBR=${FBR:-8000} FBB=${FBB:-2000} SCALE=${SCALE:-100}
@@ -22,19 +24,15 @@ export SIMBA_BOL_API_URL=http://127.0.0.1:8911 SIMBA_BOL_LOGIN_URL=http://127.0.
   >"$out/sandbox.log" 2>&1 & sandbox=$!
 server=
 trap 'kill $sandbox $server 2>/dev/null' EXIT
-api() { curl -sf -H 'content-type: application/json' ${token:+-H "Authorization: Token $token"} "$@"; }
 serve() {
   "$bin" serve "$@" >"$out/serve.log" 2>&1 & server=$!
   for _ in $(seq 100); do curl -sf http://127.0.0.1:8910/healthz >/dev/null && break; sleep 0.1; done
 }
 serve --no-workers
-token=
-token=$(api -X POST http://127.0.0.1:8910/api/v1/auth/register \
-  -d '{"username":"bench","email":"bench@example.com","password":"bench password"}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
-for n in $(seq "$SHOPS"); do
-  api -X POST http://127.0.0.1:8910/api/v1/shops \
-    -d "{\"name\":\"s$n\",\"client_id\":\"sandbox-$n\",\"client_secret\":\"secret-$n\",\"auto_sync\":false}" >/dev/null
-done
+shops() { python3 bench/shops.py http://127.0.0.1:8910 "$@"; }
+TOKEN=$(shops register)
+export TOKEN
+shops create "$SHOPS"
 kill $server; wait $server 2>/dev/null || true; server=
 if [ "$SHOPS" -eq 1 ]; then
   start=$(date +%s.%N)
@@ -44,11 +42,11 @@ if [ "$SHOPS" -eq 1 ]; then
 else
   serve
   start=$(date +%s.%N)
-  for n in $(seq "$SHOPS"); do api -X POST "http://127.0.0.1:8910/api/v1/shops/$n/sync" -d '{"mode":"full"}' >/dev/null; done
-  while api "http://127.0.0.1:8910/api/v1/shops?page_size=500" | grep -q '"active_run_id":[0-9]'; do sleep 0.1; done
+  shops sync-all >"$out/runs.txt"
+  shops wait   # every page of shops, so every run, however many shops
   end=$(date +%s.%N)
   peak=$(awk '/VmHWM/ {printf "%.1f MB", $2 / 1024}' /proc/$server/status)
-  api "http://127.0.0.1:8910/api/v1/shops?page_size=500" >"$out/shops.json"
+  echo "runs: $(shops runs "$out/runs.txt")" >&2
 fi
 curl -s http://127.0.0.1:8911/_sandbox/stats >"$out/stats.json"
 python3 - "$out/stats.json" "$FBR" "$FBB" "$SCALE" "$start" "$end" "$peak" "$SHOPS" <<'PY'
@@ -74,5 +72,5 @@ print("|---|---|---|---|---|---|---|---|---|---|")
 print(f"| {shops} × {fbr + fbb:,} | {scale:g} | {counted:,} / {minimum:,} = **{counted / minimum:.3f}** "
       f"| **{total('rate_limited')}** | {total('wasted')} | {tokens} | {wall:.1f} s "
       f"| {sequential:.1f} s · {parallel:.1f} s · {strict:.1f} s "
-      f"| {wall / sequential:.3f} · **{wall / parallel:.3f}** · {wall / strict:.3f} | {peak} |")
+      f"| {wall / sequential:.3f} · **{wall / parallel:.3f}** · {wall / strict if strict else math.inf:.3f} | {peak} |")
 PY

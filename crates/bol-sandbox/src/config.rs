@@ -17,7 +17,7 @@ pub struct SandboxArgs {
     /// Seed of all generated data.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Number of accounts: client ids sandbox-1..N, secrets secret-1..N.
+    /// Number of accounts: client ids sandbox-1..N, secrets secret-1..N (at most 16,384).
     #[arg(long, default_value_t = 1)]
     pub accounts: u32,
     /// FBR shipments per account at start.
@@ -273,6 +273,15 @@ mod tests {
         assert_eq!(config.time_scale, 60.0);
         assert_eq!(config.faults.error_rate, 0.1);
         assert_eq!(config.addr.port(), 8001);
+    }
+
+    #[test]
+    fn ten_thousand_accounts_are_accepted_and_more_than_ids_hold_are_not() {
+        let config = SandboxConfig::default().with_accounts(10_000, 80, 20);
+        assert_eq!(config.validate(), Ok(()));
+        let too_many = crate::ids::MAX_ACCOUNTS as u32 + 1;
+        let config = SandboxConfig::default().with_accounts(too_many, 1, 1);
+        assert!(config.validate().unwrap_err().contains("accounts"));
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //!
 //! Decoding keeps memory flat: a detail request finds its shipment from the id alone, so the
 //! sandbox stores no id table even with hundreds of thousands of shipments.
+//!
+//! A key packs into 40 bits: the fulfilment method (1 bit), the account (14 bits, so 16,384
+//! accounts: a 10,000-shop benchmark is one sandbox) and the index (25 bits, 33,554,432
+//! shipments per account and method). The scrambled 40-bit value plus a family's base keeps
+//! every id 13 digits long.
 
 use crate::prng::mix;
 
@@ -10,12 +15,15 @@ const MASK: u64 = (1 << BITS) - 1;
 const HALF: u32 = BITS / 2;
 const MUL_A: u64 = 0x9e37_79b9_7f4b;
 const MUL_B: u64 = 0xc2b2_ae3d_27d5;
-const ACCOUNT_BITS: u32 = 11;
+const ACCOUNT_BITS: u32 = 14;
 
-/// Most accounts one sandbox can hold (ids reserve 11 bits for the account).
+/// Most accounts one sandbox can hold (ids reserve 14 bits for the account).
 pub(crate) const MAX_ACCOUNTS: usize = 1 << ACCOUNT_BITS;
 /// Most shipments one account can hold per fulfilment method.
 pub(crate) const MAX_INDEX: u64 = 1 << (BITS - ACCOUNT_BITS - 1);
+// bench/scale-shops.sh runs 10,000 shops on one sandbox; the ingest benches put 100,000
+// shipments of one method in one account.
+const _: () = assert!(MAX_ACCOUNTS >= 10_000 && MAX_INDEX > 100_000);
 
 /// Where a shipment lives: account number, fulfilment method (0 FBR, 1 FBB), position (0 = oldest).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +127,33 @@ mod tests {
             assert_eq!(id.len(), 13, "{id}");
             assert_eq!(codec.decode(&id), Some(key));
         }
+    }
+
+    #[test]
+    fn neighbouring_keys_at_the_largest_account_stay_distinct() {
+        let codec = IdCodec::new(7, 2, 4_000_000_000_000);
+        let last = MAX_ACCOUNTS - 1;
+        let keys = [
+            (last, false, 0),
+            (last, true, 0),
+            (last, false, 1),
+            (last - 1, false, 0),
+            (9_999, true, 99_999),
+        ]
+        .map(|(account, fbb, index)| Key {
+            account,
+            fbb,
+            index,
+        });
+        let ids = keys.map(|k| codec.encode(k));
+        for (key, id) in keys.iter().zip(&ids) {
+            assert_eq!(id.len(), 13, "{id}");
+            assert_eq!(codec.decode(id), Some(*key));
+        }
+        let mut unique = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len());
     }
 
     #[test]

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Many shops through Simba's API on one keep-alive connection, for the bench scripts.
+
+One curl per request costs a process and a TCP handshake each: fine for 40 shops, minutes for
+10,000. Every command reads the seller's token from $TOKEN (but `register`, which prints it).
+
+    shops.py URL register                 # prints the new seller's token
+    shops.py URL create N                 # shops s1..sN on sandbox-1..N / secret-1..N, auto_sync off
+    shops.py URL sync-all > runs.txt      # a full sync of every shop; prints the run ids
+    shops.py URL wait [PID...]            # until no shop has a queued or running run; fails
+                                          # if one of the PIDs (Simba's processes) ends first
+    shops.py URL runs runs.txt            # {"succeeded": n, ...}: the runs' final statuses
+
+URL is Simba's base, e.g. http://127.0.0.1:8910. `wait` follows the `next` link of every page of
+/api/v1/shops, so it sees every shop however many there are; a shop's `active_run_id` is set
+when a run is queued and cleared when it ends, so "no shop has one" is exactly "every run ended".
+"""
+
+import http.client
+import json
+import os
+import sys
+import time
+from collections import Counter
+from urllib.parse import urlsplit
+
+PAGE = "/api/v1/shops?page_size=500"
+
+
+class Api:
+    """One keep-alive HTTP/1.1 connection; reconnects once if the server closed it meanwhile."""
+
+    def __init__(self, base, token=None):
+        self.host = urlsplit(base).netloc
+        self.token = token
+        self.conn = http.client.HTTPConnection(self.host, timeout=60)
+
+    def call(self, method, path, body=None):
+        headers = {"content-type": "application/json"}
+        if self.token:
+            headers["authorization"] = f"Token {self.token}"
+        data = None if body is None else json.dumps(body)
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                response = self.conn.getresponse()
+                text = response.read()
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(self.host, timeout=60)
+                if attempt == 2:
+                    raise
+        if response.status >= 300:
+            sys.exit(f"{method} {path}: {response.status} {text[:300]!r}")
+        return json.loads(text) if text else None
+
+    def shops(self):
+        """Every shop of the seller, page after page by the `next` links."""
+        path = PAGE
+        while path:
+            page = self.call("GET", path)
+            yield from page["results"]
+            path = page["next"] and urlsplit(page["next"])._replace(scheme="", netloc="").geturl()
+
+
+def main():
+    base, command, *args = sys.argv[1:]
+    api = Api(base, os.environ.get("TOKEN"))
+    if command == "register":
+        body = {"username": "bench", "email": "bench@example.com", "password": "bench password"}
+        print(api.call("POST", "/api/v1/auth/register", body)["token"])
+    elif command == "create":
+        for n in range(1, int(args[0]) + 1):
+            body = {"name": f"s{n}", "client_id": f"sandbox-{n}", "client_secret": f"secret-{n}",
+                    "auto_sync": False}
+            api.call("POST", "/api/v1/shops", body)
+    elif command == "sync-all":
+        ids = [shop["id"] for shop in api.shops()]
+        for shop in ids:
+            print(api.call("POST", f"/api/v1/shops/{shop}/sync", {"mode": "full"})["id"])
+    elif command == "wait":
+        said = time.monotonic()
+        while True:
+            for pid in args:
+                if not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z":
+                    sys.exit(f"process {pid} ended while runs were still queued or running")
+            walk = time.monotonic()
+            active = sum(shop["active_run_id"] is not None for shop in api.shops())
+            if active == 0:
+                break
+            if time.monotonic() - said >= 30:
+                print(f"  {active} runs still queued or running", file=sys.stderr)
+                said = time.monotonic()
+            # A walk of 10,000 shops is 20 pages: rest four times as long, so that the poll
+            # takes at most a fifth of what the server could give the runs.
+            time.sleep(max(0.1, 4 * (time.monotonic() - walk)))
+    elif command == "runs":
+        with open(args[0]) as f:
+            ids = [line.strip() for line in f if line.strip()]
+        print(json.dumps(Counter(api.call("GET", f"/api/v1/sync-runs/{run}")["status"] for run in ids)))
+    else:
+        sys.exit(f"unknown command {command}")
+
+
+if __name__ == "__main__":
+    main()
