@@ -767,7 +767,12 @@ mod tests {
         let gauge = |series: &str| {
             let text = recorder.handle().render();
             text.lines()
-                .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok())
+                .find_map(|l| {
+                    l.strip_prefix(series)?
+                        .strip_prefix(' ')?
+                        .parse::<f64>()
+                        .ok()
+                })
                 .unwrap_or_else(|| panic!("no {series} in {text}"))
         };
         let limiter = tight(1, Duration::from_secs(60));

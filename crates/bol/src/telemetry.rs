@@ -48,8 +48,13 @@ pub const RATE_LIMIT_WAIT_BUCKETS: &[f64] = &[
     3600.0,
 ];
 
-/// Gives every metric its help text in the installed recorder; call once after installing it.
+/// Gives every metric its help text in the installed recorder, and the 429 counters their
+/// series at zero (an alert on "should be 0" then sees a 0, not nothing); call once after
+/// installing the recorder.
 pub fn describe() {
+    for group in Group::ALL {
+        metrics::counter!(RATE_LIMITED, "group" => group_label(group)).increment(0);
+    }
     metrics::describe_counter!(
         CALLS,
         "Requests sent to the marketplace, by endpoint group and HTTP status (error: no answer)"

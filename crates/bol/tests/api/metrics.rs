@@ -79,7 +79,11 @@ async fn calls_are_counted_by_group_and_status_as_the_marketplace_saw_them() {
     let (token, list, detail) = stats(&sandbox);
     for (group, seen) in [("token", &token), ("list", &list), ("detail", &detail)] {
         let counted = |labels: &[(&str, &str)]| {
-            sum(&text, telemetry::CALLS, &[&[("group", group)], labels].concat())
+            sum(
+                &text,
+                telemetry::CALLS,
+                &[&[("group", group)], labels].concat(),
+            )
         };
         assert_eq!(counted(&[]), seen.calls as f64, "{group} calls: {text}");
         assert_eq!(counted(&[("status", "429")]), seen.rate_limited as f64);
@@ -106,7 +110,11 @@ async fn calls_are_counted_by_group_and_status_as_the_marketplace_saw_them() {
     );
     assert_eq!(
         sum(&text, telemetry::TOKENS_OBTAINED, &[]),
-        sum(&text, telemetry::CALLS, &[("group", "token"), ("status", "200")])
+        sum(
+            &text,
+            telemetry::CALLS,
+            &[("group", "token"), ("status", "200")]
+        )
     );
     let waited = format!("{}_sum", telemetry::RATE_LIMIT_WAIT);
     assert!(
@@ -115,6 +123,10 @@ async fn calls_are_counted_by_group_and_status_as_the_marketplace_saw_them() {
     );
     for gauge in [telemetry::WAITING_CALLS, telemetry::WAITING_ACCOUNTS] {
         assert!(text.contains(gauge), "{gauge}: {text}");
-        assert_eq!(sum(&text, gauge, &[]), 0.0, "nothing waits any more: {text}");
+        assert_eq!(
+            sum(&text, gauge, &[]),
+            0.0,
+            "nothing waits any more: {text}"
+        );
     }
 }
