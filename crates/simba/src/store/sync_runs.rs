@@ -571,6 +571,9 @@ pub async fn finish(
         .rows_affected()
         == 1;
     tx.commit().await?;
+    if ended {
+        crate::engine_metrics::run_ended(end.status);
+    }
     Ok(ended)
 }
 
@@ -637,4 +640,23 @@ pub async fn due_for_schedule(db: &Db, now: i64) -> StoreResult<Vec<i64>> {
     rows.iter()
         .map(|r| r.try_get(0).map_err(Into::into))
         .collect()
+}
+
+/// When the earliest of `shop_ids` became due for an automatic run (Unix seconds), among those
+/// synced before: the scheduler's lag is measured over exactly the shops
+/// [`due_for_schedule`] returned, whose condition stays written once.
+pub async fn earliest_due(db: &Db, shop_ids: &[i64]) -> StoreResult<Option<i64>> {
+    if shop_ids.is_empty() {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT MIN(last_run_at + sync_interval_minutes * 60) FROM shops \
+         WHERE last_run_at IS NOT NULL AND id IN ({})",
+        vec!["?"; shop_ids.len()].join(", ")
+    );
+    let mut query = db.query(&sql);
+    for id in shop_ids {
+        query = query.bind(*id);
+    }
+    Ok(query.fetch_one(&db.pool).await?.try_get(0)?)
 }

@@ -27,6 +27,7 @@ impl Engine {
         let tick = self.settings.schedule_interval.min(LEADER_LEASE / 3);
         loop {
             let leader = self.lead().await;
+            crate::engine_metrics::scheduler_leader(leader);
             let due =
                 last_schedule.is_none_or(|at| at.elapsed() >= self.settings.schedule_interval);
             if leader && due {
@@ -70,7 +71,10 @@ impl Engine {
     /// Queues one run per due shop; returns how many were queued.
     pub async fn schedule_due(&self) -> anyhow::Result<usize> {
         let mut queued = 0;
-        for shop_id in sync_runs::due_for_schedule(&self.db, crate::store::now()).await? {
+        let now = crate::store::now();
+        let due = sync_runs::due_for_schedule(&self.db, now).await?;
+        self.report_due(&due, now).await;
+        for shop_id in due {
             match queue_run(self, shop_id, None, Trigger::Schedule).await {
                 Ok(_) => queued += 1,
                 // Deleted since, or already syncing: nothing is due.
@@ -79,5 +83,18 @@ impl Engine {
             }
         }
         Ok(queued)
+    }
+}
+
+impl Engine {
+    /// Sets the scheduler's gauges for a pass that found `due` shops at `now`. Measuring the
+    /// lag never stands in the way of scheduling: when it fails, the lag keeps its last value.
+    async fn report_due(&self, due: &[i64], now: i64) {
+        let lag = sync_runs::earliest_due(&self.db, due)
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "measuring the scheduler's lag"))
+            .ok()
+            .map(|earliest| earliest.map_or(0, |at| now - at));
+        crate::engine_metrics::scheduler_pass(due.len(), lag);
     }
 }
