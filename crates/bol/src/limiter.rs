@@ -539,25 +539,28 @@ impl Drop for Waiting<'_> {
 }
 
 impl RateLimiter {
-    /// One more (`start`) or one less call of `key` waits; updates the gauges.
+    /// One more (`start`) or one less call of `key` waits; updates the gauges (after the lock
+    /// is released).
     fn count_waiting(&self, key: &Key, start: bool) {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let before: u32 = Group::ALL
-            .iter()
-            .filter_map(|g| buckets.get(&(key.0.clone(), *g)))
-            .map(|b| b.waiting)
-            .sum();
-        let bucket = buckets
-            .entry(key.clone())
-            .or_insert_with(|| Bucket::fresh(self.limits.get(key.1)));
-        let delta = if start {
-            bucket.waiting += 1;
-            1.0
-        } else {
-            bucket.waiting = bucket.waiting.saturating_sub(1);
-            -1.0
+        let account_changed = {
+            let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+            let before: u32 = Group::ALL
+                .iter()
+                .filter_map(|g| buckets.get(&(key.0.clone(), *g)))
+                .map(|b| b.waiting)
+                .sum();
+            let bucket = buckets
+                .entry(key.clone())
+                .or_insert_with(|| Bucket::fresh(self.limits.get(key.1)));
+            if start {
+                bucket.waiting += 1;
+                before == 0
+            } else {
+                bucket.waiting = bucket.waiting.saturating_sub(1);
+                before == 1
+            }
         };
-        let account_changed = if start { before == 0 } else { before == 1 };
+        let delta = if start { 1.0 } else { -1.0 };
         crate::telemetry::waiting(key.1, delta, account_changed);
     }
 }

@@ -6,12 +6,11 @@
 //! Reported through the [`metrics`] facade, as logs go through `tracing`, rather than through
 //! an observer trait the application implements. The facade is what the crate would otherwise
 //! have to invent: a global slot for a recorder, with a no-op when none is installed, so the
-//! crate still knows nothing of Prometheus, of Simba or of any database, and it costs a few
-//! atomics (no default features, no dependencies of note). An observer would need every
-//! application to write the same glue, naming each counter itself; what a call, a 429 or a
-//! wait *is* would then be defined twice, here and in each application. And the gauges of
-//! waiting calls and accounts need the limiter's state under its lock, which an observer
-//! would have to be handed piece by piece.
+//! crate still knows nothing of Prometheus, of Simba or of any database; it costs a few atomics
+//! and two small crates (`portable-atomic`, `rapidhash`). An observer would widen the seam by
+//! a trait that only counts, and every application would write the same glue behind it,
+//! naming each counter itself: what a call, a 429 or a wait *is* would be defined twice, here
+//! and in each application, and could drift apart.
 //!
 //! Every label has a bounded set of values, the endpoint group (`token`, `list`, `detail`)
 //! and the HTTP status (a code, or `error` when no answer came): never the client id, which

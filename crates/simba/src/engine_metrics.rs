@@ -28,7 +28,8 @@ pub const STEP_DURATION: &str = "simba_sync_step_duration_seconds";
 /// Gauge: writes queued for the SQLite writer, the group it is committing included.
 pub const WRITER_QUEUE_DEPTH: &str = "simba_db_writer_queue_depth";
 /// Histogram: seconds from a step's commit asked to its transaction's end, by `family`:
-/// `sqlite` (queued for the writer and committed in its group) or `server` (PostgreSQL or
+/// `sqlite` (queued for the writer and committed in its group; the writer's rare writes outside
+/// a step, shipments stored by the demo or a test, are in it too) or `server` (PostgreSQL or
 /// MySQL, from taking a pool connection to COMMIT).
 pub const COMMIT_DURATION: &str = "simba_db_commit_duration_seconds";
 /// Gauge: shops found due by the scheduler's last pass.
