@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use crate::auth::session;
 use crate::config::{Config, SecretKeySource, SessionSettings};
 use crate::crypto::{self, Cipher};
+use crate::domain::Timestamp;
 use crate::error::ApiError;
 use crate::services::page_cache::PageCache;
 use crate::store::{self, Db};
@@ -198,7 +199,7 @@ async fn sweep_sessions(db: Db, settings: SessionSettings) {
     let mut tick = tokio::time::interval(session::SWEEP_INTERVAL);
     loop {
         tick.tick().await;
-        match session::sweep(&db, &settings, store::now()).await {
+        match session::sweep(&db, &settings, Timestamp::now()).await {
             Ok(0) => {}
             Ok(swept) => tracing::info!(sessions = swept, "deleted ended dashboard sessions"),
             Err(error) => tracing::warn!(

@@ -291,6 +291,18 @@ impl Config {
                 })?;
             engine.lease = std::time::Duration::from_secs(secs);
         }
+        if let Some(v) = lookup("SIMBA_MAX_CONCURRENT_RUNS") {
+            engine.max_concurrent_runs = v
+                .parse()
+                .ok()
+                .filter(|n| (1..=usize::from(u16::MAX)).contains(n))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "SIMBA_MAX_CONCURRENT_RUNS must be between 1 and 65535, the most \
+                         RabbitMQ's prefetch can say (got {v:?})."
+                    ))
+                })?;
+        }
         if let Some(v) = lookup("SIMBA_SYNC_SLICE_SECONDS") {
             let secs: u64 = v
                 .parse()
@@ -472,6 +484,9 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
+/// Runs one process drives at once unless `SIMBA_MAX_CONCURRENT_RUNS` says otherwise.
+pub const DEFAULT_MAX_CONCURRENT_RUNS: usize = 10_000;
+
 /// How the engine paces itself.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -480,7 +495,10 @@ pub struct EngineSettings {
     pub lease: Duration,
     /// How often idle workers look for queued runs they were not told about.
     pub poll_interval: Duration,
-    /// Runs one process drives at once (many shops in parallel, one driver per shop).
+    /// Runs one process drives at once (many shops in parallel, one driver per shop); with
+    /// RabbitMQ, the consumer's prefetch. High by default: a run waiting for its rate budget
+    /// costs a few kilobytes and no thread or connection, so each shop's own limits set the
+    /// pace, not this (`SIMBA_MAX_CONCURRENT_RUNS`).
     pub max_concurrent_runs: usize,
     /// Details fetched concurrently in one step.
     pub detail_batch: usize,
@@ -497,9 +515,9 @@ impl Default for EngineSettings {
         EngineSettings {
             lease: Duration::from_secs(60),
             poll_interval: Duration::from_secs(2),
-            max_concurrent_runs: 256,
+            max_concurrent_runs: DEFAULT_MAX_CONCURRENT_RUNS,
             detail_batch: 10,
-            schedule_interval: Duration::from_secs(30),
+            schedule_interval: Duration::from_secs(5),
             slice: Duration::from_secs(600),
         }
     }

@@ -10,7 +10,7 @@
 //!
 //! A leaf module (it imports only `domain`), so that the store may report too.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::domain::{RunStatus, Trigger};
 
@@ -34,9 +34,13 @@ pub const WRITER_QUEUE_DEPTH: &str = "simba_db_writer_queue_depth";
 pub const COMMIT_DURATION: &str = "simba_db_commit_duration_seconds";
 /// Gauge: shops found due by the scheduler's last pass.
 pub const SCHEDULER_DUE_SHOPS: &str = "simba_scheduler_due_shops";
-/// Gauge: at the scheduler's last pass, seconds since the most overdue shop it queued was due
-/// (0 when none was overdue; a shop never synced is not counted).
+/// Gauge: at the scheduler's last pass, seconds since the most overdue shop it found was due
+/// (0 when none was due). Shops overdue past the scheduler's grace are spread over their
+/// interval first ([`SCHEDULER_SPREAD`]), so a large lag means a pass that cannot keep up.
 pub const SCHEDULER_LAG: &str = "simba_scheduler_lag_seconds";
+/// Counter: shops found overdue past the scheduler's grace (no scheduler ran for a while) and
+/// spread over their interval instead of queued at once.
+pub const SCHEDULER_SPREAD: &str = "simba_scheduler_overdue_spread_total";
 /// Gauge: 1 while this process holds the scheduler's lease; summed over processes, 1.
 pub const SCHEDULER_LEADER: &str = "simba_scheduler_leader";
 
@@ -80,6 +84,10 @@ pub fn describe() {
         SCHEDULER_LAG,
         Unit::Seconds,
         "How long the most overdue shop had been due at the scheduler's last pass"
+    );
+    describe_counter!(
+        SCHEDULER_SPREAD,
+        "Shops found overdue past the grace and spread over their interval"
     );
     describe_gauge!(
         SCHEDULER_LEADER,
@@ -190,13 +198,15 @@ impl Drop for CommitTimer {
     }
 }
 
-/// A scheduling pass found `due` shops, the most overdue of them due for `lag_seconds`
-/// (`None`: not measured, the lag keeps its last value).
-pub fn scheduler_pass(due: usize, lag_seconds: Option<i64>) {
+/// A scheduling pass found `due` shops, the most overdue of them due for `lag`.
+pub fn scheduler_pass(due: usize, lag: Duration) {
     metrics::gauge!(SCHEDULER_DUE_SHOPS).set(due as f64);
-    if let Some(lag) = lag_seconds {
-        metrics::gauge!(SCHEDULER_LAG).set(lag.max(0) as f64);
-    }
+    metrics::gauge!(SCHEDULER_LAG).set(lag.as_secs_f64());
+}
+
+/// A scheduling pass spread `shops` overdue shops over their interval.
+pub fn scheduler_spread(shops: u64) {
+    metrics::counter!(SCHEDULER_SPREAD).increment(shops);
 }
 
 pub fn scheduler_leader(leads: bool) {

@@ -3,7 +3,7 @@
 //! spells it. A malformed parameter is a [`BadParam`], which the API answers as a 400 problem
 //! and the dashboard as a sentence on the page: neither edge needs the other's error type.
 
-use crate::domain::{FulfilmentMethod, ValidationErrors};
+use crate::domain::{FulfilmentMethod, Timestamp, ValidationErrors};
 use crate::store::shipments::Filter;
 
 /// A query parameter that cannot be read, with the parameter named.
@@ -22,14 +22,8 @@ impl BadParam {
 }
 
 /// A timestamp as API.md writes it: RFC 3339 in UTC, whole seconds.
-pub fn rfc3339(unix_seconds: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix_seconds)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+pub fn rfc3339(at: Timestamp) -> String {
+    at.rfc3339()
 }
 
 /// Query parameters by name; the last occurrence of a repeated name wins.
@@ -142,10 +136,10 @@ pub fn shipment_filter(query: &QueryParams, shop_id: Option<i64>) -> Result<Filt
     })
 }
 
-/// Parses an RFC 3339 timestamp query parameter into Unix seconds.
-fn timestamp(value: &str) -> Result<i64, String> {
+/// Parses an RFC 3339 timestamp query parameter, to the second as shipment dates are stored.
+fn timestamp(value: &str) -> Result<Timestamp, String> {
     time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
-        .map(|t| t.unix_timestamp())
+        .map(|t| Timestamp::from_unix_seconds(t.unix_timestamp()))
         .map_err(|_| "must be an RFC 3339 date-time, such as 2026-11-27T10:15:00Z".into())
 }
 
@@ -165,8 +159,14 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339_utc_seconds() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_795_774_500), "2026-11-27T10:15:00Z");
+        assert_eq!(
+            rfc3339(Timestamp::from_unix_seconds(0)),
+            "1970-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            rfc3339(Timestamp::from_unix_seconds(1_795_774_500)),
+            "2026-11-27T10:15:00Z"
+        );
     }
 
     #[test]

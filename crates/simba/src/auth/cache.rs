@@ -76,7 +76,7 @@ mod tests {
             email: format!("seller{user_id}@example.com"),
             first_name: String::new(),
             last_name: String::new(),
-            date_joined: 0,
+            date_joined: crate::domain::Timestamp::from_unix_seconds(0),
         };
         Authenticated {
             user,

@@ -9,7 +9,7 @@ pub mod session;
 pub mod throttle;
 pub mod token;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -19,10 +19,10 @@ use crate::config::SessionSettings;
 use crate::error::ApiError;
 use crate::store::tokens::{self, TokenKind};
 use crate::store::users::User;
-use crate::store::{self, Db, StoreResult};
+use crate::store::{Db, StoreResult};
 
 use self::cache::AuthCache;
-use crate::domain::TrustedProxies;
+use crate::domain::{Timestamp, TrustedProxies};
 
 /// What authenticating a request needs of the application's state. The extractors take any
 /// state that provides it, so that `auth` knows nothing of the state that `app` builds for the
@@ -87,7 +87,7 @@ pub async fn authenticate(
     let lifetime = match token.kind {
         TokenKind::Api => None,
         TokenKind::Dashboard => {
-            let now = store::now();
+            let now = Timestamp::now();
             let sessions = context.sessions();
             let ends_at = sessions.ends_at(token.created_at, token.last_used_at);
             if ends_at <= now {
@@ -110,9 +110,7 @@ pub async fn authenticate(
                     "recording a dashboard session's last use"
                 );
             }
-            Some(Duration::from_secs(
-                u64::try_from(ends_at - now).unwrap_or(0),
-            ))
+            Some(ends_at.since(now))
         }
     };
     let found = Authenticated {

@@ -36,9 +36,9 @@ use std::time::Duration;
 use rand::RngCore;
 
 use crate::crypto::Cipher;
-use crate::domain::ClientBlock;
+use crate::domain::{ClientBlock, Timestamp};
 use crate::store::users::User;
-use crate::store::{self, Db, StoreError, StoreResult, login_failures};
+use crate::store::{Db, StoreError, StoreResult, login_failures};
 
 /// How long a failure counts.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -178,7 +178,7 @@ impl Attempt {
     /// A database error here is logged, not returned: the seller has proved the password, and
     /// the try left counted against the account ages out with the window.
     pub async fn succeeded(self, db: &Db) {
-        let since = store::now() - window_secs();
+        let since = Timestamp::now() - WINDOW;
         let taken_back =
             login_failures::take_back(db, &self.reserved, &self.id, &self.forgiven, since).await;
         if let Err(error) = taken_back {
@@ -191,7 +191,7 @@ impl Attempt {
 
     /// The password was wrong: the address is charged too.
     pub async fn failed(self, db: &Db) -> StoreResult<()> {
-        login_failures::record(db, &[self.address], &self.id, store::now()).await
+        login_failures::record(db, &[self.address], &self.id, Timestamp::now()).await
     }
 }
 
@@ -232,9 +232,8 @@ async fn begin(
     address: Subject,
     forgiven: &[Subject],
 ) -> Result<Attempt, ThrottleError> {
-    let window = window_secs();
-    let now = store::now();
-    let since = now - window;
+    let now = Timestamp::now();
+    let since = now - WINDOW;
     let mut limits: Vec<(String, usize)> = reserved
         .iter()
         .map(|s| (s.key(cipher), s.limit()))
@@ -245,14 +244,14 @@ async fn begin(
     let keys: Vec<String> = limits.iter().map(|(key, _)| key.clone()).collect();
     let attempt = attempt_id();
     let failures = login_failures::live(db, &keys, since, &attempt).await?;
-    if let Some(until) = locked_until(&failures, &limits, window) {
+    if let Some(until) = locked_until(&failures, &limits, WINDOW) {
         return Err(too_many(until, now).into());
     }
     login_failures::record(db, &reserved_keys, &attempt, now).await?;
     // Counted again without this attempt's rows but with those of any attempt that raced past
     // the first read: of such attempts, at most as many go on as the limits leave room for.
     let failures = login_failures::live(db, &keys, since, &attempt).await?;
-    if let Some(until) = locked_until(&failures, &limits, window) {
+    if let Some(until) = locked_until(&failures, &limits, WINDOW) {
         login_failures::take_back(db, &reserved_keys, &attempt, &[], since).await?;
         return Err(too_many(until, now).into());
     }
@@ -272,34 +271,30 @@ async fn begin(
     })
 }
 
-/// The Unix second until which some subject is at its limit, if one is: when its `limit`-th
-/// newest failure leaves the window, it is below the limit again.
+/// When some subject stops being at its limit, if one is: when its `limit`-th newest failure
+/// leaves the window, it is below the limit again.
 fn locked_until(
-    failures: &[(String, i64)],
+    failures: &[(String, Timestamp)],
     limits: &[(String, usize)],
-    window: i64,
-) -> Option<i64> {
+    window: Duration,
+) -> Option<Timestamp> {
     limits
         .iter()
         .filter_map(|(key, limit)| {
-            let mut times: Vec<i64> = failures
+            let mut times: Vec<Timestamp> = failures
                 .iter()
                 .filter(|(subject, _)| subject == key)
                 .map(|(_, at)| *at)
                 .collect();
             times.sort_unstable_by(|a, b| b.cmp(a));
-            times.get(limit.checked_sub(1)?).map(|at| at + window)
+            times.get(limit.checked_sub(1)?).map(|at| *at + window)
         })
         .max()
 }
 
-fn window_secs() -> i64 {
-    i64::try_from(WINDOW.as_secs()).expect("the window fits")
-}
-
-fn too_many(until: i64, now: i64) -> Throttled {
+fn too_many(until: Timestamp, now: Timestamp) -> Throttled {
     Throttled {
-        retry_after_secs: u64::try_from(until - now).unwrap_or(0).max(1),
+        retry_after_secs: until.since(now).as_secs_f64().ceil().max(1.0) as u64,
     }
 }
 
@@ -334,17 +329,29 @@ mod tests {
         assert!(checks.0.lock().unwrap().is_empty(), "every place is freed");
     }
 
-    fn failures(subject: &str, times: &[i64]) -> Vec<(String, i64)> {
-        times.iter().map(|t| (subject.to_owned(), *t)).collect()
+    fn failures(subject: &str, times: &[i64]) -> Vec<(String, Timestamp)> {
+        times
+            .iter()
+            .map(|t| (subject.to_owned(), Timestamp::from_unix_seconds(*t)))
+            .collect()
+    }
+
+    const WINDOW_100: Duration = Duration::from_secs(100);
+
+    fn at(second: i64) -> Option<Timestamp> {
+        Some(Timestamp::from_unix_seconds(second))
     }
 
     #[test]
     fn a_subject_is_locked_until_its_limit_th_newest_failure_ages_out() {
         let limits = [("a".to_owned(), 3)];
-        assert_eq!(locked_until(&failures("a", &[10, 20]), &limits, 100), None);
         assert_eq!(
-            locked_until(&failures("a", &[40, 10, 30, 20]), &limits, 100),
-            Some(120)
+            locked_until(&failures("a", &[10, 20]), &limits, WINDOW_100),
+            None
+        );
+        assert_eq!(
+            locked_until(&failures("a", &[40, 10, 30, 20]), &limits, WINDOW_100),
+            at(120)
         );
     }
 
@@ -357,8 +364,8 @@ mod tests {
         ];
         let mut all = failures("a", &[50]);
         all.extend(failures("b", &[10, 70]));
-        assert_eq!(locked_until(&all, &limits, 100), Some(150));
-        assert_eq!(locked_until(&all, &limits[2..], 100), None);
+        assert_eq!(locked_until(&all, &limits, WINDOW_100), at(150));
+        assert_eq!(locked_until(&all, &limits[2..], WINDOW_100), None);
     }
 
     #[test]

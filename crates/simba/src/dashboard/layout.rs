@@ -4,7 +4,7 @@
 use maud::{DOCTYPE, Markup, html};
 
 use super::Session;
-use crate::domain::ValidationErrors;
+use crate::domain::{Timestamp, ValidationErrors};
 use crate::web::{PageParams, QueryParams, rfc3339};
 
 /// The navigation entry a page belongs to.
@@ -87,17 +87,14 @@ pub fn csrf_field(session: &Session) -> Markup {
 }
 
 /// A timestamp for people (UTC, to the minute) with the exact value for machines.
-pub fn when(unix_seconds: i64) -> Markup {
+pub fn when(at: Timestamp) -> Markup {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    let shown = time::OffsetDateTime::from_unix_timestamp(unix_seconds)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_default();
-    html! { time datetime=(rfc3339(unix_seconds)) { (shown) } }
+    let shown = at.to_offset_date_time().format(&format).unwrap_or_default();
+    html! { time datetime=(rfc3339(at)) { (shown) } }
 }
 
-pub fn maybe_when(unix_seconds: Option<i64>) -> Markup {
-    match unix_seconds {
+pub fn maybe_when(at: Option<Timestamp>) -> Markup {
+    match at {
         Some(t) => when(t),
         None => html! { "—" },
     }

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::layout::{Section, maybe_when, page, pager, when};
 use super::{DashError, DashResult, PageId, Session};
+use crate::domain::Timestamp;
 use crate::state::AppState;
 use crate::store::shipments::{self, Filter, Ordering};
 use crate::store::shops::{self, Shop};
@@ -372,7 +373,7 @@ fn json_text(value: &Value) -> String {
 /// A marketplace timestamp (RFC 3339 with any offset) shown like the others, in UTC.
 fn event_time(value: &str) -> Markup {
     match time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339) {
-        Ok(t) => when(t.unix_timestamp()),
+        Ok(t) => when(Timestamp::from_offset_date_time(t)),
         Err(_) => html! { (value) },
     }
 }

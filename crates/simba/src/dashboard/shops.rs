@@ -13,7 +13,7 @@ use secrecy::SecretString;
 
 use super::layout::{Field, Section, csrf_field, maybe_when, page, pager, when};
 use super::{DashError, DashResult, PageId, PostedForm, Session};
-use crate::domain::{Trigger, ValidationErrors};
+use crate::domain::{Timestamp, Trigger, ValidationErrors};
 use crate::services::shops::{self as shop_service, REQUIRED_TO_REPLACE, ShopError, ShopInput};
 use crate::state::AppState;
 use crate::store::shops::{self, Shop};
@@ -39,7 +39,7 @@ async fn list(
     let params = PageParams::from_query(&query).unwrap_or_default();
     let user_id = session.user.id;
     let (rows, count) = shops::list(&state.db, user_id, params.limit(), params.offset()).await?;
-    let failing: HashMap<i64, i64> = sync_runs::failing_since(&state.db, user_id)
+    let failing: HashMap<i64, Timestamp> = sync_runs::failing_since(&state.db, user_id)
         .await?
         .into_iter()
         .collect();
@@ -91,7 +91,7 @@ async fn list(
 
 /// What needs the seller's attention first: rejected credentials, then a running sync, then
 /// failures since the last success.
-fn status(shop: &Shop, failing_since: Option<i64>) -> Markup {
+fn status(shop: &Shop, failing_since: Option<Timestamp>) -> Markup {
     html! {
         ul.status {
             @if let Some(at) = shop.credentials_rejected_at {

@@ -5,12 +5,14 @@ mod account;
 mod client_block;
 mod run;
 mod shop;
+mod timestamp;
 mod trusted_proxies;
 
 pub use account::{Email, Password, PersonName, Username};
 pub use client_block::ClientBlock;
 pub use run::{Mode, RunStatus, Trigger};
 pub use shop::{ClientId, ClientSecret, FulfilmentMethod, Marketplace, ShopName, SyncInterval};
+pub use timestamp::Timestamp;
 pub use trusted_proxies::TrustedProxies;
 
 use std::collections::BTreeMap;

@@ -5,6 +5,7 @@
 //! a printed line otherwise), each test in a fresh database that is dropped even when it panics.
 
 use std::future::Future;
+use std::time::Duration;
 
 use secrecy::SecretString;
 
@@ -14,7 +15,8 @@ use super::sync_runs::{self, StepDelta, StepOutcome};
 use super::{Db, marketplace, shops, users};
 use crate::crypto::Cipher;
 use crate::domain::{
-    ClientId, ClientSecret, FulfilmentMethod, Marketplace, Mode, ShopName, SyncInterval, Trigger,
+    ClientId, ClientSecret, FulfilmentMethod, Marketplace, Mode, ShopName, SyncInterval, Timestamp,
+    Trigger,
 };
 
 /// Where a test runs.
@@ -199,9 +201,9 @@ impl Seller {
             .await
             .unwrap();
         assert!(sync_runs::mark_running(db, run.id).await.unwrap());
-        let now_ms = super::now() * 1000;
+        let now = Timestamp::now();
         assert!(
-            sync_runs::lease(db, shop.id, OWNER, now_ms, now_ms + 600_000)
+            sync_runs::lease(db, shop.id, OWNER, now, now + Duration::from_secs(600))
                 .await
                 .unwrap()
         );
@@ -219,7 +221,7 @@ impl Seller {
             shop_id: self.shop_id,
             user_id: self.user_id,
             owner: OWNER.into(),
-            lease_until_ms: (super::now() + 600) * 1000,
+            lease_until: Timestamp::now() + Duration::from_secs(600),
             data,
             delta: StepDelta {
                 pages_fetched: 1,
@@ -282,7 +284,7 @@ fn shipment_id(i: usize) -> String {
 fn shipment(i: usize) -> NewShipment {
     NewShipment {
         shipment_id: shipment_id(i),
-        shipment_date: 1_700_000_000 + i as i64,
+        shipment_date: Timestamp::from_unix_seconds(1_700_000_000 + i as i64),
         shipment_reference: None,
         fulfilment_method: if i.is_multiple_of(2) {
             FulfilmentMethod::Fbr
@@ -365,15 +367,15 @@ mod cases {
         changed.track_and_trace = Some("3SABC".into());
         changed.transporter_code = Some("DHL".into());
         changed.customer = Some(r#"{"zip_code":"1234AB"}"#.into());
-        changed.detail_synced_at = Some(1_700_000_100);
+        changed.detail_synced_at = Some(Timestamp::from_unix_seconds(1_700_000_100));
         changed.item_keys.push(ItemKey {
             order_item_id: "0-2".into(),
             ean: Some("extra-ean".into()),
         });
         let mut unchanged = shipment(1);
-        unchanged.detail_synced_at = Some(1_700_000_100);
+        unchanged.detail_synced_at = Some(Timestamp::from_unix_seconds(1_700_000_100));
         let mut missing = shipment(2);
-        missing.detail_synced_at = Some(1_700_000_100);
+        missing.detail_synced_at = Some(Timestamp::from_unix_seconds(1_700_000_100));
 
         let details = vec![changed, unchanged, missing];
         let committed = ann
@@ -393,7 +395,10 @@ mod cases {
         assert_eq!(detail.row.track_and_trace.as_deref(), Some("3SABC"));
         assert_eq!(detail.row.transporter_code.as_deref(), Some("DHL"));
         assert_eq!(detail.customer.as_deref(), Some(r#"{"zip_code":"1234AB"}"#));
-        assert_eq!(detail.row.detail_synced_at, Some(1_700_000_100));
+        assert_eq!(
+            detail.row.detail_synced_at,
+            Some(Timestamp::from_unix_seconds(1_700_000_100))
+        );
         let by_ean = |ean: &str| Filter {
             ean: Some(ean.into()),
             ..Filter::default()
@@ -438,8 +443,9 @@ mod cases {
         sync_runs::release_lease(&db, ann.shop_id, OWNER)
             .await
             .unwrap();
-        let now_ms = super::super::now() * 1000;
-        let taken = sync_runs::lease(&db, ann.shop_id, "another worker", now_ms, now_ms + 60_000);
+        let now = Timestamp::now();
+        let later = now + Duration::from_secs(60);
+        let taken = sync_runs::lease(&db, ann.shop_id, "another worker", now, later);
         assert!(taken.await.unwrap());
         let version = shipments::version(&db, ann.user_id).await.unwrap();
         let mut step = ann.step(list([0]));
@@ -510,7 +516,7 @@ mod cases {
         ann.commit(&db, list([0])).await;
         let after_known = shipments::version(&db, ann.user_id).await.unwrap();
         let mut detail = shipment(0);
-        detail.detail_synced_at = Some(1);
+        detail.detail_synced_at = Some(Timestamp::from_unix_seconds(1));
         let details = vec![detail];
         ann.commit(
             &db,
@@ -551,8 +557,8 @@ mod cases {
             ..shop.clone()
         };
         let window = Filter {
-            shipped_after: Some(1_700_000_001),
-            shipped_before: Some(1_700_000_003),
+            shipped_after: Some(Timestamp::from_unix_seconds(1_700_000_001)),
+            shipped_before: Some(Timestamp::from_unix_seconds(1_700_000_003)),
             ..Filter::default()
         };
 
@@ -619,7 +625,7 @@ async fn both_families_read_a_sqlite_file_alike() {
     let ann = Seller::new(&sqlite, "ann").await;
     ann.commit(&sqlite, list(0..7)).await;
     let mut detail = shipment(3);
-    detail.detail_synced_at = Some(1);
+    detail.detail_synced_at = Some(Timestamp::from_unix_seconds(1));
     detail.track_and_trace = Some("3SXYZ".into());
     let details = vec![detail];
     ann.commit(

@@ -2,23 +2,24 @@
 //! renews its lease; when it dies, the lease expires and another process takes it.
 
 use super::{Db, StoreError, StoreResult};
+use crate::domain::Timestamp;
 
-/// Takes or renews `name` for `owner` until `until_ms`; `false` when another owner holds a
+/// Takes or renews `name` for `owner` until `until`; `false` when another owner holds a
 /// lease that has not expired.
 pub async fn acquire(
     db: &Db,
     name: &str,
     owner: &str,
-    now_ms: i64,
-    until_ms: i64,
+    now: Timestamp,
+    until: Timestamp,
 ) -> StoreResult<bool> {
     let updated = db
         .query("UPDATE leases SET owner = ?, until_ms = ? WHERE name = ? AND (owner = ? OR until_ms < ?)")
         .bind(owner)
-        .bind(until_ms)
+        .bind(until.unix_millis())
         .bind(name)
         .bind(owner)
-        .bind(now_ms)
+        .bind(now.unix_millis())
         .execute(&db.pool)
         .await?
         .rows_affected();
@@ -29,7 +30,7 @@ pub async fn acquire(
         .query("INSERT INTO leases (name, owner, until_ms) VALUES (?, ?, ?)")
         .bind(name)
         .bind(owner)
-        .bind(until_ms)
+        .bind(until.unix_millis())
         .execute(&db.pool)
         .await;
     match inserted.map_err(StoreError::from) {

@@ -3,7 +3,8 @@
 
 use sqlx::Row;
 
-use super::{Db, StoreResult};
+use super::{Db, StoreResult, seconds_at};
+use crate::domain::Timestamp;
 
 /// Expired rows removed by each recorded attempt at most: several times the rows an attempt
 /// adds, so pruning keeps ahead of any rate of attempts while no request pays for a backlog.
@@ -15,9 +16,9 @@ pub const PRUNE_BATCH: u32 = 50;
 pub async fn live(
     db: &Db,
     subjects: &[String],
-    since: i64,
+    since: Timestamp,
     attempt: &str,
-) -> StoreResult<Vec<(String, i64)>> {
+) -> StoreResult<Vec<(String, Timestamp)>> {
     let sql = format!(
         "SELECT subject, failed_at FROM login_failures \
          WHERE subject IN ({}) AND failed_at > ? AND attempt <> ?",
@@ -27,19 +28,26 @@ pub async fn live(
     for subject in subjects {
         query = query.bind(subject.as_str());
     }
-    let rows = query.bind(since).bind(attempt).fetch_all(&db.pool).await?;
+    let rows = query
+        .bind(since.unix_seconds())
+        .bind(attempt)
+        .fetch_all(&db.pool)
+        .await?;
     rows.iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .map(|row| Ok((row.try_get(0)?, seconds_at(row, 1)?)))
         .collect()
 }
 
 /// Records one failure of each subject for `attempt`, in one statement.
-pub async fn record(db: &Db, subjects: &[String], attempt: &str, at: i64) -> StoreResult<()> {
+pub async fn record(db: &Db, subjects: &[String], attempt: &str, at: Timestamp) -> StoreResult<()> {
     let values = vec!["(?, ?, ?)"; subjects.len()].join(", ");
     let sql = format!("INSERT INTO login_failures (subject, attempt, failed_at) VALUES {values}");
     let mut query = db.query(&sql);
     for subject in subjects {
-        query = query.bind(subject.as_str()).bind(attempt).bind(at);
+        query = query
+            .bind(subject.as_str())
+            .bind(attempt)
+            .bind(at.unix_seconds());
     }
     query.execute(&db.pool).await?;
     Ok(())
@@ -53,7 +61,7 @@ pub async fn take_back(
     subjects: &[String],
     attempt: &str,
     forgiven: &[String],
-    since: i64,
+    since: Timestamp,
 ) -> StoreResult<()> {
     let mut sql = format!(
         "DELETE FROM login_failures WHERE (subject IN ({}) AND attempt = ?)",
@@ -74,7 +82,7 @@ pub async fn take_back(
         for subject in forgiven {
             query = query.bind(subject.as_str());
         }
-        query = query.bind(since);
+        query = query.bind(since.unix_seconds());
     }
     query.execute(&db.pool).await?;
     Ok(())
@@ -84,13 +92,13 @@ pub async fn take_back(
 /// plain read and deleted by id ([`super::delete_by_ids`]): MySQL's `DELETE … ORDER BY
 /// failed_at LIMIT` locked expired rows in `failed_at` order while a take-back forgiving a
 /// subject locked the same rows in subject order, a deadlock InnoDB resolved by failing one.
-pub async fn prune(db: &Db, before: i64) -> StoreResult<()> {
+pub async fn prune(db: &Db, before: Timestamp) -> StoreResult<()> {
     let sql = format!(
         "SELECT id FROM login_failures WHERE failed_at <= ? ORDER BY failed_at LIMIT {PRUNE_BATCH}"
     );
     let ids = db
         .query(&sql)
-        .bind(before)
+        .bind(before.unix_seconds())
         .fetch_all(&db.pool)
         .await?
         .iter()

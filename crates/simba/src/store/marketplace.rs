@@ -15,6 +15,7 @@ use sqlx::Row;
 use super::param::Param;
 use super::{Backend, Db, StoreError, StoreResult};
 use crate::crypto::Cipher;
+use crate::domain::Timestamp;
 
 const TOKEN_PURPOSE: &str = "marketplace_tokens.token";
 
@@ -134,15 +135,11 @@ impl bol::TokenCache for DbTokenCache {
                 .cipher
                 .decrypt(TOKEN_PURPOSE, &row.try_get::<String, _>(0).ok()?)
                 .ok()?;
-            let issued_at_ms: i64 = row.try_get(1).ok()?;
+            let issued_at = Timestamp::from_unix_millis(row.try_get(1).ok()?);
             let lifetime_ms: i64 = row.try_get(2).ok()?;
-            let issued_at = time::OffsetDateTime::from_unix_timestamp_nanos(
-                i128::from(issued_at_ms) * 1_000_000,
-            )
-            .ok()?;
             Some(bol::CachedToken::new(
                 token,
-                issued_at,
+                issued_at.to_offset_date_time(),
                 Duration::from_millis(u64::try_from(lifetime_ms).ok()?),
             ))
         })
@@ -160,7 +157,7 @@ impl bol::TokenCache for DbTokenCache {
                     self.cipher
                         .encrypt(TOKEN_PURPOSE, token.access_token.expose_secret()),
                 ),
-                ValueKind::Int((issued_at.unix_timestamp_nanos() / 1_000_000) as i64),
+                ValueKind::Int(Timestamp::from_offset_date_time(issued_at).unix_millis()),
                 ValueKind::Int(token.lifetime.as_millis() as i64),
             ];
             let fingerprint = fingerprint_of(&self.cipher, creds);
@@ -188,7 +185,7 @@ impl bol::TokenCache for DbTokenCache {
                 )
                 .bind(&creds.client_id)
                 .bind(&fingerprint)
-                .bind((time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+                .bind(Timestamp::now().unix_millis())
                 .execute(&self.db.pool)
                 .await;
             if let Err(e) = expired {
@@ -265,9 +262,9 @@ pub(super) fn save_budgets_sql(backend: Backend) -> &'static str {
 pub(super) fn save_budgets_params<'a>(
     client_id: &'a str,
     snapshot: &'a str,
-    now: i64,
+    now: Timestamp,
 ) -> [Param<'a>; 5] {
-    let (snapshot, now) = (Param::Text(Some(snapshot)), Param::Int(Some(now)));
+    let (snapshot, now) = (Param::Text(Some(snapshot)), Param::seconds(Some(now)));
     [Param::Text(Some(client_id)), snapshot, now, snapshot, now]
 }
 
@@ -294,7 +291,7 @@ pub(super) async fn save_budgets_in(
     budgets: &[bol::BucketSnapshot],
 ) -> StoreResult<()> {
     let snapshot = budgets_snapshot(budgets);
-    save_budgets_params(client_id, &snapshot, super::now())
+    save_budgets_params(client_id, &snapshot, Timestamp::now())
         .into_iter()
         .fold(db.query(save_budgets_sql(db.backend)), |query, param| {
             param.bind(query)
@@ -305,7 +302,7 @@ pub(super) async fn save_budgets_in(
 }
 
 /// How long a refused token request counts against the seller whose shop made it.
-pub const REFUSAL_WINDOW_SECS: i64 = 3600;
+pub const REFUSAL_WINDOW: Duration = Duration::from_secs(3600);
 /// Refusals in the window after which a seller's credentials that hold no token must wait.
 /// bol blocks an address that asks for tokens too often, and that address is every seller's:
 /// one seller trying secret after secret must not get Simba blocked. Counted per seller only,
@@ -320,13 +317,13 @@ pub async fn record_refusal(
     cipher: &Cipher,
     shop_id: i64,
     creds: &bol::Credentials,
-    now: i64,
+    now: Timestamp,
 ) -> StoreResult<()> {
     db.query(
         "INSERT INTO credential_rejections (user_id, client_id, rejected_at) \
          SELECT user_id, client_id, ? FROM shops WHERE id = ?",
     )
-    .bind(now)
+    .bind(now.unix_seconds())
     .bind(shop_id)
     .execute(&db.pool)
     .await?;
@@ -341,7 +338,7 @@ pub async fn record_refusal(
              WHERE user_id = (SELECT user_id FROM shops WHERE id = ?) AND rejected_at <= ?",
         )
         .bind(shop_id)
-        .bind(now - REFUSAL_WINDOW_SECS)
+        .bind((now - REFUSAL_WINDOW).unix_seconds())
         .execute(&db.pool)
         .await;
     if let Err(e) = pruned {
@@ -358,8 +355,8 @@ pub async fn refusal_wait(
     cipher: &Cipher,
     shop_id: i64,
     creds: &bol::Credentials,
-    now: i64,
-) -> StoreResult<Option<i64>> {
+    now: Timestamp,
+) -> StoreResult<Option<Timestamp>> {
     let proven = db
         .query("SELECT 1 FROM marketplace_tokens WHERE client_id = ? AND secret_fingerprint = ?")
         .bind(&creds.client_id)
@@ -377,14 +374,14 @@ pub async fn refusal_wait(
              AND rejected_at > ? ORDER BY rejected_at DESC LIMIT {REFUSALS_ALLOWED}"
         ))
         .bind(shop_id)
-        .bind(now - REFUSAL_WINDOW_SECS)
+        .bind((now - REFUSAL_WINDOW).unix_seconds())
         .fetch_all(&db.pool)
         .await?;
     if (newest.len() as i64) < REFUSALS_ALLOWED {
         return Ok(None);
     }
-    let oldest_counted: i64 = newest[newest.len() - 1].try_get(0)?;
-    Ok(Some(oldest_counted + REFUSAL_WINDOW_SECS))
+    let oldest_counted = super::seconds_at(&newest[newest.len() - 1], 0)?;
+    Ok(Some(oldest_counted + REFUSAL_WINDOW))
 }
 
 fn fingerprint_of(cipher: &Cipher, creds: &bol::Credentials) -> String {

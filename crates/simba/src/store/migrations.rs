@@ -80,6 +80,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0010_login_failures_and_sessions.sql"),
         include_str!("../../migrations/mysql/0010_login_failures_and_sessions.sql"),
     ),
+    (
+        11,
+        "next sync",
+        include_str!("../../migrations/sqlite/0011_next_sync.sql"),
+        include_str!("../../migrations/postgres/0011_next_sync.sql"),
+        include_str!("../../migrations/mysql/0011_next_sync.sql"),
+    ),
 ];
 
 /// The SQLite schema's scripts, oldest first, for tests of rusqlite's statements.

@@ -33,6 +33,9 @@ use sqlx::query::Query;
 use sqlx::{Any, AnyPool, AssertSqlSafe, Executor};
 
 use hot::Family;
+use sqlx::Row;
+
+use crate::domain::Timestamp;
 pub use migrations::migrate;
 
 /// Which database engine a URL names.
@@ -272,9 +275,21 @@ pub async fn delete_by_ids(db: &Db, table: &'static str, ids: &[i64]) -> StoreRe
     Ok(query.execute(&db.pool).await?.rows_affected())
 }
 
-/// The current time as stored: Unix seconds, UTC.
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+/// An instant from a column of Unix seconds, how most columns store one.
+pub(crate) fn seconds_at<I: sqlx::ColumnIndex<AnyRow>>(
+    row: &AnyRow,
+    index: I,
+) -> Result<Timestamp, sqlx::Error> {
+    row.try_get(index).map(Timestamp::from_unix_seconds)
+}
+
+/// An instant, if any, from a nullable column of Unix seconds.
+pub(crate) fn maybe_seconds_at<I: sqlx::ColumnIndex<AnyRow>>(
+    row: &AnyRow,
+    index: I,
+) -> Result<Option<Timestamp>, sqlx::Error> {
+    row.try_get::<Option<i64>, _>(index)
+        .map(|s| s.map(Timestamp::from_unix_seconds))
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! Values bound to the statements of the hot paths ([`super::hot`]).
 
+use crate::domain::Timestamp;
+
 /// A value bound to a statement that both backend families run, borrowed from what is written:
 /// the statement's values are listed once, and each family binds them its own way.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +23,11 @@ impl rusqlite::ToSql for Param<'_> {
 }
 
 impl<'a> Param<'a> {
+    /// An instant, bound in Unix seconds as the shipment columns store it.
+    pub(crate) fn seconds(at: Option<Timestamp>) -> Param<'a> {
+        Param::Int(at.map(Timestamp::unix_seconds))
+    }
+
     /// Binds the value to a sqlx query.
     pub(crate) fn bind<'q>(
         self,

@@ -1,12 +1,14 @@
 //! Shops: one marketplace account's credentials per row, the secret encrypted at rest.
 
+use std::time::Duration;
+
 use secrecy::ExposeSecret;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, StoreResult};
+use super::{Db, StoreResult, maybe_seconds_at, seconds_at};
 use crate::crypto::Cipher;
-use crate::domain::{ClientId, ClientSecret, Marketplace, ShopName, SyncInterval};
+use crate::domain::{ClientId, ClientSecret, Marketplace, ShopName, SyncInterval, Timestamp};
 
 /// The associated data that binds a ciphertext to the `client_secret` column.
 pub const SECRET_PURPOSE: &str = "shops.client_secret";
@@ -20,12 +22,12 @@ pub struct Shop {
     pub client_id: String,
     pub auto_sync: bool,
     pub sync_interval_minutes: i32,
-    pub last_synced_at: Option<i64>,
+    pub last_synced_at: Option<Timestamp>,
     pub active_run_id: Option<i64>,
     pub shipment_count: i64,
-    pub credentials_rejected_at: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
+    pub credentials_rejected_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// Every writable field, parsed.
@@ -51,12 +53,12 @@ fn from_row(row: &AnyRow) -> Result<Shop, sqlx::Error> {
         client_id: row.try_get("client_id")?,
         auto_sync: row.try_get::<i64, _>("auto_sync")? != 0,
         sync_interval_minutes: row.try_get("sync_interval_minutes")?,
-        last_synced_at: row.try_get("last_synced_at")?,
+        last_synced_at: maybe_seconds_at(row, "last_synced_at")?,
         active_run_id: row.try_get("active_run_id")?,
         shipment_count: row.try_get("shipment_count")?,
-        credentials_rejected_at: row.try_get("credentials_rejected_at")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        credentials_rejected_at: maybe_seconds_at(row, "credentials_rejected_at")?,
+        created_at: seconds_at(row, "created_at")?,
+        updated_at: seconds_at(row, "updated_at")?,
     })
 }
 
@@ -67,11 +69,14 @@ pub async fn create(
     fields: &ShopFields,
     secret: &ClientSecret,
 ) -> StoreResult<Shop> {
-    let now = super::now();
+    let now = Timestamp::now();
+    let next_sync = fields
+        .auto_sync
+        .then(|| first_sync_at(now, fields.sync_interval));
     let sql = format!(
         "INSERT INTO shops (user_id, name, marketplace, client_id, client_secret_enc, auto_sync, \
-         sync_interval_minutes, shipment_count, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?){}",
+         sync_interval_minutes, shipment_count, created_at, updated_at, next_sync_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?){}",
         db.returning_id()
     );
     let query = db
@@ -83,8 +88,9 @@ pub async fn create(
         .bind(cipher.encrypt(SECRET_PURPOSE, secret.expose()))
         .bind(i16::from(fields.auto_sync))
         .bind(fields.sync_interval.minutes())
-        .bind(now)
-        .bind(now);
+        .bind(now.unix_seconds())
+        .bind(now.unix_seconds())
+        .bind(next_sync.map(Timestamp::unix_seconds));
     let id = db.insert(&db.pool, query).await?;
     Ok(Shop {
         id,
@@ -101,6 +107,18 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     })
+}
+
+/// The longest a shop waits for its first automatic sync (or its first after automatic sync
+/// is turned on or its credentials change): a seller adding a shop sees it syncing within a
+/// minute, and a thousand shops added at once start over that minute, not in one burst.
+const FIRST_SYNC_SPREAD: Duration = Duration::from_secs(60);
+
+/// When a shop's first automatic sync is due: at a random point of the spread, or of its
+/// interval if that is shorter.
+fn first_sync_at(now: Timestamp, interval: SyncInterval) -> Timestamp {
+    let spread = FIRST_SYNC_SPREAD.min(Duration::from_secs(60 * interval.minutes() as u64));
+    now + spread.mul_f64(rand::random::<f64>())
 }
 
 /// The seller's shop, or `None` when it does not exist or belongs to someone else.
@@ -144,7 +162,7 @@ pub async fn update(
     fields: &ShopFields,
     secret: Option<&ClientSecret>,
 ) -> StoreResult<Shop> {
-    let now = super::now();
+    let now = Timestamp::now();
     let credentials_changed = secret.is_some() || fields.client_id.as_str() != shop.client_id;
     let old_credentials = if credentials_changed {
         credentials(db, shop.id).await?
@@ -160,6 +178,22 @@ pub async fn update(
         "UPDATE shops SET name = ?, marketplace = ?, client_id = ?, auto_sync = ?, \
          sync_interval_minutes = ?, credentials_rejected_at = ?, updated_at = ?",
     );
+    let interval_changed = fields.sync_interval.minutes() != shop.sync_interval_minutes;
+    let next_sync = if !fields.auto_sync || rejected_at.is_some() {
+        Some(None)
+    } else if !shop.auto_sync || credentials_changed {
+        Some(Some(first_sync_at(now, fields.sync_interval)))
+    } else {
+        None
+    };
+    match next_sync {
+        Some(_) => sql.push_str(", next_sync_at = ?"),
+        // An interval from the last run, as a run sets it.
+        None if interval_changed => sql.push_str(
+            ", next_sync_at = COALESCE(last_run_at + sync_interval_minutes * 60, next_sync_at)",
+        ),
+        None => {}
+    }
     if secret.is_some() {
         sql.push_str(", client_secret_enc = ?");
     }
@@ -171,8 +205,11 @@ pub async fn update(
         .bind(fields.client_id.as_str())
         .bind(i16::from(fields.auto_sync))
         .bind(fields.sync_interval.minutes())
-        .bind(rejected_at)
-        .bind(now);
+        .bind(rejected_at.map(Timestamp::unix_seconds))
+        .bind(now.unix_seconds());
+    if let Some(at) = next_sync {
+        query = query.bind(at.map(Timestamp::unix_seconds));
+    }
     if let Some(secret) = secret {
         query = query.bind(cipher.encrypt(SECRET_PURPOSE, secret.expose()));
     }

@@ -7,6 +7,7 @@ use super::hot::HotPath;
 use super::shipments::NewShipment;
 use super::sync_runs::{StepDelta, StepOutcome, StepRecord};
 use super::{Db, StoreResult};
+use crate::domain::Timestamp;
 
 /// What a step fetched.
 #[derive(Debug)]
@@ -27,7 +28,7 @@ pub struct StepWrite {
     pub shop_id: i64,
     pub user_id: i64,
     pub owner: String,
-    pub lease_until_ms: i64,
+    pub lease_until: Timestamp,
     pub data: StepData,
     /// The step's counters; a list page's `shipments_stored` is filled in here.
     pub delta: StepDelta,

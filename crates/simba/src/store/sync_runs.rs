@@ -4,8 +4,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::param::Param;
-use super::{Db, StoreError, StoreResult};
-use crate::domain::{Mode, RunStatus, Trigger};
+use super::{Db, StoreError, StoreResult, maybe_seconds_at, seconds_at};
+use crate::domain::{Mode, RunStatus, Timestamp, Trigger};
 
 /// A run's progress as API.md shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,9 +41,9 @@ pub struct SyncRun {
     pub mode: Mode,
     pub trigger: Trigger,
     pub status: RunStatus,
-    pub created_at: i64,
-    pub started_at: Option<i64>,
-    pub finished_at: Option<i64>,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
     pub progress: Progress,
     pub api_calls: ApiCalls,
     pub error: Option<String>,
@@ -74,9 +74,9 @@ fn from_row(row: &AnyRow) -> Result<SyncRun, sqlx::Error> {
         mode: decode(row, 2, Mode::parse)?,
         trigger: decode(row, 3, Trigger::parse)?,
         status: decode(row, 4, RunStatus::parse)?,
-        created_at: row.try_get(5)?,
-        started_at: row.try_get(6)?,
-        finished_at: row.try_get(7)?,
+        created_at: seconds_at(row, 5)?,
+        started_at: maybe_seconds_at(row, 6)?,
+        finished_at: maybe_seconds_at(row, 7)?,
         progress: Progress {
             pages_fetched: row.try_get(8)?,
             shipments_seen: row.try_get(9)?,
@@ -112,7 +112,7 @@ pub async fn create_queued(
     mode: Mode,
     trigger: Trigger,
 ) -> Result<SyncRun, QueueError> {
-    let now = super::now();
+    let now = Timestamp::now();
     let mut tx = db.pool.begin().await.map_err(StoreError::from)?;
     let sql = format!(
         "INSERT INTO sync_runs (shop_id, mode, run_trigger, status, created_at) \
@@ -124,14 +124,18 @@ pub async fn create_queued(
         .bind(shop_id)
         .bind(mode.as_str())
         .bind(trigger.as_str())
-        .bind(now);
+        .bind(now.unix_seconds());
     let id = db.insert(&mut *tx, query).await?;
     let claimed = db
         .query(
-            "UPDATE shops SET active_run_id = ?, last_run_at = ? WHERE id = ? AND active_run_id IS NULL",
+            "UPDATE shops SET active_run_id = ?, last_run_at = ?, \
+             next_sync_at = CASE WHEN next_sync_at IS NULL THEN NULL \
+                                 ELSE ? + sync_interval_minutes * 60 END \
+             WHERE id = ? AND active_run_id IS NULL",
         )
         .bind(id)
-        .bind(now)
+        .bind(now.unix_seconds())
+        .bind(now.unix_seconds())
         .bind(shop_id)
         .execute(&mut *tx)
         .await
@@ -230,8 +234,8 @@ pub async fn list_for_user(
 }
 
 /// For each of the seller's shops whose runs have failed since its last success (or ever,
-/// without one): when the first of those failures ended, as `(shop_id, unix seconds)`.
-pub async fn failing_since(db: &Db, user_id: i64) -> StoreResult<Vec<(i64, i64)>> {
+/// without one): when the first of those failures ended, as `(shop_id, when)`.
+pub async fn failing_since(db: &Db, user_id: i64) -> StoreResult<Vec<(i64, Timestamp)>> {
     let rows = db
         .query(
             "SELECT r.shop_id, MIN(r.finished_at) FROM sync_runs r JOIN shops s ON s.id = r.shop_id \
@@ -244,7 +248,7 @@ pub async fn failing_since(db: &Db, user_id: i64) -> StoreResult<Vec<(i64, i64)>
         .fetch_all(&db.pool)
         .await?;
     rows.iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .map(|row| Ok((row.try_get(0)?, seconds_at(row, 1)?)))
         .collect()
 }
 
@@ -288,14 +292,14 @@ pub struct Claimable {
 }
 
 /// Runs waiting for a driver: queued, or running under a lease that expired (its worker died).
-pub async fn claimable(db: &Db, now_ms: i64, limit: i64) -> StoreResult<Vec<Claimable>> {
+pub async fn claimable(db: &Db, now: Timestamp, limit: i64) -> StoreResult<Vec<Claimable>> {
     let rows = db
         .query(
             "SELECT r.id, r.shop_id FROM sync_runs r JOIN shops s ON s.id = r.shop_id \
              WHERE r.status IN ('queued', 'running') AND (s.lease_until IS NULL OR s.lease_until < ?) \
              ORDER BY r.id LIMIT ?",
         )
-        .bind(now_ms)
+        .bind(now.unix_millis())
         .bind(limit)
         .fetch_all(&db.pool)
         .await?;
@@ -310,13 +314,12 @@ pub async fn claimable(db: &Db, now_ms: i64, limit: i64) -> StoreResult<Vec<Clai
 }
 
 /// Active runs without a live driver whose message the broker has not confirmed since
-/// `dispatched_before_ms`, among runs created before `created_before` (Unix seconds): the ones
-/// to publish again.
+/// `dispatched_before`, among runs created before `created_before`: the ones to publish again.
 pub async fn undispatched(
     db: &Db,
-    now_ms: i64,
-    dispatched_before_ms: i64,
-    created_before: i64,
+    now: Timestamp,
+    dispatched_before: Timestamp,
+    created_before: Timestamp,
 ) -> StoreResult<Vec<i64>> {
     let rows = db
         .query(
@@ -325,26 +328,26 @@ pub async fn undispatched(
              AND (r.dispatched_at_ms IS NULL OR r.dispatched_at_ms < ?) AND r.created_at < ? \
              ORDER BY r.id",
         )
-        .bind(now_ms)
-        .bind(dispatched_before_ms)
-        .bind(created_before)
+        .bind(now.unix_millis())
+        .bind(dispatched_before.unix_millis())
+        .bind(created_before.unix_seconds())
         .fetch_all(&db.pool)
         .await?;
     rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
 
 /// Records that the broker confirmed a message for the run.
-pub async fn mark_dispatched(db: &Db, run_id: i64, at_ms: i64) -> StoreResult<()> {
+pub async fn mark_dispatched(db: &Db, run_id: i64, at: Timestamp) -> StoreResult<()> {
     db.query("UPDATE sync_runs SET dispatched_at_ms = ? WHERE id = ?")
-        .bind(at_ms)
+        .bind(at.unix_millis())
         .bind(run_id)
         .execute(&db.pool)
         .await?;
     Ok(())
 }
 
-/// Who holds the shop's lease, and until when (Unix milliseconds).
-pub async fn lease_holder(db: &Db, shop_id: i64) -> StoreResult<Option<(String, i64)>> {
+/// Who holds the shop's lease, and until when.
+pub async fn lease_holder(db: &Db, shop_id: i64) -> StoreResult<Option<(String, Timestamp)>> {
     let row = db
         .query("SELECT lease_owner, lease_until FROM shops WHERE id = ?")
         .bind(shop_id)
@@ -353,16 +356,16 @@ pub async fn lease_holder(db: &Db, shop_id: i64) -> StoreResult<Option<(String, 
     let Some(row) = row else { return Ok(None) };
     let owner: Option<String> = row.try_get(0)?;
     let until: Option<i64> = row.try_get(1)?;
-    Ok(owner.zip(until))
+    Ok(owner.zip(until.map(Timestamp::from_unix_millis)))
 }
 
-/// Takes the shop's lease for `owner` until `until_ms` unless another owner holds a live one.
+/// Takes the shop's lease for `owner` until `until` unless another owner holds a live one.
 pub async fn lease(
     db: &Db,
     shop_id: i64,
     owner: &str,
-    now_ms: i64,
-    until_ms: i64,
+    now: Timestamp,
+    until: Timestamp,
 ) -> StoreResult<bool> {
     let done = db
         .query(
@@ -370,25 +373,35 @@ pub async fn lease(
              WHERE id = ? AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?)",
         )
         .bind(owner)
-        .bind(until_ms)
+        .bind(until.unix_millis())
         .bind(shop_id)
-        .bind(now_ms)
+        .bind(now.unix_millis())
         .bind(owner)
         .execute(&db.pool)
         .await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// Extends a lease `owner` still holds; `false` when it was lost.
-pub async fn renew_lease(db: &Db, shop_id: i64, owner: &str, until_ms: i64) -> StoreResult<bool> {
-    let done = db
-        .query("UPDATE shops SET lease_until = ? WHERE id = ? AND lease_owner = ?")
-        .bind(until_ms)
-        .bind(shop_id)
-        .bind(owner)
-        .execute(&db.pool)
-        .await?;
-    Ok(done.rows_affected() == 1)
+/// Extends the leases `owner` still holds on `shop_ids`, a few hundred shops per statement:
+/// one process renews all the shops it drives at once, not one write per run.
+pub async fn renew_leases(
+    db: &Db,
+    shop_ids: &[i64],
+    owner: &str,
+    until: Timestamp,
+) -> StoreResult<()> {
+    for chunk in shop_ids.chunks(500) {
+        let sql = format!(
+            "UPDATE shops SET lease_until = ? WHERE lease_owner = ? AND id IN ({})",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        let mut query = db.query(&sql).bind(until.unix_millis()).bind(owner);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        query.execute(&db.pool).await?;
+    }
+    Ok(())
 }
 
 /// Gives the shop up, if `owner` still holds it.
@@ -445,7 +458,7 @@ pub async fn mark_running(db: &Db, run_id: i64) -> StoreResult<bool> {
             "UPDATE sync_runs SET status = 'running', started_at = COALESCE(started_at, ?) \
              WHERE id = ? AND status IN ('queued', 'running')",
         )
-        .bind(super::now())
+        .bind(Timestamp::now().unix_seconds())
         .bind(run_id)
         .execute(&db.pool)
         .await?;
@@ -522,7 +535,7 @@ pub async fn finish(
     owner: Option<&str>,
     end: &RunFinish<'_>,
 ) -> StoreResult<bool> {
-    let now = super::now();
+    let now = Timestamp::now();
     let mut tx = db.pool.begin().await?;
     if let Some(owner) = owner {
         let held = db
@@ -539,7 +552,7 @@ pub async fn finish(
     }
     // The shop row before the run row, in every transaction that writes both (a step does the
     // same), so that a cancel and a step never wait for each other in opposite orders.
-    let synced_at = (end.status == RunStatus::Succeeded).then_some(now);
+    let synced_at = (end.status == RunStatus::Succeeded).then_some(now.unix_seconds());
     db.query(
         "UPDATE shops SET active_run_id = NULL, last_synced_at = COALESCE(?, last_synced_at) \
          WHERE id = ? AND active_run_id = ?",
@@ -559,7 +572,7 @@ pub async fn finish(
         )
         .bind(end.status.as_str())
         .bind(end.error)
-        .bind(now)
+        .bind(now.unix_seconds())
         .bind(calls.list)
         .bind(calls.detail)
         .bind(calls.token)
@@ -616,47 +629,61 @@ pub async fn cancel(db: &Db, user_id: i64, run_id: i64) -> StoreResult<CancelOut
 
 /// Marks that the marketplace refused the shop's credentials, so the scheduler leaves it be.
 pub async fn mark_credentials_rejected(db: &Db, shop_id: i64) -> StoreResult<()> {
-    db.query("UPDATE shops SET credentials_rejected_at = ? WHERE id = ?")
-        .bind(super::now())
+    db.query("UPDATE shops SET credentials_rejected_at = ?, next_sync_at = NULL WHERE id = ?")
+        .bind(Timestamp::now().unix_seconds())
         .bind(shop_id)
         .execute(&db.pool)
         .await?;
     Ok(())
 }
 
-/// Shops whose automatic sync is due: enabled, idle, credentials not refused, and the last
-/// run (of any outcome) at least an interval ago.
-pub async fn due_for_schedule(db: &Db, now: i64) -> StoreResult<Vec<i64>> {
+/// A shop whose automatic sync is due, and since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    pub shop_id: i64,
+    pub since: Timestamp,
+}
+
+/// Up to `limit` shops whose automatic sync is due at `now`, the most overdue first: enabled,
+/// idle, credentials not refused (those have no `next_sync_at`). Reads the due end of
+/// `shops_next_sync` only, however many shops there are.
+pub async fn due_for_schedule(db: &Db, now: Timestamp, limit: i64) -> StoreResult<Vec<Due>> {
     let rows = db
         .query(
-            "SELECT id FROM shops WHERE auto_sync = 1 AND active_run_id IS NULL \
-             AND credentials_rejected_at IS NULL \
-             AND (last_run_at IS NULL OR last_run_at + sync_interval_minutes * 60 <= ?) \
-             ORDER BY id LIMIT 500",
+            "SELECT id, next_sync_at FROM shops WHERE next_sync_at <= ? \
+             AND active_run_id IS NULL ORDER BY next_sync_at LIMIT ?",
         )
-        .bind(now)
+        .bind(now.unix_seconds())
+        .bind(limit)
         .fetch_all(&db.pool)
         .await?;
     rows.iter()
-        .map(|r| r.try_get(0).map_err(Into::into))
+        .map(|r| {
+            Ok(Due {
+                shop_id: r.try_get(0)?,
+                since: seconds_at(r, 1)?,
+            })
+        })
         .collect()
 }
 
-/// When the earliest of `shop_ids` became due for an automatic run (Unix seconds), among those
-/// synced before: the scheduler's lag is measured over exactly the shops
-/// [`due_for_schedule`] returned, whose condition stays written once.
-pub async fn earliest_due(db: &Db, shop_ids: &[i64]) -> StoreResult<Option<i64>> {
-    if shop_ids.is_empty() {
-        return Ok(None);
-    }
-    let sql = format!(
-        "SELECT MIN(last_run_at + sync_interval_minutes * 60) FROM shops \
-         WHERE last_run_at IS NOT NULL AND id IN ({})",
-        vec!["?"; shop_ids.len()].join(", ")
-    );
-    let mut query = db.query(&sql);
-    for id in shop_ids {
-        query = query.bind(*id);
-    }
-    Ok(query.fetch_one(&db.pool).await?.try_get(0)?)
+/// Moves every shop due before `overdue_before` to a point of its next interval from `now`,
+/// fixed by its id: shops that fell due together while no scheduler ran (a restart, an outage)
+/// start spread over their interval instead of at once. Returns how many moved.
+pub async fn spread_overdue(
+    db: &Db,
+    now: Timestamp,
+    overdue_before: Timestamp,
+) -> StoreResult<u64> {
+    // Knuth's multiplicative hash: consecutive ids land far apart in the interval.
+    Ok(db
+        .query(
+            "UPDATE shops SET next_sync_at = ? + (id * 2654435761) % (sync_interval_minutes * 60) \
+             WHERE next_sync_at < ?",
+        )
+        .bind(now.unix_seconds())
+        .bind(overdue_before.unix_seconds())
+        .execute(&db.pool)
+        .await?
+        .rows_affected())
 }

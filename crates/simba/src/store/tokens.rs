@@ -4,7 +4,8 @@
 use sqlx::Row;
 
 use super::users::{self, User};
-use super::{Db, StoreError, StoreResult};
+use super::{Db, StoreError, StoreResult, maybe_seconds_at, seconds_at};
+use crate::domain::Timestamp;
 
 /// Who a token was issued to, which decides whether it expires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +38,8 @@ impl TokenKind {
 pub struct Token {
     pub id: i64,
     pub kind: TokenKind,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
 }
 
 pub async fn create(db: &Db, user_id: i64, token_hash: &str, kind: TokenKind) -> StoreResult<i64> {
@@ -50,7 +51,7 @@ pub async fn create(db: &Db, user_id: i64, token_hash: &str, kind: TokenKind) ->
         .query(&sql)
         .bind(user_id)
         .bind(token_hash)
-        .bind(super::now())
+        .bind(Timestamp::now().unix_seconds())
         .bind(kind.as_str());
     db.insert(&db.pool, query).await
 }
@@ -77,16 +78,16 @@ pub async fn authenticate(db: &Db, token_hash: &str) -> StoreResult<Option<(User
                 format!("unknown token kind {kind:?}").into(),
             ))
         })?,
-        created_at: row.try_get("created_at")?,
-        last_used_at: row.try_get("last_used_at")?,
+        created_at: seconds_at(&row, "created_at")?,
+        last_used_at: maybe_seconds_at(&row, "last_used_at")?,
     };
     Ok(Some((users::from_row(&row)?, token)))
 }
 
 /// Records that the token was used at `at`.
-pub async fn touch(db: &Db, token_id: i64, at: i64) -> StoreResult<()> {
+pub async fn touch(db: &Db, token_id: i64, at: Timestamp) -> StoreResult<()> {
     db.query("UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
-        .bind(at)
+        .bind(at.unix_seconds())
         .bind(token_id)
         .execute(&db.pool)
         .await?;
@@ -105,8 +106,8 @@ pub async fn revoke(db: &Db, token_id: i64) -> StoreResult<()> {
 /// used at `idle_before` or earlier; returns how many.
 pub async fn delete_ended_sessions(
     db: &Db,
-    created_before: i64,
-    idle_before: i64,
+    created_before: Timestamp,
+    idle_before: Timestamp,
     batch: u32,
 ) -> StoreResult<u64> {
     let sql = format!(
@@ -116,8 +117,8 @@ pub async fn delete_ended_sessions(
     let ids = db
         .query(&sql)
         .bind(TokenKind::Dashboard.as_str())
-        .bind(created_before)
-        .bind(idle_before)
+        .bind(created_before.unix_seconds())
+        .bind(idle_before.unix_seconds())
         .fetch_all(&db.pool)
         .await?
         .iter()

@@ -5,6 +5,7 @@ use sqlx::any::AnyRow;
 
 use super::{Db, StoreResult};
 use crate::crypto::Cipher;
+use crate::domain::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -13,7 +14,7 @@ pub struct User {
     pub email: String,
     pub first_name: String,
     pub last_name: String,
-    pub date_joined: i64,
+    pub date_joined: Timestamp,
 }
 
 pub struct NewUser<'a> {
@@ -40,7 +41,7 @@ pub(super) fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
         email: row.try_get("email")?,
         first_name: row.try_get("first_name")?,
         last_name: row.try_get("last_name")?,
-        date_joined: row.try_get("date_joined")?,
+        date_joined: super::seconds_at(row, "date_joined")?,
     })
 }
 
@@ -62,7 +63,7 @@ pub async fn taken(db: &Db, username: &str, email: &str) -> StoreResult<Option<T
 
 /// Creates a seller and returns it; a duplicate username or email is a unique violation.
 pub async fn create(db: &Db, new: &NewUser<'_>) -> StoreResult<User> {
-    let now = super::now();
+    let now = Timestamp::now();
     let sql = format!(
         "INSERT INTO users (username, email, password_hash, first_name, last_name, date_joined) \
          VALUES (?, ?, ?, ?, ?, ?){}",
@@ -75,7 +76,7 @@ pub async fn create(db: &Db, new: &NewUser<'_>) -> StoreResult<User> {
         .bind(new.password_hash)
         .bind(new.first_name)
         .bind(new.last_name)
-        .bind(now);
+        .bind(now.unix_seconds());
     let id = db.insert(&db.pool, query).await?;
     Ok(User {
         id,

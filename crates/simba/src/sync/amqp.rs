@@ -26,8 +26,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::engine::{Engine, RunEnd, now_ms};
+use super::engine::{Engine, RunEnd};
 use super::queue::{QueueFuture, RunQueue};
+use crate::domain::Timestamp;
 use crate::store::sync_runs;
 
 /// How long a publish may wait for a connection, so that an API request does not hang while the
@@ -243,7 +244,9 @@ impl RunQueue for AmqpQueue {
         Box::pin(async move {
             match self.publish(run_id).await {
                 Ok(()) => {
-                    if let Err(e) = sync_runs::mark_dispatched(&engine.db, run_id, now_ms()).await {
+                    if let Err(e) =
+                        sync_runs::mark_dispatched(&engine.db, run_id, Timestamp::now()).await
+                    {
                         tracing::warn!(run.id = run_id, error = %e, "recording a published run");
                     }
                 }
@@ -270,14 +273,14 @@ impl RunQueue for AmqpQueue {
     /// harmless: its driver finds the run ended or the shop leased.
     fn recover<'a>(&'a self, engine: &'a Engine) -> QueueFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            const REPUBLISH_AFTER_MS: i64 = 10 * 60 * 1000;
-            const PUBLISH_GRACE_SECONDS: i64 = 10;
-            let now = now_ms();
+            const REPUBLISH_AFTER: Duration = Duration::from_secs(10 * 60);
+            const PUBLISH_GRACE: Duration = Duration::from_secs(10);
+            let now = Timestamp::now();
             let runs = sync_runs::undispatched(
                 &engine.db,
                 now,
-                now - REPUBLISH_AFTER_MS,
-                crate::store::now() - PUBLISH_GRACE_SECONDS,
+                now - REPUBLISH_AFTER,
+                now - PUBLISH_GRACE,
             )
             .await?;
             if !runs.is_empty() {
@@ -406,7 +409,7 @@ async fn wait_for_shop(
         }
         match sync_runs::lease_holder(&engine.db, run.shop_id).await? {
             None => return Ok(ShopWait::Free),
-            Some((_, until)) if until < now_ms() => return Ok(ShopWait::Free),
+            Some((_, until)) if until < Timestamp::now() => return Ok(ShopWait::Free),
             Some((holder, until)) if holder != owner || until > first_until => {
                 return Ok(ShopWait::Driven);
             }

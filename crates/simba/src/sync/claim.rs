@@ -7,8 +7,9 @@ use std::sync::Arc;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::engine::{Engine, now_ms};
+use super::engine::Engine;
 use super::queue::{QueueFuture, RunQueue};
+use crate::domain::Timestamp;
 use crate::store::sync_runs;
 
 /// Runs claimed from the database.
@@ -72,7 +73,7 @@ async fn claim_and_spawn(
     if free == 0 {
         return Ok(());
     }
-    let candidates = sync_runs::claimable(&engine.db, now_ms(), (free * 2) as i64).await?;
+    let candidates = sync_runs::claimable(&engine.db, Timestamp::now(), (free * 2) as i64).await?;
     for candidate in candidates {
         if engine.drives(candidate.shop_id) {
             continue;

@@ -11,10 +11,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::domain::Timestamp;
 use crate::store::shipments::{ItemKey, NewShipment};
 
-fn unix(t: Option<time::OffsetDateTime>) -> Option<i64> {
-    t.map(time::OffsetDateTime::unix_timestamp)
+/// To the second, as the columns store it: a detail then compares equal to its stored row.
+fn unix(t: Option<time::OffsetDateTime>) -> Option<Timestamp> {
+    t.map(|t| Timestamp::from_unix_seconds(t.unix_timestamp()))
 }
 
 fn rfc3339(t: Option<time::OffsetDateTime>) -> Option<String> {
@@ -79,7 +81,7 @@ pub fn from_reduced(shipment: &bol::ReducedShipment, method: bol::FulfilmentMeth
         .collect();
     NewShipment {
         shipment_id: shipment.shipment_id.clone(),
-        shipment_date: unix(shipment.shipment_date_time).unwrap_or_default(),
+        shipment_date: unix(shipment.shipment_date_time).unwrap_or(Timestamp::from_unix_seconds(0)),
         shipment_reference: shipment.shipment_reference.clone(),
         fulfilment_method: method,
         order_id: shipment.order.as_ref().and_then(|o| o.order_id.clone()),
@@ -115,7 +117,7 @@ pub fn from_reduced(shipment: &bol::ReducedShipment, method: bol::FulfilmentMeth
 
 /// A shipment's detail. Its list row was stored first, so the fulfilment method (which the
 /// detail gives per item, not per shipment) is kept from the list.
-pub fn from_detail(detail: &bol::ShipmentDetail, now: i64) -> NewShipment {
+pub fn from_detail(detail: &bol::ShipmentDetail, now: Timestamp) -> NewShipment {
     let shipment = &detail.shipment;
     let raw = detail.raw.trim();
     let items: Vec<DetailItem<'_>> = shipment
@@ -165,7 +167,7 @@ pub fn from_detail(detail: &bol::ShipmentDetail, now: i64) -> NewShipment {
     let customer: Customer<'_> = serde_json::from_str(raw).unwrap_or_default();
     NewShipment {
         shipment_id: shipment.shipment_id.clone(),
-        shipment_date: unix(shipment.shipment_date_time).unwrap_or_default(),
+        shipment_date: unix(shipment.shipment_date_time).unwrap_or(Timestamp::from_unix_seconds(0)),
         shipment_reference: shipment.shipment_reference.clone(),
         fulfilment_method: method,
         order_id: shipment.order.as_ref().and_then(|o| o.order_id.clone()),
@@ -213,7 +215,7 @@ mod tests {
               "transportEvents":[{"eventCode":"PRE_ANNOUNCED","eventDateTime":"2025-11-20T11:00:00+01:00"}]}}
         "#;
         let detail = bol::parse::shipment_detail(body).unwrap();
-        let row = from_detail(&detail, 7);
+        let row = from_detail(&detail, Timestamp::from_unix_seconds(7));
         assert_eq!(
             row.items,
             r#"[{"commission":1.25,"ean":"8717418510749","latest_delivery_date":"2025-11-24","offer_reference":"SKU-1","order_item_id":"6107434013","quantity":2,"quantity_shipped":null,"title":"Mug \"XL\"","unit_price":12.5}]"#
@@ -231,14 +233,14 @@ mod tests {
         let raw = row.raw.unwrap();
         assert!(raw.starts_with(r#"{"shipmentId":"914587795""#) && raw.ends_with("}}"));
         assert_eq!(row.fulfilment_method, bol::FulfilmentMethod::Fbr);
-        assert_eq!(row.detail_synced_at, Some(7));
+        assert_eq!(row.detail_synced_at, Some(Timestamp::from_unix_seconds(7)));
         assert_eq!(row.item_keys[0].ean.as_deref(), Some("8717418510749"));
     }
 
     #[test]
     fn a_detail_without_addresses_stores_them_as_null() {
         let detail = bol::parse::shipment_detail(br#"{"shipmentId":"1"}"#).unwrap();
-        let row = from_detail(&detail, 0);
+        let row = from_detail(&detail, Timestamp::from_unix_seconds(0));
         assert_eq!(row.items, "[]");
         assert_eq!(row.transport_events.as_deref(), Some("[]"));
         assert_eq!(

@@ -13,8 +13,9 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::checkpoint::{Checkpoint, Position};
-use super::engine::{Engine, RunEnd, now_ms};
+use super::engine::{Engine, RunEnd};
 use super::step::{Step, api_calls};
+use crate::domain::Timestamp;
 use crate::domain::{Mode, RunStatus};
 use crate::store::sync_runs::{self, ApiCalls, StepOutcome};
 use crate::store::{marketplace, shops};
@@ -57,11 +58,10 @@ impl Engine {
         stop: watch::Receiver<bool>,
         deadline: Option<tokio::time::Instant>,
     ) -> anyhow::Result<RunEnd> {
-        let until = now_ms() + self.settings.lease.as_millis() as i64;
-        if !sync_runs::lease(&self.db, run.shop_id, &self.owner, now_ms(), until).await? {
+        let until = Timestamp::now() + self.settings.lease;
+        if !sync_runs::lease(&self.db, run.shop_id, &self.owner, Timestamp::now(), until).await? {
             return Ok(RunEnd::Busy);
         }
-        let heartbeat = self.keep_lease(run.shop_id);
         // Read again under the lease: the row read before it may predate the last step of the
         // previous driver, and resuming from that checkpoint would fetch a page twice.
         let end = match sync_runs::engine_run(&self.db, run.id).await {
@@ -71,7 +71,6 @@ impl Engine {
             Ok(_) => Ok(RunEnd::Inactive),
             Err(e) => Err(e.into()),
         };
-        heartbeat.abort();
         match &end {
             // `finish` released the shop with the run; another driver holds it.
             Ok(RunEnd::Succeeded | RunEnd::Failed(_) | RunEnd::Busy | RunEnd::LeaseLost) => {}
@@ -83,26 +82,6 @@ impl Engine {
             Err(e) => tracing::warn!(error = format!("{e:#}"), "sync run interrupted"),
         }
         end
-    }
-
-    /// Renews the shop's lease while a step waits (a rate-limit reset can outlast the lease),
-    /// so that no other worker takes over a shop this one still drives.
-    fn keep_lease(&self, shop_id: i64) -> tokio::task::JoinHandle<()> {
-        let db = self.db.clone();
-        let owner = self.owner.clone();
-        let lease = self.settings.lease;
-        let renew = async move {
-            loop {
-                tokio::time::sleep(lease / 3).await;
-                let until = now_ms() + lease.as_millis() as i64;
-                match sync_runs::renew_lease(&db, shop_id, &owner, until).await {
-                    Ok(true) => {}
-                    Ok(false) => return,
-                    Err(e) => tracing::warn!(error = %e, "renewing a shop lease"),
-                }
-            }
-        };
-        tokio::spawn(renew.in_current_span())
     }
 
     /// Runs step after step under the lease until the run ends or must pause.
@@ -217,7 +196,7 @@ impl Engine {
             client_id,
             client_secret: bol::SecretString::from(secret.expose_secret().to_owned()),
         };
-        let now = crate::store::now();
+        let now = Timestamp::now();
         if let Some(until) =
             marketplace::refusal_wait(&self.db, &self.cipher, run.shop_id, &creds, now).await?
         {
@@ -266,7 +245,7 @@ impl Engine {
         let client_id = &creds.client_id;
         if matches!(error, bol::Error::InvalidCredentials) {
             sync_runs::mark_credentials_rejected(&self.db, run.shop_id).await?;
-            let now = crate::store::now();
+            let now = Timestamp::now();
             marketplace::record_refusal(&self.db, &self.cipher, run.shop_id, creds, now).await?;
         }
         let sentence = failure_sentence(error);
@@ -303,14 +282,8 @@ fn failure_sentence(error: &bol::Error) -> String {
 
 /// Why a run ended before its first call: too many refused token requests (see
 /// [`marketplace::refusal_wait`]).
-fn refusal_wait_sentence(until: i64) -> String {
-    let at = time::OffsetDateTime::from_unix_timestamp(until)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
+fn refusal_wait_sentence(until: Timestamp) -> String {
+    let at = until.rfc3339();
     format!(
         "The marketplace refused too many of this seller's token requests in the last hour. So \
          that it does not block Simba's address, credentials without a token may ask again from \

@@ -5,14 +5,15 @@
 //! [`scheduler`](super::scheduler).
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 
 use tokio::sync::watch;
 
 use super::queue::RunQueue;
 use crate::config::EngineSettings;
 use crate::crypto::Cipher;
-use crate::store::{Db, marketplace};
+use crate::domain::Timestamp;
+use crate::store::{Db, marketplace, sync_runs};
 
 /// How a drive ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,11 +33,6 @@ pub enum RunEnd {
     LeaseLost,
 }
 
-/// The current time in Unix milliseconds, as leases are stored.
-pub(super) fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 /// One process's sync engine: its workers share one marketplace client.
 pub struct Engine {
     pub(super) db: Db,
@@ -45,8 +41,9 @@ pub struct Engine {
     pub(super) settings: EngineSettings,
     /// Names this process in shop leases.
     pub(super) owner: String,
-    /// The shops this process drives now.
-    driving: Mutex<HashSet<i64>>,
+    /// The shops this process drives now, whose leases [`Engine::keep_leases`] renews.
+    driving: Arc<Mutex<HashSet<i64>>>,
+    keeping_leases: Once,
     queue: Arc<dyn RunQueue>,
 }
 
@@ -79,7 +76,8 @@ impl Engine {
             client,
             settings,
             owner,
-            driving: Mutex::new(HashSet::new()),
+            driving: Arc::default(),
+            keeping_leases: Once::new(),
             queue,
         }))
     }
@@ -110,7 +108,36 @@ impl Engine {
     /// Marks the shop as driven by the calling task; false when another task of this process
     /// drives it already.
     pub(super) fn start_driving(&self, shop_id: i64) -> bool {
+        self.keeping_leases.call_once(|| self.keep_leases());
         self.driving.lock().expect("driving lock").insert(shop_id)
+    }
+
+    /// Renews the leases of every shop this process drives, every third of a lease, while the
+    /// engine lives: a run waiting for its rate budget (a reset can outlast the lease) keeps its
+    /// shop from other workers without a task or a write of its own. With 10,000 runs in
+    /// flight that is 20 statements every 20 s, not 500 writes a second.
+    fn keep_leases(&self) {
+        let driving = Arc::downgrade(&self.driving);
+        let (db, owner, lease) = (self.db.clone(), self.owner.clone(), self.settings.lease);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let Some(driving) = driving.upgrade() else {
+                    return;
+                };
+                let shops: Vec<i64> = driving
+                    .lock()
+                    .expect("driving lock")
+                    .iter()
+                    .copied()
+                    .collect();
+                drop(driving);
+                let until = Timestamp::now() + lease;
+                if let Err(e) = sync_runs::renew_leases(&db, &shops, &owner, until).await {
+                    tracing::warn!(error = format!("{e:#}"), "renewing shop leases");
+                }
+            }
+        });
     }
 
     pub(super) fn stop_driving(&self, shop_id: i64) {

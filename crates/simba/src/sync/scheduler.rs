@@ -1,14 +1,23 @@
 //! The scheduler: queues automatic incremental runs for shops that are due. With many processes
 //! exactly one schedules, the holder of a database lease, and another takes over within
 //! [`LEADER_LEASE`] of its death.
+//!
+//! Each shop carries when its next automatic sync is due (`next_sync_at`, indexed): a pass reads
+//! the shops due now and nothing else, so it costs what is due, not what exists. 10,000 shops
+//! every 15 minutes are about 11 due a second. Due times stay spread: a run sets the next one an
+//! interval after it starts, a new shop (or one whose automatic sync is turned on) gets a random
+//! point of the next minute, and shops overdue by more than [`OVERDUE_GRACE`] (the scheduler
+//! was down, or every process was) move to a point of their next interval fixed by their id
+//! instead of all starting at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::engine::{Engine, now_ms};
+use super::engine::Engine;
 use super::queue::{QueueError, queue_run};
+use crate::domain::Timestamp;
 use crate::domain::Trigger;
 use crate::store::{leases, sync_runs};
 
@@ -17,6 +26,11 @@ const SCHEDULER_LEASE: &str = "scheduler";
 /// How long a scheduler's lease lasts without renewal: the longest time without a scheduler
 /// after the process holding it dies.
 const LEADER_LEASE: Duration = Duration::from_secs(30);
+/// How late a due shop may be and still be queued at once: later than this, the scheduler was
+/// not running, and the shops it missed are spread over their interval.
+const OVERDUE_GRACE: Duration = Duration::from_secs(60);
+/// The most runs one pass queues; the rest are queued by the next pass.
+const PASS_LIMIT: i64 = 1_000;
 
 impl Engine {
     /// Queues automatic runs for shops that are due, every schedule interval, while this
@@ -55,13 +69,13 @@ impl Engine {
 
     /// Takes or renews the scheduler lease; whether this process leads.
     async fn lead(&self) -> bool {
-        let now = now_ms();
+        let now = Timestamp::now();
         leases::acquire(
             &self.db,
             SCHEDULER_LEASE,
             &self.owner,
             now,
-            now + LEADER_LEASE.as_millis() as i64,
+            now + LEADER_LEASE,
         )
         .await
         .inspect_err(|e| tracing::warn!(error = %e, "renewing the scheduler lease"))
@@ -70,12 +84,22 @@ impl Engine {
 
     /// Queues one run per due shop; returns how many were queued.
     pub async fn schedule_due(&self) -> anyhow::Result<usize> {
+        let now = Timestamp::now();
+        let spread = sync_runs::spread_overdue(&self.db, now, now - OVERDUE_GRACE).await?;
+        crate::engine_metrics::scheduler_spread(spread);
+        if spread > 0 {
+            tracing::info!(
+                shops = spread,
+                "spread overdue automatic syncs over their interval"
+            );
+        }
         let mut queued = 0;
-        let now = crate::store::now();
-        let due = sync_runs::due_for_schedule(&self.db, now).await?;
-        self.report_due(&due, now).await;
-        for shop_id in due {
-            match queue_run(self, shop_id, None, Trigger::Schedule).await {
+        let due = sync_runs::due_for_schedule(&self.db, now, PASS_LIMIT).await?;
+        // The most overdue first: its lag is the pass's.
+        let lag = due.first().map(|first| now.since(first.since));
+        crate::engine_metrics::scheduler_pass(due.len(), lag.unwrap_or_default());
+        for due in due {
+            match queue_run(self, due.shop_id, None, Trigger::Schedule).await {
                 Ok(_) => queued += 1,
                 // Deleted since, or already syncing: nothing is due.
                 Err(QueueError::NoShop(_) | QueueError::Active(_)) => {}
@@ -83,18 +107,5 @@ impl Engine {
             }
         }
         Ok(queued)
-    }
-}
-
-impl Engine {
-    /// Sets the scheduler's gauges for a pass that found `due` shops at `now`. Measuring the
-    /// lag never stands in the way of scheduling: when it fails, the lag keeps its last value.
-    async fn report_due(&self, due: &[i64], now: i64) {
-        let lag = sync_runs::earliest_due(&self.db, due)
-            .await
-            .inspect_err(|e| tracing::warn!(error = %e, "measuring the scheduler's lag"))
-            .ok()
-            .map(|earliest| earliest.map_or(0, |at| now - at));
-        crate::engine_metrics::scheduler_pass(due.len(), lag);
     }
 }

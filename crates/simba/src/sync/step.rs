@@ -11,8 +11,9 @@ use tracing::Instrument;
 
 use super::checkpoint::{self, Outcome, Position};
 use super::convert;
-use super::engine::{Engine, now_ms};
+use super::engine::Engine;
 use crate::domain::FulfilmentMethod;
+use crate::domain::Timestamp;
 use crate::engine_metrics::{StepKind, StepTimer};
 use crate::store::StoreError;
 use crate::store::shipments::{self, NewShipment};
@@ -251,7 +252,7 @@ impl Engine {
             shop_id: run.shop_id,
             user_id: run.user_id,
             owner: self.owner.clone(),
-            lease_until_ms: now_ms() + self.settings.lease.as_millis() as i64,
+            lease_until: Timestamp::now() + self.settings.lease,
             data,
             delta,
             checkpoint_all_new: all_new.checkpoint.to_json(),
@@ -278,7 +279,7 @@ fn details_data(results: &[DetailResult]) -> (StepData, StepDelta) {
     for (id, result) in results {
         match result {
             Ok(answer) => {
-                let mut detail = convert::from_detail(&answer.value, crate::store::now());
+                let mut detail = convert::from_detail(&answer.value, Timestamp::now());
                 // Stored under the id asked for, so the pending row is the one filled.
                 detail.shipment_id = id.clone();
                 details.push(detail);

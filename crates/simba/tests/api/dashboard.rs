@@ -667,7 +667,7 @@ async fn the_csv_has_a_header_and_one_row_per_filtered_shipment(app: TestApp) {
         lines[1]
     );
 
-    let after = 1_790_001_000;
+    let after = simba::domain::Timestamp::from_unix_seconds(1_790_001_000);
     let filtered = web
         .get(&format!(
             "/shipments.csv?fulfilment_method=FBB&shipped_after={}&q=",

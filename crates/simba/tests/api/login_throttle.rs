@@ -220,19 +220,15 @@ async fn parallel_guesses_get_no_more_tries_than_the_limit(app: TestApp) {
 
 async fn expired_failures_are_pruned_a_batch_per_attempt(app: TestApp) {
     use simba::store::login_failures::{PRUNE_BATCH, record};
-    let now = simba::store::now();
+    let now = simba::domain::Timestamp::now();
+    let window = std::time::Duration::from_secs(WINDOW_SECS as u64);
     let old: Vec<String> = (0..120).map(|i| format!("{i:064}")).collect();
-    record(
-        &app.state.db,
-        &old,
-        "left-by-an-attack",
-        now - 2 * WINDOW_SECS,
-    )
-    .await
-    .unwrap();
+    record(&app.state.db, &old, "left-by-an-attack", now - 2 * window)
+        .await
+        .unwrap();
     let expired = format!(
         "SELECT COUNT(*) FROM login_failures WHERE failed_at <= {}",
-        now - WINDOW_SECS
+        (now - window).unix_seconds()
     );
     assert_eq!(count(&app, &expired).await, 120);
     fail(&app, "anyone", 1).await;
@@ -352,7 +348,8 @@ async fn correct_logins_in_flight_do_not_lock_the_address(app: TestApp) {
 async fn a_failed_prune_fails_no_login(app: TestApp) {
     app.register("anna").await;
     let undeletable = "u".repeat(64);
-    let expired = simba::store::now() - 2 * WINDOW_SECS;
+    let expired =
+        simba::domain::Timestamp::now() - std::time::Duration::from_secs(2 * WINDOW_SECS as u64);
     simba::store::login_failures::record(
         &app.state.db,
         std::slice::from_ref(&undeletable),

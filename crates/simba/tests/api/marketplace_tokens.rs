@@ -313,7 +313,7 @@ async fn a_refused_secret_forgets_the_token_it_held(backend: Backend) {
         &app.state.cipher,
         shop,
         &creds,
-        simba::store::now(),
+        simba::domain::Timestamp::now(),
     )
     .await
     .unwrap();

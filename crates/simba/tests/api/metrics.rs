@@ -77,10 +77,10 @@ async fn alone() {
     the_engine_metrics_count_what_the_marketplace_saw(backend).await;
 }
 
-/// An automatic shop synced twice, the second time ten minutes late; a run cancelled; a run
-/// failed on a wrong secret; with faults (5xx, dropped connections) that the client retries,
-/// and 20 details a minute (a second, time-scaled), so that the 90 details wait for their
-/// budget however slow the machine.
+/// An automatic shop synced twice, and once found ten minutes late and spread; a run
+/// cancelled; a run failed on a wrong secret; with faults (5xx, dropped connections) that the
+/// client retries, and 20 details a minute (a second, time-scaled), so that the 90 details wait
+/// for their budget however slow the machine.
 async fn the_engine_metrics_count_what_the_marketplace_saw(backend: Backend) {
     let minute = std::time::Duration::from_secs(60);
     let setup = SyncSetup::new(backend)
@@ -136,23 +136,27 @@ async fn the_engine_metrics_count_what_the_marketplace_saw(backend: Backend) {
     .await;
 
     let engine = app.state.engine.clone();
+    let due_ago = |seconds: i64| {
+        let db = app.state.db.clone();
+        async move {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            db.query("UPDATE shops SET next_sync_at = ? WHERE id = ?")
+                .bind(now - seconds)
+                .bind(auto)
+                .execute(&db.pool)
+                .await
+                .unwrap();
+        }
+    };
+    due_ago(30).await;
     assert_eq!(engine.schedule_due().await.unwrap(), 1);
     app.run_pending_syncs().await;
-    let db = &app.state.db;
-    db.query("UPDATE shops SET last_run_at = last_run_at - 600 WHERE id = ?")
-        .bind(auto)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    // Overdue past the grace: spread over its interval, not queued.
+    due_ago(600).await;
+    assert_eq!(engine.schedule_due().await.unwrap(), 0);
+    due_ago(20).await;
     sandbox.add_shipments("sandbox-1", 3, 0);
     assert_eq!(engine.schedule_due().await.unwrap(), 1);
-    let lag = sum(
-        &app.get("/metrics", None).await.text,
-        "simba_scheduler_lag_seconds",
-        &[],
-    );
-    // Due 540 s before the first run was queued, and that run took seconds.
-    assert!((540.0..600.0).contains(&lag), "lag {lag}");
     let to_cancel = app.start_sync(&seller, cancelled, None).await;
     let cancel = app
         .post(
@@ -290,6 +294,12 @@ async fn the_engine_metrics_count_what_the_marketplace_saw(backend: Backend) {
         assert_eq!(sum(&text, "simba_db_writer_queue_depth", &[]), 0.0);
     }
     assert_eq!(sum(&text, "simba_scheduler_due_shops", &[]), 1.0);
+    let lag = sum(&text, "simba_scheduler_lag_seconds", &[]);
+    assert!(
+        (20.0..30.0).contains(&lag),
+        "due 20 s before the last pass: {lag}\n{text}"
+    );
+    assert_eq!(sum(&text, "simba_scheduler_overdue_spread_total", &[]), 1.0);
     for histogram in [
         "bol_rate_limit_wait_seconds",
         "simba_sync_step_duration_seconds",

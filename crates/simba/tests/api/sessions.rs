@@ -57,7 +57,7 @@ async fn new_session(app: &TestApp, username: &str) -> Web {
 
 /// Sets when a session's token was created and last used, in seconds before now.
 async fn age(app: &TestApp, web: &Web, created_ago: i64, used_ago: i64) {
-    let now = simba::store::now();
+    let now = simba::domain::Timestamp::now().unix_seconds();
     let db = &app.state.db;
     let done = db
         .query("UPDATE api_tokens SET created_at = ?, last_used_at = ? WHERE token_hash = ?")
@@ -106,7 +106,7 @@ async fn an_idle_session_expires(app: TestApp) {
     assert_eq!(active.get("/shops").await.status, 200);
     let used = token_row(&app, &active.cookie).await.unwrap().unwrap();
     assert!(
-        used >= simba::store::now() - 5,
+        used >= simba::domain::Timestamp::now().unix_seconds() - 5,
         "a use older than a minute is written again"
     );
 
@@ -143,7 +143,7 @@ async fn ended_sessions_are_swept_though_their_cookie_never_comes_back(app: Test
     let api_token = simba::auth::token::hash(&seller.token);
     let db = &app.state.db;
     db.query("UPDATE api_tokens SET created_at = ? WHERE token_hash = ?")
-        .bind(simba::store::now() - 365 * 24 * 3600)
+        .bind(simba::domain::Timestamp::now().unix_seconds() - 365 * 24 * 3600)
         .bind(&api_token)
         .execute(&db.pool)
         .await
@@ -175,7 +175,7 @@ async fn ended_sessions_are_swept_though_their_cookie_never_comes_back(app: Test
 
 /// Stores `count` dashboard sessions of `user_id` that ended long ago, in one statement.
 async fn insert_ended_sessions(app: &TestApp, user_id: i64, count: usize) {
-    let long_ago = simba::store::now() - 2 * MAX_AGE_SECS;
+    let long_ago = simba::domain::Timestamp::now().unix_seconds() - 2 * MAX_AGE_SECS;
     let values = vec!["(?, ?, ?, 'dashboard')"; count].join(", ");
     let sql =
         format!("INSERT INTO api_tokens (user_id, token_hash, created_at, kind) VALUES {values}");
@@ -200,7 +200,7 @@ async fn api_tokens_do_not_expire(app: TestApp) {
         )
         .await;
     let key = login.json()["token"].as_str().unwrap().to_owned();
-    let now = simba::store::now();
+    let now = simba::domain::Timestamp::now().unix_seconds();
     let db = &app.state.db;
     db.query("UPDATE api_tokens SET created_at = ?, last_used_at = NULL WHERE token_hash = ?")
         .bind(now - 365 * 24 * 3600)

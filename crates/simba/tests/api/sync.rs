@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use bol_sandbox::{Faults, Limits};
 use serde_json::Value;
+use sqlx::Row;
 
 use crate::helpers::broker::TestBroker;
 use crate::helpers::sync_setup::{SyncSetup, SyncTest};
@@ -17,6 +18,8 @@ crate::multi_thread_backend_tests!(
     a_second_sync_while_one_is_active_is_a_conflict_and_cancel_ends_it,
     pages_shifting_during_a_crawl_lose_and_duplicate_nothing,
     the_scheduler_queues_due_shops_once_per_interval,
+    shops_overdue_after_an_outage_are_spread_over_their_interval,
+    the_scheduler_reads_only_due_shops,
     a_server_killed_mid_run_resumes_in_a_new_process,
     a_short_token_lifetime_means_many_renewals_and_no_wasted_token_call,
     tight_limits_make_the_crawl_wait_without_a_single_429,
@@ -225,11 +228,15 @@ async fn rejected_credentials_fail_the_run_with_a_sentence_and_mark_the_shop(bac
         .json();
     assert!(shop_body["credentials_rejected_at"].is_string());
     assert!(shop_body["active_run_id"].is_null());
-    let due = simba::store::sync_runs::due_for_schedule(&app.state.db, i64::MAX / 2)
-        .await
-        .unwrap();
+    let due = simba::store::sync_runs::due_for_schedule(
+        &app.state.db,
+        simba::domain::Timestamp::from_unix_seconds(i64::MAX / 4_000),
+        1_000,
+    )
+    .await
+    .unwrap();
     assert!(
-        !due.contains(&shop),
+        !due.iter().any(|due| due.shop_id == shop),
         "a shop with rejected credentials was scheduled"
     );
     app.patch(
@@ -401,6 +408,20 @@ async fn the_scheduler_queues_due_shops_once_per_interval(backend: Backend) {
     let auto = response.json()["id"].as_i64().unwrap();
     app.create_sandbox_shop(&seller, 2).await;
     let engine = app.state.engine.clone();
+    let db = &app.state.db;
+    let first_due = next_sync_at(&app, auto)
+        .await
+        .expect("an automatic shop is scheduled");
+    let now = simba::domain::Timestamp::now().unix_seconds();
+    assert!(
+        (now..=now + 60).contains(&first_due),
+        "a new shop's first sync is due within a minute, not {first_due} at {now}"
+    );
+    db.query("UPDATE shops SET next_sync_at = next_sync_at - 60 WHERE id = ?")
+        .bind(auto)
+        .execute(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(
         engine.schedule_due().await.unwrap(),
         1,
@@ -424,8 +445,7 @@ async fn the_scheduler_queues_due_shops_once_per_interval(backend: Backend) {
         0,
         "not due again within the interval"
     );
-    let db = &app.state.db;
-    db.query("UPDATE shops SET last_run_at = last_run_at - 61 WHERE id = ?")
+    db.query("UPDATE shops SET next_sync_at = next_sync_at - 61 WHERE id = ?")
         .bind(auto)
         .execute(&db.pool)
         .await
@@ -447,6 +467,101 @@ async fn the_scheduler_queues_due_shops_once_per_interval(backend: Backend) {
         .await;
     assert_eq!(second["status"], "succeeded", "{second}");
     assert_eq!(calls(&second, "detail"), 2);
+}
+
+async fn next_sync_at(app: &TestApp, shop: i64) -> Option<i64> {
+    let db = &app.state.db;
+    db.query("SELECT next_sync_at FROM shops WHERE id = ?")
+        .bind(shop)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap()
+}
+
+/// After an outage, shops that fell due while no scheduler ran start spread over their
+/// interval, not at once; those late by less than a pass's grace are queued.
+async fn shops_overdue_after_an_outage_are_spread_over_their_interval(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |_| {}).await else {
+        return;
+    };
+    let seller = app.register("anna").await;
+    let mut shops = Vec::new();
+    for n in 0..200 {
+        let body = serde_json::json!({"name": format!("s{n}"), "client_id": format!("c{n}"),
+                                      "client_secret": "secret", "sync_interval_minutes": 15});
+        shops.push(
+            app.post("/api/v1/shops", Some(&seller.token), body)
+                .await
+                .json()["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    let db = &app.state.db;
+    let now = simba::domain::Timestamp::now().unix_seconds();
+    db.query("UPDATE shops SET next_sync_at = ? WHERE user_id = ?")
+        .bind(now - 3 * 3600)
+        .bind(seller.id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    db.query("UPDATE shops SET next_sync_at = ? WHERE id = ?")
+        .bind(now - 10)
+        .bind(shops[0])
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let queued = app.state.engine.schedule_due().await.unwrap();
+
+    assert!(queued < 10, "{queued} of 200 overdue shops started at once");
+    let mut minutes = std::collections::BTreeSet::new();
+    for &shop in &shops[1..] {
+        let due = next_sync_at(&app, shop).await.unwrap();
+        assert!((now..now + 15 * 60 + 5).contains(&due), "{due}");
+        minutes.insert((due - now) / 60);
+    }
+    assert!(minutes.len() >= 14, "spread over the interval: {minutes:?}");
+    let first = app
+        .get(
+            &format!("/api/v1/shops/{}/sync-runs", shops[0]),
+            Some(&seller.token),
+        )
+        .await
+        .json();
+    assert_eq!(
+        first["count"], 1,
+        "a shop late by less than the grace is queued"
+    );
+}
+
+/// The scheduler's query reads the due end of an index, whatever the number of shops.
+async fn the_scheduler_reads_only_due_shops(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |_| {}).await else {
+        return;
+    };
+    let db = &app.state.db;
+    let plan: Vec<String> = match backend {
+        Backend::Sqlite => db
+            .query(
+                "EXPLAIN QUERY PLAN SELECT id, next_sync_at FROM shops WHERE next_sync_at <= 1 \
+                 AND active_run_id IS NULL ORDER BY next_sync_at LIMIT 1000",
+            )
+            .fetch_all(&db.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get::<String, _>(3).unwrap())
+            .collect(),
+        _ => return,
+    };
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("USING INDEX shops_next_sync")),
+        "{plan:?}"
+    );
 }
 
 /// A `simba` child process, killed when the test ends, also when it fails half-way.

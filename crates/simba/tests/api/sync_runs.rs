@@ -116,42 +116,43 @@ async fn a_shop_never_has_two_active_runs(app: TestApp) {
 
 async fn a_named_lease_has_one_holder_and_passes_on_when_it_expires(app: TestApp) {
     use simba::store::leases;
+    let ms = simba::domain::Timestamp::from_unix_millis;
     let db = &app.state.db;
     assert!(
-        leases::acquire(db, "test-lease", "a", 1_000, 31_000)
+        leases::acquire(db, "test-lease", "a", ms(1_000), ms(31_000))
             .await
             .unwrap()
     );
     assert!(
-        !leases::acquire(db, "test-lease", "b", 2_000, 32_000)
+        !leases::acquire(db, "test-lease", "b", ms(2_000), ms(32_000))
             .await
             .unwrap()
     );
     assert!(
-        leases::acquire(db, "test-lease", "a", 20_000, 50_000)
+        leases::acquire(db, "test-lease", "a", ms(20_000), ms(50_000))
             .await
             .unwrap(),
         "renewal"
     );
     assert!(
-        !leases::acquire(db, "test-lease", "b", 49_000, 79_000)
+        !leases::acquire(db, "test-lease", "b", ms(49_000), ms(79_000))
             .await
             .unwrap()
     );
     assert!(
-        leases::acquire(db, "test-lease", "b", 50_001, 80_001)
+        leases::acquire(db, "test-lease", "b", ms(50_001), ms(80_001))
             .await
             .unwrap(),
         "takeover after expiry"
     );
     assert!(
-        !leases::acquire(db, "test-lease", "a", 50_002, 80_002)
+        !leases::acquire(db, "test-lease", "a", ms(50_002), ms(80_002))
             .await
             .unwrap()
     );
     leases::release(db, "test-lease", "b").await.unwrap();
     assert!(
-        leases::acquire(db, "test-lease", "a", 50_003, 80_003)
+        leases::acquire(db, "test-lease", "a", ms(50_003), ms(80_003))
             .await
             .unwrap(),
         "after release"

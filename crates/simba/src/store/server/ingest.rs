@@ -5,12 +5,13 @@ use std::collections::HashMap;
 
 use sqlx::{AnyConnection, Row};
 
+use crate::domain::Timestamp;
 use crate::store::marketplace;
 use crate::store::shipments::sql::{self, Changed, StoredRow};
 use crate::store::shipments::{ItemKey, NewShipment, bump_version_in};
 use crate::store::steps::{LEASE_LOST, StepCommit, StepData, StepWrite};
 use crate::store::sync_runs::{self, StepOutcome};
-use crate::store::{Db, StoreResult, now};
+use crate::store::{Db, StoreResult, seconds_at};
 
 /// Commits `step` if its lease and run hold; rolls it back otherwise.
 pub(super) async fn commit_step(db: &Db, step: &StepWrite) -> StoreResult<StepCommit> {
@@ -18,7 +19,7 @@ pub(super) async fn commit_step(db: &Db, step: &StepWrite) -> StoreResult<StepCo
     let mut tx = db.pool.begin().await?;
     let fenced = db
         .query(sync_runs::FENCE)
-        .bind(step.lease_until_ms)
+        .bind(step.lease_until.unix_millis())
         .bind(step.shop_id)
         .bind(step.owner.as_str())
         .execute(&mut *tx)
@@ -97,7 +98,7 @@ async fn insert_new(
     shop_id: i64,
     shipments: &[NewShipment],
 ) -> StoreResult<u64> {
-    let now = now();
+    let now = Timestamp::now();
     let mut known = stored_ids(db, conn, shop_id, shipments).await?;
     let mut new_items = Vec::new();
     let insert_sql = format!("{}{}", sql::INSERT_SHIPMENT, db.returning_id());
@@ -183,7 +184,7 @@ async fn store_details(
         let missing: Vec<NewShipment> = missing.into_iter().cloned().collect();
         inserted = insert_new(db, conn, user_id, shop_id, &missing).await?;
     }
-    let now = now();
+    let now = Timestamp::now();
     let mut replaced_items = Vec::with_capacity(found.len());
     for detail in found {
         let row = &stored[&detail.shipment_id];
@@ -252,7 +253,7 @@ async fn stored_rows(
         for row in query.fetch_all(&mut *conn).await? {
             let stored = StoredRow {
                 id: row.try_get(1)?,
-                shipment_date: row.try_get(2)?,
+                shipment_date: seconds_at(&row, 2)?,
                 shipment_reference: row.try_get(3)?,
                 order_id: row.try_get(4)?,
                 track_and_trace: row.try_get(5)?,
@@ -271,10 +272,10 @@ async fn mark_detail_gone(
     shop_id: i64,
     shipment_id: &str,
 ) -> StoreResult<()> {
-    let now = now();
+    let now = Timestamp::now();
     db.query(sql::MARK_DETAIL_GONE)
-        .bind(now)
-        .bind(now)
+        .bind(now.unix_seconds())
+        .bind(now.unix_seconds())
         .bind(shop_id)
         .bind(shipment_id)
         .execute(&mut *conn)

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use crate::domain::FulfilmentMethod;
 use crate::store::shipments::sql::{self, Page, Selection, bind_all};
 use crate::store::shipments::{ShipmentDetail, ShipmentRow};
-use crate::store::{Db, StoreResult};
+use crate::store::{Db, StoreResult, maybe_seconds_at, seconds_at};
 
 /// A page and its total. Unlike the SQLite family's, not in one transaction: that would cost
 /// two more round trips per request, and a total a step behind its page is what any client
@@ -111,7 +111,7 @@ pub(super) async fn detail(db: &Db, user_id: i64, id: i64) -> StoreResult<Option
     row.map(|row| {
         Ok::<_, sqlx::Error>(ShipmentDetail {
             row: shipment_row(&row)?,
-            order_placed_at: row.try_get(13)?,
+            order_placed_at: maybe_seconds_at(&row, 13)?,
             shipping_label_id: row.try_get(14)?,
             transport_events: row.try_get(15)?,
             customer: row.try_get(16)?,
@@ -149,7 +149,7 @@ fn shipment_row(row: &AnyRow) -> Result<ShipmentRow, sqlx::Error> {
         id: row.try_get(0)?,
         shop_id: row.try_get(1)?,
         shipment_id: row.try_get(2)?,
-        shipment_date: row.try_get(3)?,
+        shipment_date: seconds_at(row, 3)?,
         shipment_reference: row.try_get(4)?,
         fulfilment_method: {
             let method: String = row.try_get(5)?;
@@ -164,6 +164,6 @@ fn shipment_row(row: &AnyRow) -> Result<ShipmentRow, sqlx::Error> {
         transporter_code: row.try_get(9)?,
         track_and_trace: row.try_get(10)?,
         items: row.try_get(11)?,
-        detail_synced_at: row.try_get(12)?,
+        detail_synced_at: maybe_seconds_at(row, 12)?,
     })
 }

@@ -11,7 +11,7 @@ pub(super) mod sql;
 use super::hot::HotPath;
 use super::steps::StepData;
 use super::{Db, StoreResult};
-use crate::domain::FulfilmentMethod;
+use crate::domain::{FulfilmentMethod, Timestamp};
 use sql::{Page, Selection};
 
 /// How a list is ordered; every order ends with `id` so that pages are stable.
@@ -52,10 +52,10 @@ pub struct Filter {
     pub fulfilment_method: Option<FulfilmentMethod>,
     pub order_id: Option<String>,
     pub ean: Option<String>,
-    /// Inclusive lower bound, Unix seconds.
-    pub shipped_after: Option<i64>,
-    /// Exclusive upper bound, Unix seconds.
-    pub shipped_before: Option<i64>,
+    /// Inclusive lower bound.
+    pub shipped_after: Option<Timestamp>,
+    /// Exclusive upper bound.
+    pub shipped_before: Option<Timestamp>,
     /// Exact match on shipment id, order id, shipment reference or track-and-trace.
     pub q: Option<String>,
 }
@@ -78,7 +78,7 @@ pub struct ShipmentRow {
     pub id: i64,
     pub shop_id: i64,
     pub shipment_id: String,
-    pub shipment_date: i64,
+    pub shipment_date: Timestamp,
     pub shipment_reference: Option<String>,
     pub fulfilment_method: FulfilmentMethod,
     pub order_id: Option<String>,
@@ -87,14 +87,14 @@ pub struct ShipmentRow {
     pub transporter_code: Option<String>,
     pub track_and_trace: Option<String>,
     pub items: String,
-    pub detail_synced_at: Option<i64>,
+    pub detail_synced_at: Option<Timestamp>,
 }
 
 /// The extra columns of one shipment's detail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShipmentDetail {
     pub row: ShipmentRow,
-    pub order_placed_at: Option<i64>,
+    pub order_placed_at: Option<Timestamp>,
     pub shipping_label_id: Option<String>,
     pub transport_events: Option<String>,
     pub customer: Option<String>,
@@ -112,11 +112,11 @@ pub struct ItemKey {
 #[derive(Debug, Clone)]
 pub struct NewShipment {
     pub shipment_id: String,
-    pub shipment_date: i64,
+    pub shipment_date: Timestamp,
     pub shipment_reference: Option<String>,
     pub fulfilment_method: FulfilmentMethod,
     pub order_id: Option<String>,
-    pub order_placed_at: Option<i64>,
+    pub order_placed_at: Option<Timestamp>,
     pub pickup_point: Option<bool>,
     pub transport_id: Option<String>,
     pub transporter_code: Option<String>,
@@ -128,7 +128,7 @@ pub struct NewShipment {
     pub item_keys: Vec<ItemKey>,
     pub customer: Option<String>,
     pub raw: Option<String>,
-    pub detail_synced_at: Option<i64>,
+    pub detail_synced_at: Option<Timestamp>,
 }
 
 /// One page of the seller's shipments matching `filter`, and the exact total.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use super::{Filter, ItemKey, NewShipment};
+use crate::domain::Timestamp;
 use crate::store::param::Param;
 
 pub(crate) const LIST_COLUMNS: &str = "s.id, s.shop_id, s.shipment_id, s.shipment_date, \
@@ -116,17 +117,17 @@ pub(crate) fn insert_params<'a>(
     shop_id: i64,
     user_id: i64,
     shipment: &'a NewShipment,
-    now: i64,
+    now: Timestamp,
 ) -> [Param<'a>; 20] {
     [
         Param::Int(Some(shop_id)),
         Param::Int(Some(user_id)),
         Param::Text(Some(&shipment.shipment_id)),
-        Param::Int(Some(shipment.shipment_date)),
+        Param::seconds(Some(shipment.shipment_date)),
         Param::Text(shipment.shipment_reference.as_deref()),
         Param::Text(Some(shipment.fulfilment_method.as_str())),
         Param::Text(shipment.order_id.as_deref()),
-        Param::Int(shipment.order_placed_at),
+        Param::seconds(shipment.order_placed_at),
         Param::Small(shipment.pickup_point.map(i16::from)),
         Param::Text(shipment.transport_id.as_deref()),
         Param::Text(shipment.transporter_code.as_deref()),
@@ -136,9 +137,9 @@ pub(crate) fn insert_params<'a>(
         Param::Text(Some(&shipment.items)),
         Param::Text(shipment.customer.as_deref()),
         Param::Text(shipment.raw.as_deref()),
-        Param::Int(shipment.detail_synced_at),
-        Param::Int(Some(now)),
-        Param::Int(Some(now)),
+        Param::seconds(shipment.detail_synced_at),
+        Param::seconds(Some(now)),
+        Param::seconds(Some(now)),
     ]
 }
 
@@ -169,7 +170,7 @@ pub(crate) fn flat_items<'a>(shipments: &[(i64, &'a [ItemKey])]) -> Vec<(i64, &'
 #[derive(Debug)]
 pub(crate) struct StoredRow {
     pub id: i64,
-    pub shipment_date: i64,
+    pub shipment_date: Timestamp,
     pub shipment_reference: Option<String>,
     pub order_id: Option<String>,
     pub track_and_trace: Option<String>,
@@ -247,11 +248,11 @@ static UPDATE_DETAIL: LazyLock<Vec<String>> = LazyLock::new(|| {
 pub(crate) fn detail_params<'a>(
     detail: &'a NewShipment,
     changed: Changed,
-    now: i64,
+    now: Timestamp,
     id: i64,
 ) -> impl Iterator<Item = Param<'a>> {
     let always = [
-        Param::Int(detail.order_placed_at),
+        Param::seconds(detail.order_placed_at),
         Param::Small(detail.pickup_point.map(i16::from)),
         Param::Text(detail.transport_id.as_deref()),
         Param::Text(detail.transporter_code.as_deref()),
@@ -260,11 +261,11 @@ pub(crate) fn detail_params<'a>(
         Param::Text(Some(&detail.items)),
         Param::Text(detail.customer.as_deref()),
         Param::Text(detail.raw.as_deref()),
-        Param::Int(detail.detail_synced_at),
-        Param::Int(Some(now)),
+        Param::seconds(detail.detail_synced_at),
+        Param::seconds(Some(now)),
     ];
     let optional = [
-        (SHIPMENT_DATE, Param::Int(Some(detail.shipment_date))),
+        (SHIPMENT_DATE, Param::seconds(Some(detail.shipment_date))),
         (
             SHIPMENT_REFERENCE,
             Param::Text(detail.shipment_reference.as_deref()),
@@ -369,11 +370,11 @@ impl Selection {
         }
         if let Some(after) = filter.shipped_after {
             sql.push_str(" AND s.shipment_date >= ?");
-            binds.push(Bind::Int(after));
+            binds.push(Bind::Int(after.unix_seconds()));
         }
         if let Some(before) = filter.shipped_before {
             sql.push_str(" AND s.shipment_date < ?");
-            binds.push(Bind::Int(before));
+            binds.push(Bind::Int(before.unix_seconds()));
         }
         if let Some(q) = &filter.q {
             sql.push_str(

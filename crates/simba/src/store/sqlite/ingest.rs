@@ -5,12 +5,13 @@ use std::collections::HashMap;
 
 use rusqlite::Connection;
 
+use crate::domain::Timestamp;
+use crate::store::Backend;
 use crate::store::marketplace;
 use crate::store::shipments::sql::{self, Changed, StoredRow};
 use crate::store::shipments::{ItemKey, NewShipment};
 use crate::store::steps::{LEASE_LOST, StepCommit, StepData, StepWrite};
 use crate::store::sync_runs::{self, StepOutcome};
-use crate::store::{Backend, now};
 
 /// Commits `step` if its lease and run hold; returns its commit and whether to keep its
 /// changes (the writer rolls its savepoint back otherwise).
@@ -19,7 +20,7 @@ pub(super) fn commit_step(
     step: &StepWrite,
 ) -> rusqlite::Result<(StepCommit, bool)> {
     let fenced = conn.prepare_cached(sync_runs::FENCE)?.execute((
-        step.lease_until_ms,
+        step.lease_until.unix_millis(),
         step.shop_id,
         &step.owner,
     ))?;
@@ -48,7 +49,7 @@ pub(super) fn commit_step(
         let snapshot = marketplace::budgets_snapshot(&step.budgets);
         conn.prepare_cached(marketplace::save_budgets_sql(Backend::Sqlite))?
             .execute(rusqlite::params_from_iter(
-                marketplace::save_budgets_params(&step.client_id, &snapshot, now()),
+                marketplace::save_budgets_params(&step.client_id, &snapshot, Timestamp::now()),
             ))?;
     }
     let commit = StepCommit {
@@ -87,7 +88,7 @@ fn insert_new(
     shop_id: i64,
     shipments: &[NewShipment],
 ) -> rusqlite::Result<u64> {
-    let now = now();
+    let now = Timestamp::now();
     let mut known = stored_ids(conn, shop_id, shipments)?;
     let mut new_items = Vec::new();
     let mut insert = conn.prepare_cached(sql::INSERT_SHIPMENT)?;
@@ -163,7 +164,7 @@ fn store_details(
         let missing: Vec<NewShipment> = missing.into_iter().cloned().collect();
         inserted = insert_new(conn, user_id, shop_id, &missing)?;
     }
-    let now = now();
+    let now = Timestamp::now();
     let mut replaced_items = Vec::with_capacity(found.len());
     for detail in found {
         let row = &stored[&detail.shipment_id];
@@ -224,7 +225,7 @@ fn stored_rows(
         while let Some(row) = rows.next()? {
             let stored = StoredRow {
                 id: row.get(1)?,
-                shipment_date: row.get(2)?,
+                shipment_date: Timestamp::from_unix_seconds(row.get(2)?),
                 shipment_reference: row.get(3)?,
                 order_id: row.get(4)?,
                 track_and_trace: row.get(5)?,
@@ -242,9 +243,13 @@ fn mark_detail_gone(
     shop_id: i64,
     shipment_id: &str,
 ) -> rusqlite::Result<()> {
-    let now = now();
-    conn.prepare_cached(sql::MARK_DETAIL_GONE)?
-        .execute((now, now, shop_id, shipment_id))?;
+    let now = Timestamp::now();
+    conn.prepare_cached(sql::MARK_DETAIL_GONE)?.execute((
+        now.unix_seconds(),
+        now.unix_seconds(),
+        shop_id,
+        shipment_id,
+    ))?;
     bump_version(conn, user_id)
 }
 
@@ -278,7 +283,7 @@ mod tests {
     fn shipment(item_keys: Vec<ItemKey>) -> NewShipment {
         NewShipment {
             shipment_id: "914587795".into(),
-            shipment_date: 1_700_000_000,
+            shipment_date: crate::domain::Timestamp::from_unix_seconds(1_700_000_000),
             shipment_reference: None,
             fulfilment_method: FulfilmentMethod::Fbr,
             order_id: Some("1043946570".into()),
@@ -315,7 +320,7 @@ mod tests {
         let listed = stored_items(&conn);
 
         let mut detail = shipment(vec![item("1", "a")]);
-        detail.detail_synced_at = Some(1);
+        detail.detail_synced_at = Some(crate::domain::Timestamp::from_unix_seconds(1));
         store_details(&conn, user, shop, &[detail.clone()]).unwrap();
         assert_eq!(stored_items(&conn), listed, "the same items stay as stored");
 

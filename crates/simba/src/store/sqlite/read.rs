@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::domain::FulfilmentMethod;
+use crate::domain::{FulfilmentMethod, Timestamp};
 use crate::store::shipments::sql::{self, Page, Selection};
 use crate::store::shipments::{ShipmentDetail, ShipmentRow};
 
@@ -106,7 +106,9 @@ pub(super) fn detail(
         .query_row((id, user_id), |row| {
             Ok(ShipmentDetail {
                 row: shipment_row(row)?,
-                order_placed_at: row.get(13)?,
+                order_placed_at: row
+                    .get::<_, Option<i64>>(13)?
+                    .map(Timestamp::from_unix_seconds),
                 shipping_label_id: row.get(14)?,
                 transport_events: row.get(15)?,
                 customer: row.get(16)?,
@@ -137,7 +139,7 @@ fn shipment_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ShipmentRow> {
         id: row.get(0)?,
         shop_id: row.get(1)?,
         shipment_id: row.get(2)?,
-        shipment_date: row.get(3)?,
+        shipment_date: Timestamp::from_unix_seconds(row.get(3)?),
         shipment_reference: row.get(4)?,
         fulfilment_method: {
             let method: String = row.get(5)?;
@@ -155,6 +157,8 @@ fn shipment_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ShipmentRow> {
         transporter_code: row.get(9)?,
         track_and_trace: row.get(10)?,
         items: row.get(11)?,
-        detail_synced_at: row.get(12)?,
+        detail_synced_at: row
+            .get::<_, Option<i64>>(12)?
+            .map(Timestamp::from_unix_seconds),
     })
 }

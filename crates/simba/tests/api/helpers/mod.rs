@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, Once, OnceLock};
 use serde_json::{Value, json};
 use simba::app::{self, AppState};
 use simba::config::Config;
-use simba::domain::FulfilmentMethod;
+use simba::domain::{FulfilmentMethod, Timestamp};
 
 pub mod broker;
 mod database;
@@ -403,9 +403,7 @@ impl TestApp {
         let (_stop, stop) = tokio::sync::watch::channel(false);
         let mut driven = std::collections::HashSet::new();
         loop {
-            let now_ms =
-                (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-            let pending = simba::store::sync_runs::claimable(db, now_ms, 100)
+            let pending = simba::store::sync_runs::claimable(db, Timestamp::now(), 100)
                 .await
                 .unwrap();
             if pending.is_empty() {
@@ -626,7 +624,7 @@ pub fn shipment(shop_id: i64, i: usize) -> simba::store::shipments::NewShipment 
     let ean = format!("87{:011}", i % 7);
     NewShipment {
         shipment_id: format!("{shop_id}{i:06}"),
-        shipment_date: 1_790_000_000 + i as i64,
+        shipment_date: Timestamp::from_unix_seconds(1_790_000_000 + i as i64),
         shipment_reference: Some(format!("REF-{shop_id}-{i}")),
         fulfilment_method: if i.is_multiple_of(2) {
             FulfilmentMethod::Fbr
@@ -634,7 +632,7 @@ pub fn shipment(shop_id: i64, i: usize) -> simba::store::shipments::NewShipment 
             FulfilmentMethod::Fbb
         },
         order_id: Some(format!("O{shop_id}-{}", i / 2)),
-        order_placed_at: Some(1_789_990_000 + i as i64),
+        order_placed_at: Some(Timestamp::from_unix_seconds(1_789_990_000 + i as i64)),
         pickup_point: Some(i.is_multiple_of(5)),
         transport_id: Some(format!("T{i}")),
         transporter_code: Some("TNT".into()),
@@ -651,6 +649,6 @@ pub fn shipment(shop_id: i64, i: usize) -> simba::store::shipments::NewShipment 
         }],
         customer: Some(json!({"shipment_details": {"first_name": "Sanne", "city": "Utrecht"}}).to_string()),
         raw: Some(json!({"shipmentId": format!("{shop_id}{i:06}")}).to_string()),
-        detail_synced_at: Some(1_790_100_000),
+        detail_synced_at: Some(Timestamp::from_unix_seconds(1_790_100_000)),
     }
 }
