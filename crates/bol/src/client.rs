@@ -12,6 +12,7 @@ use crate::{
     limiter::{Group, Limits, Outcome, RateLimiter},
     model::{FulfilmentMethod, ShipmentDetail, ShipmentPage},
     parse::{self, Malformed},
+    telemetry,
     token::{CachedToken, Held, MemoryTokenCache, TokenCache, TokenSlots, usable},
 };
 use rand::Rng;
@@ -356,6 +357,7 @@ impl Client {
         let token = self.fetch_token(creds, calls).await?;
         cache.store(creds, &token).await;
         calls.token_renewals += 1;
+        telemetry::token_obtained();
         *current = Some(Held::new(creds, token.clone()));
         Ok(token)
     }
@@ -437,6 +439,7 @@ impl Client {
                 .await
                 .expect("the semaphore is never closed");
             calls.count(group);
+            telemetry::waited(group, waited);
             let sent = Instant::now();
             let sent_at = OffsetDateTime::now_utc();
             let answer = match request(token.as_ref()).send().await {
@@ -450,6 +453,7 @@ impl Client {
             drop(connection);
             let failure = match answer {
                 Err(e) => {
+                    telemetry::answered(group, None);
                     permit.finish(
                         sent,
                         Outcome {
@@ -462,6 +466,7 @@ impl Client {
                     Error::Transport(describe(&e))
                 }
                 Ok((status, headers, body)) => {
+                    telemetry::answered(group, Some(status.as_u16()));
                     let rate = parse::rate_headers(&headers, SystemTime::now());
                     let too_many = status == StatusCode::TOO_MANY_REQUESTS;
                     let backoff = policy.delay(rate_limited + 1);
@@ -488,6 +493,7 @@ impl Client {
                         404 => return Err(Error::NotFound(parse::error_message(&body))),
                         429 => {
                             calls.rate_limited += 1;
+                            telemetry::rate_limited(group);
                             rate_limited += 1;
                             tracing::warn!(client_id = creds.client_id, ?group, "bol answered 429");
                             if rate_limited > policy.max_rate_limited {
@@ -514,6 +520,7 @@ impl Client {
             }
             retries += 1;
             calls.retries += 1;
+            telemetry::retried(group);
             let delay = policy.delay(retries);
             tracing::debug!(client_id = creds.client_id, ?group, error = %failure, ?delay, "transient failure; retrying");
             tokio::time::sleep(delay).await;

@@ -3,13 +3,15 @@
 //!
 //! It knows nothing of Simba's database: token storage is the [`TokenCache`] trait and the rate
 //! budgets are exported and imported as [`BucketSnapshot`]s. What bol answers is read by the
-//! pure functions of [`parse`], which the fuzz targets in `crates/bol/fuzz` exercise.
+//! pure functions of [`parse`], which the fuzz targets in `crates/bol/fuzz` exercise. What it
+//! does is counted through the `metrics` facade under the names in [`telemetry`].
 
 mod client;
 mod error;
 mod limiter;
 mod model;
 pub mod parse;
+pub mod telemetry;
 mod token;
 
 pub use client::{Answer, Calls, Client, ClientConfig, Credentials, RetryPolicy};

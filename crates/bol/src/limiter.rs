@@ -144,6 +144,8 @@ struct Bucket {
     /// `(sent, received)` of the answered calls counted in the current window, to learn the
     /// boundary from when the next window is confirmed.
     answered: Vec<(Instant, Instant)>,
+    /// Calls waiting for this budget now (see [`Waiting`]).
+    waiting: u32,
 }
 
 impl Bucket {
@@ -280,6 +282,9 @@ impl RateLimiter {
         let window = self.limits.window(group);
         let started = Instant::now();
         let mut waited = false;
+        // Counts this call among the waiting ones from its first wait until it goes (or is
+        // dropped).
+        let mut waiting: Option<Waiting<'_>> = None;
         loop {
             let notified = self.changed.notified();
             let mut notified = std::pin::pin!(notified);
@@ -336,6 +341,7 @@ impl RateLimiter {
                 Decision::Wait(at) => {
                     tracing::debug!(account, ?group, wait = ?at - now, "rate limit: waiting");
                     waited = true;
+                    waiting.get_or_insert_with(|| Waiting::start(self, &key));
                     let _ = tokio::time::timeout_at(at, notified).await;
                 }
             }
@@ -505,6 +511,57 @@ impl RateLimiter {
                 b.end = Some(b.end.map_or(end, |r| r.max(end)));
             });
         }
+    }
+}
+
+/// A call waiting for its budget, counted in the gauges of waiting calls (by group) and
+/// waiting accounts until it is dropped. The counts live in the buckets, under the lock, so
+/// that an account is counted once however many of its calls of any group wait.
+struct Waiting<'a> {
+    limiter: &'a RateLimiter,
+    key: Key,
+}
+
+impl<'a> Waiting<'a> {
+    fn start(limiter: &'a RateLimiter, key: &Key) -> Waiting<'a> {
+        limiter.count_waiting(key, true);
+        Waiting {
+            limiter,
+            key: key.clone(),
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.limiter.count_waiting(&self.key, false);
+    }
+}
+
+impl RateLimiter {
+    /// One more (`start`) or one less call of `key` waits; updates the gauges (after the lock
+    /// is released).
+    fn count_waiting(&self, key: &Key, start: bool) {
+        let account_changed = {
+            let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+            let before: u32 = Group::ALL
+                .iter()
+                .filter_map(|g| buckets.get(&(key.0.clone(), *g)))
+                .map(|b| b.waiting)
+                .sum();
+            let bucket = buckets
+                .entry(key.clone())
+                .or_insert_with(|| Bucket::fresh(self.limits.get(key.1)));
+            if start {
+                bucket.waiting += 1;
+                before == 0
+            } else {
+                bucket.waiting = bucket.waiting.saturating_sub(1);
+                before == 1
+            }
+        };
+        let delta = if start { 1.0 } else { -1.0 };
+        crate::telemetry::waiting(key.1, delta, account_changed);
     }
 }
 
@@ -703,6 +760,60 @@ mod tests {
         );
         let (_p, waited) = second.acquire("a", Group::List).await;
         assert!(waited > Duration::from_secs(18), "waited {waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_and_accounts_waiting_for_a_budget_are_gauged_while_they_wait() {
+        // This thread's own recorder: tests running beside this one cannot change its gauges.
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let gauge = |series: &str| {
+            let text = recorder.handle().render();
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(series)?
+                        .strip_prefix(' ')?
+                        .parse::<f64>()
+                        .ok()
+                })
+                .unwrap_or_else(|| panic!("no {series} in {text}"))
+        };
+        let limiter = tight(1, Duration::from_secs(60));
+        for account in ["a", "b"] {
+            let (permit, _) = limiter.acquire(account, Group::List).await;
+            fin(permit, None, false, Duration::ZERO);
+        }
+        let (permit, _) = limiter.acquire("a", Group::Detail).await;
+        fin(permit, None, false, Duration::ZERO);
+        // Account a waits with two list calls and a detail call, account b with one list call.
+        let waits = async {
+            tokio::join!(
+                limiter.acquire("a", Group::List),
+                limiter.acquire("a", Group::List),
+                limiter.acquire("a", Group::Detail),
+                limiter.acquire("b", Group::List),
+            )
+        };
+        let while_waiting = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            (
+                gauge(r#"bol_rate_limit_waiting_calls{group="list"}"#),
+                gauge(r#"bol_rate_limit_waiting_calls{group="detail"}"#),
+                gauge("bol_rate_limit_waiting_accounts"),
+            )
+        };
+        let seen = tokio::select! {
+            _ = waits => panic!("the budgets were spent for a minute"),
+            seen = while_waiting => seen,
+        };
+        assert_eq!(seen, (3.0, 1.0, 2.0));
+        // The waiting calls were dropped with their future.
+        assert_eq!(gauge(r#"bol_rate_limit_waiting_calls{group="list"}"#), 0.0);
+        assert_eq!(gauge("bol_rate_limit_waiting_accounts"), 0.0);
+        // A call that waited and went is no longer counted either.
+        let (_permit, waited) = limiter.acquire("b", Group::List).await;
+        assert_eq!(waited, Duration::from_secs(59));
+        assert_eq!(gauge("bol_rate_limit_waiting_accounts"), 0.0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,6 +9,7 @@ pub mod crypto;
 mod dashboard;
 pub mod demo;
 pub mod domain;
+pub mod engine_metrics;
 pub mod error;
 mod http_server;
 pub mod services;

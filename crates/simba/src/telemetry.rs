@@ -1,4 +1,5 @@
-//! Logs (`tracing`, human-readable or JSON) and Prometheus metrics.
+//! Logs (`tracing`, human-readable or JSON) and Prometheus metrics: the HTTP metrics here, the
+//! engine's in [`crate::engine_metrics`] and the marketplace client's in [`bol::telemetry`].
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -31,18 +32,38 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     Matcher::Full("http_request_duration_seconds".into()),
                     &[
                         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                     ],
                 )
+                .and_then(engine_buckets)
                 .expect("the bucket list is not empty")
                 .install_recorder()
-                .expect("no other metrics recorder is installed")
+                .expect("no other metrics recorder is installed");
+            bol::telemetry::describe();
+            crate::engine_metrics::describe();
+            handle
         })
         .clone()
+}
+
+/// The buckets of the engine's and the marketplace client's histograms (a histogram without
+/// buckets of its own would be exported as a summary).
+fn engine_buckets(
+    builder: PrometheusBuilder,
+) -> Result<PrometheusBuilder, metrics_exporter_prometheus::BuildError> {
+    use crate::engine_metrics::{COMMIT_BUCKETS, COMMIT_DURATION, STEP_BUCKETS, STEP_DURATION};
+    let full = |name: &str| Matcher::Full(name.to_owned());
+    builder
+        .set_buckets_for_metric(full(STEP_DURATION), STEP_BUCKETS)?
+        .set_buckets_for_metric(full(COMMIT_DURATION), COMMIT_BUCKETS)?
+        .set_buckets_for_metric(
+            full(bol::telemetry::RATE_LIMIT_WAIT),
+            bol::telemetry::RATE_LIMIT_WAIT_BUCKETS,
+        )
 }
 
 /// The methods the routes answer; any other a client makes up is counted as `other`.

@@ -5,5 +5,6 @@ mod crawl;
 mod faults;
 mod helpers;
 mod limits;
+mod metrics;
 mod tokens;
 mod window_edges;

@@ -584,6 +584,9 @@ pub async fn finish(
         .rows_affected()
         == 1;
     tx.commit().await?;
+    if ended {
+        crate::engine_metrics::run_ended(end.status);
+    }
     Ok(ended)
 }
 

@@ -45,6 +45,7 @@ impl Engine {
         if !self.start_driving(run.shop_id) {
             return Ok(RunEnd::Busy);
         }
+        let _driving = crate::engine_metrics::Driving::start();
         let deadline = slice.map(|slice| tokio::time::Instant::now() + slice);
         let end = self.drive_claimed(&run, stop, deadline).await;
         self.stop_driving(run.shop_id);

@@ -73,6 +73,7 @@ pub async fn queue_run(
             sync_runs::QueueError::Active(active) => QueueError::Active(active),
             sync_runs::QueueError::Store(e) => QueueError::Store(e),
         })?;
+    crate::engine_metrics::run_queued(trigger);
     engine.queued(run.id).await;
     tracing::info!(
         run.id = run.id,

@@ -41,6 +41,7 @@ impl Engine {
         let tick = self.settings.schedule_interval.min(LEADER_LEASE / 3);
         loop {
             let leader = self.lead().await;
+            crate::engine_metrics::scheduler_leader(leader);
             let due =
                 last_schedule.is_none_or(|at| at.elapsed() >= self.settings.schedule_interval);
             if leader && due {
@@ -85,6 +86,7 @@ impl Engine {
     pub async fn schedule_due(&self) -> anyhow::Result<usize> {
         let now = Timestamp::now();
         let spread = sync_runs::spread_overdue(&self.db, now, now - OVERDUE_GRACE).await?;
+        crate::engine_metrics::scheduler_spread(spread);
         if spread > 0 {
             tracing::info!(
                 shops = spread,
@@ -92,7 +94,11 @@ impl Engine {
             );
         }
         let mut queued = 0;
-        for due in sync_runs::due_for_schedule(&self.db, now, PASS_LIMIT).await? {
+        let due = sync_runs::due_for_schedule(&self.db, now, PASS_LIMIT).await?;
+        // The most overdue first: its lag is the pass's.
+        let lag = due.first().map(|first| now.since(first.since));
+        crate::engine_metrics::scheduler_pass(due.len(), lag.unwrap_or_default());
+        for due in due {
             match queue_run(self, due.shop_id, None, Trigger::Schedule).await {
                 Ok(_) => queued += 1,
                 // Deleted since, or already syncing: nothing is due.

@@ -14,6 +14,7 @@ use super::convert;
 use super::engine::Engine;
 use crate::domain::FulfilmentMethod;
 use crate::domain::Timestamp;
+use crate::engine_metrics::{StepKind, StepTimer};
 use crate::store::StoreError;
 use crate::store::shipments::{self, NewShipment};
 use crate::store::steps::{self, StepData, StepWrite};
@@ -94,6 +95,7 @@ impl Engine {
         (method, page): (FulfilmentMethod, u32),
         seen: &mut HashSet<String>,
     ) -> anyhow::Result<Step> {
+        let _timer = StepTimer::start(StepKind::List);
         let pending =
             shipments::pending_details(&self.db, run.shop_id, self.settings.detail_batch as i64)
                 .await?;
@@ -144,6 +146,7 @@ impl Engine {
         if ids.is_empty() {
             return Ok(None);
         }
+        let _timer = StepTimer::start(StepKind::Details);
         Ok(Some(Step {
             inputs: vec![StepInput::Details(self.fetch_details(creds, ids).await)],
             list_failure: None,
@@ -185,6 +188,7 @@ impl Engine {
         position: Position,
         incremental: bool,
     ) -> anyhow::Result<(Position, StepOutcome)> {
+        let _timer = StepTimer::start(StepKind::Commit);
         const ATTEMPTS: u32 = 6;
         let mut wait = Duration::from_millis(100);
         let mut attempt = 1;

@@ -10,6 +10,7 @@ mod http_limits;
 mod isolation;
 mod login_throttle;
 mod marketplace_tokens;
+mod metrics;
 mod ops;
 mod secrets;
 mod security_headers;

@@ -116,6 +116,7 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<(T, bool)> + Send + 'static,
     {
+        let _queued = crate::engine_metrics::CommitTimer::sqlite_writer();
         let (sender, receiver) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let result = conn.map(|conn| in_savepoint(conn, write));
