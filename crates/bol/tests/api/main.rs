@@ -1,6 +1,7 @@
 //! Integration tests of the client against the in-process bol sandbox; one binary so the suite
 //! links once.
 
+mod connections;
 mod crawl;
 mod faults;
 mod helpers;
