@@ -20,6 +20,12 @@ use crate::store::shipments::{self, NewShipment};
 use crate::store::steps::{self, StepData, StepWrite};
 use crate::store::sync_runs::{self, ApiCalls, StepDelta, StepOutcome};
 
+/// How long a step's commit is tried again while the database fails transiently (a pool
+/// exhausted by thousands of runs, a deadlock, a failover). The shop's lease is renewed
+/// meanwhile (its shop is still driven), so no other worker repeats the step's calls; giving up
+/// sooner would make the next driver spend them again.
+const COMMIT_PATIENCE: Duration = Duration::from_secs(600);
+
 /// A detail call's answer, under the id it asked for.
 type DetailResult = (
     String,
@@ -189,7 +195,7 @@ impl Engine {
         incremental: bool,
     ) -> anyhow::Result<(Position, StepOutcome)> {
         let _timer = StepTimer::start(StepKind::Commit);
-        const ATTEMPTS: u32 = 6;
+        let started = tokio::time::Instant::now();
         let mut wait = Duration::from_millis(100);
         let mut attempt = 1;
         loop {
@@ -197,14 +203,14 @@ impl Engine {
                 .commit(run, client_id, input, position, incremental)
                 .await
             {
-                Err(e) if attempt < ATTEMPTS && e.is_transient() => {
+                Err(e) if started.elapsed() < COMMIT_PATIENCE && e.is_transient() => {
                     tracing::warn!(
                         attempt,
                         error = format!("{:#}", anyhow::Error::from(e)),
                         "committing a step failed; trying again"
                     );
                     tokio::time::sleep(wait).await;
-                    wait *= 2;
+                    wait = (wait * 2).min(Duration::from_secs(5));
                     attempt += 1;
                 }
                 result => return Ok(result?),
