@@ -71,7 +71,7 @@ round() { # round BACKEND SHOPS
   export SIMBA_MAX_CONCURRENT_RUNS=$((n * 2))
   local sandbox_start
   sandbox_start=$(date +%s.%N) # its rate windows are aligned to its start
-  "$bin" sandbox --addr 127.0.0.1:8941 --accounts "$n" --fbr "$FBR" --fbb "$FBB" --time-scale "$SCALE" \
+  nice -n 10 "$bin" sandbox --addr 127.0.0.1:8941 --accounts "$n" --fbr "$FBR" --fbb "$FBB" --time-scale "$SCALE" \
     >"$log-sandbox.log" 2>&1 & pids=($!)
   if [ "$backend" = sqlite ]; then
     "$bin" serve >"$log-serve.log" 2>&1 & pids+=($!)

@@ -18,10 +18,15 @@ use super::{Db, StoreResult};
 use reader::Reader;
 use writer::Writer;
 
-/// The reader and the writer of one SQLite file.
+/// The readers and the writer of one SQLite file.
 #[derive(Debug)]
 pub(crate) struct SqliteFile {
+    /// The API's reads.
     reader: Arc<Reader>,
+    /// The engine's reads (the details a run still needs), on connections and permits of their
+    /// own: a thousand runs asking between their steps must not queue the API's reads behind
+    /// theirs (they did: list requests waited up to 0.4 s for a reader during a sync burst).
+    engine_reader: Arc<Reader>,
     writer: Arc<Writer>,
 }
 
@@ -31,6 +36,7 @@ impl SqliteFile {
     pub(super) fn for_url(url: &str) -> Option<SqliteFile> {
         Some(SqliteFile {
             reader: Arc::new(Reader::for_url(url)?),
+            engine_reader: Arc::new(Reader::for_url(url)?),
             writer: Arc::new(Writer::for_url(url)?),
         })
     }
@@ -93,7 +99,7 @@ impl HotPath for SqliteFile {
         limit: i64,
     ) -> StoreResult<Vec<String>> {
         // Once per detail step: one hand-off to the blocking pool instead of one per row.
-        self.reader
+        self.engine_reader
             .read(move |conn| read::pending_details(conn, shop_id, limit))
             .await
     }
