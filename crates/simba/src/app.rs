@@ -27,9 +27,20 @@ pub use crate::state::AppState;
 impl AppState {
     /// Connects, migrates and checks the `SECRET_KEY` against the stored data.
     pub async fn start(config: Config) -> anyhow::Result<AppState> {
-        let db = Db::connect(&config.database_url, config.database_max_connections)
-            .await
-            .with_context(|| format!("connecting to the {:?} database", config.backend))?;
+        // A process that drives runs waits for pooled connections as long as the database needs
+        // (see `Db::connect_waiting`); the web role (`serve --no-workers`) keeps a short wait,
+        // so that a request fails fast when the database is saturated.
+        let acquire_timeout = match config.run_workers {
+            true => store::ENGINE_ACQUIRE_TIMEOUT,
+            false => store::API_ACQUIRE_TIMEOUT,
+        };
+        let db = Db::connect_waiting(
+            &config.database_url,
+            config.database_max_connections,
+            acquire_timeout,
+        )
+        .await
+        .with_context(|| format!("connecting to the {:?} database", config.backend))?;
         store::migrate(&db)
             .await
             .context("applying database migrations")?;

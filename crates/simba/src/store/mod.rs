@@ -132,10 +132,30 @@ fn is_transient_sqlx(error: &sqlx::Error) -> bool {
     }
 }
 
+/// How long a request waits for a pooled connection before it fails (503).
+pub const API_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a process that drives sync runs waits for one ([`Db::connect_waiting`]).
+pub const ENGINE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(600);
+
 impl Db {
     /// Opens a pool on `url`, and the backend family's own connections for the hot paths.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
-        let (pool, backend) = Self::connect_pool(url, max_connections).await?;
+        Self::connect_waiting(url, max_connections, API_ACQUIRE_TIMEOUT).await
+    }
+
+    /// [`Db::connect`] with the longest a caller waits for a pooled connection before failing.
+    ///
+    /// A process that drives sync runs waits long (`ENGINE_ACQUIRE_TIMEOUT`): ten thousand runs
+    /// sharing a pool of 16 connections is the database being the bottleneck, and runs waiting
+    /// their turn for a connection is the back-pressure that belongs there. With a short wait,
+    /// 5,000 runs per worker on PostgreSQL failed their drives by the thousand ("pool timed
+    /// out"), each retried a lease later.
+    pub async fn connect_waiting(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> anyhow::Result<Db> {
+        let (pool, backend) = Self::connect_pool(url, max_connections, acquire_timeout).await?;
         Ok(Db {
             pool,
             backend,
@@ -147,7 +167,9 @@ impl Db {
     /// conformance suite's way of running that family's logic on a SQLite file.
     #[cfg(test)]
     pub(crate) async fn connect_server_family(url: &str, max_connections: u32) -> Db {
-        let (pool, backend) = Self::connect_pool(url, max_connections).await.unwrap();
+        let (pool, backend) = Self::connect_pool(url, max_connections, API_ACQUIRE_TIMEOUT)
+            .await
+            .unwrap();
         Db {
             pool,
             backend,
@@ -158,12 +180,16 @@ impl Db {
     /// Opens a pool on `url`. SQLite gets WAL and a busy timeout so that readers never wait
     /// for the writer and concurrent writers queue instead of failing, and a database file
     /// only its owner can read (`file_mode`).
-    async fn connect_pool(url: &str, max_connections: u32) -> anyhow::Result<(AnyPool, Backend)> {
+    async fn connect_pool(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> anyhow::Result<(AnyPool, Backend)> {
         sqlx::any::install_default_drivers();
         let backend: Backend = url.parse().map_err(anyhow::Error::msg)?;
         let mut options = AnyPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10));
+            .acquire_timeout(acquire_timeout);
         if backend == Backend::Sqlite {
             file_mode::make_private(url).context("making the SQLite database file private")?;
             options = options.after_connect(|conn, _| {
