@@ -23,6 +23,7 @@ use crate::store::shops;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/shipments", get(list_all))
+        .route("/shipments/changes", get(changes))
         .route("/shipments/{id}", get(get_shipment))
         .route("/shops/{id}/shipments", get(list_for_shop))
 }
@@ -60,6 +61,11 @@ pub struct ShipmentOut {
     items: Box<RawValue>,
     #[schema(format = DateTime)]
     detail_synced_at: Option<String>,
+    /// When a change a consumer should see last reached the shipment.
+    #[schema(format = DateTime)]
+    updated_at: String,
+    /// The shipment's place in its seller's change feed (`/shipments/changes`).
+    change_seq: i64,
 }
 
 /// A shipment with its full detail.
@@ -106,6 +112,8 @@ impl ShipmentOut {
             },
             items: raw_json(row.items)?,
             detail_synced_at: row.detail_synced_at.map(rfc3339),
+            updated_at: rfc3339(row.updated_at),
+            change_seq: row.change_seq,
         })
     }
 }
@@ -231,6 +239,65 @@ pub(super) async fn list_for_shop(
         &headers,
     )
     .await
+}
+
+/// The change feed's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangesOut {
+    /// Shipments in `change_seq` order, each as listed, in its current state.
+    results: Vec<ShipmentOut>,
+    /// What to pass as `after` next: the last result's `change_seq`, or `after` itself when
+    /// nothing changed.
+    last_seq: i64,
+}
+
+pub const DEFAULT_CHANGES_LIMIT: i64 = 500;
+pub const MAX_CHANGES_LIMIT: i64 = 1000;
+
+#[utoipa::path(get, path = "/api/v1/shipments/changes", tag = "shipments", security(("token" = [])),
+    description = "The shipments that changed after `after`, in the order they changed. Store `last_seq` and pass it as `after` next time: no change is skipped or served twice, even while syncs commit.",
+    params(
+        ("after" = Option<i64>, Query, minimum = 0, description = "the last `last_seq` seen; 0 (the default) reads from the start"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "default 500"),
+        ("shop" = Option<i64>, Query, description = "only this shop's shipments")),
+    responses((status = 200, body = ChangesOut), (status = 400, body = Problem), (status = 401, body = Problem)))]
+pub(super) async fn changes(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<ChangesOut>> {
+    let query = QueryParams::parse(query.as_deref());
+    let after = query
+        .parse_with("after", |v| match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(n),
+            _ => Err("must be a non-negative integer".into()),
+        })?
+        .unwrap_or(0);
+    let limit = query
+        .parse_with("limit", |v| match v.parse::<i64>() {
+            Ok(n @ 1..=MAX_CHANGES_LIMIT) => Ok(n),
+            _ => Err(format!(
+                "must be an integer between 1 and {MAX_CHANGES_LIMIT}"
+            )),
+        })?
+        .unwrap_or(DEFAULT_CHANGES_LIMIT);
+    let shop_id = query.parse_with("shop", |v| {
+        v.parse::<i64>()
+            .map_err(|_| "must be an integer".to_owned())
+    })?;
+    let feed = shipments::Feed {
+        user_id: auth.user.id,
+        shop_id,
+        after,
+        limit,
+    };
+    let rows = shipments::changes(&state.db, feed).await?;
+    let last_seq = rows.last().map_or(after, |row| row.change_seq);
+    let results = rows
+        .into_iter()
+        .map(|row| ShipmentOut::from_row(row, None, None))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(ChangesOut { results, last_seq }))
 }
 
 #[utoipa::path(get, path = "/api/v1/shipments/{id}", tag = "shipments", security(("token" = [])),

@@ -157,6 +157,7 @@ on_every_family!(
     a_step_of_a_cancelled_run_writes_nothing,
     rate_budgets_are_saved_with_the_step,
     only_a_step_that_changes_shipments_bumps_the_version,
+    every_change_takes_the_next_number_of_its_sellers_feed,
     lists_filter_order_page_and_count,
     another_sellers_shop_reads_as_empty,
 );
@@ -531,6 +532,58 @@ mod cases {
         assert!(after_new > before, "new shipments bump the version");
         assert_eq!(after_known, after_new, "known ones do not");
         assert!(after_detail > after_known, "a detail does");
+    }
+
+    pub(super) async fn every_change_takes_the_next_number_of_its_sellers_feed(db: Db) {
+        let ann = Seller::new(&db, "ann").await;
+        let bob = Seller::new(&db, "bob").await;
+        let feed = |seller: &Seller, after: i64| shipments::Feed {
+            user_id: seller.user_id,
+            shop_id: None,
+            after,
+            limit: 100,
+        };
+        let numbers = |rows: Vec<shipments::ShipmentRow>| -> Vec<(String, i64)> {
+            rows.into_iter()
+                .map(|row| (row.shipment_id, row.change_seq))
+                .collect()
+        };
+
+        ann.commit(&db, list([0, 1, 1, 2])).await;
+        bob.commit(&db, list([0])).await;
+        ann.commit(&db, list([2])).await;
+        let first = numbers(shipments::changes(&db, feed(&ann, 0)).await.unwrap());
+        let ids: Vec<_> = first.iter().map(|(id, _)| id.clone()).collect();
+        assert_eq!(ids, [0, 1, 2].map(shipment_id), "each new shipment once");
+        let seqs: Vec<_> = first.iter().map(|&(_, seq)| seq).collect();
+        assert_eq!(seqs, [1, 2, 3], "the seller's own sequence, without gaps");
+
+        let mut detail = shipment(1);
+        detail.detail_synced_at = Some(Timestamp::from_unix_seconds(1));
+        let gone = vec![shipment_id(2)];
+        let details = vec![detail];
+        ann.commit(&db, StepData::Details { details, gone }).await;
+        let later = numbers(shipments::changes(&db, feed(&ann, 3)).await.unwrap());
+        assert_eq!(later, [(shipment_id(2), 4), (shipment_id(1), 5)]);
+        let bobs = numbers(shipments::changes(&db, feed(&bob, 0)).await.unwrap());
+        assert_eq!(
+            bobs,
+            [(shipment_id(0), 1)],
+            "another seller's numbers are its own"
+        );
+
+        let one_shop = shipments::Feed {
+            shop_id: Some(ann.shop_id),
+            limit: 1,
+            ..feed(&ann, 0)
+        };
+        let page = numbers(shipments::changes(&db, one_shop).await.unwrap());
+        assert_eq!(page, [(shipment_id(0), 1)]);
+        let foreign = shipments::Feed {
+            shop_id: Some(ann.shop_id),
+            ..feed(&bob, 0)
+        };
+        assert!(shipments::changes(&db, foreign).await.unwrap().is_empty());
     }
 
     pub(super) async fn lists_filter_order_page_and_count(db: Db) {

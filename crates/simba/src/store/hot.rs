@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::server::Server;
 use super::shipments::sql::{Page, Selection};
-use super::shipments::{ShipmentDetail, ShipmentRow};
+use super::shipments::{Feed, ShipmentDetail, ShipmentRow};
 use super::sqlite::SqliteFile;
 use super::steps::{StepCommit, StepData, StepWrite};
 use super::{Backend, Db, StoreResult};
@@ -34,6 +34,9 @@ pub(crate) trait HotPath {
         after_id: i64,
         limit: i64,
     ) -> StoreResult<Vec<ShipmentRow>>;
+
+    /// The change feed's next shipments: see [`super::shipments::changes`].
+    async fn changes(&self, db: &Db, feed: Feed) -> StoreResult<Vec<ShipmentRow>>;
 
     async fn get(&self, db: &Db, user_id: i64, id: i64) -> StoreResult<Option<ShipmentDetail>>;
 
@@ -100,6 +103,13 @@ impl HotPath for Family {
         match self {
             Family::SqliteFile(file) => file.list_after(db, selection, after_id, limit).await,
             Family::Server(server) => server.list_after(db, selection, after_id, limit).await,
+        }
+    }
+
+    async fn changes(&self, db: &Db, feed: Feed) -> StoreResult<Vec<ShipmentRow>> {
+        match self {
+            Family::SqliteFile(file) => file.changes(db, feed).await,
+            Family::Server(server) => server.changes(db, feed).await,
         }
     }
 

@@ -87,6 +87,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0011_next_sync.sql"),
         include_str!("../../migrations/mysql/0011_next_sync.sql"),
     ),
+    (
+        12,
+        "change feed",
+        include_str!("../../migrations/sqlite/0012_change_feed.sql"),
+        include_str!("../../migrations/postgres/0012_change_feed.sql"),
+        include_str!("../../migrations/mysql/0012_change_feed.sql"),
+    ),
 ];
 
 /// The SQLite schema's scripts, oldest first, for tests of rusqlite's statements.

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod accounts;
+mod changes;
 mod dashboard;
 mod errors;
 mod http_limits;

@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, Row};
 use crate::domain::Timestamp;
 use crate::store::marketplace;
 use crate::store::shipments::sql::{self, Changed, StoredRow};
-use crate::store::shipments::{ItemKey, NewShipment, bump_version_in};
+use crate::store::shipments::{ItemKey, NewShipment};
 use crate::store::steps::{LEASE_LOST, StepCommit, StepData, StepWrite};
 use crate::store::sync_runs::{self, StepOutcome};
 use crate::store::{Db, StoreResult, seconds_at};
@@ -99,31 +99,28 @@ async fn insert_new(
     shipments: &[NewShipment],
 ) -> StoreResult<u64> {
     let now = Timestamp::now();
-    let mut known = stored_ids(db, conn, shop_id, shipments).await?;
-    let mut new_items = Vec::new();
+    let known = stored_ids(db, conn, shop_id, shipments).await?;
+    let fresh = sql::not_stored(shipments, &known);
+    if fresh.is_empty() {
+        return Ok(0);
+    }
+    let first_change = allocate_changes(db, conn, user_id, fresh.len()).await?;
+    let mut new_items = Vec::with_capacity(fresh.len());
     let insert_sql = format!("{}{}", sql::INSERT_SHIPMENT, db.returning_id());
-    for shipment in shipments {
-        if known.contains_key(&shipment.shipment_id) {
-            continue;
-        }
-        let query = sql::insert_params(shop_id, user_id, shipment, now)
+    for (change_seq, shipment) in (first_change..).zip(fresh) {
+        let query = sql::insert_params(shop_id, user_id, shipment, now, change_seq)
             .into_iter()
             .fold(db.query(&insert_sql), |query, param| param.bind(query));
         let pk = db.insert(&mut *conn, query).await?;
-        known.insert(shipment.shipment_id.clone(), pk);
         new_items.push((pk, shipment.item_keys.as_slice()));
     }
     insert_item_keys(db, conn, user_id, &new_items).await?;
     let inserted = new_items.len() as u64;
-    if inserted == 0 {
-        return Ok(0);
-    }
     db.query(sql::COUNT_STORED)
         .bind(inserted as i64)
         .bind(shop_id)
         .execute(&mut *conn)
         .await?;
-    bump_version_in(db, conn, user_id).await?;
     Ok(inserted)
 }
 
@@ -184,12 +181,16 @@ async fn store_details(
         let missing: Vec<NewShipment> = missing.into_iter().cloned().collect();
         inserted = insert_new(db, conn, user_id, shop_id, &missing).await?;
     }
+    if found.is_empty() {
+        return Ok(inserted);
+    }
     let now = Timestamp::now();
+    let first_change = allocate_changes(db, conn, user_id, found.len()).await?;
     let mut replaced_items = Vec::with_capacity(found.len());
-    for detail in found {
+    for (change_seq, detail) in (first_change..).zip(found) {
         let row = &stored[&detail.shipment_id];
         let changed = Changed::of(row, detail);
-        sql::detail_params(detail, changed, now, row.id)
+        sql::detail_params(detail, changed, now, change_seq, row.id)
             .fold(db.query(changed.sql()), |query, param| param.bind(query))
             .execute(&mut *conn)
             .await?;
@@ -209,7 +210,6 @@ async fn store_details(
         query.execute(&mut *conn).await?;
     }
     insert_item_keys(db, conn, user_id, &replaced_items).await?;
-    bump_version_in(db, conn, user_id).await?;
     Ok(inserted)
 }
 
@@ -273,12 +273,36 @@ async fn mark_detail_gone(
     shipment_id: &str,
 ) -> StoreResult<()> {
     let now = Timestamp::now();
+    let change_seq = allocate_changes(db, conn, user_id, 1).await?;
     db.query(sql::MARK_DETAIL_GONE)
         .bind(now.unix_seconds())
         .bind(now.unix_seconds())
+        .bind(change_seq)
         .bind(shop_id)
         .bind(shipment_id)
         .execute(&mut *conn)
         .await?;
-    bump_version_in(db, conn, user_id).await
+    Ok(())
+}
+
+/// Takes the next `count` numbers of the seller's change sequence; returns the first. The
+/// seller's row stays locked until the transaction ends: see [`crate::store::shipments::changes`].
+async fn allocate_changes(
+    db: &Db,
+    conn: &mut AnyConnection,
+    user_id: i64,
+    count: usize,
+) -> StoreResult<i64> {
+    db.query(sql::ALLOCATE_CHANGES)
+        .bind(count as i64)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    let last: i64 = db
+        .query(sql::LAST_CHANGE)
+        .bind(user_id)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    Ok(last - count as i64 + 1)
 }

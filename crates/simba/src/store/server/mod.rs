@@ -8,7 +8,7 @@ mod read;
 
 use super::hot::HotPath;
 use super::shipments::sql::{Page, Selection};
-use super::shipments::{ShipmentDetail, ShipmentRow};
+use super::shipments::{Feed, ShipmentDetail, ShipmentRow};
 use super::steps::{StepCommit, StepData, StepWrite};
 use super::{Db, StoreResult};
 
@@ -40,6 +40,10 @@ impl HotPath for Server {
         limit: i64,
     ) -> StoreResult<Vec<ShipmentRow>> {
         read::after(db, &selection, after_id, limit).await
+    }
+
+    async fn changes(&self, db: &Db, feed: Feed) -> StoreResult<Vec<ShipmentRow>> {
+        read::changes(db, &feed).await
     }
 
     async fn get(&self, db: &Db, user_id: i64, id: i64) -> StoreResult<Option<ShipmentDetail>> {

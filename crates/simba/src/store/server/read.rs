@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 
 use crate::domain::FulfilmentMethod;
 use crate::store::shipments::sql::{self, Page, Selection, bind_all};
-use crate::store::shipments::{ShipmentDetail, ShipmentRow};
+use crate::store::shipments::{Feed, ShipmentDetail, ShipmentRow};
 use crate::store::{Db, StoreResult, maybe_seconds_at, seconds_at};
 
 /// A page and its total. Unlike the SQLite family's, not in one transaction: that would cost
@@ -101,6 +101,12 @@ pub(super) async fn after(
     Ok(rows.iter().map(shipment_row).collect::<Result<_, _>>()?)
 }
 
+pub(super) async fn changes(db: &Db, feed: &Feed) -> StoreResult<Vec<ShipmentRow>> {
+    let (sql, binds) = feed.query();
+    let rows = bind_all(db.query(&sql), &binds).fetch_all(&db.pool).await?;
+    Ok(rows.iter().map(shipment_row).collect::<Result<_, _>>()?)
+}
+
 pub(super) async fn detail(db: &Db, user_id: i64, id: i64) -> StoreResult<Option<ShipmentDetail>> {
     let row = db
         .query(&sql::DETAIL)
@@ -111,11 +117,11 @@ pub(super) async fn detail(db: &Db, user_id: i64, id: i64) -> StoreResult<Option
     row.map(|row| {
         Ok::<_, sqlx::Error>(ShipmentDetail {
             row: shipment_row(&row)?,
-            order_placed_at: maybe_seconds_at(&row, 13)?,
-            shipping_label_id: row.try_get(14)?,
-            transport_events: row.try_get(15)?,
-            customer: row.try_get(16)?,
-            raw: row.try_get(17)?,
+            order_placed_at: maybe_seconds_at(&row, 15)?,
+            shipping_label_id: row.try_get(16)?,
+            transport_events: row.try_get(17)?,
+            customer: row.try_get(18)?,
+            raw: row.try_get(19)?,
         })
     })
     .transpose()
@@ -165,5 +171,7 @@ fn shipment_row(row: &AnyRow) -> Result<ShipmentRow, sqlx::Error> {
         track_and_trace: row.try_get(10)?,
         items: row.try_get(11)?,
         detail_synced_at: maybe_seconds_at(row, 12)?,
+        updated_at: seconds_at(row, 13)?,
+        change_seq: row.try_get(14)?,
     })
 }

@@ -6,7 +6,10 @@
 //! The statements are written once ([`sql`]); each backend family runs them its own way
 //! ([`super::hot`]).
 
+mod feed;
 pub(super) mod sql;
+
+pub use feed::Feed;
 
 use super::hot::HotPath;
 use super::steps::StepData;
@@ -88,6 +91,9 @@ pub struct ShipmentRow {
     pub track_and_trace: Option<String>,
     pub items: String,
     pub detail_synced_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+    /// Where the shipment's last change stands in its seller's change feed ([`changes`]).
+    pub change_seq: i64,
 }
 
 /// The extra columns of one shipment's detail.
@@ -160,6 +166,12 @@ pub async fn list_after(
 ) -> StoreResult<Vec<ShipmentRow>> {
     let selection = Selection::new(user_id, filter);
     db.family.list_after(db, selection, after_id, limit).await
+}
+
+/// The feed's next shipments after `feed.after`: see [`feed`] for why no number is served
+/// while a smaller one can still commit.
+pub async fn changes(db: &Db, feed: Feed) -> StoreResult<Vec<ShipmentRow>> {
+    db.family.changes(db, feed).await
 }
 
 /// One of the seller's shipments with its full detail.

@@ -11,7 +11,7 @@ use crate::store::param::Param;
 
 pub(crate) const LIST_COLUMNS: &str = "s.id, s.shop_id, s.shipment_id, s.shipment_date, \
     s.shipment_reference, s.fulfilment_method, s.order_id, s.pickup_point, s.transport_id, \
-    s.transporter_code, s.track_and_trace, s.items, s.detail_synced_at";
+    s.transporter_code, s.track_and_trace, s.items, s.detail_synced_at, s.updated_at, s.change_seq";
 
 /// One shipment with its detail's columns after [`LIST_COLUMNS`]: `id, user_id`.
 pub(crate) static DETAIL: LazyLock<String> = LazyLock::new(|| {
@@ -35,6 +35,15 @@ pub(crate) const VERSION: &str = "SELECT shipments_version FROM users WHERE id =
 pub(crate) const BUMP_VERSION: &str =
     "UPDATE users SET shipments_version = shipments_version + 1 WHERE id = ?";
 
+/// Takes the next `count` numbers of the seller's change sequence (`count, user_id`), and
+/// bumps the version with them: see [`super::changes`] for why under this row's lock.
+pub(crate) const ALLOCATE_CHANGES: &str = "UPDATE users SET change_seq = change_seq + ?, \
+    shipments_version = shipments_version + 1 WHERE id = ?";
+
+/// The last number [`ALLOCATE_CHANGES`] took, read back in its transaction (MySQL's UPDATE
+/// has no RETURNING): `user_id`.
+pub(crate) const LAST_CHANGE: &str = "SELECT change_seq FROM users WHERE id = ?";
+
 /// `shop_id, limit`.
 pub(crate) const PENDING_DETAILS: &str = "SELECT shipment_id FROM shipments WHERE shop_id = ? \
     AND detail_synced_at IS NULL ORDER BY shipment_date DESC, id DESC LIMIT ?";
@@ -42,16 +51,16 @@ pub(crate) const PENDING_DETAILS: &str = "SELECT shipment_id FROM shipments WHER
 pub(crate) const COUNT_PENDING: &str =
     "SELECT COUNT(*) FROM shipments WHERE shop_id = ? AND detail_synced_at IS NULL";
 
-/// `now, now, shop_id, shipment_id`.
+/// `now, now, change_seq, shop_id, shipment_id`.
 pub(crate) const MARK_DETAIL_GONE: &str = "UPDATE shipments SET detail_synced_at = ?, \
-    updated_at = ? WHERE shop_id = ? AND shipment_id = ?";
+    updated_at = ?, change_seq = ? WHERE shop_id = ? AND shipment_id = ?";
 
 /// Bound by [`insert_params`].
 pub(crate) const INSERT_SHIPMENT: &str = "INSERT INTO shipments (shop_id, user_id, shipment_id, \
     shipment_date, shipment_reference, fulfilment_method, order_id, order_placed_at, pickup_point, \
     transport_id, transporter_code, track_and_trace, shipping_label_id, transport_events, items, \
-    customer, raw, detail_synced_at, created_at, updated_at) \
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    customer, raw, detail_synced_at, created_at, updated_at, change_seq) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// Keeps the shop's shipment counter in step with its inserts: `inserted, shop_id`.
 pub(crate) const COUNT_STORED: &str =
@@ -118,7 +127,8 @@ pub(crate) fn insert_params<'a>(
     user_id: i64,
     shipment: &'a NewShipment,
     now: Timestamp,
-) -> [Param<'a>; 20] {
+    change_seq: i64,
+) -> [Param<'a>; 21] {
     [
         Param::Int(Some(shop_id)),
         Param::Int(Some(user_id)),
@@ -140,7 +150,20 @@ pub(crate) fn insert_params<'a>(
         Param::seconds(shipment.detail_synced_at),
         Param::seconds(Some(now)),
         Param::seconds(Some(now)),
+        Param::Int(Some(change_seq)),
     ]
+}
+
+/// Those of `shipments` not in `stored` (shipment ids), each once, in their order.
+pub(crate) fn not_stored<'a, V>(
+    shipments: &'a [NewShipment],
+    stored: &HashMap<String, V>,
+) -> Vec<&'a NewShipment> {
+    let mut seen = std::collections::HashSet::with_capacity(shipments.len());
+    shipments
+        .iter()
+        .filter(|s| !stored.contains_key(&s.shipment_id) && seen.insert(s.shipment_id.as_str()))
+        .collect()
 }
 
 /// `(shipment_pk, user_id, order_item_id, ean)` of each item of `shipments`, by primary key.
@@ -231,7 +254,7 @@ static UPDATE_DETAIL: LazyLock<Vec<String>> = LazyLock::new(|| {
             let mut sql = String::from(
                 "UPDATE shipments SET order_placed_at = ?, pickup_point = ?, transport_id = ?, \
                  transporter_code = ?, shipping_label_id = ?, transport_events = ?, items = ?, \
-                 customer = ?, raw = ?, detail_synced_at = ?, updated_at = ?",
+                 customer = ?, raw = ?, detail_synced_at = ?, updated_at = ?, change_seq = ?",
             );
             for (bit, column) in optional {
                 if bits & bit != 0 {
@@ -249,6 +272,7 @@ pub(crate) fn detail_params<'a>(
     detail: &'a NewShipment,
     changed: Changed,
     now: Timestamp,
+    change_seq: i64,
     id: i64,
 ) -> impl Iterator<Item = Param<'a>> {
     let always = [
@@ -263,6 +287,7 @@ pub(crate) fn detail_params<'a>(
         Param::Text(detail.raw.as_deref()),
         Param::seconds(detail.detail_synced_at),
         Param::seconds(Some(now)),
+        Param::Int(Some(change_seq)),
     ];
     let optional = [
         (SHIPMENT_DATE, Param::seconds(Some(detail.shipment_date))),

@@ -89,28 +89,24 @@ fn insert_new(
     shipments: &[NewShipment],
 ) -> rusqlite::Result<u64> {
     let now = Timestamp::now();
-    let mut known = stored_ids(conn, shop_id, shipments)?;
-    let mut new_items = Vec::new();
+    let known = stored_ids(conn, shop_id, shipments)?;
+    let fresh = sql::not_stored(shipments, &known);
+    if fresh.is_empty() {
+        return Ok(0);
+    }
+    let first_change = allocate_changes(conn, user_id, fresh.len())?;
+    let mut new_items = Vec::with_capacity(fresh.len());
     let mut insert = conn.prepare_cached(sql::INSERT_SHIPMENT)?;
-    for shipment in shipments {
-        if known.contains_key(&shipment.shipment_id) {
-            continue;
-        }
+    for (change_seq, shipment) in (first_change..).zip(fresh) {
         insert.execute(rusqlite::params_from_iter(sql::insert_params(
-            shop_id, user_id, shipment, now,
+            shop_id, user_id, shipment, now, change_seq,
         )))?;
-        let pk = conn.last_insert_rowid();
-        known.insert(shipment.shipment_id.clone(), pk);
-        new_items.push((pk, shipment.item_keys.as_slice()));
+        new_items.push((conn.last_insert_rowid(), shipment.item_keys.as_slice()));
     }
     insert_item_keys(conn, user_id, &new_items)?;
     let inserted = new_items.len() as u64;
-    if inserted == 0 {
-        return Ok(0);
-    }
     conn.prepare_cached(sql::COUNT_STORED)?
         .execute((inserted as i64, shop_id))?;
-    bump_version(conn, user_id)?;
     Ok(inserted)
 }
 
@@ -164,13 +160,18 @@ fn store_details(
         let missing: Vec<NewShipment> = missing.into_iter().cloned().collect();
         inserted = insert_new(conn, user_id, shop_id, &missing)?;
     }
+    if found.is_empty() {
+        return Ok(inserted);
+    }
     let now = Timestamp::now();
+    let first_change = allocate_changes(conn, user_id, found.len())?;
     let mut replaced_items = Vec::with_capacity(found.len());
-    for detail in found {
+    for (change_seq, detail) in (first_change..).zip(found) {
         let row = &stored[&detail.shipment_id];
         let changed = Changed::of(row, detail);
         let mut update = conn.prepare_cached(changed.sql())?;
-        for (index, param) in sql::detail_params(detail, changed, now, row.id).enumerate() {
+        let params = sql::detail_params(detail, changed, now, change_seq, row.id);
+        for (index, param) in params.enumerate() {
             update.raw_bind_parameter(index + 1, param)?;
         }
         update.raw_execute()?;
@@ -187,7 +188,6 @@ fn store_details(
             .execute(rusqlite::params_from_iter(pks))?;
     }
     insert_item_keys(conn, user_id, &replaced_items)?;
-    bump_version(conn, user_id)?;
     Ok(inserted)
 }
 
@@ -244,18 +244,25 @@ fn mark_detail_gone(
     shipment_id: &str,
 ) -> rusqlite::Result<()> {
     let now = Timestamp::now();
+    let change_seq = allocate_changes(conn, user_id, 1)?;
     conn.prepare_cached(sql::MARK_DETAIL_GONE)?.execute((
         now.unix_seconds(),
         now.unix_seconds(),
+        change_seq,
         shop_id,
         shipment_id,
     ))?;
-    bump_version(conn, user_id)
+    Ok(())
 }
 
-fn bump_version(conn: &Connection, user_id: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql::BUMP_VERSION)?.execute([user_id])?;
-    Ok(())
+/// Takes the next `count` numbers of the seller's change sequence; returns the first.
+fn allocate_changes(conn: &Connection, user_id: i64, count: usize) -> rusqlite::Result<i64> {
+    conn.prepare_cached(sql::ALLOCATE_CHANGES)?
+        .execute((count as i64, user_id))?;
+    let last: i64 = conn
+        .prepare_cached(sql::LAST_CHANGE)?
+        .query_row([user_id], |row| row.get(0))?;
+    Ok(last - count as i64 + 1)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::hot::HotPath;
 use super::shipments::sql::{Page, Selection};
-use super::shipments::{ShipmentDetail, ShipmentRow};
+use super::shipments::{Feed, ShipmentDetail, ShipmentRow};
 use super::steps::{StepCommit, StepData, StepWrite};
 use super::{Db, StoreResult};
 use reader::Reader;
@@ -77,6 +77,12 @@ impl HotPath for SqliteFile {
     ) -> StoreResult<Vec<ShipmentRow>> {
         self.reader
             .read(move |conn| read::after(conn, &selection, after_id, limit))
+            .await
+    }
+
+    async fn changes(&self, _db: &Db, feed: Feed) -> StoreResult<Vec<ShipmentRow>> {
+        self.reader
+            .read(move |conn| read::changes(conn, &feed))
             .await
     }
 

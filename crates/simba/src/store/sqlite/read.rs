@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use crate::domain::{FulfilmentMethod, Timestamp};
 use crate::store::shipments::sql::{self, Page, Selection};
-use crate::store::shipments::{ShipmentDetail, ShipmentRow};
+use crate::store::shipments::{Feed, ShipmentDetail, ShipmentRow};
 
 /// A page and its total, read in one transaction so that they agree.
 pub(super) fn page(conn: &Connection, page: &Page) -> rusqlite::Result<(Vec<ShipmentRow>, i64)> {
@@ -97,6 +97,13 @@ pub(super) fn after(
         .collect()
 }
 
+pub(super) fn changes(conn: &Connection, feed: &Feed) -> rusqlite::Result<Vec<ShipmentRow>> {
+    let (sql, binds) = feed.query();
+    conn.prepare_cached(&sql)?
+        .query_map(rusqlite::params_from_iter(&binds), shipment_row)?
+        .collect()
+}
+
 pub(super) fn detail(
     conn: &Connection,
     user_id: i64,
@@ -107,12 +114,12 @@ pub(super) fn detail(
             Ok(ShipmentDetail {
                 row: shipment_row(row)?,
                 order_placed_at: row
-                    .get::<_, Option<i64>>(13)?
+                    .get::<_, Option<i64>>(15)?
                     .map(Timestamp::from_unix_seconds),
-                shipping_label_id: row.get(14)?,
-                transport_events: row.get(15)?,
-                customer: row.get(16)?,
-                raw: row.get(17)?,
+                shipping_label_id: row.get(16)?,
+                transport_events: row.get(17)?,
+                customer: row.get(18)?,
+                raw: row.get(19)?,
             })
         })
         .optional()
@@ -160,5 +167,7 @@ fn shipment_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ShipmentRow> {
         detail_synced_at: row
             .get::<_, Option<i64>>(12)?
             .map(Timestamp::from_unix_seconds),
+        updated_at: Timestamp::from_unix_seconds(row.get(13)?),
+        change_seq: row.get(14)?,
     })
 }
