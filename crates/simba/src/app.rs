@@ -303,12 +303,38 @@ impl Background {
     }
 }
 
-/// `simba worker`: the sync workers and the scheduler without the API, until `shutdown`.
-pub async fn work(state: AppState, shutdown: impl std::future::Future<Output = ()>) {
+/// `simba worker`: the sync workers and the scheduler without the API, until `shutdown`;
+/// with `operations`, `/metrics`, `/healthz` and `/readyz` on that listener too.
+pub async fn work(
+    state: AppState,
+    operations: Option<tokio::net::TcpListener>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let background = Background::start(&state, None);
+    let (stop_serving, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = operations.map(|listener| {
+        // No host check: a scraper names the pod's address, not the API's host.
+        let routes = crate::api::worker_routes().with_state(state.clone());
+        tracing::info!(addr = ?listener.local_addr().ok(), "serving the worker's metrics");
+        tokio::spawn(async move {
+            let stopped = async {
+                stopped.await.ok();
+            };
+            if let Err(error) = axum::serve(listener, routes)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::error!(%error, "the worker's metrics listener failed");
+            }
+        })
+    });
     tracing::info!("simba worker is running sync jobs");
     shutdown.await;
     background.stop().await;
+    stop_serving.send(()).ok();
+    if let Some(served) = served {
+        served.await.ok();
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -148,6 +148,10 @@ pub struct Config {
     pub http: HttpSettings,
     /// When set, `/metrics` answers only `Authorization: Bearer <token>` (`SIMBA_METRICS_TOKEN`).
     pub metrics_token: Option<SecretString>,
+    /// Where `simba worker` serves `/metrics`, `/healthz` and `/readyz`
+    /// (`SIMBA_WORKER_METRICS_ADDR`; unset: nowhere). A worker's engine metrics live in its own
+    /// process: the web role's `/metrics` cannot show them.
+    pub worker_metrics_addr: Option<SocketAddr>,
     pub database_max_connections: u32,
     /// Memory for shipment list pages kept until the seller's shipments change
     /// (`SIMBA_PAGE_CACHE_MB`; 0 turns the cache off).
@@ -354,6 +358,16 @@ impl Config {
             log_format,
             http: HttpSettings::from_lookup(&lookup)?,
             metrics_token: lookup("SIMBA_METRICS_TOKEN").map(SecretString::from),
+            worker_metrics_addr: lookup("SIMBA_WORKER_METRICS_ADDR")
+                .map(|addr| {
+                    addr.parse().map_err(|_| {
+                        ConfigError(format!(
+                            "SIMBA_WORKER_METRICS_ADDR must be HOST:PORT, such as 0.0.0.0:9100 \
+                             (got {addr:?})."
+                        ))
+                    })
+                })
+                .transpose()?,
             database_max_connections,
             page_cache_bytes,
             bol_time_scale,
@@ -569,6 +583,15 @@ mod tests {
         let c = config(&[("PORT", "5000"), ("SIMBA_ADDR", "127.0.0.1:9")]).unwrap();
         assert_eq!(c.addr.to_string(), "127.0.0.1:9");
         assert!(config(&[("PORT", "x")]).is_err());
+    }
+
+    #[test]
+    fn a_worker_serves_its_metrics_only_where_told() {
+        assert_eq!(config(&[]).unwrap().worker_metrics_addr, None);
+        let c = config(&[("SIMBA_WORKER_METRICS_ADDR", "0.0.0.0:9100")]).unwrap();
+        assert_eq!(c.worker_metrics_addr.unwrap().to_string(), "0.0.0.0:9100");
+        let error = config(&[("SIMBA_WORKER_METRICS_ADDR", "9100")]).unwrap_err();
+        assert!(error.to_string().contains("SIMBA_WORKER_METRICS_ADDR"));
     }
 
     #[test]

@@ -118,8 +118,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
             AppCommand::Worker => {
+                let operations = match config.worker_metrics_addr {
+                    Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                        anyhow::anyhow!("SIMBA_WORKER_METRICS_ADDR {addr}: cannot listen: {e}")
+                    })?),
+                    None => None,
+                };
                 let state = AppState::start(config).await?;
-                app::work(state, app::shutdown_signal()).await;
+                app::work(state, operations, app::shutdown_signal()).await;
                 Ok(())
             }
             AppCommand::Demo => simba::demo::run(config).await,

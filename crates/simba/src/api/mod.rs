@@ -48,6 +48,11 @@ pub fn routes() -> Router<AppState> {
         .merge(docs::routes())
 }
 
+/// What a `simba worker` serves: the operations endpoints only.
+pub fn worker_routes() -> Router<AppState> {
+    ops::routes()
+}
+
 /// The middleware every request passes, innermost first. The security headers are outside the
 /// rest, so that the answers of the others (400, 408, 413, a panic's 500) carry them too, and
 /// the metrics count those answers.

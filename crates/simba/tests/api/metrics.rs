@@ -337,3 +337,61 @@ fn sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .map(|(_, value)| value)
         .sum()
 }
+
+/// A `simba worker` has no API, so its engine's metrics are on a listener of its own: the
+/// worker drives a run, and its `/metrics` shows it (the recorder is process-wide, so only
+/// presence is checked here, not counts).
+mod worker {
+    use crate::helpers::Backend;
+    use crate::helpers::sync_setup::{SyncSetup, SyncTest};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_worker_serves_its_metrics_health_and_readiness_on_its_own_listener() {
+        let Some(SyncTest {
+            app,
+            sandbox: _sandbox,
+            seller,
+            shops,
+        }) = SyncSetup::new(Backend::Sqlite)
+            .shipments(20, 5)
+            .spawn()
+            .await
+        else {
+            return;
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = tokio::spawn(simba::app::work(
+            app.state.clone(),
+            Some(listener),
+            async move {
+                stopped.await.ok();
+            },
+        ));
+
+        let run = app.start_sync(&seller, shops[0], None).await;
+        assert_eq!(app.wait_for_run(&seller, run).await["status"], "succeeded");
+        let get = |path: &str| app.client.get(format!("{base}{path}")).send();
+        let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+        for family in ["simba_sync_runs_ended_total", "bol_calls_total"] {
+            assert!(
+                metrics.contains(family),
+                "{family} missing from:\n{metrics}"
+            );
+        }
+        assert_eq!(get("/healthz").await.unwrap().status(), 200);
+        assert_eq!(get("/readyz").await.unwrap().status(), 200);
+        assert_eq!(get("/api/v1/shops").await.unwrap().status(), 404, "no API");
+
+        stop.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(30), worker)
+            .await
+            .expect("the worker stops")
+            .unwrap();
+        assert!(
+            get("/healthz").await.is_err(),
+            "the listener closed with the worker"
+        );
+    }
+}
