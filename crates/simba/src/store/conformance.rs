@@ -158,6 +158,7 @@ on_every_family!(
     rate_budgets_are_saved_with_the_step,
     only_a_step_that_changes_shipments_bumps_the_version,
     every_change_takes_the_next_number_of_its_sellers_feed,
+    a_lease_renewal_skips_a_shop_whose_commit_holds_its_row,
     lists_filter_order_page_and_count,
     another_sellers_shop_reads_as_empty,
 );
@@ -584,6 +585,53 @@ mod cases {
             ..feed(&bob, 0)
         };
         assert!(shipments::changes(&db, foreign).await.unwrap().is_empty());
+    }
+
+    pub(super) async fn a_lease_renewal_skips_a_shop_whose_commit_holds_its_row(db: Db) {
+        let ann = Seller::new(&db, "ann").await;
+        let bob = Seller::new(&db, "bob").await;
+        let lease_of = |shop_id: i64| {
+            let db = db.clone();
+            async move {
+                let row = db
+                    .query("SELECT lease_until FROM shops WHERE id = ?")
+                    .bind(shop_id)
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
+                sqlx::Row::try_get::<i64, _>(&row, 0).unwrap()
+            }
+        };
+        let shops = [ann.shop_id, bob.shop_id];
+        let mut keeper = db.dedicated_connection().await.unwrap();
+        let until = Timestamp::now() + Duration::from_secs(600);
+        sync_runs::renew_leases(&db, &mut keeper, &shops, OWNER, until)
+            .await
+            .unwrap();
+        assert_eq!(lease_of(ann.shop_id).await, until.unix_millis());
+        assert_eq!(lease_of(bob.shop_id).await, until.unix_millis());
+        if db.backend == crate::store::Backend::Sqlite {
+            return;
+        }
+
+        // A step's commit in flight on ann's shop: its fence holds the row until it ends.
+        let mut commit = db.pool.begin().await.unwrap();
+        db.query(sync_runs::FENCE)
+            .bind(until.unix_millis())
+            .bind(ann.shop_id)
+            .bind(OWNER)
+            .execute(&mut *commit)
+            .await
+            .unwrap();
+        let later = until + Duration::from_secs(60);
+        let renewal = sync_runs::renew_leases(&db, &mut keeper, &shops, OWNER, later);
+        let renewed = tokio::time::timeout(Duration::from_secs(5), renewal).await;
+        commit.rollback().await.unwrap();
+        renewed
+            .expect("the renewal does not wait for the commit")
+            .unwrap();
+        assert_eq!(lease_of(bob.shop_id).await, later.unix_millis());
+        assert_eq!(lease_of(ann.shop_id).await, until.unix_millis(), "skipped");
     }
 
     pub(super) async fn lists_filter_order_page_and_count(db: Db) {

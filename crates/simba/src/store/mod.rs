@@ -163,6 +163,12 @@ impl Db {
         })
     }
 
+    /// A connection outside the pool, for work that must not queue behind the pool's users.
+    pub async fn dedicated_connection(&self) -> StoreResult<sqlx::AnyConnection> {
+        use sqlx::ConnectOptions;
+        Ok(self.pool.connect_options().connect().await?)
+    }
+
     /// A database whose hot paths run the server family whatever the backend: the
     /// conformance suite's way of running that family's logic on a SQLite file.
     #[cfg(test)]

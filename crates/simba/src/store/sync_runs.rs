@@ -382,26 +382,59 @@ pub async fn lease(
     Ok(done.rows_affected() == 1)
 }
 
-/// Extends the leases `owner` still holds on `shop_ids`, a few hundred shops per statement:
-/// one process renews all the shops it drives at once, not one write per run.
+/// Extends the leases `owner` still holds on `shop_ids`, a few hundred shops per statement,
+/// on `conn`: one process renews all the shops it drives at once, not one write per run.
+///
+/// On PostgreSQL and MySQL a shop whose row a step's commit has locked is skipped (`SKIP
+/// LOCKED`): that commit renews the lease itself (its fence), and waiting for it would hold
+/// every other shop's renewal behind the slowest commit of the chunk. When one seller's many
+/// shops commit in turn behind the seller's row (the change feed's lock), that wait was long
+/// enough for the leases to lapse. SQLite has one writer and no row locks to skip.
 pub async fn renew_leases(
     db: &Db,
+    conn: &mut sqlx::AnyConnection,
     shop_ids: &[i64],
     owner: &str,
     until: Timestamp,
 ) -> StoreResult<()> {
+    use sqlx::Connection;
     for chunk in shop_ids.chunks(500) {
-        let sql = format!(
-            "UPDATE shops SET lease_until = ? WHERE lease_owner = ? AND id IN ({})",
-            vec!["?"; chunk.len()].join(", ")
-        );
-        let mut query = db.query(&sql).bind(until.unix_millis()).bind(owner);
-        for id in chunk {
-            query = query.bind(*id);
+        let ids = vec!["?"; chunk.len()].join(", ");
+        if db.backend == super::Backend::Sqlite {
+            let sql =
+                format!("UPDATE shops SET lease_until = ? WHERE lease_owner = ? AND id IN ({ids})");
+            let query = db.query(&sql).bind(until.unix_millis()).bind(owner);
+            bind_ids(query, chunk).execute(&mut *conn).await?;
+            continue;
         }
-        query.execute(&db.pool).await?;
+        let mut tx = conn.begin().await?;
+        let sql = format!(
+            "SELECT id FROM shops WHERE lease_owner = ? AND id IN ({ids}) FOR UPDATE SKIP LOCKED"
+        );
+        let free: Vec<i64> = bind_ids(db.query(&sql).bind(owner), chunk)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
+        if !free.is_empty() {
+            let sql = format!(
+                "UPDATE shops SET lease_until = ? WHERE id IN ({})",
+                vec!["?"; free.len()].join(", ")
+            );
+            let query = db.query(&sql).bind(until.unix_millis());
+            bind_ids(query, &free).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
     }
     Ok(())
+}
+
+fn bind_ids<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ids: &[i64],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    ids.iter().fold(query, |query, id| query.bind(*id))
 }
 
 /// Gives the shop up, if `owner` still holds it.

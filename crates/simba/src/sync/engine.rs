@@ -13,7 +13,7 @@ use super::queue::RunQueue;
 use crate::config::EngineSettings;
 use crate::crypto::Cipher;
 use crate::domain::Timestamp;
-use crate::store::{Db, marketplace, sync_runs};
+use crate::store::{Backend, Db, StoreResult, marketplace, sync_runs};
 
 /// How a drive ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +120,9 @@ impl Engine {
         let driving = Arc::downgrade(&self.driving);
         let (db, owner, lease) = (self.db.clone(), self.owner.clone(), self.settings.lease);
         tokio::spawn(async move {
+            // A connection of its own: behind thousands of steps queued for the pool, a
+            // renewal would wait longer than the leases last.
+            let mut conn: Option<sqlx::AnyConnection> = None;
             loop {
                 tokio::time::sleep(lease / 3).await;
                 let Some(driving) = driving.upgrade() else {
@@ -132,8 +135,14 @@ impl Engine {
                     .copied()
                     .collect();
                 drop(driving);
+                if shops.is_empty() {
+                    continue;
+                }
                 let until = Timestamp::now() + lease;
-                if let Err(e) = sync_runs::renew_leases(&db, &shops, &owner, until).await {
+                let result = renew_leases(&db, &mut conn, &shops, &owner, until).await;
+                if let Err(e) = result {
+                    // A broken connection is replaced at the next renewal.
+                    conn = None;
                     tracing::warn!(error = format!("{e:#}"), "renewing shop leases");
                 }
             }
@@ -143,4 +152,25 @@ impl Engine {
     pub(super) fn stop_driving(&self, shop_id: i64) {
         self.driving.lock().expect("driving lock").remove(&shop_id);
     }
+}
+
+/// Renews the leases on the lease keeper's connection (opened on first use, and again after a
+/// failure), or on a pooled one on SQLite: one writer and no row locks to skip there, and an
+/// in-memory database is only the pool's.
+async fn renew_leases(
+    db: &Db,
+    conn: &mut Option<sqlx::AnyConnection>,
+    shops: &[i64],
+    owner: &str,
+    until: Timestamp,
+) -> StoreResult<()> {
+    if db.backend == Backend::Sqlite {
+        let mut pooled = db.pool.acquire().await?;
+        return sync_runs::renew_leases(db, &mut pooled, shops, owner, until).await;
+    }
+    let conn = match conn {
+        Some(conn) => conn,
+        None => conn.insert(db.dedicated_connection().await?),
+    };
+    sync_runs::renew_leases(db, conn, shops, owner, until).await
 }
