@@ -4,6 +4,8 @@
 mod helpers;
 
 mod accounts;
+mod conditional;
+mod cursor;
 mod dashboard;
 mod errors;
 mod http_limits;
