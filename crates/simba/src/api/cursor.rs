@@ -24,9 +24,8 @@ use crate::crypto::Cipher;
 use crate::store::keyset::{Direction, Position, Seek};
 use crate::web::BadParam;
 
-/// A page of a cursor walk.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+/// A page of a cursor walk (documented beside the numbered page by `openapi::CursorsAndTags`).
+#[derive(Debug, Serialize)]
 pub struct CursorPage<T> {
     /// The next page's absolute URL, `null` at the end.
     pub next: Option<String>,
