@@ -6,9 +6,7 @@ use axum::{Json, Router};
 use utoipa::openapi::header::Header;
 use utoipa::openapi::path::{Operation, Parameter, ParameterIn};
 use utoipa::openapi::response::Response;
-use utoipa::openapi::schema::{
-    AdditionalProperties, Object, OneOf, Schema, SchemaType, Type,
-};
+use utoipa::openapi::schema::{AdditionalProperties, Object, OneOf, Schema, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
@@ -62,7 +60,7 @@ impl Modify for CursorsAndTags {
             let Some(operation) = &mut item.get else {
                 continue;
             };
-            if !operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+            if operation.security.as_ref().is_none_or(|s| s.is_empty()) {
                 continue;
             }
             let paginated = operation

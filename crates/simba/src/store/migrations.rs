@@ -87,6 +87,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0011_next_sync.sql"),
         include_str!("../../migrations/mysql/0011_next_sync.sql"),
     ),
+    (
+        14,
+        "keyset indexes",
+        include_str!("../../migrations/sqlite/0014_keyset_indexes.sql"),
+        include_str!("../../migrations/postgres/0014_keyset_indexes.sql"),
+        include_str!("../../migrations/mysql/0014_keyset_indexes.sql"),
+    ),
 ];
 
 /// The SQLite schema's scripts, oldest first, for tests of rusqlite's statements.

@@ -155,7 +155,7 @@ pub async fn list(db: &Db, user_id: i64, limit: i64, offset: i64) -> StoreResult
 }
 
 /// The order of the seller's shops, oldest first, as keyset columns.
-pub const ORDER: Keyset = Keyset {
+const ORDER: Keyset = Keyset {
     key: None,
     id: "id",
     descending: false,

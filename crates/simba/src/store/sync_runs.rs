@@ -205,7 +205,7 @@ pub async fn list_for_shop(
 }
 
 /// The order of a shop's runs, newest first, as keyset columns.
-pub const ORDER: Keyset = Keyset {
+const ORDER: Keyset = Keyset {
     key: None,
     id: "r.id",
     descending: true,

@@ -24,7 +24,9 @@ async fn get_if_none_match(app: &TestApp, seller: &Seller, path: &str, tag: &str
 async fn etag(app: &TestApp, seller: &Seller, path: &str) -> String {
     let response = app.get(path, Some(&seller.token)).await;
     assert_eq!(response.status, 200, "{path}: {}", response.text);
-    let tag = response.header("etag").unwrap_or_else(|| panic!("{path} has no ETag"));
+    let tag = response
+        .header("etag")
+        .unwrap_or_else(|| panic!("{path} has no ETag"));
     assert!(tag.starts_with('"') && tag.ends_with('"'), "{tag}");
     tag.to_owned()
 }
@@ -62,7 +64,11 @@ async fn lists_and_details_carry_an_etag_and_a_matching_if_none_match_is_a_304(a
     ];
     for path in &paths {
         let tag = etag(&app, &seller, path).await;
-        assert_eq!(etag(&app, &seller, path).await, tag, "{path}: the tag is stable");
+        assert_eq!(
+            etag(&app, &seller, path).await,
+            tag,
+            "{path}: the tag is stable"
+        );
         for asked in [
             tag.clone(),
             format!("W/{tag}"),
@@ -70,7 +76,11 @@ async fn lists_and_details_carry_an_etag_and_a_matching_if_none_match_is_a_304(a
             "*".to_owned(),
         ] {
             let response = get_if_none_match(&app, &seller, path, &asked).await;
-            assert_eq!(response.status, 304, "{path} with {asked}: {}", response.text);
+            assert_eq!(
+                response.status, 304,
+                "{path} with {asked}: {}",
+                response.text
+            );
             assert!(response.text.is_empty(), "{path}: a 304 has no body");
             assert_eq!(response.header("etag"), Some(tag.as_str()), "{path}");
         }
@@ -81,7 +91,10 @@ async fn a_change_makes_a_new_tag_and_the_old_one_gets_the_new_answer(app: TestA
     let seller = app.register("anna").await;
     let shop = app.create_shop(&seller, "one").await;
     app.store_shipments(&seller, shop, 3).await;
-    let lists = ["/api/v1/shipments".to_owned(), format!("/api/v1/shops/{shop}/shipments")];
+    let lists = [
+        "/api/v1/shipments".to_owned(),
+        format!("/api/v1/shops/{shop}/shipments"),
+    ];
     let mut tags = Vec::new();
     for path in &lists {
         tags.push(etag(&app, &seller, path).await);
@@ -97,7 +110,11 @@ async fn a_change_makes_a_new_tag_and_the_old_one_gets_the_new_answer(app: TestA
     let shop_path = format!("/api/v1/shops/{shop}");
     let old = etag(&app, &seller, &shop_path).await;
     let renamed = app
-        .patch(&shop_path, Some(&seller.token), serde_json::json!({"name": "renamed"}))
+        .patch(
+            &shop_path,
+            Some(&seller.token),
+            serde_json::json!({"name": "renamed"}),
+        )
         .await;
     assert_eq!(renamed.status, 200, "{}", renamed.text);
     let response = get_if_none_match(&app, &seller, &shop_path, &old).await;
@@ -119,7 +136,10 @@ async fn another_sellers_tag_or_a_wrong_one_never_gets_a_304(app: TestApp) {
     let shop = app.create_shop(&anna, "one").await;
     let shop_tag = etag(&app, &anna, &format!("/api/v1/shops/{shop}")).await;
     // Another seller's resource stays a 404, whatever tag comes with it.
-    for path in [format!("/api/v1/shops/{shop}"), format!("/api/v1/shops/{shop}/shipments")] {
+    for path in [
+        format!("/api/v1/shops/{shop}"),
+        format!("/api/v1/shops/{shop}/shipments"),
+    ] {
         get_if_none_match(&app, &bert, &path, "*")
             .await
             .problem(404);
@@ -144,7 +164,9 @@ async fn another_sellers_tag_or_a_wrong_one_never_gets_a_304(app: TestApp) {
                 .post(app.url("/api/v1/shops"))
                 .header("Authorization", format!("Token {}", anna.token))
                 .header("If-None-Match", "*")
-                .json(&serde_json::json!({"name": "two", "client_id": "c2", "client_secret": "s2"})),
+                .json(
+                    &serde_json::json!({"name": "two", "client_id": "c2", "client_secret": "s2"}),
+                ),
         )
         .await;
     assert_eq!(response.status, 201, "{}", response.text);

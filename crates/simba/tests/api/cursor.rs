@@ -39,7 +39,10 @@ async fn cursor_page(app: &TestApp, seller: &Seller, path: &str) -> CursorPage {
     let header = response.header("link").unwrap_or_default();
     for (url, rel) in [(&body["next"], "next"), (&body["previous"], "prev")] {
         match url.as_str() {
-            Some(url) => assert!(header.contains(&format!("<{url}>; rel=\"{rel}\"")), "{header}"),
+            Some(url) => assert!(
+                header.contains(&format!("<{url}>; rel=\"{rel}\"")),
+                "{header}"
+            ),
             None => assert!(!header.contains(&format!("rel=\"{rel}\""))),
         }
     }
@@ -49,7 +52,11 @@ async fn cursor_page(app: &TestApp, seller: &Seller, path: &str) -> CursorPage {
         .iter()
         .map(|row| row["id"].as_i64().unwrap())
         .collect();
-    CursorPage { ids, next, previous }
+    CursorPage {
+        ids,
+        next,
+        previous,
+    }
 }
 
 /// Every id of a walk from `start` following `next`, and the last page's path.
@@ -85,7 +92,10 @@ async fn walk_back(app: &TestApp, seller: &Seller, last: &str) -> Vec<i64> {
 async fn numbered(app: &TestApp, seller: &Seller, path: &str) -> Vec<i64> {
     let separator = if path.contains('?') { '&' } else { '?' };
     let body = app
-        .get(&format!("{path}{separator}page_size=500"), Some(&seller.token))
+        .get(
+            &format!("{path}{separator}page_size=500"),
+            Some(&seller.token),
+        )
         .await
         .json();
     body["results"]
@@ -174,7 +184,12 @@ async fn a_forged_foreign_or_misplaced_cursor_is_a_400_that_names_cursor(app: Te
     app.store_shipments(&anna, shop, 10).await;
     app.store_shipments(&anna, other, 10).await;
     app.store_shipments(&bert, berts_shop, 10).await;
-    let first = cursor_page(&app, &anna, "/api/v1/shipments?ordering=id&cursor=&page_size=3").await;
+    let first = cursor_page(
+        &app,
+        &anna,
+        "/api/v1/shipments?ordering=id&cursor=&page_size=3",
+    )
+    .await;
     let next = first.next.unwrap();
     let cursor = next.split("cursor=").nth(1).unwrap().to_owned();
     assert!(cursor.len() < 64, "{cursor}");
@@ -186,16 +201,40 @@ async fn a_forged_foreign_or_misplaced_cursor_is_a_400_that_names_cursor(app: Te
         String::from_utf8(bytes).unwrap()
     };
     let refused = [
-        (&bert, format!("/api/v1/shipments?ordering=id&cursor={cursor}")),
-        (&anna, format!("/api/v1/shipments?ordering=id&cursor={tampered}")),
-        (&anna, format!("/api/v1/shipments?ordering=-id&cursor={cursor}")),
-        (&anna, format!("/api/v1/shipments?ordering=id&fulfilment_method=FBB&cursor={cursor}")),
-        (&anna, format!("/api/v1/shops/{shop}/shipments?ordering=id&cursor={cursor}")),
+        (
+            &bert,
+            format!("/api/v1/shipments?ordering=id&cursor={cursor}"),
+        ),
+        (
+            &anna,
+            format!("/api/v1/shipments?ordering=id&cursor={tampered}"),
+        ),
+        (
+            &anna,
+            format!("/api/v1/shipments?ordering=-id&cursor={cursor}"),
+        ),
+        (
+            &anna,
+            format!("/api/v1/shipments?ordering=id&fulfilment_method=FBB&cursor={cursor}"),
+        ),
+        (
+            &anna,
+            format!("/api/v1/shops/{shop}/shipments?ordering=id&cursor={cursor}"),
+        ),
         (&anna, format!("/api/v1/shops?ordering=id&cursor={cursor}")),
-        (&anna, format!("/api/v1/shops/{shop}/sync-runs?ordering=id&cursor={cursor}")),
-        (&anna, "/api/v1/shipments?cursor=bm90IGEgY3Vyc29y".to_owned()),
+        (
+            &anna,
+            format!("/api/v1/shops/{shop}/sync-runs?ordering=id&cursor={cursor}"),
+        ),
+        (
+            &anna,
+            "/api/v1/shipments?cursor=bm90IGEgY3Vyc29y".to_owned(),
+        ),
         (&anna, "/api/v1/shipments?cursor=%FF%00".to_owned()),
-        (&anna, format!("/api/v1/shipments?ordering=id&cursor={}", "A".repeat(4000))),
+        (
+            &anna,
+            format!("/api/v1/shipments?ordering=id&cursor={}", "A".repeat(4000)),
+        ),
         (&anna, "/api/v1/shipments?cursor=&page=2".to_owned()),
         (&anna, "/api/v1/shops?cursor=&page=1".to_owned()),
     ];
@@ -218,7 +257,9 @@ async fn a_forged_foreign_or_misplaced_cursor_is_a_400_that_names_cursor(app: Te
     )
     .await
     .problem(404);
-    app.get("/api/v1/shipments?cursor=", None).await.problem(401);
+    app.get("/api/v1/shipments?cursor=", None)
+        .await
+        .problem(401);
     let bert_sees: Vec<i64> = walk_forward(&app, &bert, "/api/v1/shipments?cursor=")
         .await
         .0;
@@ -245,7 +286,8 @@ mod during_sync {
     /// What a run has committed so far: shipments stored and details stored.
     async fn committed(app: &TestApp, seller: &Seller, run: i64) -> i64 {
         let progress = &app.sync_run(seller, run).await["progress"];
-        progress["shipments_stored"].as_i64().unwrap() + progress["details_fetched"].as_i64().unwrap()
+        progress["shipments_stored"].as_i64().unwrap()
+            + progress["details_fetched"].as_i64().unwrap()
     }
 
     async fn a_walk_while_a_sync_commits_sees_every_row_of_its_start_exactly_once(
@@ -302,7 +344,10 @@ mod during_sync {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-            assert!(twice.is_empty(), "{ordering}: seen more than once: {twice:?}");
+            assert!(
+                twice.is_empty(),
+                "{ordering}: seen more than once: {twice:?}"
+            );
             let seen: HashSet<i64> = seen.into_keys().collect();
             let missed: Vec<_> = before.iter().filter(|id| !seen.contains(id)).collect();
             assert!(missed.is_empty(), "{ordering}: missed {missed:?}");

@@ -64,10 +64,7 @@ impl Ordering {
     /// A row's place in a list in this order.
     pub fn position(self, row: &ShipmentRow) -> Position {
         Position {
-            key: self
-                .keyset()
-                .key
-                .map(|_| row.shipment_date.unix_seconds()),
+            key: self.keyset().key.map(|_| row.shipment_date.unix_seconds()),
             id: row.id,
         }
     }
