@@ -341,7 +341,8 @@ mod during_sync {
                     Some(next) => path = next,
                     None => break,
                 }
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                // A walk spans several of the sync's commits (one a second or so).
+                tokio::time::sleep(Duration::from_millis(25)).await;
             }
             let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
             assert!(
