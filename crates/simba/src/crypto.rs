@@ -60,17 +60,22 @@ impl Cipher {
     /// A keyed fingerprint of `parts` for `purpose`: 64 hex digits. Each part is
     /// length-prefixed, so `("ab", "c")` and `("a", "bc")` differ.
     pub fn fingerprint(&self, purpose: &str, parts: &[&str]) -> String {
+        self.mac(purpose, parts)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The HMAC-SHA256 of `parts` for `purpose`, as bytes: what [`Cipher::fingerprint`] spells
+    /// in hex, for tokens that carry their own signature (the API's cursors).
+    pub fn mac(&self, purpose: &str, parts: &[&str]) -> [u8; 32] {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.fingerprint_key.as_ref())
             .expect("HMAC takes a key of any length");
         for part in std::iter::once(&purpose).chain(parts) {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part.as_bytes());
         }
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        mac.finalize().into_bytes().into()
     }
 
     pub fn encrypt(&self, purpose: &str, plaintext: &str) -> String {

@@ -3,6 +3,8 @@
 //! layers below (`errors`).
 
 pub(crate) mod accounts;
+pub mod conditional;
+pub mod cursor;
 mod docs;
 mod errors;
 pub mod json;
@@ -41,7 +43,8 @@ pub fn routes() -> Router<AppState> {
         .merge(shops::routes())
         .merge(shipments::routes())
         .merge(sync_runs::routes())
-        .merge(openapi::routes());
+        .merge(openapi::routes())
+        .layer(middleware::from_fn(conditional::tag_bodies));
     Router::new()
         .nest("/api/v1", api)
         .merge(ops::routes())

@@ -3,8 +3,10 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::header::Header;
+use utoipa::openapi::path::{Operation, Parameter, ParameterIn};
 use utoipa::openapi::response::Response;
+use utoipa::openapi::schema::{AdditionalProperties, Object, OneOf, Schema, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
@@ -27,7 +29,7 @@ use crate::state::AppState;
         super::ops::healthz, super::ops::readyz, super::ops::metrics,
     ),
     components(schemas(crate::error::Problem)),
-    modifiers(&TokenAuth, &ProblemResponses),
+    modifiers(&TokenAuth, &CursorsAndTags, &ProblemResponses),
 )]
 pub struct ApiDoc;
 
@@ -44,6 +46,120 @@ impl Modify for TokenAuth {
             ))),
         );
     }
+}
+
+/// What every list and every GET share, documented once rather than on each handler: every
+/// list (an operation with a `page` parameter) also walks by `cursor` (see `api::cursor`),
+/// answering the page without its `count` and with a `Link` header; every authenticated GET
+/// carries an `ETag` and answers 304 to a matching `If-None-Match` (see `api::conditional`).
+struct CursorsAndTags;
+
+impl Modify for CursorsAndTags {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.clone().unwrap_or_default();
+        for item in openapi.paths.paths.values_mut() {
+            let Some(operation) = &mut item.get else {
+                continue;
+            };
+            if operation.security.as_ref().is_none_or(|s| s.is_empty()) {
+                continue;
+            }
+            let paginated = operation
+                .parameters
+                .iter()
+                .flatten()
+                .any(|parameter| parameter.name == "page");
+            if paginated {
+                document_cursor(operation, &components);
+            }
+            document_etag(operation);
+        }
+    }
+}
+
+fn string_schema() -> Schema {
+    Schema::Object(Object::with_type(SchemaType::Type(Type::String)))
+}
+
+fn parameter(name: &str, place: ParameterIn, description: &str) -> Parameter {
+    Parameter::builder()
+        .name(name)
+        .parameter_in(place)
+        .description(Some(description))
+        .schema(Some(string_schema()))
+        .build()
+}
+
+fn header(description: &str) -> Header {
+    let mut header = Header::new(string_schema());
+    header.description = Some(description.to_owned());
+    header
+}
+
+/// The `cursor` parameter, and the 200 answer as either page: by number (with `count`) or by
+/// cursor (without, and nothing else: so that a body is exactly one of the two).
+fn document_cursor(operation: &mut Operation, components: &utoipa::openapi::Components) {
+    operation.parameters.get_or_insert_with(Vec::new).push(parameter(
+        "cursor",
+        ParameterIn::Query,
+        "Walks the list by cursor: empty to start, then the value in `next` or `previous`.          Not with `page`. A cursor is bound to the seller, the list, its filters and its ordering.",
+    ));
+    let Some(RefOr::T(ok)) = operation.responses.responses.get_mut("200") else {
+        return;
+    };
+    ok.headers.insert(
+        "Link".into(),
+        header("On cursor pages: the next and previous pages (RFC 8288, rel=\"next\" and rel=\"prev\")"),
+    );
+    for content in ok.content.values_mut() {
+        let Some(numbered) = content.schema.take() else {
+            continue;
+        };
+        let object = match &numbered {
+            RefOr::T(Schema::Object(object)) => Some(object.clone()),
+            RefOr::Ref(reference) => reference
+                .ref_location
+                .rsplit('/')
+                .next()
+                .and_then(|name| components.schemas.get(name))
+                .and_then(|schema| match schema {
+                    RefOr::T(Schema::Object(object)) => Some(object.clone()),
+                    _ => None,
+                }),
+            RefOr::T(_) => None,
+        };
+        let Some(mut by_cursor) = object else {
+            content.schema = Some(numbered);
+            continue;
+        };
+        by_cursor.properties.remove("count");
+        by_cursor.required.retain(|name| name != "count");
+        by_cursor.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        by_cursor.title = Some("Cursor page".into());
+        by_cursor.description = Some("A page of a cursor walk: no `count`.".into());
+        let mut either = OneOf::new();
+        either.items = vec![numbered, RefOr::T(Schema::Object(by_cursor))];
+        content.schema = Some(RefOr::T(Schema::OneOf(either)));
+    }
+}
+
+/// `If-None-Match`, the `ETag` of the 200 answer, and the 304.
+fn document_etag(operation: &mut Operation) {
+    operation.parameters.get_or_insert_with(Vec::new).push(parameter(
+        "If-None-Match",
+        ParameterIn::Header,
+        "Entity tags (or `*`) the client holds: a match (weak comparison) is a 304 with no body.",
+    ));
+    let etag = "The answer's entity tag, for `If-None-Match`";
+    if let Some(RefOr::T(ok)) = operation.responses.responses.get_mut("200") {
+        ok.headers.insert("ETag".into(), header(etag));
+    }
+    let mut not_modified = Response::new("Not modified: the tag in `If-None-Match` still holds");
+    not_modified.headers.insert("ETag".into(), header(etag));
+    operation
+        .responses
+        .responses
+        .insert("304".into(), RefOr::T(not_modified));
 }
 
 /// Every error leaves as `application/problem+json` (see `error.rs`), and some leave from the

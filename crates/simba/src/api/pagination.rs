@@ -55,7 +55,11 @@ impl Links {
             return Err(ApiError::NotFound);
         }
         let last_page = (count + params.page_size - 1) / params.page_size;
-        let link = |page: i64| page_url(uri, headers, page);
+        let link = |page: i64| {
+            let page = page.to_string();
+            let set = (page != "1").then_some(("page", page.as_str()));
+            url_with(uri, headers, &["page"], set)
+        };
         Ok(Links {
             next: (params.page < last_page).then(|| link(params.page + 1)),
             previous: (params.page > 1).then(|| link(params.page - 1)),
@@ -63,9 +67,14 @@ impl Links {
     }
 }
 
-/// The request's own absolute URL with `page` replaced; the host was checked against
-/// `ALLOWED_HOSTS` already.
-fn page_url(uri: &Uri, headers: &HeaderMap, page: i64) -> String {
+/// The request's own absolute URL without the parameters `drop` and with `set` (which is
+/// dropped too) at the end; the host was checked against `ALLOWED_HOSTS` already.
+pub(super) fn url_with(
+    uri: &Uri,
+    headers: &HeaderMap,
+    drop: &[&str],
+    set: Option<(&str, &str)>,
+) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -77,11 +86,12 @@ fn page_url(uri: &Uri, headers: &HeaderMap, page: i64) -> String {
         .unwrap_or("http");
     let query = QueryParams::parse(uri.query());
     let mut serializer = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in query.pairs().iter().filter(|(k, _)| k != "page") {
+    let dropped = |name: &str| drop.contains(&name) || set.is_some_and(|(set, _)| set == name);
+    for (k, v) in query.pairs().iter().filter(|(k, _)| !dropped(k)) {
         serializer.append_pair(k, v);
     }
-    if page > 1 {
-        serializer.append_pair("page", &page.to_string());
+    if let Some((name, value)) = set {
+        serializer.append_pair(name, value);
     }
     let query = serializer.finish();
     let separator = if query.is_empty() { "" } else { "?" };

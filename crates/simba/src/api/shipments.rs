@@ -3,6 +3,7 @@
 
 use axum::extract::{OriginalUri, RawQuery, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -11,6 +12,8 @@ use utoipa::ToSchema;
 
 use std::sync::Arc;
 
+use super::conditional;
+use super::cursor::{self, Walk};
 use super::pagination::{Links, Page};
 use super::{PageParams, QueryParams, ResourceId, rfc3339};
 use crate::auth::AuthUser;
@@ -132,6 +135,9 @@ fn cached_results<S: serde::Serializer>(page: &Arc<CachedPage>, to: S) -> Result
     page.results.serialize(to)
 }
 
+/// A shipment list answer: by page number or by cursor, tagged by the seller's shipments
+/// version (see [`conditional::version_tag`]) and answered 304 before any rendering when the
+/// client holds that tag.
 async fn list(
     state: &AppState,
     auth: &AuthUser,
@@ -139,24 +145,59 @@ async fn list(
     uri: &axum::http::Uri,
     query: Option<&str>,
     headers: &HeaderMap,
-) -> ApiResult<Json<ShipmentPage>> {
+) -> ApiResult<Response> {
     let query = QueryParams::parse(query);
+    let filter = crate::web::shipment_filter(&query, shop_id)?;
+    let ordering = query
+        .parse_with("ordering", Ordering::parse)?
+        .unwrap_or_default();
+    let walk = Walk::from_query(&query, uri, auth.user.id, &state.cipher)?;
     let params = PageParams::from_query(&query)?;
-    let key = PageKey {
-        filter: crate::web::shipment_filter(&query, shop_id)?,
-        ordering: query
-            .parse_with("ordering", Ordering::parse)?
-            .unwrap_or_default(),
-        limit: params.limit(),
-        offset: params.offset(),
-    };
     let user_id = auth.user.id;
-    let cache = &state.page_cache;
-    // Read before the page: a page kept under a version is never older than that version.
-    let version = match cache.is_enabled() {
-        true => Some(shipments::version(&state.db, user_id).await?),
-        false => None,
+    // Read before the page: a page answered or kept under a version is never older than it.
+    let version = shipments::version(&state.db, user_id).await?;
+    let etag = conditional::version_tag(user_id, version, uri, headers);
+    if conditional::none_match(headers, &etag) {
+        return Ok(conditional::not_modified(&etag));
+    }
+    let response = match walk {
+        Some(walk) => {
+            let (rows, more) =
+                shipments::walk(&state.db, user_id, &filter, ordering, walk.seek()).await?;
+            let ends = cursor::ends(&rows, |row| ordering.position(row));
+            let results = rows
+                .into_iter()
+                .map(|row| ShipmentOut::from_row(row, None, None))
+                .collect::<ApiResult<Vec<_>>>()?;
+            let context = (&state.cipher, uri, headers);
+            walk.answer(results, ends, more, context).into_response()
+        }
+        None => {
+            let key = PageKey {
+                filter,
+                ordering,
+                limit: params.limit(),
+                offset: params.offset(),
+            };
+            Json(numbered_page(state, user_id, version, key, params, uri, headers).await?)
+                .into_response()
+        }
     };
+    Ok(conditional::with_etag(response, &etag))
+}
+
+/// A page by number, from the page cache when it holds it at `version`.
+async fn numbered_page(
+    state: &AppState,
+    user_id: i64,
+    version: i64,
+    key: PageKey,
+    params: PageParams,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> ApiResult<ShipmentPage> {
+    let cache = &state.page_cache;
+    let version = cache.is_enabled().then_some(version);
     let cached = version.and_then(|version| cache.get(user_id, version, &key));
     let page = match cached {
         Some(page) => page,
@@ -184,12 +225,12 @@ async fn list(
         }
     };
     let links = Links::new(page.count, params, uri, headers)?;
-    Ok(Json(ShipmentPage {
+    Ok(ShipmentPage {
         count: page.count,
         next: links.next,
         previous: links.previous,
         results: page,
-    }))
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/shipments", tag = "shipments", security(("token" = [])),
@@ -208,7 +249,7 @@ pub(super) async fn list_all(
     OriginalUri(uri): OriginalUri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-) -> ApiResult<Json<ShipmentPage>> {
+) -> ApiResult<Response> {
     list(&state, &auth, None, &uri, query.as_deref(), &headers).await
 }
 
@@ -226,7 +267,7 @@ pub(super) async fn list_for_shop(
     OriginalUri(uri): OriginalUri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-) -> ApiResult<Json<ShipmentPage>> {
+) -> ApiResult<Response> {
     shops::get(&state.db, auth.user.id, shop_id)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -2,12 +2,14 @@
 
 use axum::extract::{OriginalUri, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::cursor::{self, Walk};
 use super::json::StrictJson;
 use super::pagination::Page;
 use super::{PageParams, QueryParams, ResourceId, rfc3339};
@@ -15,6 +17,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::services::shops::{self as shop_service, REQUIRED_TO_REPLACE, ShopInput};
 use crate::state::AppState;
+use crate::store::keyset::Position;
 use crate::store::shops::{self, Shop};
 
 pub fn routes() -> Router<AppState> {
@@ -125,12 +128,23 @@ pub(super) async fn list_shops(
     OriginalUri(uri): OriginalUri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-) -> ApiResult<Json<Page<ShopOut>>> {
-    let params = PageParams::from_query(&QueryParams::parse(query.as_deref()))?;
+) -> ApiResult<Response> {
+    let query = QueryParams::parse(query.as_deref());
+    if let Some(walk) = Walk::from_query(&query, &uri, auth.user.id, &state.cipher)? {
+        let (rows, more) = shops::walk(&state.db, auth.user.id, walk.seek()).await?;
+        let ends = cursor::ends(&rows, |shop| Position {
+            key: None,
+            id: shop.id,
+        });
+        let results: Vec<ShopOut> = rows.iter().map(ShopOut::from).collect();
+        let context = (&state.cipher, &uri, &headers);
+        return Ok(walk.answer(results, ends, more, context).into_response());
+    }
+    let params = PageParams::from_query(&query)?;
     let (rows, count) =
         shops::list(&state.db, auth.user.id, params.limit(), params.offset()).await?;
     let results = rows.iter().map(ShopOut::from).collect();
-    Ok(Json(Page::new(results, count, params, &uri, &headers)?))
+    Ok(Json(Page::new(results, count, params, &uri, &headers)?).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/shops", tag = "shops", security(("token" = [])), request_body = ShopIn,

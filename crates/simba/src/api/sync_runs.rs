@@ -3,11 +3,13 @@
 use axum::extract::{OriginalUri, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::cursor::{self, Walk};
 use super::json::OptionalJson;
 use super::pagination::Page;
 use super::{PageParams, QueryParams, ResourceId, rfc3339};
@@ -16,6 +18,7 @@ use crate::domain::ValidationErrors;
 use crate::domain::{Mode, Trigger};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
+use crate::store::keyset::Position;
 use crate::store::shops;
 use crate::store::sync_runs::{self, CancelOutcome, SyncRun};
 use crate::sync::{self, QueueError};
@@ -182,11 +185,23 @@ pub(super) async fn list_runs(
     OriginalUri(uri): OriginalUri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-) -> ApiResult<Json<Page<SyncRunOut>>> {
+) -> ApiResult<Response> {
     shops::get(&state.db, auth.user.id, shop_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let params = PageParams::from_query(&QueryParams::parse(query.as_deref()))?;
+    let query = QueryParams::parse(query.as_deref());
+    if let Some(walk) = Walk::from_query(&query, &uri, auth.user.id, &state.cipher)? {
+        let (runs, more) =
+            sync_runs::walk_for_shop(&state.db, auth.user.id, shop_id, walk.seek()).await?;
+        let ends = cursor::ends(&runs, |run| Position {
+            key: None,
+            id: run.id,
+        });
+        let results: Vec<SyncRunOut> = runs.into_iter().map(SyncRunOut::from).collect();
+        let context = (&state.cipher, &uri, &headers);
+        return Ok(walk.answer(results, ends, more, context).into_response());
+    }
+    let params = PageParams::from_query(&query)?;
     let (runs, count) = sync_runs::list_for_shop(
         &state.db,
         auth.user.id,
@@ -196,7 +211,7 @@ pub(super) async fn list_runs(
     )
     .await?;
     let results = runs.into_iter().map(SyncRunOut::from).collect();
-    Ok(Json(Page::new(results, count, params, &uri, &headers)?))
+    Ok(Json(Page::new(results, count, params, &uri, &headers)?).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/sync-runs/{id}", tag = "syncs", security(("token" = [])),

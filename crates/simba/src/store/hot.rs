@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::server::Server;
-use super::shipments::sql::{Page, Selection};
+use super::shipments::sql::{Page, Selection, Walk};
 use super::shipments::{Feed, ShipmentDetail, ShipmentRow};
 use super::sqlite::SqliteFile;
 use super::steps::{StepCommit, StepData, StepWrite};
@@ -25,6 +25,9 @@ pub(crate) trait HotPath {
 
     /// A page and the total of its selection; another seller's shop reads as empty.
     async fn list(&self, db: &Db, page: Page) -> StoreResult<(Vec<ShipmentRow>, i64)>;
+
+    /// A keyset page; another seller's shop reads as empty.
+    async fn walk(&self, db: &Db, walk: Walk) -> StoreResult<Vec<ShipmentRow>>;
 
     /// Up to `limit` of the selection above `after_id`, in id order.
     async fn list_after(
@@ -90,6 +93,13 @@ impl HotPath for Family {
         match self {
             Family::SqliteFile(file) => file.list(db, page).await,
             Family::Server(server) => server.list(db, page).await,
+        }
+    }
+
+    async fn walk(&self, db: &Db, walk: Walk) -> StoreResult<Vec<ShipmentRow>> {
+        match self {
+            Family::SqliteFile(file) => file.walk(db, walk).await,
+            Family::Server(server) => server.walk(db, walk).await,
         }
     }
 

@@ -94,6 +94,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0012_change_feed.sql"),
         include_str!("../../migrations/mysql/0012_change_feed.sql"),
     ),
+    (
+        14,
+        "keyset indexes",
+        include_str!("../../migrations/sqlite/0014_keyset_indexes.sql"),
+        include_str!("../../migrations/postgres/0014_keyset_indexes.sql"),
+        include_str!("../../migrations/mysql/0014_keyset_indexes.sql"),
+    ),
 ];
 
 /// The SQLite schema's scripts, oldest first, for tests of rusqlite's statements.

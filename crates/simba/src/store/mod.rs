@@ -8,6 +8,7 @@
 mod conformance;
 mod file_mode;
 mod hot;
+pub mod keyset;
 pub mod leases;
 pub mod login_failures;
 pub mod marketplace;

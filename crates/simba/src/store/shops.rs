@@ -6,6 +6,7 @@ use secrecy::ExposeSecret;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::keyset::{self, Keyset, Seek};
 use super::{Db, StoreResult, maybe_seconds_at, seconds_at};
 use crate::crypto::Cipher;
 use crate::domain::{ClientId, ClientSecret, Marketplace, ShopName, SyncInterval, Timestamp};
@@ -151,6 +152,33 @@ pub async fn list(db: &Db, user_id: i64, limit: i64, offset: i64) -> StoreResult
         .await?;
     let shops = rows.iter().map(from_row).collect::<Result<_, _>>()?;
     Ok((shops, count))
+}
+
+/// The order of the seller's shops, oldest first, as keyset columns.
+const ORDER: Keyset = Keyset {
+    key: None,
+    id: "id",
+    descending: false,
+};
+
+/// One keyset page of the seller's shops, oldest first, and whether more lie beyond it in the
+/// seek's direction.
+pub async fn walk(db: &Db, user_id: i64, seek: &Seek) -> StoreResult<(Vec<Shop>, bool)> {
+    let (condition, binds) = ORDER.condition(seek);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM shops WHERE user_id = ?{condition} ORDER BY {} LIMIT ?",
+        ORDER.order_by(seek)
+    );
+    let mut query = db.query(&sql).bind(user_id);
+    for bind in binds {
+        query = query.bind(bind);
+    }
+    let rows = query
+        .bind(keyset::read_limit(seek))
+        .fetch_all(&db.pool)
+        .await?;
+    let shops = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+    Ok(keyset::page_of(shops, seek))
 }
 
 /// Replaces the writable fields; a new secret replaces the stored one. Changing the

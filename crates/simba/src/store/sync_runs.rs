@@ -3,6 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::keyset::{self, Keyset, Seek};
 use super::param::Param;
 use super::{Db, StoreError, StoreResult, maybe_seconds_at, seconds_at};
 use crate::domain::{Mode, RunStatus, Timestamp, Trigger};
@@ -201,6 +202,39 @@ pub async fn list_for_shop(
         .await?;
     let runs = rows.iter().map(from_row).collect::<Result<_, _>>()?;
     Ok((runs, count))
+}
+
+/// The order of a shop's runs, newest first, as keyset columns.
+const ORDER: Keyset = Keyset {
+    key: None,
+    id: "r.id",
+    descending: true,
+};
+
+/// One keyset page of one of the seller's shops' runs, newest first, and whether more lie
+/// beyond it in the seek's direction; another seller's shop has none.
+pub async fn walk_for_shop(
+    db: &Db,
+    user_id: i64,
+    shop_id: i64,
+    seek: &Seek,
+) -> StoreResult<(Vec<SyncRun>, bool)> {
+    let (condition, binds) = ORDER.condition(seek);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM sync_runs r JOIN shops s ON s.id = r.shop_id \
+         WHERE r.shop_id = ? AND s.user_id = ?{condition} ORDER BY {} LIMIT ?",
+        ORDER.order_by(seek)
+    );
+    let mut query = db.query(&sql).bind(shop_id).bind(user_id);
+    for bind in binds {
+        query = query.bind(bind);
+    }
+    let rows = query
+        .bind(keyset::read_limit(seek))
+        .fetch_all(&db.pool)
+        .await?;
+    let runs = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+    Ok(keyset::page_of(runs, seek))
 }
 
 /// A page of the runs of all the seller's shops, newest first, and their total.

@@ -5,6 +5,8 @@ mod helpers;
 
 mod accounts;
 mod changes;
+mod conditional;
+mod cursor;
 mod dashboard;
 mod errors;
 mod http_limits;

@@ -7,7 +7,7 @@ mod ingest;
 mod read;
 
 use super::hot::HotPath;
-use super::shipments::sql::{Page, Selection};
+use super::shipments::sql::{Page, Selection, Walk};
 use super::shipments::{Feed, ShipmentDetail, ShipmentRow};
 use super::steps::{StepCommit, StepData, StepWrite};
 use super::{Db, StoreResult};
@@ -30,6 +30,10 @@ impl HotPath for Server {
 
     async fn list(&self, db: &Db, page: Page) -> StoreResult<(Vec<ShipmentRow>, i64)> {
         read::page(db, &page).await
+    }
+
+    async fn walk(&self, db: &Db, walk: Walk) -> StoreResult<Vec<ShipmentRow>> {
+        read::walk(db, &walk).await
     }
 
     async fn list_after(

@@ -5,7 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::domain::FulfilmentMethod;
-use crate::store::shipments::sql::{self, Page, Selection, bind_all};
+use crate::store::shipments::sql::{self, Page, Selection, Walk, bind_all};
 use crate::store::shipments::{Feed, ShipmentDetail, ShipmentRow};
 use crate::store::{Db, StoreResult, maybe_seconds_at, seconds_at};
 
@@ -80,6 +80,19 @@ async fn owns_scope(db: &Db, selection: &Selection) -> StoreResult<bool> {
         .fetch_optional(&db.pool)
         .await?
         .is_some())
+}
+
+/// A keyset page of the selection.
+pub(super) async fn walk(db: &Db, walk: &Walk) -> StoreResult<Vec<ShipmentRow>> {
+    if !owns_scope(db, &walk.selection).await? {
+        return Ok(Vec::new());
+    }
+    let sql = walk.sql();
+    let rows = bind_all(db.query(&sql), &walk.selection.binds)
+        .bind(walk.limit)
+        .fetch_all(&db.pool)
+        .await?;
+    Ok(rows.iter().map(shipment_row).collect::<Result<_, _>>()?)
 }
 
 /// Up to `limit` of the selection above `after_id`, in id order.

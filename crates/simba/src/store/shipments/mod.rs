@@ -12,10 +12,11 @@ pub(super) mod sql;
 pub use feed::Feed;
 
 use super::hot::HotPath;
+use super::keyset::{self, Keyset, Position, Seek};
 use super::steps::StepData;
 use super::{Db, StoreResult};
 use crate::domain::{FulfilmentMethod, Timestamp};
-use sql::{Page, Selection};
+use sql::{Bind, Page, Selection, Walk};
 
 /// How a list is ordered; every order ends with `id` so that pages are stable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -44,6 +45,30 @@ impl Ordering {
             Ordering::OldestFirst => "s.shipment_date ASC, s.id ASC",
             Ordering::IdDescending => "s.id DESC",
             Ordering::IdAscending => "s.id ASC",
+        }
+    }
+
+    /// The same order as keyset columns, each served by an index `(scope, shipment_date, id)`
+    /// or `(scope, id)`.
+    fn keyset(self) -> Keyset {
+        let (key, descending) = match self {
+            Ordering::NewestFirst => (Some("s.shipment_date"), true),
+            Ordering::OldestFirst => (Some("s.shipment_date"), false),
+            Ordering::IdDescending => (None, true),
+            Ordering::IdAscending => (None, false),
+        };
+        Keyset {
+            key,
+            id: "s.id",
+            descending,
+        }
+    }
+
+    /// A row's place in a list in this order.
+    pub fn position(self, row: &ShipmentRow) -> Position {
+        Position {
+            key: self.keyset().key.map(|_| row.shipment_date.unix_seconds()),
+            id: row.id,
         }
     }
 }
@@ -153,6 +178,29 @@ pub async fn list(
         offset,
     };
     db.family.list(db, page).await
+}
+
+/// One keyset page of the seller's shipments matching `filter` in `ordering`, and whether more
+/// lie beyond it in the seek's direction; another seller's shop reads as empty.
+pub async fn walk(
+    db: &Db,
+    user_id: i64,
+    filter: &Filter,
+    ordering: Ordering,
+    seek: &Seek,
+) -> StoreResult<(Vec<ShipmentRow>, bool)> {
+    let keyset = ordering.keyset();
+    let mut selection = Selection::new(user_id, filter);
+    let (condition, binds) = keyset.condition(seek);
+    selection.where_sql.push_str(&condition);
+    selection.binds.extend(binds.into_iter().map(Bind::Int));
+    let walk = Walk {
+        selection,
+        order: keyset.order_by(seek),
+        limit: keyset::read_limit(seek),
+    };
+    let rows = db.family.walk(db, walk).await?;
+    Ok(keyset::page_of(rows, seek))
 }
 
 /// Up to `limit` of the seller's shipments matching `filter` with an id above `after_id`, in

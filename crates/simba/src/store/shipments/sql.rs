@@ -433,6 +433,26 @@ impl Selection {
     }
 }
 
+/// A keyset page of a selection (see [`crate::store::keyset`]): the selection narrowed to the
+/// rows past a position, read in an order, up to a limit.
+#[derive(Debug)]
+pub(crate) struct Walk {
+    pub selection: Selection,
+    /// `ORDER BY`'s terms.
+    pub order: String,
+    pub limit: i64,
+}
+
+impl Walk {
+    /// The page's statement: the selection's binds, then `limit`.
+    pub(crate) fn sql(&self) -> String {
+        format!(
+            "SELECT {LIST_COLUMNS} FROM shipments s{} ORDER BY {} LIMIT ?",
+            self.selection.where_sql, self.order
+        )
+    }
+}
+
 /// One page of a selection.
 #[derive(Debug)]
 pub(crate) struct Page {

@@ -11,7 +11,7 @@ mod writer;
 use std::sync::Arc;
 
 use super::hot::HotPath;
-use super::shipments::sql::{Page, Selection};
+use super::shipments::sql::{Page, Selection, Walk};
 use super::shipments::{Feed, ShipmentDetail, ShipmentRow};
 use super::steps::{StepCommit, StepData, StepWrite};
 use super::{Db, StoreResult};
@@ -66,6 +66,10 @@ impl HotPath for SqliteFile {
 
     async fn list(&self, _db: &Db, page: Page) -> StoreResult<(Vec<ShipmentRow>, i64)> {
         self.reader.read(move |conn| read::page(conn, &page)).await
+    }
+
+    async fn walk(&self, _db: &Db, walk: Walk) -> StoreResult<Vec<ShipmentRow>> {
+        self.reader.read(move |conn| read::walk(conn, &walk)).await
     }
 
     async fn list_after(

@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::domain::{FulfilmentMethod, Timestamp};
-use crate::store::shipments::sql::{self, Page, Selection};
+use crate::store::shipments::sql::{self, Page, Selection, Walk};
 use crate::store::shipments::{Feed, ShipmentDetail, ShipmentRow};
 
 /// A page and its total, read in one transaction so that they agree.
@@ -75,6 +75,22 @@ fn owns_scope(conn: &Connection, selection: &Selection) -> rusqlite::Result<bool
             .exists((shop_id, selection.user_id)),
         None => Ok(true),
     }
+}
+
+/// A keyset page of the selection.
+pub(super) fn walk(conn: &Connection, walk: &Walk) -> rusqlite::Result<Vec<ShipmentRow>> {
+    if !owns_scope(conn, &walk.selection)? {
+        return Ok(Vec::new());
+    }
+    let params = walk
+        .selection
+        .binds
+        .iter()
+        .map(|bind| bind as &dyn rusqlite::ToSql)
+        .chain([&walk.limit as &dyn rusqlite::ToSql]);
+    conn.prepare_cached(&walk.sql())?
+        .query_map(rusqlite::params_from_iter(params), shipment_row)?
+        .collect()
 }
 
 /// Up to `limit` of the selection above `after_id`, in id order.
