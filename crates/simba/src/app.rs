@@ -21,6 +21,7 @@ use crate::error::ApiError;
 use crate::services::page_cache::PageCache;
 use crate::store::{self, Db};
 use crate::sync::{AmqpQueue, DatabaseQueue, Engine, RunQueue};
+use crate::webhooks::Webhooks;
 
 pub use crate::state::AppState;
 
@@ -259,11 +260,14 @@ fn engine_runtime() -> Option<tokio::runtime::Runtime> {
 /// threads are at 0 and so get about ten times the engine's share of a busy core.
 const ENGINE_PRIORITY: u8 = 25;
 
-/// The sync workers and the scheduler of one process, on the engine's runtime if it has one.
+/// The sync workers, the scheduler and the webhook workers of one process, on the engine's
+/// runtime if it has one.
 struct Background {
     stop: tokio::sync::watch::Sender<bool>,
     workers: tokio::task::JoinHandle<()>,
     scheduler: tokio::task::JoinHandle<()>,
+    /// The webhook dispatcher and deliveries; `None` if its HTTP client could not be built.
+    webhooks: Option<tokio::task::JoinHandle<()>>,
     _runtime: Option<EngineRuntime>,
 }
 
@@ -285,8 +289,17 @@ impl Background {
         let handle = runtime
             .as_ref()
             .map_or_else(tokio::runtime::Handle::current, |r| r.handle().clone());
+        let webhooks = Webhooks::new(
+            state.db.clone(),
+            state.cipher.clone(),
+            state.config.webhooks.clone(),
+            Arc::new(crate::api::webhooks::ApiRender),
+        )
+        .inspect_err(|e| tracing::error!(error = format!("{e:#}"), "starting webhook deliveries"))
+        .ok();
         Background {
             workers: handle.spawn(state.engine.clone().run_workers(stop_rx.clone())),
+            webhooks: webhooks.map(|w| handle.spawn(w.run(stop_rx.clone()))),
             scheduler: handle.spawn(state.engine.clone().run_scheduler(stop_rx)),
             stop,
             _runtime: runtime.map(|r| EngineRuntime(Some(r))),
@@ -298,6 +311,10 @@ impl Background {
         self.stop.send(true).ok();
         self.workers.await.ok();
         self.scheduler.await.ok();
+        // Deliveries in flight end within their timeout and are recorded.
+        if let Some(webhooks) = self.webhooks {
+            webhooks.await.ok();
+        }
         // What is left on the engine's runtime (the lease renewal) holds nothing: the leases
         // were released, and dropping `_runtime` shuts it down.
     }

@@ -167,6 +167,8 @@ pub struct Config {
     pub run_workers: bool,
     /// How long dashboard sessions last.
     pub sessions: SessionSettings,
+    /// How outbound webhooks are delivered.
+    pub webhooks: WebhookSettings,
 }
 
 /// A setting that is missing or wrong, with the sentence an operator needs.
@@ -321,6 +323,18 @@ impl Config {
             engine.slice = std::time::Duration::from_secs(secs);
         }
         let sessions = session_settings(&lookup)?;
+        let webhooks = WebhookSettings {
+            allow_private: match lookup("SIMBA_WEBHOOK_ALLOW_PRIVATE").as_deref() {
+                None | Some("0") => false,
+                Some("1") => true,
+                Some(other) => {
+                    return Err(ConfigError(format!(
+                        "SIMBA_WEBHOOK_ALLOW_PRIVATE must be 0 or 1 (got {other:?})."
+                    )));
+                }
+            },
+            ..WebhookSettings::default()
+        };
         let trusted_proxies = lookup("SIMBA_TRUSTED_PROXIES")
             .map(|v| {
                 v.parse().map_err(|entry| {
@@ -376,6 +390,7 @@ impl Config {
             bol_assumed_limits: bol::Limits::published(),
             run_workers: true,
             sessions,
+            webhooks,
         })
     }
 
@@ -396,6 +411,11 @@ impl Config {
         // Fault-injection tests fail one answer in five: eight retries make a spurious give-up
         // a one-in-a-million event.
         config.bol_retry.max_retries = 8;
+        // Tests run receivers on 127.0.0.1 and cannot wait the production schedule's 5 s.
+        config.webhooks.allow_private = true;
+        config.webhooks.retry_delays = vec![Duration::from_millis(200); 3];
+        config.webhooks.poll_interval = Duration::from_millis(50);
+        config.webhooks.quiet_time = Duration::from_millis(300);
         config
     }
 
@@ -496,6 +516,52 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
         return None;
     }
     Some(PathBuf::from(path))
+}
+
+/// How outbound webhooks are delivered (`SIMBA_WEBHOOK_ALLOW_PRIVATE`; the rest are fixed
+/// outside tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// Whether endpoints may be `http://` and reach private, loopback and other internal
+    /// addresses: for a receiver on the same machine or network, never for a shared service.
+    pub allow_private: bool,
+    /// The wait before each retry of a failed delivery; after the last, the delivery fails.
+    pub retry_delays: Vec<Duration>,
+    /// How long one attempt may take, from connecting to the end of the answer's headers.
+    pub attempt_timeout: Duration,
+    /// How often idle delivery workers look for due deliveries and changes to turn into events.
+    pub poll_interval: Duration,
+    /// How long a shop's changed shipments wait, with no run active, before a partial batch goes.
+    pub quiet_time: Duration,
+    /// Deliveries one process sends at once, to all endpoints.
+    pub max_concurrent: usize,
+    /// Deliveries one process sends at once to one endpoint.
+    pub max_concurrent_per_endpoint: usize,
+}
+
+impl Default for WebhookSettings {
+    /// The retries are the Standard Webhooks suggestion (5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
+    /// 10 h): about 28 hours, so a receiver down for a day still gets every event.
+    fn default() -> Self {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        WebhookSettings {
+            allow_private: false,
+            retry_delays: vec![
+                Duration::from_secs(5),
+                minutes(5),
+                minutes(30),
+                minutes(120),
+                minutes(300),
+                minutes(600),
+                minutes(600),
+            ],
+            attempt_timeout: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(1),
+            quiet_time: Duration::from_secs(5),
+            max_concurrent: 64,
+            max_concurrent_per_endpoint: 4,
+        }
+    }
 }
 
 /// Runs one process drives at once unless `SIMBA_MAX_CONCURRENT_RUNS` says otherwise.
@@ -662,6 +728,21 @@ mod tests {
             assert!(error.starts_with("SIMBA_TRUSTED_PROXIES"), "{error}");
             assert!(error.contains(bad), "{error}");
         }
+    }
+
+    #[test]
+    fn private_webhook_targets_are_off_unless_set_to_one() {
+        assert!(!config(&[]).unwrap().webhooks.allow_private);
+        assert!(
+            config(&[("SIMBA_WEBHOOK_ALLOW_PRIVATE", "1")])
+                .unwrap()
+                .webhooks
+                .allow_private
+        );
+        let error = config(&[("SIMBA_WEBHOOK_ALLOW_PRIVATE", "yes")]).unwrap_err();
+        assert!(error.to_string().starts_with("SIMBA_WEBHOOK_ALLOW_PRIVATE"));
+        let total: Duration = WebhookSettings::default().retry_delays.iter().sum();
+        assert!(total >= Duration::from_secs(24 * 3600));
     }
 
     #[test]

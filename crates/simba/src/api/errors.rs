@@ -6,6 +6,7 @@
 use crate::error::ApiError;
 use crate::services::accounts::AccountError;
 use crate::services::shops::ShopError;
+use crate::services::webhooks::WebhookError;
 use crate::store::StoreError;
 use crate::store::users::Taken;
 use crate::web::BadParam;
@@ -56,6 +57,16 @@ impl From<ShopError> for ApiError {
             ShopError::Invalid(errors) => ApiError::Validation(errors),
             ShopError::Duplicate => ApiError::conflict(ShopError::Duplicate.to_string()),
             ShopError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(error: WebhookError) -> Self {
+        match error {
+            WebhookError::Invalid(errors) => ApiError::Validation(errors),
+            WebhookError::TooMany => ApiError::conflict(WebhookError::TooMany.to_string()),
+            WebhookError::Store(error) => error.into(),
         }
     }
 }

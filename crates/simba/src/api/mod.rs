@@ -16,6 +16,7 @@ mod security_headers;
 pub(crate) mod shipments;
 pub(crate) mod shops;
 pub(crate) mod sync_runs;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -43,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .merge(shops::routes())
         .merge(shipments::routes())
         .merge(sync_runs::routes())
+        .merge(webhooks::routes())
         .merge(openapi::routes())
         .layer(middleware::from_fn(conditional::tag_bodies));
     Router::new()

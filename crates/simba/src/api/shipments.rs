@@ -92,7 +92,7 @@ fn raw_json(text: String) -> ApiResult<Box<RawValue>> {
 }
 
 impl ShipmentOut {
-    fn from_row(
+    pub(super) fn from_row(
         row: ShipmentRow,
         events: Option<Box<RawValue>>,
         label: Option<String>,

@@ -7,6 +7,7 @@ mod run;
 mod shop;
 mod timestamp;
 mod trusted_proxies;
+pub mod webhook;
 
 pub use account::{Email, Password, PersonName, Username};
 pub use client_block::ClientBlock;

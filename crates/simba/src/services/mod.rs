@@ -4,3 +4,4 @@
 pub mod accounts;
 pub mod page_cache;
 pub mod shops;
+pub mod webhooks;

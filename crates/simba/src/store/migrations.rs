@@ -95,6 +95,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/mysql/0012_change_feed.sql"),
     ),
     (
+        13,
+        "webhooks",
+        include_str!("../../migrations/sqlite/0013_webhooks.sql"),
+        include_str!("../../migrations/postgres/0013_webhooks.sql"),
+        include_str!("../../migrations/mysql/0013_webhooks.sql"),
+    ),
+    (
         14,
         "keyset indexes",
         include_str!("../../migrations/sqlite/0014_keyset_indexes.sql"),

@@ -23,6 +23,7 @@ pub mod steps;
 pub mod sync_runs;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::borrow::Cow;
 use std::str::FromStr;

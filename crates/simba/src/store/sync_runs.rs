@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 use super::keyset::{self, Keyset, Seek};
 use super::param::Param;
 use super::{Db, StoreError, StoreResult, maybe_seconds_at, seconds_at};
+use crate::domain::webhook::EventType;
 use crate::domain::{Mode, RunStatus, Timestamp, Trigger};
 
 /// A run's progress as API.md shows it.
@@ -650,6 +651,14 @@ pub async fn finish(
         .await?
         .rows_affected()
         == 1;
+    let event = match end.status {
+        RunStatus::Succeeded => Some(EventType::SyncRunSucceeded),
+        RunStatus::Failed => Some(EventType::SyncRunFailed),
+        _ => None,
+    };
+    if let Some(event) = event.filter(|_| ended) {
+        super::webhooks::record_in(db, &mut tx, shop_id, event, run_id).await?;
+    }
     tx.commit().await?;
     if ended {
         crate::engine_metrics::run_ended(end.status);
@@ -695,12 +704,17 @@ pub async fn cancel(db: &Db, user_id: i64, run_id: i64) -> StoreResult<CancelOut
 }
 
 /// Marks that the marketplace refused the shop's credentials, so the scheduler leaves it be.
+/// The `shop.credentials_rejected` webhook event is recorded with the mark.
 pub async fn mark_credentials_rejected(db: &Db, shop_id: i64) -> StoreResult<()> {
+    let mut tx = db.pool.begin().await?;
     db.query("UPDATE shops SET credentials_rejected_at = ?, next_sync_at = NULL WHERE id = ?")
         .bind(Timestamp::now().unix_seconds())
         .bind(shop_id)
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await?;
+    let event = EventType::ShopCredentialsRejected;
+    super::webhooks::record_in(db, &mut tx, shop_id, event, shop_id).await?;
+    tx.commit().await?;
     Ok(())
 }
 

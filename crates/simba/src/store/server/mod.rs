@@ -4,7 +4,7 @@
 //! [`crate::store::Db::query`]'s placeholders.
 
 mod ingest;
-mod read;
+pub(super) mod read;
 
 use super::hot::HotPath;
 use super::shipments::sql::{Page, Selection, Walk};

@@ -163,7 +163,7 @@ pub(super) async fn pending_details(db: &Db, shop_id: i64, limit: i64) -> StoreR
 }
 
 /// A row of [`sql::LIST_COLUMNS`].
-fn shipment_row(row: &AnyRow) -> Result<ShipmentRow, sqlx::Error> {
+pub(in crate::store) fn shipment_row(row: &AnyRow) -> Result<ShipmentRow, sqlx::Error> {
     Ok(ShipmentRow {
         id: row.try_get(0)?,
         shop_id: row.try_get(1)?,

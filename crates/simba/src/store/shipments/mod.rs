@@ -222,6 +222,29 @@ pub async fn changes(db: &Db, feed: Feed) -> StoreResult<Vec<ShipmentRow>> {
     db.family.changes(db, feed).await
 }
 
+/// The seller's shipments with these row ids, as listed, in id order: what a
+/// `shipments.changed` event carries. Not a hot path (one query per hundred changes), so one
+/// definition on the pool serves every backend.
+pub async fn rows_by_ids(db: &Db, user_id: i64, ids: &[i64]) -> StoreResult<Vec<ShipmentRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {} FROM shipments s WHERE s.user_id = ? AND s.id IN ({}) ORDER BY s.id",
+        sql::LIST_COLUMNS,
+        vec!["?"; ids.len()].join(", ")
+    );
+    let mut query = db.query(&sql).bind(user_id);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let rows = query.fetch_all(&db.pool).await?;
+    Ok(rows
+        .iter()
+        .map(super::server::read::shipment_row)
+        .collect::<Result<_, _>>()?)
+}
+
 /// One of the seller's shipments with its full detail.
 pub async fn get(db: &Db, user_id: i64, id: i64) -> StoreResult<Option<ShipmentDetail>> {
     db.family.get(db, user_id, id).await
