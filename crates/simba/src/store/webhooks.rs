@@ -498,6 +498,9 @@ pub struct ChangedShop {
     pub shop_id: i64,
     pub user_id: i64,
     pub pending: i64,
+    /// Of those, the ones with their detail stored: a shipment still waiting for its detail
+    /// will change again within the run.
+    pub settled: i64,
     /// The newest change: a partial batch goes once the shop has been quiet for a while.
     pub last_changed_at: Timestamp,
     /// Whether the shop has a run queued or running, which will bring more changes.
@@ -508,9 +511,11 @@ pub struct ChangedShop {
 pub async fn changed_shops(db: &Db) -> StoreResult<Vec<ChangedShop>> {
     let rows = db
         .query(
-            "SELECT c.shop_id, c.user_id, COUNT(*), MAX(c.changed_at), \
+            "SELECT c.shop_id, c.user_id, COUNT(*), \
+             COUNT(sh.detail_synced_at), MAX(c.changed_at), \
              MAX(CASE WHEN s.active_run_id IS NULL THEN 0 ELSE 1 END) \
              FROM webhook_shipment_changes c JOIN shops s ON s.id = c.shop_id \
+             JOIN shipments sh ON sh.id = c.shipment_pk \
              GROUP BY c.shop_id, c.user_id",
         )
         .fetch_all(&db.pool)
@@ -521,20 +526,34 @@ pub async fn changed_shops(db: &Db) -> StoreResult<Vec<ChangedShop>> {
                 shop_id: row.try_get(0)?,
                 user_id: row.try_get(1)?,
                 pending: row.try_get(2)?,
-                last_changed_at: seconds_at(row, 3)?,
-                syncing: row.try_get::<i64, _>(4)? != 0,
+                settled: row.try_get(3)?,
+                last_changed_at: seconds_at(row, 4)?,
+                syncing: row.try_get::<i64, _>(5)? != 0,
             })
         })
         .collect()
 }
 
-/// Up to `limit` of the shop's changed shipments (their row ids), oldest change first.
-pub async fn changed_shipments(db: &Db, shop_id: i64, limit: i64) -> StoreResult<Vec<i64>> {
+/// Up to `limit` of the shop's changed shipments (their row ids), oldest first; with
+/// `settled_only`, only those with their detail stored.
+pub async fn changed_shipments(
+    db: &Db,
+    shop_id: i64,
+    limit: i64,
+    settled_only: bool,
+) -> StoreResult<Vec<i64>> {
+    let sql = format!(
+        "SELECT c.shipment_pk FROM webhook_shipment_changes c \
+         JOIN shipments sh ON sh.id = c.shipment_pk WHERE c.shop_id = ?{} \
+         ORDER BY c.shipment_pk LIMIT ?",
+        if settled_only {
+            " AND sh.detail_synced_at IS NOT NULL"
+        } else {
+            ""
+        }
+    );
     let rows = db
-        .query(
-            "SELECT shipment_pk FROM webhook_shipment_changes WHERE shop_id = ? \
-             ORDER BY shipment_pk LIMIT ?",
-        )
+        .query(&sql)
         .bind(shop_id)
         .bind(limit)
         .fetch_all(&db.pool)

@@ -138,12 +138,16 @@ impl Webhooks {
         }
         let now = Timestamp::now();
         for shop in store::changed_shops(&self.db).await? {
-            // While a run is active more changes are coming: only full batches go. After it, or
-            // after a quiet time without one, what is left goes too.
-            let flush = !shop.syncing && now.since(shop.last_changed_at) >= self.settings.quiet_time;
-            let mut pending = shop.pending;
-            while pending >= SHIPMENTS_PER_EVENT || (flush && pending > 0) {
-                let pks = store::changed_shipments(&self.db, shop.shop_id, SHIPMENTS_PER_EVENT).await?;
+            // While a run is active, only full batches of shipments that have their detail go:
+            // the others will change again. After the run, or after a quiet time without one,
+            // whatever is left goes too.
+            let flush =
+                !shop.syncing && now.since(shop.last_changed_at) >= self.settings.quiet_time;
+            let mut ready = if flush { shop.pending } else { shop.settled };
+            while ready >= SHIPMENTS_PER_EVENT || (flush && ready > 0) {
+                let pks =
+                    store::changed_shipments(&self.db, shop.shop_id, SHIPMENTS_PER_EVENT, !flush)
+                        .await?;
                 if pks.is_empty() {
                     break;
                 }
@@ -156,7 +160,7 @@ impl Webhooks {
                 if !store::dispatch_shipments(&self.db, &pks, &event).await? {
                     break;
                 }
-                pending -= pks.len() as i64;
+                ready -= pks.len() as i64;
             }
         }
         Ok(())

@@ -24,3 +24,4 @@ mod spans;
 mod startup;
 mod sync;
 mod sync_runs;
+mod webhooks;
