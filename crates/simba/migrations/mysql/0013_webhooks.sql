@@ -1,4 +1,4 @@
--- Outbound webhooks. Endpoints belong to a seller; events are rendered once and fanned out to
+-- Outbound webhooks (MySQL: an event of 100 shipments outgrows TEXT, hence MEDIUMTEXT). Endpoints belong to a seller; events are rendered once and fanned out to
 -- one delivery per subscribed endpoint. Times are Unix seconds except the delivery's
 -- `next_attempt_at_ms` (retries in tests are shorter than a second). Everything cascades from
 -- the seller; an endpoint's deliveries go with it.
@@ -44,7 +44,7 @@ CREATE TABLE webhook_events (
     user_id    BIGINT NOT NULL,
     event_uid  VARCHAR(40) NOT NULL UNIQUE,
     event_type VARCHAR(40) NOT NULL,
-    payload    TEXT NOT NULL,
+    payload    MEDIUMTEXT NOT NULL,
     created_at BIGINT NOT NULL,
     FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, StoreResult, maybe_seconds_at, seconds_at};
+use super::{Backend, Db, StoreResult, maybe_seconds_at, seconds_at};
 use crate::crypto::Cipher;
 use crate::domain::Timestamp;
 use crate::domain::webhook::{DeliveryStatus, EventSet, EventType, WebhookUrl};
@@ -431,6 +431,29 @@ pub async fn record_in(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Records, in a sync step's transaction, the shop's shipments that took a change number above
+/// the seller's number before the step (`changed_at, shop_id, before, user_id`), if an active
+/// endpoint of the seller listens to `shipments.changed`. One row per shipment however often
+/// it changes: its first change in a run (from the list) and its detail make one event entry.
+pub(crate) fn record_shipment_changes_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Mysql => {
+            "INSERT INTO webhook_shipment_changes (shipment_pk, shop_id, user_id, changed_at) \
+             SELECT id, shop_id, user_id, ? FROM shipments WHERE shop_id = ? AND change_seq > ? \
+             AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.user_id = ? AND e.active = 1 \
+             AND e.events LIKE '%shipments.changed%') \
+             ON DUPLICATE KEY UPDATE changed_at = VALUES(changed_at)"
+        }
+        Backend::Sqlite | Backend::Postgres => {
+            "INSERT INTO webhook_shipment_changes (shipment_pk, shop_id, user_id, changed_at) \
+             SELECT id, shop_id, user_id, ? FROM shipments WHERE shop_id = ? AND change_seq > ? \
+             AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.user_id = ? AND e.active = 1 \
+             AND e.events LIKE '%shipments.changed%') \
+             ON CONFLICT (shipment_pk) DO UPDATE SET changed_at = excluded.changed_at"
+        }
+    }
 }
 
 /// A change waiting to become an event.

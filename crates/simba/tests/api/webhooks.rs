@@ -25,11 +25,16 @@ backend_tests!(
     deleting_the_seller_deletes_their_endpoints_and_deliveries,
 );
 
-crate::multi_thread_backend_tests!(
-    private_and_loopback_targets_are_refused_without_the_setting,
-    a_hanging_receiver_does_not_slow_a_sync_and_the_run_event_arrives,
-    an_initial_sync_sends_each_shipment_once_in_events_of_up_to_100,
-);
+/// The tests that start their own app, on a runtime of two threads.
+mod own_app {
+    use super::*;
+
+    crate::multi_thread_backend_tests!(
+        private_and_loopback_targets_are_refused_without_the_setting,
+        a_hanging_receiver_does_not_slow_a_sync_and_the_run_event_arrives,
+        an_initial_sync_sends_each_shipment_once_in_events_of_up_to_100,
+    );
+}
 
 /// A request the receiver got.
 #[derive(Debug, Clone)]
@@ -170,7 +175,7 @@ async fn endpoints_are_created_listed_changed_and_deleted_and_the_secret_is_show
     let created = create(
         &app,
         &seller,
-        "https://hooks.example.com/simba",
+        "https://93.184.216.34/simba",
         &["sync_run.failed", "shipments.changed"],
     )
     .await;
@@ -198,7 +203,7 @@ async fn endpoints_are_created_listed_changed_and_deleted_and_the_secret_is_show
     let changed = changed.json();
     assert_eq!(changed["events"], json!(["webhook.test"]));
     assert_eq!(changed["active"], false);
-    assert_eq!(changed["url"], "https://hooks.example.com/simba");
+    assert_eq!(changed["url"], "https://93.184.216.34/simba");
     assert!(changed.get("secret").is_none());
     let deleted = app
         .delete(&format!("/api/v1/webhooks/{id}"), Some(&seller.token))
@@ -273,20 +278,20 @@ async fn bad_fields_are_a_422_naming_the_field(app: TestApp) {
     let seller = app.register("anna").await;
     let token = Some(seller.token.as_str());
     for (body, field) in [
-        (json!({"url": "https://example.com/", "events": ["shipments.deleted"]}), "events"),
-        (json!({"url": "https://example.com/", "events": []}), "events"),
+        (json!({"url": "https://93.184.216.34/", "events": ["shipments.deleted"]}), "events"),
+        (json!({"url": "https://93.184.216.34/", "events": []}), "events"),
         (json!({"url": "not a url", "events": ["webhook.test"]}), "url"),
         (json!({"url": "ftp://example.com/", "events": ["webhook.test"]}), "url"),
         (
-            json!({"url": format!("https://example.com/{}", "a".repeat(2048)), "events": ["webhook.test"]}),
+            json!({"url": format!("https://93.184.216.34/{}", "a".repeat(2048)), "events": ["webhook.test"]}),
             "url",
         ),
         (
-            json!({"url": "https://example.com/", "events": ["webhook.test"], "description": "d".repeat(501)}),
+            json!({"url": "https://93.184.216.34/", "events": ["webhook.test"], "description": "d".repeat(501)}),
             "description",
         ),
         (json!({"events": ["webhook.test"]}), "url"),
-        (json!({"url": "https://example.com/"}), "events"),
+        (json!({"url": "https://93.184.216.34/"}), "events"),
     ] {
         let problem = app.post("/api/v1/webhooks", token, body.clone()).await.problem(422);
         assert!(problem["errors"][field].is_array(), "{body} -> {problem}");
@@ -295,18 +300,18 @@ async fn bad_fields_are_a_422_naming_the_field(app: TestApp) {
         .post(
             "/api/v1/webhooks",
             token,
-            json!({"url": "https://example.com/", "events": ["webhook.test"], "secret": "mine"}),
+            json!({"url": "https://93.184.216.34/", "events": ["webhook.test"], "secret": "mine"}),
         )
         .await;
     assert_eq!(unknown.status, 422, "{}", unknown.text);
     for n in 0..20 {
-        create(&app, &seller, &format!("https://example.com/{n}"), &["webhook.test"]).await;
+        create(&app, &seller, &format!("https://93.184.216.34/{n}"), &["webhook.test"]).await;
     }
     let too_many = app
         .post(
             "/api/v1/webhooks",
             token,
-            json!({"url": "https://example.com/21", "events": ["webhook.test"]}),
+            json!({"url": "https://93.184.216.34/21", "events": ["webhook.test"]}),
         )
         .await;
     too_many.problem(409);
@@ -441,17 +446,18 @@ async fn redelivery_sends_the_event_again_as_a_new_delivery(app: TestApp) {
     assert_eq!(again.status, 202, "{}", again.text);
     let got = receiver.wait_for(5).await;
     assert_eq!(got[4].headers["webhook-id"], got[0].headers["webhook-id"]);
-    let list = deliveries(&app, &seller, id).await;
-    assert_eq!(list.len(), 2);
-    let list = wait_for_deliveries(&app, &seller, id, "failed")
-        .await
-        .into_iter()
-        .chain(deliveries(&app, &seller, id).await)
-        .collect::<Vec<_>>();
-    assert!(list.iter().any(|d| d["status"] == "failed"));
-    let newest = &deliveries(&app, &seller, id).await[0];
-    assert_eq!(newest["event_id"], failed[0]["event_id"]);
-    assert_ne!(newest["id"], failed[0]["id"]);
+    let mut list = Vec::new();
+    for _ in 0..200 {
+        list = deliveries(&app, &seller, id).await;
+        if list.len() == 2 && list[0]["status"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(list[0]["status"], "delivered", "{list:?}");
+    assert_eq!(list[0]["event_id"], failed[0]["event_id"]);
+    assert_ne!(list[0]["id"], failed[0]["id"]);
+    assert_eq!(list[1]["status"], "failed", "the failed delivery stays in the log");
     let shown = app
         .get(&format!("/api/v1/webhooks/{id}"), Some(&seller.token))
         .await

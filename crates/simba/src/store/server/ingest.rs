@@ -11,6 +11,7 @@ use crate::store::shipments::sql::{self, Changed, StoredRow};
 use crate::store::shipments::{ItemKey, NewShipment};
 use crate::store::steps::{LEASE_LOST, StepCommit, StepData, StepWrite};
 use crate::store::sync_runs::{self, StepOutcome};
+use crate::store::webhooks;
 use crate::store::{Db, StoreResult, seconds_at};
 
 /// Commits `step` if its lease and run hold; rolls it back otherwise.
@@ -75,19 +76,33 @@ pub(super) async fn write_data(
     shop_id: i64,
     data: &StepData,
 ) -> StoreResult<(u64, bool)> {
-    match data {
+    let before: i64 = db
+        .query(sql::LAST_CHANGE)
+        .bind(user_id)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    let written = match data {
         StepData::List(rows) => {
             let inserted = insert_new(db, conn, user_id, shop_id, rows).await?;
-            Ok((inserted, (inserted as usize) < rows.len()))
+            (inserted, (inserted as usize) < rows.len())
         }
         StepData::Details { details, gone } => {
             for id in gone {
                 mark_detail_gone(db, conn, user_id, shop_id, id).await?;
             }
             let inserted = store_details(db, conn, user_id, shop_id, details).await?;
-            Ok((inserted, false))
+            (inserted, false)
         }
-    }
+    };
+    db.query(webhooks::record_shipment_changes_sql(db.backend))
+        .bind(Timestamp::now().unix_seconds())
+        .bind(shop_id)
+        .bind(before)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(written)
 }
 
 /// Inserts those of `shipments` the shop does not have yet, and keeps its counter in step.

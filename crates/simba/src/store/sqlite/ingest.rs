@@ -12,6 +12,7 @@ use crate::store::shipments::sql::{self, Changed, StoredRow};
 use crate::store::shipments::{ItemKey, NewShipment};
 use crate::store::steps::{LEASE_LOST, StepCommit, StepData, StepWrite};
 use crate::store::sync_runs::{self, StepOutcome};
+use crate::store::webhooks;
 
 /// Commits `step` if its lease and run hold; returns its commit and whether to keep its
 /// changes (the writer rolls its savepoint back otherwise).
@@ -67,18 +68,25 @@ pub(super) fn write_data(
     shop_id: i64,
     data: &StepData,
 ) -> rusqlite::Result<(u64, bool)> {
-    match data {
+    let before: i64 = conn
+        .prepare_cached(sql::LAST_CHANGE)?
+        .query_row([user_id], |row| row.get(0))?;
+    let written = match data {
         StepData::List(rows) => {
             let inserted = insert_new(conn, user_id, shop_id, rows)?;
-            Ok((inserted, (inserted as usize) < rows.len()))
+            (inserted, (inserted as usize) < rows.len())
         }
         StepData::Details { details, gone } => {
             for id in gone {
                 mark_detail_gone(conn, user_id, shop_id, id)?;
             }
-            Ok((store_details(conn, user_id, shop_id, details)?, false))
+            (store_details(conn, user_id, shop_id, details)?, false)
         }
-    }
+    };
+    let now = Timestamp::now().unix_seconds();
+    conn.prepare_cached(webhooks::record_shipment_changes_sql(Backend::Sqlite))?
+        .execute((now, shop_id, before, user_id))?;
+    Ok(written)
 }
 
 /// Inserts those of `shipments` the shop does not have yet, and keeps its counter in step.
