@@ -1,4 +1,4 @@
--- Outbound webhooks (MySQL: an event of 100 shipments outgrows TEXT, hence MEDIUMTEXT). Endpoints belong to a seller; events are rendered once and fanned out to
+-- Outbound webhooks. Endpoints belong to a seller; events are rendered once and fanned out to
 -- one delivery per subscribed endpoint. Times are Unix seconds except the delivery's
 -- `next_attempt_at_ms` (retries in tests are shorter than a second). Everything cascades from
 -- the seller; an endpoint's deliveries go with it.
@@ -44,6 +44,7 @@ CREATE TABLE webhook_events (
     user_id    BIGINT NOT NULL,
     event_uid  VARCHAR(40) NOT NULL UNIQUE,
     event_type VARCHAR(40) NOT NULL,
+    -- MEDIUMTEXT: an event of 100 shipments outgrows TEXT's 64 KB.
     payload    MEDIUMTEXT NOT NULL,
     created_at BIGINT NOT NULL,
     FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE

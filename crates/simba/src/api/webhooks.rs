@@ -32,7 +32,9 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks", get(list_webhooks).post(create_webhook))
         .route(
             "/webhooks/{id}",
-            get(get_webhook).patch(update_webhook).delete(delete_webhook),
+            get(get_webhook)
+                .patch(update_webhook)
+                .delete(delete_webhook),
         )
         .route("/webhooks/{id}/test", post(test_webhook))
         .route("/webhooks/{id}/deliveries", get(list_deliveries))

@@ -13,6 +13,7 @@ pub enum Section {
     Shops,
     Runs,
     Shipments,
+    Webhooks,
 }
 
 /// A full page for a logged-in seller.
@@ -30,6 +31,7 @@ pub fn page(session: &Session, section: Section, title: &str, body: Markup) -> M
                     (link("/shops", "Shops", Section::Shops))
                     (link("/runs", "Sync runs", Section::Runs))
                     (link("/shipments", "Shipments", Section::Shipments))
+                    (link("/webhooks", "Webhooks", Section::Webhooks))
                 }
             }
             form.logout method="post" action="/logout" {

@@ -9,6 +9,7 @@ mod layout;
 mod runs;
 mod shipments;
 mod shops;
+mod webhooks;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -39,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .merge(shops::routes())
         .merge(runs::routes())
         .merge(shipments::routes())
+        .merge(webhooks::routes())
         .route("/shipments.csv", get(csv::export))
         .route(
             "/static/dashboard.css",

@@ -175,7 +175,9 @@ impl WebhookUrl {
 pub fn parse_description(value: &str) -> Result<String, String> {
     let trimmed = value.trim();
     if trimmed.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(format!("must be at most {MAX_DESCRIPTION_CHARS} characters"));
+        return Err(format!(
+            "must be at most {MAX_DESCRIPTION_CHARS} characters"
+        ));
     }
     if trimmed.chars().any(char::is_control) {
         return Err("must not contain control characters".into());

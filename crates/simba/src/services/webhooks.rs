@@ -58,7 +58,11 @@ pub async fn create(
         secrecy::ExposeSecret::expose_secret(&secret),
     )
     .await?;
-    tracing::info!(webhook.id = endpoint.id, user.id = user_id, "webhook endpoint added");
+    tracing::info!(
+        webhook.id = endpoint.id,
+        user.id = user_id,
+        "webhook endpoint added"
+    );
     Ok((endpoint, secret))
 }
 

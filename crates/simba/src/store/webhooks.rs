@@ -712,7 +712,9 @@ pub async fn claim(
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Delivered { status_code: u16 },
+    Delivered {
+        status_code: u16,
+    },
     /// Failed; tried again at `retry_at`, or never (`None`) when the schedule is spent.
     Failed {
         status_code: Option<u16>,

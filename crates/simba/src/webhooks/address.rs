@@ -47,9 +47,7 @@ pub async fn check_url(url: &Url, allow_private: bool) -> Result<(), AddressErro
         None => Err(AddressError::Unresolvable),
         Some(Host::Ipv4(ip)) => check_literal(IpAddr::V4(ip), allow_private),
         Some(Host::Ipv6(ip)) => check_literal(IpAddr::V6(ip), allow_private),
-        Some(Host::Domain(name)) => resolve_checked(name, port, allow_private)
-            .await
-            .map(|_| ()),
+        Some(Host::Domain(name)) => resolve_checked(name, port, allow_private).await.map(|_| ()),
     }
 }
 
@@ -88,6 +86,9 @@ mod tests {
         assert_eq!(check_url(&url, false).await, Err(AddressError::Internal));
         assert_eq!(check_url(&url, true).await, Ok(()));
         let literal = Url::parse("https://[::1]/hook").unwrap();
-        assert_eq!(check_url(&literal, false).await, Err(AddressError::Internal));
+        assert_eq!(
+            check_url(&literal, false).await,
+            Err(AddressError::Internal)
+        );
     }
 }

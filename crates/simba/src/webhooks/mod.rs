@@ -114,10 +114,16 @@ impl Webhooks {
             }
             while attempts.try_join_next().is_some() {}
             if let Err(e) = self.dispatch().await {
-                tracing::warn!(error = format!("{:#}", anyhow::Error::from(e)), "dispatching webhook events");
+                tracing::warn!(
+                    error = format!("{:#}", anyhow::Error::from(e)),
+                    "dispatching webhook events"
+                );
             }
             if let Err(e) = self.clone().deliver_due(&mut attempts).await {
-                tracing::warn!(error = format!("{:#}", anyhow::Error::from(e)), "claiming webhook deliveries");
+                tracing::warn!(
+                    error = format!("{:#}", anyhow::Error::from(e)),
+                    "claiming webhook deliveries"
+                );
             }
             if Timestamp::now().since(last_gauge) >= Duration::from_secs(5) {
                 last_gauge = Timestamp::now();
@@ -151,7 +157,8 @@ impl Webhooks {
                 if pks.is_empty() {
                     break;
                 }
-                let rows = crate::store::shipments::rows_by_ids(&self.db, shop.user_id, &pks).await?;
+                let rows =
+                    crate::store::shipments::rows_by_ids(&self.db, shop.user_id, &pks).await?;
                 let data = json!({
                     "shop_id": shop.shop_id,
                     "shipments": rows.into_iter().map(|r| self.render.shipment(r)).collect::<Vec<_>>(),
@@ -200,7 +207,9 @@ impl Webhooks {
             let Ok(overall) = self.in_flight.clone().try_acquire_owned() else {
                 break;
             };
-            let Ok(endpoint) = self.endpoint_permits(delivery.endpoint_id).try_acquire_owned()
+            let Ok(endpoint) = self
+                .endpoint_permits(delivery.endpoint_id)
+                .try_acquire_owned()
             else {
                 continue;
             };
@@ -232,7 +241,10 @@ impl Webhooks {
 
     /// One attempt at a claimed delivery, and its outcome recorded.
     async fn attempt(&self, claimed: Claimed) {
-        let attempt = match self.cipher.decrypt(store::SECRET_PURPOSE, &claimed.secret_enc) {
+        let attempt = match self
+            .cipher
+            .decrypt(store::SECRET_PURPOSE, &claimed.secret_enc)
+        {
             Ok(secret) => {
                 send::attempt(
                     &self.client,
@@ -249,7 +261,9 @@ impl Webhooks {
         let outcome = self.outcome(claimed.attempts, attempt);
         let label = match &outcome {
             Outcome::Delivered { .. } => "delivered",
-            Outcome::Failed { retry_at: Some(_), .. } => "retry",
+            Outcome::Failed {
+                retry_at: Some(_), ..
+            } => "retry",
             Outcome::Failed { retry_at: None, .. } => "failed",
         };
         metrics::counter!(DELIVERIES, "outcome" => label).increment(1);
@@ -275,7 +289,8 @@ impl Webhooks {
                 Outcome::Failed {
                     status_code,
                     error: error.to_owned(),
-                    retry_at: delay.map(|d| Timestamp::now() + d.mul_f64(0.9 + rand::random::<f64>() * 0.2)),
+                    retry_at: delay
+                        .map(|d| Timestamp::now() + d.mul_f64(0.9 + rand::random::<f64>() * 0.2)),
                 }
             }
         }

@@ -719,3 +719,95 @@ async fn the_shop_list_shows_failures_since_the_last_success(app: TestApp) {
     assert_eq!(runs.text.matches("badge failed").count(), 2);
     assert_eq!(runs.text.matches("badge succeeded").count(), 1);
 }
+
+#[tokio::test]
+async fn webhooks_are_added_tested_redelivered_and_deleted_through_the_forms() {
+    sqlite(|app| async move {
+        let (web, seller) = Web::logged_in(&app, "anna").await;
+        let csrf = web.csrf_of("/webhooks").await;
+        let refused = web
+            .post(
+                "/webhooks",
+                &[
+                    ("csrf", &csrf),
+                    ("url", "ftp://93.184.216.34/"),
+                    ("events", "webhook.test"),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status, 422, "{}", refused.text);
+        let created = web
+            .post(
+                "/webhooks",
+                &[
+                    ("csrf", &csrf),
+                    ("url", "https://93.184.216.34/hook"),
+                    ("events", "webhook.test"),
+                    ("events", "sync_run.failed"),
+                ],
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        assert!(created.text.contains("whsec_"), "the secret is shown once");
+        let list = web.get("/webhooks").await;
+        assert!(list.text.contains("https://93.184.216.34/hook") && !list.text.contains("whsec_"));
+        let endpoints = app
+            .get("/api/v1/webhooks", Some(&seller.token))
+            .await
+            .json();
+        let id = endpoints["results"][0]["id"].as_i64().unwrap();
+        assert_eq!(
+            endpoints["results"][0]["events"],
+            serde_json::json!(["sync_run.failed", "webhook.test"])
+        );
+        let sent = web
+            .post(&format!("/webhooks/{id}/test"), &[("csrf", &csrf)])
+            .await;
+        assert_eq!(sent.status, 303, "{}", sent.text);
+        let page = web.get(&format!("/webhooks/{id}")).await;
+        assert!(page.text.contains("webhook.test"), "{}", page.text);
+        let deliveries = app
+            .get(
+                &format!("/api/v1/webhooks/{id}/deliveries"),
+                Some(&seller.token),
+            )
+            .await
+            .json();
+        let delivery = deliveries["results"][0]["id"].as_i64().unwrap();
+        let again = web
+            .post(
+                &format!("/webhooks/{id}/deliveries/{delivery}/redeliver"),
+                &[("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(again.status, 303, "{}", again.text);
+        let deliveries = app
+            .get(
+                &format!("/api/v1/webhooks/{id}/deliveries"),
+                Some(&seller.token),
+            )
+            .await
+            .json();
+        assert_eq!(deliveries["count"], 2);
+        let (other, _) = Web::logged_in(&app, "mallory").await;
+        assert_eq!(other.get(&format!("/webhooks/{id}")).await.status, 404);
+        let other_csrf = other.csrf_of("/webhooks").await;
+        let stolen = other
+            .post(&format!("/webhooks/{id}/test"), &[("csrf", &other_csrf)])
+            .await;
+        assert_eq!(stolen.status, 404);
+        let forged = web
+            .post(&format!("/webhooks/{id}/delete"), &[("csrf", "0000")])
+            .await;
+        assert_eq!(forged.status, 403);
+        let deleted = web
+            .post(&format!("/webhooks/{id}/delete"), &[("csrf", &csrf)])
+            .await;
+        assert_eq!(deleted.status, 303);
+        let gone = app
+            .get(&format!("/api/v1/webhooks/{id}"), Some(&seller.token))
+            .await;
+        assert_eq!(gone.status, 404);
+    })
+    .await;
+}

@@ -181,7 +181,10 @@ async fn endpoints_are_created_listed_changed_and_deleted_and_the_secret_is_show
     .await;
     let id = created["id"].as_i64().unwrap();
     assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
-    assert_eq!(created["events"], json!(["shipments.changed", "sync_run.failed"]));
+    assert_eq!(
+        created["events"],
+        json!(["shipments.changed", "sync_run.failed"])
+    );
     assert_eq!(created["active"], true);
     assert!(created["failing_since"].is_null());
     let shown = app
@@ -189,7 +192,10 @@ async fn endpoints_are_created_listed_changed_and_deleted_and_the_secret_is_show
         .await;
     assert_eq!(shown.status, 200);
     assert!(shown.json().get("secret").is_none(), "{}", shown.text);
-    let list = app.get("/api/v1/webhooks", Some(&seller.token)).await.json();
+    let list = app
+        .get("/api/v1/webhooks", Some(&seller.token))
+        .await
+        .json();
     assert_eq!(list["count"], 1);
     assert!(list["results"][0].get("secret").is_none());
     let changed = app
@@ -267,10 +273,7 @@ async fn another_sellers_endpoints_and_deliveries_are_not_found(app: TestApp) {
     app.get("/api/v1/webhooks/abc", Some(&anna.token))
         .await
         .problem(404);
-    assert_eq!(
-        app.get("/api/v1/webhooks", token).await.json()["count"],
-        0
-    );
+    assert_eq!(app.get("/api/v1/webhooks", token).await.json()["count"], 0);
     assert_eq!(receiver.received().len(), 1);
 }
 
@@ -278,10 +281,22 @@ async fn bad_fields_are_a_422_naming_the_field(app: TestApp) {
     let seller = app.register("anna").await;
     let token = Some(seller.token.as_str());
     for (body, field) in [
-        (json!({"url": "https://93.184.216.34/", "events": ["shipments.deleted"]}), "events"),
-        (json!({"url": "https://93.184.216.34/", "events": []}), "events"),
-        (json!({"url": "not a url", "events": ["webhook.test"]}), "url"),
-        (json!({"url": "ftp://example.com/", "events": ["webhook.test"]}), "url"),
+        (
+            json!({"url": "https://93.184.216.34/", "events": ["shipments.deleted"]}),
+            "events",
+        ),
+        (
+            json!({"url": "https://93.184.216.34/", "events": []}),
+            "events",
+        ),
+        (
+            json!({"url": "not a url", "events": ["webhook.test"]}),
+            "url",
+        ),
+        (
+            json!({"url": "ftp://example.com/", "events": ["webhook.test"]}),
+            "url",
+        ),
         (
             json!({"url": format!("https://93.184.216.34/{}", "a".repeat(2048)), "events": ["webhook.test"]}),
             "url",
@@ -293,7 +308,10 @@ async fn bad_fields_are_a_422_naming_the_field(app: TestApp) {
         (json!({"events": ["webhook.test"]}), "url"),
         (json!({"url": "https://93.184.216.34/"}), "events"),
     ] {
-        let problem = app.post("/api/v1/webhooks", token, body.clone()).await.problem(422);
+        let problem = app
+            .post("/api/v1/webhooks", token, body.clone())
+            .await
+            .problem(422);
         assert!(problem["errors"][field].is_array(), "{body} -> {problem}");
     }
     let unknown = app
@@ -305,7 +323,13 @@ async fn bad_fields_are_a_422_naming_the_field(app: TestApp) {
         .await;
     assert_eq!(unknown.status, 422, "{}", unknown.text);
     for n in 0..20 {
-        create(&app, &seller, &format!("https://93.184.216.34/{n}"), &["webhook.test"]).await;
+        create(
+            &app,
+            &seller,
+            &format!("https://93.184.216.34/{n}"),
+            &["webhook.test"],
+        )
+        .await;
     }
     let too_many = app
         .post(
@@ -348,9 +372,7 @@ async fn private_and_loopback_targets_are_refused_without_the_setting(backend: B
     .await;
 }
 
-async fn a_local_receiver_gets_a_test_event_it_can_verify_and_a_forged_secret_cannot(
-    app: TestApp,
-) {
+async fn a_local_receiver_gets_a_test_event_it_can_verify_and_a_forged_secret_cannot(app: TestApp) {
     let receiver = Receiver::start(Answer::Statuses(vec![])).await;
     let seller = app.register("anna").await;
     let created = create(&app, &seller, &receiver.url, &["webhook.test"]).await;
@@ -375,7 +397,11 @@ async fn a_local_receiver_gets_a_test_event_it_can_verify_and_a_forged_secret_ca
     assert_eq!(body["type"], "webhook.test");
     assert_eq!(body["id"], got.headers["webhook-id"].to_str().unwrap());
     assert!(body["timestamp"].is_string() && body["data"].is_object());
-    let timestamp: i64 = got.headers["webhook-timestamp"].to_str().unwrap().parse().unwrap();
+    let timestamp: i64 = got.headers["webhook-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let now = simba::domain::Timestamp::now().unix_seconds();
     assert!((now - timestamp).abs() < 60);
     let list = wait_for_deliveries(&app, &seller, id, "delivered").await;
@@ -399,8 +425,14 @@ async fn a_receiver_answering_500_then_200_is_retried_until_delivered(app: TestA
     )
     .await;
     let got = receiver.wait_for(3).await;
-    let ids: Vec<_> = got.iter().map(|r| r.headers["webhook-id"].clone()).collect();
-    assert!(ids.iter().all(|i| *i == ids[0]), "one event, sent three times");
+    let ids: Vec<_> = got
+        .iter()
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    assert!(
+        ids.iter().all(|i| *i == ids[0]),
+        "one event, sent three times"
+    );
     let list = wait_for_deliveries(&app, &seller, id, "delivered").await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["attempts"], 3);
@@ -457,12 +489,18 @@ async fn redelivery_sends_the_event_again_as_a_new_delivery(app: TestApp) {
     assert_eq!(list[0]["status"], "delivered", "{list:?}");
     assert_eq!(list[0]["event_id"], failed[0]["event_id"]);
     assert_ne!(list[0]["id"], failed[0]["id"]);
-    assert_eq!(list[1]["status"], "failed", "the failed delivery stays in the log");
+    assert_eq!(
+        list[1]["status"], "failed",
+        "the failed delivery stays in the log"
+    );
     let shown = app
         .get(&format!("/api/v1/webhooks/{id}"), Some(&seller.token))
         .await
         .json();
-    assert!(shown["failing_since"].is_null(), "a success clears it: {shown}");
+    assert!(
+        shown["failing_since"].is_null(),
+        "a success clears it: {shown}"
+    );
 }
 
 async fn deleting_the_seller_deletes_their_endpoints_and_deliveries(app: TestApp) {
@@ -478,9 +516,7 @@ async fn deleting_the_seller_deletes_their_endpoints_and_deliveries(app: TestApp
     )
     .await;
     wait_for_deliveries(&app, &seller, id, "delivered").await;
-    let deleted = app
-        .delete("/api/v1/auth/user", Some(&seller.token))
-        .await;
+    let deleted = app.delete("/api/v1/auth/user", Some(&seller.token)).await;
     assert_eq!(deleted.status, 204, "{}", deleted.text);
     for table in [
         "webhook_endpoints",
@@ -545,7 +581,10 @@ async fn a_hanging_receiver_does_not_slow_a_sync_and_the_run_event_arrives(backe
     let event: Value = serde_json::from_str(&got[0].body).unwrap();
     assert_eq!(event["type"], "sync_run.succeeded");
     let shown = app
-        .get(&format!("/api/v1/sync-runs/{}", run["id"]), Some(&seller.token))
+        .get(
+            &format!("/api/v1/sync-runs/{}", run["id"]),
+            Some(&seller.token),
+        )
         .await
         .json();
     assert_eq!(event["data"], shown);
@@ -602,7 +641,10 @@ async fn an_initial_sync_sends_each_shipment_once_in_events_of_up_to_100(backend
     }
     assert_eq!(seen.len(), 1000, "every shipment is sent");
     assert!(seen.values().all(|n| *n == 1), "each shipment once");
-    assert!((10..=12).contains(&events), "{events} events for 1,000 shipments");
+    assert!(
+        (10..=12).contains(&events),
+        "{events} events for 1,000 shipments"
+    );
     let one: Value = serde_json::from_str(&receiver.received()[0].body).unwrap();
     let shipment = &one["data"]["shipments"][0];
     let shown = app
