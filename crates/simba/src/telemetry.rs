@@ -45,6 +45,7 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .expect("no other metrics recorder is installed");
             bol::telemetry::describe();
             crate::engine_metrics::describe();
+            crate::webhooks::describe();
             handle
         })
         .clone()

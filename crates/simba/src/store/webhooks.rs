@@ -633,19 +633,28 @@ pub struct Due {
     pub endpoint_id: i64,
 }
 
-/// Up to `limit` deliveries due at `now` to active endpoints, the longest due first.
-pub async fn due(db: &Db, now: Timestamp, limit: i64) -> StoreResult<Vec<Due>> {
-    let rows = db
-        .query(
-            "SELECT d.id, d.endpoint_id FROM webhook_deliveries d \
-             JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at_ms <= ? AND e.active = 1 \
-             ORDER BY d.next_attempt_at_ms LIMIT ?",
+/// Up to `limit` deliveries due at `now` to active endpoints other than `busy`, the longest due
+/// first.
+pub async fn due(db: &Db, now: Timestamp, busy: &[i64], limit: i64) -> StoreResult<Vec<Due>> {
+    let excluded = if busy.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " AND d.endpoint_id NOT IN ({})",
+            vec!["?"; busy.len()].join(", ")
         )
-        .bind(now.unix_millis())
-        .bind(limit)
-        .fetch_all(&db.pool)
-        .await?;
+    };
+    let sql = format!(
+        "SELECT d.id, d.endpoint_id FROM webhook_deliveries d \
+         JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+         WHERE d.status = 'pending' AND d.next_attempt_at_ms <= ? AND e.active = 1{excluded} \
+         ORDER BY d.next_attempt_at_ms LIMIT ?"
+    );
+    let mut query = db.query(&sql).bind(now.unix_millis());
+    for id in busy {
+        query = query.bind(*id);
+    }
+    let rows = query.bind(limit).fetch_all(&db.pool).await?;
     rows.iter()
         .map(|r| {
             Ok(Due {

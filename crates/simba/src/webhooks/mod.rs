@@ -40,6 +40,15 @@ pub const DELIVERIES: &str = "simba_webhook_deliveries_total";
 /// Gauge: deliveries waiting for an attempt, all processes' (read from the database).
 pub const PENDING: &str = "simba_webhook_deliveries_pending";
 
+/// Gives the webhook metrics their help text in the installed recorder.
+pub fn describe() {
+    metrics::describe_counter!(
+        DELIVERIES,
+        "Webhook delivery attempts, by outcome (delivered, retry, failed)"
+    );
+    metrics::describe_gauge!(PENDING, "Webhook deliveries waiting for an attempt");
+}
+
 /// The most shipments in one `shipments.changed` event.
 pub const SHIPMENTS_PER_EVENT: i64 = 100;
 
@@ -200,7 +209,17 @@ impl Webhooks {
             return Ok(());
         }
         let now = Timestamp::now();
-        let due = store::due(&self.db, now, (free * 4) as i64).await?;
+        // Endpoints with every permit taken are left out of the query, so that a receiver
+        // that hangs with a backlog cannot fill every batch and starve the others.
+        let busy: Vec<i64> = self
+            .per_endpoint
+            .lock()
+            .expect("per-endpoint permits")
+            .iter()
+            .filter(|(_, permits)| permits.available_permits() == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        let due = store::due(&self.db, now, &busy, (free * 4) as i64).await?;
         let mut permits: HashMap<i64, (OwnedSemaphorePermit, OwnedSemaphorePermit)> =
             HashMap::new();
         for delivery in due {
