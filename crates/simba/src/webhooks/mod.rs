@@ -117,28 +117,33 @@ impl Webhooks {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_gauge = Timestamp::from_unix_millis(0);
         while !*stop.borrow() {
-            tokio::select! {
-                _ = tick.tick() => {}
+            // An attempt ending frees a permit: claim again at once rather than at the next
+            // tick, which would cap a process at one batch of permits per poll interval.
+            let ticked = tokio::select! {
+                _ = tick.tick() => true,
+                Some(_) = attempts.join_next(), if !attempts.is_empty() => false,
                 _ = stop.changed() => break,
-            }
+            };
             while attempts.try_join_next().is_some() {}
-            if let Err(e) = self.dispatch().await {
-                tracing::warn!(
-                    error = format!("{:#}", anyhow::Error::from(e)),
-                    "dispatching webhook events"
-                );
+            if ticked {
+                if let Err(e) = self.dispatch().await {
+                    tracing::warn!(
+                        error = format!("{:#}", anyhow::Error::from(e)),
+                        "dispatching webhook events"
+                    );
+                }
+                if Timestamp::now().since(last_gauge) >= Duration::from_secs(5) {
+                    last_gauge = Timestamp::now();
+                    if let Ok(pending) = store::pending_count(&self.db).await {
+                        metrics::gauge!(PENDING).set(pending as f64);
+                    }
+                }
             }
             if let Err(e) = self.clone().deliver_due(&mut attempts).await {
                 tracing::warn!(
                     error = format!("{:#}", anyhow::Error::from(e)),
                     "claiming webhook deliveries"
                 );
-            }
-            if Timestamp::now().since(last_gauge) >= Duration::from_secs(5) {
-                last_gauge = Timestamp::now();
-                if let Ok(pending) = store::pending_count(&self.db).await {
-                    metrics::gauge!(PENDING).set(pending as f64);
-                }
             }
         }
         while attempts.join_next().await.is_some() {}
