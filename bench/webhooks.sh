@@ -4,7 +4,8 @@
 # turned on at once; the wall from then until the receiver has every delivery is what `simba
 # serve`'s delivery workers manage (64 in flight per process, 4 per endpoint; signing, the
 # checked resolver, one database claim and one outcome write per delivery). The receiver is a
-# threaded Python server answering 204 at once. SQLite; SIMBA_BIN picks the binary (default
+# threaded Python server answering 204 at once, reached by name (`localhost`), so that every
+# connection goes through the checked resolver. SQLite; SIMBA_BIN picks the binary (default
 # the release build, built if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +43,7 @@ token=$(api http://127.0.0.1:8950/api/v1/auth/register \
 ids=()
 for n in $(seq "$ENDPOINTS"); do
   ids+=($(api http://127.0.0.1:8950/api/v1/webhooks \
-    -d "{\"url\":\"http://127.0.0.1:8951/hook/$n\",\"events\":[\"webhook.test\"],\"active\":false}" |
+    -d "{\"url\":\"http://localhost:8951/hook/$n\",\"events\":[\"webhook.test\"],\"active\":false}" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'))
 done
 for i in $(seq "$EVENTS"); do echo "${ids[$((i % ENDPOINTS))]}"; done |
