@@ -33,6 +33,7 @@ mod own_app {
         private_and_loopback_targets_are_refused_without_the_setting,
         a_hanging_receiver_does_not_slow_a_sync_and_the_run_event_arrives,
         an_initial_sync_sends_each_shipment_once_in_events_of_up_to_100,
+        refused_credentials_send_the_shop_and_the_failed_run,
     );
 }
 
@@ -656,4 +657,73 @@ async fn an_initial_sync_sends_each_shipment_once_in_events_of_up_to_100(backend
         .json();
     assert_eq!(shipment["shipment_id"], shown["shipment_id"]);
     wait_for_deliveries(&app, &seller, id, "delivered").await;
+}
+
+async fn refused_credentials_send_the_shop_and_the_failed_run(backend: Backend) {
+    let setup = SyncSetup::new(backend)
+        .shipments(10, 0)
+        .shops(0)
+        .background_workers();
+    let Some(SyncTest {
+        app,
+        sandbox: _sandbox,
+        seller,
+        ..
+    }) = setup.spawn().await
+    else {
+        return;
+    };
+    let receiver = Receiver::start(Answer::Statuses(vec![])).await;
+    create(
+        &app,
+        &seller,
+        &receiver.url,
+        &[
+            "shop.credentials_rejected",
+            "sync_run.failed",
+            "sync_run.succeeded",
+        ],
+    )
+    .await;
+    let shop = app
+        .post(
+            "/api/v1/shops",
+            Some(&seller.token),
+            json!({"name": "wrong", "client_id": "sandbox-1", "client_secret": "not-the-secret", "auto_sync": false}),
+        )
+        .await
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    let run = app.sync_and_wait(&seller, shop, None).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let got = receiver.wait_for(2).await;
+    let events: Vec<Value> = got
+        .iter()
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    let of = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {events:?}"))
+    };
+    let shown_shop = app
+        .get(&format!("/api/v1/shops/{shop}"), Some(&seller.token))
+        .await
+        .json();
+    assert_eq!(of("shop.credentials_rejected")["data"]["id"], shop);
+    assert_eq!(
+        of("shop.credentials_rejected")["data"]["credentials_rejected_at"],
+        shown_shop["credentials_rejected_at"]
+    );
+    let shown_run = app
+        .get(
+            &format!("/api/v1/sync-runs/{}", run["id"]),
+            Some(&seller.token),
+        )
+        .await
+        .json();
+    assert_eq!(of("sync_run.failed")["data"], shown_run);
+    assert!(events.iter().all(|e| e["type"] != "sync_run.succeeded"));
 }
