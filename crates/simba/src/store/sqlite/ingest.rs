@@ -283,8 +283,15 @@ mod tests {
         for script in crate::store::migrations::sqlite_scripts() {
             conn.execute_batch(script).unwrap();
         }
-        // No seller or shop rows: these tests are about the shipments' own tables.
+        // No shop row: these tests are about the shipments' own tables. The seller's row holds
+        // the change sequence every write takes numbers from.
         conn.pragma_update(None, "foreign_keys", false).unwrap();
+        conn.execute(
+            "INSERT INTO users (id, username, email, password_hash, date_joined) \
+             VALUES (1, 'ann', 'ann@example.com', '-', 0)",
+            [],
+        )
+        .unwrap();
         conn
     }
 
