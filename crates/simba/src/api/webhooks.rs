@@ -4,6 +4,7 @@
 
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use secrecy::ExposeSecret;
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::cursor::{self, Walk};
 use super::json::StrictJson;
 use super::pagination::Page;
 use super::shipments::ShipmentOut;
@@ -21,6 +23,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::services::webhooks::{self as service, EndpointInput};
 use crate::state::AppState;
+use crate::store::keyset::Position;
 use crate::store::shipments::ShipmentRow;
 use crate::store::shops::Shop;
 use crate::store::sync_runs::SyncRun;
@@ -164,12 +167,23 @@ pub(super) async fn list_webhooks(
     OriginalUri(uri): OriginalUri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-) -> ApiResult<Json<Page<WebhookOut>>> {
-    let params = PageParams::from_query(&QueryParams::parse(query.as_deref()))?;
+) -> ApiResult<Response> {
+    let query = QueryParams::parse(query.as_deref());
+    if let Some(walk) = Walk::from_query(&query, &uri, auth.user.id, &state.cipher)? {
+        let (rows, more) = store::walk_endpoints(&state.db, auth.user.id, walk.seek()).await?;
+        let ends = cursor::ends(&rows, |endpoint| Position {
+            key: None,
+            id: endpoint.id,
+        });
+        let results: Vec<WebhookOut> = rows.iter().map(WebhookOut::from).collect();
+        let context = (&state.cipher, &uri, &headers);
+        return Ok(walk.answer(results, ends, more, context).into_response());
+    }
+    let params = PageParams::from_query(&query)?;
     let (rows, count) =
         store::list_endpoints(&state.db, auth.user.id, params.limit(), params.offset()).await?;
     let results = rows.iter().map(WebhookOut::from).collect();
-    Ok(Json(Page::new(results, count, params, &uri, &headers)?))
+    Ok(Json(Page::new(results, count, params, &uri, &headers)?).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", security(("token" = [])), request_body = WebhookIn,
@@ -260,13 +274,24 @@ pub(super) async fn list_deliveries(
     OriginalUri(uri): OriginalUri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-) -> ApiResult<Json<Page<DeliveryOut>>> {
-    let params = PageParams::from_query(&QueryParams::parse(query.as_deref()))?;
+) -> ApiResult<Response> {
     let endpoint = owned(&state, &auth, id).await?;
+    let query = QueryParams::parse(query.as_deref());
+    if let Some(walk) = Walk::from_query(&query, &uri, auth.user.id, &state.cipher)? {
+        let (rows, more) = store::walk_deliveries(&state.db, endpoint.id, walk.seek()).await?;
+        let ends = cursor::ends(&rows, |delivery| Position {
+            key: None,
+            id: delivery.id,
+        });
+        let results: Vec<DeliveryOut> = rows.into_iter().map(DeliveryOut::from).collect();
+        let context = (&state.cipher, &uri, &headers);
+        return Ok(walk.answer(results, ends, more, context).into_response());
+    }
+    let params = PageParams::from_query(&query)?;
     let (rows, count) =
         store::list_deliveries(&state.db, endpoint.id, params.limit(), params.offset()).await?;
     let results = rows.into_iter().map(DeliveryOut::from).collect();
-    Ok(Json(Page::new(results, count, params, &uri, &headers)?))
+    Ok(Json(Page::new(results, count, params, &uri, &headers)?).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",

@@ -13,6 +13,7 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::keyset::{self, Keyset, Seek};
 use super::{Backend, Db, StoreResult, maybe_seconds_at, seconds_at};
 use crate::crypto::Cipher;
 use crate::domain::Timestamp;
@@ -154,6 +155,40 @@ pub async fn list_endpoints(
     Ok((endpoints, count))
 }
 
+/// The order of the seller's endpoints, oldest first, as keyset columns.
+const ENDPOINT_ORDER: Keyset = Keyset {
+    key: None,
+    id: "id",
+    descending: false,
+};
+
+/// One keyset page of the seller's endpoints, oldest first, and whether more lie beyond it in
+/// the seek's direction.
+pub async fn walk_endpoints(
+    db: &Db,
+    user_id: i64,
+    seek: &Seek,
+) -> StoreResult<(Vec<Endpoint>, bool)> {
+    let (condition, binds) = ENDPOINT_ORDER.condition(seek);
+    let sql = format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE user_id = ?{condition} \
+         ORDER BY {} LIMIT ?",
+        ENDPOINT_ORDER.order_by(seek)
+    );
+    let query = binds
+        .into_iter()
+        .fold(db.query(&sql).bind(user_id), |query, bind| query.bind(bind));
+    let rows = query
+        .bind(keyset::read_limit(seek))
+        .fetch_all(&db.pool)
+        .await?;
+    let endpoints = rows
+        .iter()
+        .map(endpoint_from_row)
+        .collect::<Result<_, _>>()?;
+    Ok(keyset::page_of(endpoints, seek))
+}
+
 /// Replaces the writable fields. Turning an endpoint back on clears its failing mark, so that
 /// it is not disabled again by the failures that disabled it.
 pub async fn update_endpoint(
@@ -286,6 +321,43 @@ pub async fn list_deliveries(
         .map(delivery_from_row)
         .collect::<Result<_, _>>()?;
     Ok((deliveries, count))
+}
+
+/// The order of an endpoint's deliveries, newest first, as keyset columns.
+const DELIVERY_ORDER: Keyset = Keyset {
+    key: None,
+    id: "d.id",
+    descending: true,
+};
+
+/// One keyset page of an endpoint's deliveries, newest first, and whether more lie beyond it
+/// in the seek's direction. The caller has established that the endpoint is the seller's.
+pub async fn walk_deliveries(
+    db: &Db,
+    endpoint_id: i64,
+    seek: &Seek,
+) -> StoreResult<(Vec<Delivery>, bool)> {
+    let (condition, binds) = DELIVERY_ORDER.condition(seek);
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d \
+         JOIN webhook_events ev ON ev.id = d.event_id \
+         WHERE d.endpoint_id = ?{condition} ORDER BY {} LIMIT ?",
+        DELIVERY_ORDER.order_by(seek)
+    );
+    let query = binds
+        .into_iter()
+        .fold(db.query(&sql).bind(endpoint_id), |query, bind| {
+            query.bind(bind)
+        });
+    let rows = query
+        .bind(keyset::read_limit(seek))
+        .fetch_all(&db.pool)
+        .await?;
+    let deliveries = rows
+        .iter()
+        .map(delivery_from_row)
+        .collect::<Result<_, _>>()?;
+    Ok(keyset::page_of(deliveries, seek))
 }
 
 /// Queues the delivery's event to its endpoint again, as a new delivery due now; `None` when

@@ -12,6 +12,7 @@ use crate::helpers::{Seller, TestApp};
 backend_tests!(
     a_cursor_walk_sees_every_shipment_once_in_every_ordering_and_filter_forward_and_back,
     shops_and_sync_runs_walk_by_cursor_too,
+    webhook_endpoints_and_their_deliveries_walk_by_cursor_too,
     a_forged_foreign_or_misplaced_cursor_is_a_400_that_names_cursor,
 );
 
@@ -173,6 +174,50 @@ async fn shops_and_sync_runs_walk_by_cursor_too(app: TestApp) {
     let (walked, last) = walk_forward(&app, &seller, &start).await;
     assert_eq!(walked, runs, "newest first");
     assert_eq!(walk_back(&app, &seller, &last).await, runs);
+}
+
+async fn webhook_endpoints_and_their_deliveries_walk_by_cursor_too(app: TestApp) {
+    let seller = app.register("anna").await;
+    let mut endpoints = Vec::new();
+    for n in 0..3 {
+        let body = serde_json::json!({"url": format!("http://127.0.0.1:9/hook{n}"), "events": ["webhook.test"]});
+        let created = app
+            .post("/api/v1/webhooks", Some(&seller.token), body)
+            .await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        endpoints.push(created.json()["id"].as_i64().unwrap());
+    }
+    let start = "/api/v1/webhooks?cursor=&page_size=2";
+    let (walked, last) = walk_forward(&app, &seller, start).await;
+    assert_eq!(walked, endpoints, "oldest first");
+    assert_eq!(walk_back(&app, &seller, &last).await, endpoints);
+
+    let endpoint = endpoints[0];
+    for _ in 0..5 {
+        let path = format!("/api/v1/webhooks/{endpoint}/test");
+        let queued = app
+            .post(&path, Some(&seller.token), serde_json::json!({}))
+            .await;
+        assert_eq!(queued.status, 202, "{}", queued.text);
+    }
+    let list = format!("/api/v1/webhooks/{endpoint}/deliveries");
+    let deliveries = numbered(&app, &seller, &list).await;
+    assert_eq!(deliveries.len(), 5);
+    let (walked, last) = walk_forward(&app, &seller, &format!("{list}?cursor=&page_size=2")).await;
+    assert_eq!(walked, deliveries, "newest first, as numbered");
+    assert_eq!(walk_back(&app, &seller, &last).await, deliveries);
+
+    let mallory = app.register("mallory").await;
+    let foreign = app.get(&last, Some(&mallory.token)).await;
+    assert_eq!(
+        foreign.status, 404,
+        "another seller's endpoint: {}",
+        foreign.text
+    );
+    let query = last.split_once('?').unwrap().1;
+    let other_endpoint = format!("/api/v1/webhooks/{}/deliveries?{query}", endpoints[1]);
+    let misplaced = app.get(&other_endpoint, Some(&seller.token)).await;
+    assert!(misplaced.problem(400)["errors"].get("cursor").is_some());
 }
 
 async fn a_forged_foreign_or_misplaced_cursor_is_a_400_that_names_cursor(app: TestApp) {
