@@ -66,4 +66,9 @@ CREATE TABLE webhook_deliveries (
     FOREIGN KEY (event_id) REFERENCES webhook_events (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, id);
+-- An event's deliveries, for the cascade when it goes and the log's pruning; the prune reads
+-- old ended deliveries by their creation.
+CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id);
+CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at);
+CREATE INDEX webhook_events_created ON webhook_events (created_at);
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at_ms);

@@ -59,4 +59,9 @@ CREATE TABLE webhook_deliveries (
     delivered_at       BIGINT
 );
 CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, id);
+-- An event's deliveries, for the cascade when it goes and the log's pruning; the prune reads
+-- old ended deliveries by their creation.
+CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id);
+CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at);
+CREATE INDEX webhook_events_created ON webhook_events (created_at);
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at_ms);

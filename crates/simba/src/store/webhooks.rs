@@ -885,3 +885,49 @@ pub async fn pending_count(db: &Db) -> StoreResult<i64> {
         .await?
         .try_get(0)?)
 }
+
+/// Deletes up to `batch` ended deliveries (delivered or failed) created before `before`, then
+/// up to `batch` events older than that with no delivery left; returns how many rows went.
+/// Pending deliveries stay, whatever their age: they are still being retried.
+pub async fn prune_log(db: &Db, before: Timestamp, batch: i64) -> StoreResult<u64> {
+    let ended: Vec<i64> = db
+        .query(
+            "SELECT id FROM webhook_deliveries WHERE created_at < ? \
+             AND status IN ('delivered', 'failed') ORDER BY created_at LIMIT ?",
+        )
+        .bind(before.unix_seconds())
+        .bind(batch)
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let mut pruned = delete_by_id(db, "webhook_deliveries", &ended).await?;
+    let orphans: Vec<i64> = db
+        .query(
+            "SELECT e.id FROM webhook_events e WHERE e.created_at < ? AND NOT EXISTS \
+             (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id) \
+             ORDER BY e.created_at LIMIT ?",
+        )
+        .bind(before.unix_seconds())
+        .bind(batch)
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    pruned += delete_by_id(db, "webhook_events", &orphans).await?;
+    Ok(pruned)
+}
+
+async fn delete_by_id(db: &Db, table: &str, ids: &[i64]) -> StoreResult<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "DELETE FROM {table} WHERE id IN ({})",
+        vec!["?"; ids.len()].join(", ")
+    );
+    let query = ids.iter().fold(db.query(&sql), |query, id| query.bind(*id));
+    Ok(query.execute(&db.pool).await?.rows_affected())
+}

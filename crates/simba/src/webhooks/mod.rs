@@ -90,6 +90,12 @@ pub struct Webhooks {
     per_endpoint: Mutex<HashMap<i64, Arc<Semaphore>>>,
 }
 
+/// How long the delivery log keeps an ended delivery, and an event none of whose deliveries
+/// is left: longer than any retry lasts, long enough to look into a receiver's month.
+pub const DELIVERY_LOG_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+const PRUNE_BATCH: i64 = 1000;
+
 impl Webhooks {
     pub fn new(
         db: Db,
@@ -116,6 +122,7 @@ impl Webhooks {
         let mut tick = tokio::time::interval(self.settings.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_gauge = Timestamp::from_unix_millis(0);
+        let mut last_prune = Timestamp::from_unix_millis(0);
         while !*stop.borrow() {
             // An attempt ending frees a permit: claim again at once rather than at the next
             // tick, which would cap a process at one batch of permits per poll interval.
@@ -132,6 +139,10 @@ impl Webhooks {
                         "dispatching webhook events"
                     );
                 }
+                if Timestamp::now().since(last_prune) >= PRUNE_EVERY {
+                    last_prune = Timestamp::now();
+                    self.prune_log().await;
+                }
                 if Timestamp::now().since(last_gauge) >= Duration::from_secs(5) {
                     last_gauge = Timestamp::now();
                     if let Ok(pending) = store::pending_count(&self.db).await {
@@ -147,6 +158,23 @@ impl Webhooks {
             }
         }
         while attempts.join_next().await.is_some() {}
+    }
+
+    /// Deletes the ended deliveries and the events older than [`DELIVERY_LOG_RETENTION`], a
+    /// batch at a time, so that no statement holds the tables for long.
+    async fn prune_log(&self) {
+        let before = Timestamp::now() - DELIVERY_LOG_RETENTION;
+        loop {
+            match store::prune_log(&self.db, before, PRUNE_BATCH).await {
+                Ok(pruned) if pruned > 0 => continue,
+                Ok(_) => return,
+                Err(e) => {
+                    let error = format!("{:#}", anyhow::Error::from(e));
+                    tracing::warn!(error, "pruning the webhook delivery log");
+                    return;
+                }
+            }
+        }
     }
 
     /// Turns the outbox into events: run and shop changes one by one, changed shipments in

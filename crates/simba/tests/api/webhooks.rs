@@ -23,6 +23,7 @@ backend_tests!(
     a_receiver_answering_500_then_200_is_retried_until_delivered,
     redelivery_sends_the_event_again_as_a_new_delivery,
     deleting_the_seller_deletes_their_endpoints_and_deliveries,
+    the_delivery_log_forgets_ended_deliveries_after_its_retention,
 );
 
 /// The tests that start their own app, on a runtime of two threads.
@@ -726,4 +727,57 @@ async fn refused_credentials_send_the_shop_and_the_failed_run(backend: Backend) 
         .json();
     assert_eq!(of("sync_run.failed")["data"], shown_run);
     assert!(events.iter().all(|e| e["type"] != "sync_run.succeeded"));
+}
+
+async fn the_delivery_log_forgets_ended_deliveries_after_its_retention(app: TestApp) {
+    let seller = app.register("anna").await;
+    let webhook = create(&app, &seller, "http://127.0.0.1:9/hook", &["webhook.test"]).await;
+    let id = webhook["id"].as_i64().unwrap();
+    for _ in 0..3 {
+        let path = format!("/api/v1/webhooks/{id}/test");
+        let queued = app.post(&path, Some(&seller.token), json!({})).await;
+        assert_eq!(queued.status, 202, "{}", queued.text);
+    }
+    let ids: Vec<i64> = deliveries(&app, &seller, id)
+        .await
+        .iter()
+        .map(|d| d["id"].as_i64().unwrap())
+        .collect();
+    let db = &app.state.db;
+    let retention = simba::webhooks::DELIVERY_LOG_RETENTION;
+    let old = simba::domain::Timestamp::now() - retention - Duration::from_secs(60);
+    for sql in [
+        "UPDATE webhook_deliveries SET created_at = ?",
+        "UPDATE webhook_events SET created_at = ?",
+    ] {
+        db.query(sql)
+            .bind(old.unix_seconds())
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    for (delivery, status) in [(ids[0], "delivered"), (ids[1], "failed")] {
+        db.query("UPDATE webhook_deliveries SET status = ? WHERE id = ?")
+            .bind(status)
+            .bind(delivery)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+
+    let before = simba::domain::Timestamp::now() - retention;
+    let pruned = simba::store::webhooks::prune_log(db, before, 1000).await;
+    assert_eq!(pruned.unwrap(), 4, "two ended deliveries and their events");
+    let left: Vec<i64> = deliveries(&app, &seller, id)
+        .await
+        .iter()
+        .map(|d| d["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        left,
+        [ids[2]],
+        "a delivery still retried stays, however old"
+    );
+    let again = simba::store::webhooks::prune_log(db, before, 1000).await;
+    assert_eq!(again.unwrap(), 0);
 }
