@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
                 "INSERT INTO shipments (id, shop_id, user_id, shipment_id, shipment_date, \
                  shipment_reference, fulfilment_method, order_id, pickup_point, transport_id, \
                  transporter_code, track_and_trace, items, customer, raw, detail_synced_at, \
-                 created_at, updated_at) VALUES ",
+                 created_at, updated_at, change_seq) VALUES ",
             );
             let mut items_sql = String::from(
                 "INSERT INTO shipment_items (shipment_pk, user_id, order_item_id, ean) VALUES ",
@@ -80,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
                     "title": "Theepot glas 1,2 L", "quantity": 1 + i % 3}]);
                 shipments_sql.push_str(&format!(
                     "{sep}({id}, {}, {}, '{}', {}, 'REF-{id}', '{}', 'O{}', 0, 'T{id}', 'TNT', \
-                     '3SABC{id}', '{}', '{{}}', '{{}}', {}, {}, {})",
+                     '3SABC{id}', '{}', '{{}}', '{{}}', {}, {}, {}, {id})",
                     shop.id,
                     user.id,
                     1_000_000_000 + id,
@@ -106,6 +106,12 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         eprintln!("shop {} seeded with {} shipments", shop.id, args.per_shop);
     }
+    // Each shipment took its id as its change number, as migration 0012 numbers rows stored
+    // before the feed: the seller's sequence goes on from the last.
+    db.query("UPDATE users SET change_seq = (SELECT MAX(id) FROM shipments) WHERE id = ?")
+        .bind(user.id)
+        .execute(&db.pool)
+        .await?;
     if db.backend == simba::store::Backend::Postgres {
         db.query("SELECT setval('shipments_id_seq', (SELECT MAX(id) FROM shipments))")
             .execute(&db.pool)

@@ -152,6 +152,16 @@ impl From<Delivery> for DeliveryOut {
     }
 }
 
+/// An inactive endpoint is sent nothing, so queuing for it would answer 202 for nothing.
+fn active(endpoint: Endpoint) -> ApiResult<Endpoint> {
+    match endpoint.active {
+        true => Ok(endpoint),
+        false => Err(ApiError::conflict(
+            "the endpoint is not active: turn it on with PATCH {\"active\": true} first",
+        )),
+    }
+}
+
 async fn owned(state: &AppState, auth: &AuthUser, id: i64) -> ApiResult<Endpoint> {
     store::get_endpoint(&state.db, auth.user.id, id)
         .await?
@@ -253,13 +263,14 @@ pub(super) async fn delete_webhook(
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", security(("token" = [])),
     params(("id" = i64, Path)),
     responses((status = 202, description = "a `webhook.test` event is queued for this endpoint"),
-        (status = 401, body = Problem), (status = 404, body = Problem)))]
+        (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "the endpoint is not active: nothing would be sent")))]
 pub(super) async fn test_webhook(
     State(state): State<AppState>,
     auth: AuthUser,
     ResourceId(id): ResourceId,
 ) -> ApiResult<StatusCode> {
-    let endpoint = owned(&state, &auth, id).await?;
+    let endpoint = active(owned(&state, &auth, id).await?)?;
     service::send_test(&state.db, &endpoint).await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -297,7 +308,8 @@ pub(super) async fn list_deliveries(
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
     security(("token" = [])), params(("id" = i64, Path), ("delivery_id" = i64, Path)),
     responses((status = 202, description = "the event is queued for this endpoint again, as a new delivery"),
-        (status = 401, body = Problem), (status = 404, body = Problem)))]
+        (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "the endpoint is not active: nothing would be sent")))]
 pub(super) async fn redeliver(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -306,6 +318,7 @@ pub(super) async fn redeliver(
     let (Ok(id), Ok(delivery_id)) = (id.parse(), delivery_id.parse()) else {
         return Err(ApiError::NotFound);
     };
+    active(owned(&state, &auth, id).await?)?;
     store::redeliver(&state.db, auth.user.id, id, delivery_id)
         .await?
         .ok_or(ApiError::NotFound)?;

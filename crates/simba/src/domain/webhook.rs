@@ -132,6 +132,12 @@ impl WebhookUrl {
             return Err(format!("must be at most {MAX_URL_CHARS} characters"));
         }
         let url = Url::parse(value).map_err(|e| format!("is not a valid URL ({e})"))?;
+        // Parsing percent-encodes what it must, which can make the URL stored much longer.
+        if url.as_str().len() > MAX_URL_CHARS {
+            return Err(format!(
+                "must be at most {MAX_URL_CHARS} characters once encoded"
+            ));
+        }
         match url.scheme() {
             "https" => {}
             "http" if allow_private => {}
@@ -232,6 +238,14 @@ fn forbidden_v6(ip: Ipv6Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_length_limit_holds_for_the_url_as_stored() {
+        let short_but_encoded = format!("https://example.com/{}", "é".repeat(1000));
+        assert!(short_but_encoded.chars().count() <= MAX_URL_CHARS);
+        let refused = WebhookUrl::parse(&short_but_encoded, false).unwrap_err();
+        assert!(refused.contains("at most 2048"), "{refused}");
+    }
 
     #[test]
     fn internal_addresses_are_forbidden_and_public_ones_are_not() {

@@ -64,6 +64,9 @@ impl FromStr for Backend {
     }
 }
 
+/// Every MySQL session's setting: see `Db::connect_pool`.
+const MYSQL_SESSION: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
+
 /// A connection pool, the dialect it speaks, and the family that runs the hot paths.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -165,10 +168,15 @@ impl Db {
         })
     }
 
-    /// A connection outside the pool, for work that must not queue behind the pool's users.
+    /// A connection outside the pool, for work that must not queue behind the pool's users,
+    /// set up as the pool's are.
     pub async fn dedicated_connection(&self) -> StoreResult<sqlx::AnyConnection> {
-        use sqlx::ConnectOptions;
-        Ok(self.pool.connect_options().connect().await?)
+        use sqlx::{ConnectOptions, Executor};
+        let mut conn = self.pool.connect_options().connect().await?;
+        if self.backend == Backend::Mysql {
+            conn.execute(MYSQL_SESSION).await?;
+        }
+        Ok(conn)
     }
 
     /// A database whose hot paths run the server family whatever the backend: the
@@ -220,8 +228,7 @@ impl Db {
             // details of neighbouring shipments deadlock.
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
-                    conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                        .await?;
+                    conn.execute(MYSQL_SESSION).await?;
                     Ok(())
                 })
             });

@@ -656,13 +656,13 @@ pub async fn changed_shipments(
     rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
 
-/// Turns changed shipments into one event, in one transaction that removes them from the
-/// pending set first; `false` (and nothing written) when another process took some already.
-pub async fn dispatch_shipments(
+/// Takes changed shipments out of the pending set, in a transaction that
+/// [`record_shipments_event`] ends with their event; `None` (and nothing written) when another
+/// process took some already.
+pub async fn take_shipment_changes(
     db: &Db,
     shipment_pks: &[i64],
-    event: &NewEvent,
-) -> StoreResult<bool> {
+) -> StoreResult<Option<sqlx::Transaction<'static, sqlx::Any>>> {
     let mut tx = db.pool.begin().await?;
     let sql = format!(
         "DELETE FROM webhook_shipment_changes WHERE shipment_pk IN ({})",
@@ -674,14 +674,24 @@ pub async fn dispatch_shipments(
     }
     if query.execute(&mut *tx).await?.rows_affected() != shipment_pks.len() as u64 {
         tx.rollback().await?;
-        return Ok(false);
+        return Ok(None);
     }
+    Ok(Some(tx))
+}
+
+/// Records the event of the shipments [`take_shipment_changes`] took, in its transaction, and
+/// commits.
+pub async fn record_shipments_event(
+    db: &Db,
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    event: &NewEvent,
+) -> StoreResult<()> {
     let endpoints = subscribers(db, &mut tx, event.user_id, event.event_type).await?;
     if !endpoints.is_empty() {
         insert_event(db, &mut tx, event, &endpoints).await?;
     }
     tx.commit().await?;
-    Ok(true)
+    Ok(())
 }
 
 /// A delivery claimed for one attempt, with what sending it needs.

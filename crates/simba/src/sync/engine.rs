@@ -139,12 +139,17 @@ impl Engine {
                     continue;
                 }
                 let until = Timestamp::now() + lease;
-                let result = renew_leases(&db, &mut conn, &shops, &owner, until).await;
-                if let Err(e) = result {
-                    // A broken connection is replaced at the next renewal.
-                    conn = None;
-                    tracing::warn!(error = format!("{e:#}"), "renewing shop leases");
-                }
+                // Bounded: a connection left half-open by a failover would hold every lease
+                // this process keeps until they lapsed.
+                let renewal = renew_leases(&db, &mut conn, &shops, &owner, until);
+                let error = match tokio::time::timeout(lease / 3, renewal).await {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(e)) => format!("{e:#}"),
+                    Err(_) => "no answer within a third of a lease".to_owned(),
+                };
+                // The connection is replaced at the next renewal.
+                conn = None;
+                tracing::warn!(error, "renewing shop leases");
             }
         });
     }

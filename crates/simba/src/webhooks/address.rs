@@ -19,6 +19,8 @@ pub enum AddressError {
     Unresolvable,
     #[error("resolves to a private, loopback, link-local or otherwise internal address")]
     Internal,
+    #[error("must be https:// unless it points to a private or loopback address")]
+    PlainHttpToPublic,
 }
 
 /// Resolves `host` and checks every address; `allow_private` accepts them all.
@@ -41,19 +43,25 @@ pub async fn resolve_checked(
 }
 
 /// Checks the URL's host as a delivery would: an address literal directly, a name resolved.
+/// Plain `http://` (only ever accepted where private targets are allowed) must stay inside:
+/// in the clear, a public receiver's events could be read on the way.
 pub async fn check_url(url: &Url, allow_private: bool) -> Result<(), AddressError> {
     let port = url.port_or_known_default().unwrap_or(443);
-    match url.host() {
-        None => Err(AddressError::Unresolvable),
-        Some(Host::Ipv4(ip)) => check_literal(IpAddr::V4(ip), allow_private),
-        Some(Host::Ipv6(ip)) => check_literal(IpAddr::V6(ip), allow_private),
-        Some(Host::Domain(name)) => resolve_checked(name, port, allow_private).await.map(|_| ()),
-    }
-}
-
-fn check_literal(ip: IpAddr, allow_private: bool) -> Result<(), AddressError> {
-    if !allow_private && forbidden_address(ip) {
+    let addresses: Vec<IpAddr> = match url.host() {
+        None => return Err(AddressError::Unresolvable),
+        Some(Host::Ipv4(ip)) => vec![IpAddr::V4(ip)],
+        Some(Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
+        Some(Host::Domain(name)) => resolve_checked(name, port, allow_private)
+            .await?
+            .iter()
+            .map(SocketAddr::ip)
+            .collect(),
+    };
+    if !allow_private && addresses.iter().any(|&ip| forbidden_address(ip)) {
         return Err(AddressError::Internal);
+    }
+    if url.scheme() == "http" && addresses.iter().any(|&ip| !forbidden_address(ip)) {
+        return Err(AddressError::PlainHttpToPublic);
     }
     Ok(())
 }
@@ -90,5 +98,20 @@ mod tests {
             check_url(&literal, false).await,
             Err(AddressError::Internal)
         );
+    }
+
+    #[tokio::test]
+    async fn plain_http_reaches_only_private_addresses_even_where_they_are_allowed() {
+        let check = |url: &str| {
+            let url = Url::parse(url).unwrap();
+            async move { check_url(&url, true).await }
+        };
+        assert_eq!(check("http://127.0.0.1:9/hook").await, Ok(()));
+        assert_eq!(check("http://localhost:9/hook").await, Ok(()));
+        assert_eq!(
+            check("http://93.184.215.14/hook").await,
+            Err(AddressError::PlainHttpToPublic)
+        );
+        assert_eq!(check("https://93.184.215.14/hook").await, Ok(()));
     }
 }

@@ -199,6 +199,12 @@ impl Webhooks {
                 if pks.is_empty() {
                     break;
                 }
+                // Their change rows go first, then they are read: a change that commits after
+                // the read leaves a row of its own (on PostgreSQL and MySQL its upsert waits
+                // for this transaction), so it is sent again rather than lost.
+                let Some(taken) = store::take_shipment_changes(&self.db, &pks).await? else {
+                    break;
+                };
                 let rows =
                     crate::store::shipments::rows_by_ids(&self.db, shop.user_id, &pks).await?;
                 let data = json!({
@@ -206,9 +212,7 @@ impl Webhooks {
                     "shipments": rows.into_iter().map(|r| self.render.shipment(r)).collect::<Vec<_>>(),
                 });
                 let event = new_event(shop.user_id, EventType::ShipmentsChanged, data);
-                if !store::dispatch_shipments(&self.db, &pks, &event).await? {
-                    break;
-                }
+                store::record_shipments_event(&self.db, taken, &event).await?;
                 ready -= pks.len() as i64;
             }
         }

@@ -20,6 +20,9 @@ pub fn client(allow_private: bool, timeout: Duration) -> anyhow::Result<reqwest:
     Ok(reqwest::Client::builder()
         .user_agent(concat!("Simba-Webhooks/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
+        // Through a proxy (reqwest reads `HTTPS_PROXY` by default) the checked resolver would
+        // resolve only the proxy's name, and the proxy the target's, unchecked.
+        .no_proxy()
         .dns_resolver(std::sync::Arc::new(CheckedResolver { allow_private }))
         .connect_timeout(timeout)
         .timeout(timeout)
@@ -48,7 +51,7 @@ pub async fn attempt(
     let Ok(url) = Url::parse(url) else {
         return Attempt::Failed(None, "the endpoint URL is not valid");
     };
-    if let Err(error) = check_url_literal(&url, allow_private).await {
+    if let Err(error) = check_before_sending(&url, allow_private).await {
         return Attempt::Failed(None, error);
     }
     let Some(key) = signature::decode_secret(secret) else {
@@ -84,14 +87,26 @@ pub async fn attempt(
     }
 }
 
-/// An address literal is not resolved, so the resolver cannot check it: it is checked here.
-async fn check_url_literal(url: &Url, allow_private: bool) -> Result<(), &'static str> {
-    if matches!(url.host(), Some(url::Host::Domain(_))) {
+/// What the resolver cannot check: an address literal, which is not resolved, and whether a
+/// plain `http://` URL still points inside (its stored URL was checked when it was written,
+/// but the setting may have been turned off since, and a name may resolve elsewhere now).
+async fn check_before_sending(url: &Url, allow_private: bool) -> Result<(), &'static str> {
+    let named = matches!(url.host(), Some(url::Host::Domain(_)));
+    if named && url.scheme() == "https" {
         return Ok(());
     }
-    check_url(url, allow_private)
-        .await
-        .map_err(|_| "the endpoint's address is not allowed")
+    if url.scheme() == "http" && !allow_private {
+        return Err("plain http:// is not allowed");
+    }
+    check_url(url, allow_private).await.map_err(address_refusal)
+}
+
+fn address_refusal(error: AddressError) -> &'static str {
+    match error {
+        AddressError::Unresolvable => "the endpoint's host could not be resolved",
+        AddressError::Internal => "the endpoint's address is not allowed",
+        AddressError::PlainHttpToPublic => "plain http:// to a public address is not allowed",
+    }
 }
 
 /// A fixed sentence for a failed request.
@@ -99,10 +114,7 @@ fn describe(error: &reqwest::Error) -> &'static str {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
         if let Some(address) = e.downcast_ref::<AddressError>() {
-            return match address {
-                AddressError::Unresolvable => "the endpoint's host could not be resolved",
-                AddressError::Internal => "the endpoint's address is not allowed",
-            };
+            return address_refusal(address.clone());
         }
         source = e.source();
     }

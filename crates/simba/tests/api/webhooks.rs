@@ -24,6 +24,7 @@ backend_tests!(
     redelivery_sends_the_event_again_as_a_new_delivery,
     deleting_the_seller_deletes_their_endpoints_and_deliveries,
     the_delivery_log_forgets_ended_deliveries_after_its_retention,
+    an_inactive_endpoint_gets_no_test_and_no_redelivery,
 );
 
 /// The tests that start their own app, on a runtime of two threads.
@@ -780,4 +781,43 @@ async fn the_delivery_log_forgets_ended_deliveries_after_its_retention(app: Test
     );
     let again = simba::store::webhooks::prune_log(db, before, 1000).await;
     assert_eq!(again.unwrap(), 0);
+}
+
+async fn an_inactive_endpoint_gets_no_test_and_no_redelivery(app: TestApp) {
+    let seller = app.register("anna").await;
+    let webhook = create(&app, &seller, "http://127.0.0.1:9/hook", &["webhook.test"]).await;
+    let id = webhook["id"].as_i64().unwrap();
+    let token = Some(seller.token.as_str());
+    let test = format!("/api/v1/webhooks/{id}/test");
+    assert_eq!(app.post(&test, token, json!({})).await.status, 202);
+    let delivery = deliveries(&app, &seller, id).await[0]["id"]
+        .as_i64()
+        .unwrap();
+    let off = app
+        .patch(
+            &format!("/api/v1/webhooks/{id}"),
+            token,
+            json!({"active": false}),
+        )
+        .await;
+    assert_eq!(off.status, 200, "{}", off.text);
+
+    app.post(&test, token, json!({})).await.problem(409);
+    let again = format!("/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver");
+    app.post(&again, token, json!({})).await.problem(409);
+    assert_eq!(
+        deliveries(&app, &seller, id).await.len(),
+        1,
+        "nothing queued"
+    );
+
+    let on = app
+        .patch(
+            &format!("/api/v1/webhooks/{id}"),
+            token,
+            json!({"active": true}),
+        )
+        .await;
+    assert_eq!(on.status, 200, "{}", on.text);
+    assert_eq!(app.post(&again, token, json!({})).await.status, 202);
 }
