@@ -6,6 +6,10 @@
 //! `id` alone. Rows keep their position when others are inserted or removed, so a walk sees
 //! every row that existed when it started exactly once, whatever commits meanwhile.
 
+use sqlx::any::AnyRow;
+
+use super::{Db, StoreResult};
+
 /// A row's place in its list: its ordering key (none when the list orders by `id` alone) and
 /// its id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +92,31 @@ pub fn read_limit(seek: &Seek) -> i64 {
 
 /// The rows a seek read (up to [`read_limit`]), as a page in the list's order, and whether
 /// more lie beyond it in the seek's direction.
+/// One keyset page of `select` (a statement through its WHERE conditions, `scope` bound to its
+/// placeholders) read in `order` from the seek's position, each row turned by `row`; and
+/// whether more lie beyond it in the seek's direction.
+pub async fn read_page<T>(
+    db: &Db,
+    select: &str,
+    scope: &[i64],
+    order: Keyset,
+    seek: &Seek,
+    row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+) -> StoreResult<(Vec<T>, bool)> {
+    let (condition, binds) = order.condition(seek);
+    let sql = format!(
+        "{select}{condition} ORDER BY {} LIMIT ?",
+        order.order_by(seek)
+    );
+    let query = scope
+        .iter()
+        .chain(&binds)
+        .fold(db.query(&sql), |query, value| query.bind(*value));
+    let rows = query.bind(read_limit(seek)).fetch_all(&db.pool).await?;
+    let items = rows.iter().map(row).collect::<Result<_, _>>()?;
+    Ok(page_of(items, seek))
+}
+
 pub fn page_of<T>(mut rows: Vec<T>, seek: &Seek) -> (Vec<T>, bool) {
     let limit = usize::try_from(seek.limit).unwrap_or(usize::MAX);
     let more = rows.len() > limit;

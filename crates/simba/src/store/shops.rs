@@ -164,21 +164,8 @@ const ORDER: Keyset = Keyset {
 /// One keyset page of the seller's shops, oldest first, and whether more lie beyond it in the
 /// seek's direction.
 pub async fn walk(db: &Db, user_id: i64, seek: &Seek) -> StoreResult<(Vec<Shop>, bool)> {
-    let (condition, binds) = ORDER.condition(seek);
-    let sql = format!(
-        "SELECT {COLUMNS} FROM shops WHERE user_id = ?{condition} ORDER BY {} LIMIT ?",
-        ORDER.order_by(seek)
-    );
-    let mut query = db.query(&sql).bind(user_id);
-    for bind in binds {
-        query = query.bind(bind);
-    }
-    let rows = query
-        .bind(keyset::read_limit(seek))
-        .fetch_all(&db.pool)
-        .await?;
-    let shops = rows.iter().map(from_row).collect::<Result<_, _>>()?;
-    Ok(keyset::page_of(shops, seek))
+    let select = format!("SELECT {COLUMNS} FROM shops WHERE user_id = ?");
+    keyset::read_page(db, &select, &[user_id], ORDER, seek, from_row).await
 }
 
 /// Replaces the writable fields; a new secret replaces the stored one. Changing the

@@ -220,22 +220,11 @@ pub async fn walk_for_shop(
     shop_id: i64,
     seek: &Seek,
 ) -> StoreResult<(Vec<SyncRun>, bool)> {
-    let (condition, binds) = ORDER.condition(seek);
-    let sql = format!(
+    let select = format!(
         "SELECT {COLUMNS} FROM sync_runs r JOIN shops s ON s.id = r.shop_id \
-         WHERE r.shop_id = ? AND s.user_id = ?{condition} ORDER BY {} LIMIT ?",
-        ORDER.order_by(seek)
+         WHERE r.shop_id = ? AND s.user_id = ?"
     );
-    let mut query = db.query(&sql).bind(shop_id).bind(user_id);
-    for bind in binds {
-        query = query.bind(bind);
-    }
-    let rows = query
-        .bind(keyset::read_limit(seek))
-        .fetch_all(&db.pool)
-        .await?;
-    let runs = rows.iter().map(from_row).collect::<Result<_, _>>()?;
-    Ok(keyset::page_of(runs, seek))
+    keyset::read_page(db, &select, &[shop_id, user_id], ORDER, seek, from_row).await
 }
 
 /// A page of the runs of all the seller's shops, newest first, and their total.

@@ -169,24 +169,16 @@ pub async fn walk_endpoints(
     user_id: i64,
     seek: &Seek,
 ) -> StoreResult<(Vec<Endpoint>, bool)> {
-    let (condition, binds) = ENDPOINT_ORDER.condition(seek);
-    let sql = format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE user_id = ?{condition} \
-         ORDER BY {} LIMIT ?",
-        ENDPOINT_ORDER.order_by(seek)
-    );
-    let query = binds
-        .into_iter()
-        .fold(db.query(&sql).bind(user_id), |query, bind| query.bind(bind));
-    let rows = query
-        .bind(keyset::read_limit(seek))
-        .fetch_all(&db.pool)
-        .await?;
-    let endpoints = rows
-        .iter()
-        .map(endpoint_from_row)
-        .collect::<Result<_, _>>()?;
-    Ok(keyset::page_of(endpoints, seek))
+    let select = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE user_id = ?");
+    keyset::read_page(
+        db,
+        &select,
+        &[user_id],
+        ENDPOINT_ORDER,
+        seek,
+        endpoint_from_row,
+    )
+    .await
 }
 
 /// Replaces the writable fields. Turning an endpoint back on clears its failing mark, so that
@@ -337,27 +329,19 @@ pub async fn walk_deliveries(
     endpoint_id: i64,
     seek: &Seek,
 ) -> StoreResult<(Vec<Delivery>, bool)> {
-    let (condition, binds) = DELIVERY_ORDER.condition(seek);
-    let sql = format!(
+    let select = format!(
         "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d \
-         JOIN webhook_events ev ON ev.id = d.event_id \
-         WHERE d.endpoint_id = ?{condition} ORDER BY {} LIMIT ?",
-        DELIVERY_ORDER.order_by(seek)
+         JOIN webhook_events ev ON ev.id = d.event_id WHERE d.endpoint_id = ?"
     );
-    let query = binds
-        .into_iter()
-        .fold(db.query(&sql).bind(endpoint_id), |query, bind| {
-            query.bind(bind)
-        });
-    let rows = query
-        .bind(keyset::read_limit(seek))
-        .fetch_all(&db.pool)
-        .await?;
-    let deliveries = rows
-        .iter()
-        .map(delivery_from_row)
-        .collect::<Result<_, _>>()?;
-    Ok(keyset::page_of(deliveries, seek))
+    keyset::read_page(
+        db,
+        &select,
+        &[endpoint_id],
+        DELIVERY_ORDER,
+        seek,
+        delivery_from_row,
+    )
+    .await
 }
 
 /// Queues the delivery's event to its endpoint again, as a new delivery due now; `None` when
