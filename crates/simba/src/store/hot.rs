@@ -26,8 +26,9 @@ pub(crate) trait HotPath {
     /// A page and the total of its selection; another seller's shop reads as empty.
     async fn list(&self, db: &Db, page: Page) -> StoreResult<(Vec<ShipmentRow>, i64)>;
 
-    /// A keyset page; another seller's shop reads as empty.
-    async fn walk(&self, db: &Db, walk: Walk) -> StoreResult<Vec<ShipmentRow>>;
+    /// The seller's shipments version, then a keyset page read after it; another seller's shop
+    /// reads as empty.
+    async fn walk(&self, db: &Db, walk: Walk) -> StoreResult<(i64, Vec<ShipmentRow>)>;
 
     /// Up to `limit` of the selection above `after_id`, in id order.
     async fn list_after(
@@ -96,7 +97,7 @@ impl HotPath for Family {
         }
     }
 
-    async fn walk(&self, db: &Db, walk: Walk) -> StoreResult<Vec<ShipmentRow>> {
+    async fn walk(&self, db: &Db, walk: Walk) -> StoreResult<(i64, Vec<ShipmentRow>)> {
         match self {
             Family::SqliteFile(file) => file.walk(db, walk).await,
             Family::Server(server) => server.walk(db, walk).await,

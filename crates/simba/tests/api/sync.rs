@@ -938,7 +938,10 @@ async fn fifty_shops_on_three_workers(backend: Backend, queue: Queue, disruption
         list += account.list.calls - account.list.unauthorized;
         detail += account.detail.calls - account.detail.unauthorized;
         wasted_details += account.detail.wasted;
-        assert_eq!(account.token.wasted, 0, "{account:?}");
+        // A SIGKILL between bol issuing a token and the worker storing it loses that token: the
+        // next driver must ask again while it is young. That is at most one per account.
+        let wasted_tokens_allowed = u64::from(disruption == Disruption::KillWorker);
+        assert!(account.token.wasted <= wasted_tokens_allowed, "{account:?}");
     }
     assert_eq!(rate_limited, 0, "{stats:?}");
     assert_eq!(detail - wasted_details, 25_000);

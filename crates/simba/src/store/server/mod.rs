@@ -32,8 +32,9 @@ impl HotPath for Server {
         read::page(db, &page).await
     }
 
-    async fn walk(&self, db: &Db, walk: Walk) -> StoreResult<Vec<ShipmentRow>> {
-        read::walk(db, &walk).await
+    async fn walk(&self, db: &Db, walk: Walk) -> StoreResult<(i64, Vec<ShipmentRow>)> {
+        let version = read::version(db, walk.selection.user_id).await?;
+        Ok((version, read::walk(db, &walk).await?))
     }
 
     async fn list_after(

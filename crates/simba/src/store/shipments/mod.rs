@@ -180,15 +180,25 @@ pub async fn list(
     db.family.list(db, page).await
 }
 
-/// One keyset page of the seller's shipments matching `filter` in `ordering`, and whether more
-/// lie beyond it in the seek's direction; another seller's shop reads as empty.
+/// One keyset page of the seller's shipments, as [`walk`] reads it.
+#[derive(Debug)]
+pub struct Walked {
+    /// The seller's shipments version read before the page: the page is never older than it.
+    pub version: i64,
+    pub rows: Vec<ShipmentRow>,
+    /// Whether more rows lie beyond the page in the seek's direction.
+    pub more: bool,
+}
+
+/// One keyset page of the seller's shipments matching `filter` in `ordering`; another seller's
+/// shop reads as empty.
 pub async fn walk(
     db: &Db,
     user_id: i64,
     filter: &Filter,
     ordering: Ordering,
     seek: &Seek,
-) -> StoreResult<(Vec<ShipmentRow>, bool)> {
+) -> StoreResult<Walked> {
     let keyset = ordering.keyset();
     let mut selection = Selection::new(user_id, filter);
     let (condition, binds) = keyset.condition(seek);
@@ -199,8 +209,13 @@ pub async fn walk(
         order: keyset.order_by(seek),
         limit: keyset::read_limit(seek),
     };
-    let rows = db.family.walk(db, walk).await?;
-    Ok(keyset::page_of(rows, seek))
+    let (version, rows) = db.family.walk(db, walk).await?;
+    let (rows, more) = keyset::page_of(rows, seek);
+    Ok(Walked {
+        version,
+        rows,
+        more,
+    })
 }
 
 /// Up to `limit` of the seller's shipments matching `filter` with an id above `after_id`, in
