@@ -15,6 +15,7 @@ backend_tests!(
     the_retention_setting_is_validated_and_shown,
     the_retention_job_erases_only_what_is_older_than_the_setting,
     reads_of_personal_data_are_in_the_access_log,
+    a_detail_stored_after_the_erasure_does_not_bring_the_data_back,
 );
 
 /// Stores `count` shipments whose buyer is `email`, with bol's address blocks in `raw`;
@@ -375,6 +376,28 @@ async fn the_retention_job_erases_only_what_is_older_than_the_setting(app: TestA
     .await;
     let later = Timestamp::from_unix_seconds(Timestamp::now().unix_seconds() + 11 * 86_400);
     assert_eq!(retention_pass(db, later).await.unwrap(), 2);
+}
+
+/// A sync step that fetched a detail before the erasure and stores it after: the stored
+/// shipment keeps its personal data erased, and takes the detail's other fields.
+async fn a_detail_stored_after_the_erasure_does_not_bring_the_data_back(app: TestApp) {
+    let seller = app.register("anna").await;
+    let shop = app.create_shop(&seller, "main").await;
+    let ids = store_bought_by(&app, &seller, shop, 0, 1, "ann@example.nl", days_ago(1)).await;
+    erase(&app, &seller, json!({"shipment_ids": ids})).await;
+
+    let mut late = shipment(shop, 0);
+    late.customer = Some(json!({"billing_details": {"email": "ann@example.nl"}}).to_string());
+    late.raw = Some(json!({"billingDetails": {"email": "ann@example.nl"}}).to_string());
+    late.transporter_code = Some("DHL".into());
+    simba::store::shipments::store_details(&app.state.db, seller.id, shop, &[late])
+        .await
+        .unwrap();
+    let stored = detail(&app, &seller, ids[0]).await;
+    assert_eq!(stored["transport"]["transporter_code"], "DHL");
+    assert!(stored["customer"].is_null(), "{stored}");
+    assert!(!stored.to_string().contains("ann@example.nl"), "{stored}");
+    assert!(stored["personal_data_erased_at"].is_string());
 }
 
 async fn reads_of_personal_data_are_in_the_access_log(app: TestApp) {
