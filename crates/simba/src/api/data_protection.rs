@@ -22,6 +22,7 @@ use crate::services::data_protection::{self as service, MAX_SHIPMENT_IDS};
 use crate::state::AppState;
 use crate::store::erasure::{self as store, AccessEntry, Subject};
 use crate::store::keyset::Position;
+use crate::web::BadParam;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -151,7 +152,7 @@ pub(super) async fn data_subject(
     let query = QueryParams::parse(query.as_deref());
     let email = query
         .parse_with("email", |v| Email::parse(v).map(|e| e.as_str().to_owned()))?
-        .ok_or_else(|| ValidationErrors::single("email", "is required"))?;
+        .ok_or_else(|| BadParam::new("email", "is required"))?;
     let details =
         service::subject_access(&state.db, auth.user.id, &api_actor(&auth), &email).await?;
     let shipments = details

@@ -20,7 +20,7 @@ backend_tests!(
 
 /// Stores `count` shipments whose buyer is `email`, with bol's address blocks in `raw`;
 /// returns their row ids.
-async fn store_bought_by(
+pub(crate) async fn store_bought_by(
     app: &TestApp,
     seller: &Seller,
     shop_id: i64,
@@ -64,7 +64,7 @@ async fn store_bought_by(
     ids
 }
 
-fn days_ago(days: i64) -> Timestamp {
+pub(crate) fn days_ago(days: i64) -> Timestamp {
     Timestamp::from_unix_seconds(Timestamp::now().unix_seconds() - days * 86_400)
 }
 
@@ -256,20 +256,11 @@ async fn bad_erasure_requests_are_a_422_naming_the_field(app: TestApp) {
         );
     }
     let response = app.get("/api/v1/data-subjects", Some(&seller.token)).await;
-    assert!(
-        response.json()["errors"]["email"].is_array(),
-        "{}",
-        response.text
-    );
-    assert!(response.status == 400 || response.status == 422);
+    assert!(response.problem(400)["errors"]["email"].is_array());
     let response = app
         .get("/api/v1/data-subjects?email=nope", Some(&seller.token))
         .await;
-    assert!(
-        response.json()["errors"]["email"].is_array(),
-        "{}",
-        response.text
-    );
+    assert!(response.problem(400)["errors"]["email"].is_array());
     assert_eq!(
         app.post("/api/v1/erasures", None, json!({"email": "a@b.nl"}))
             .await
