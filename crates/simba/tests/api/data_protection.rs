@@ -6,7 +6,7 @@ use simba::domain::Timestamp;
 use simba::services::data_protection::retention_pass;
 
 use crate::backend_tests;
-use crate::helpers::{Seller, TestApp, shipment};
+use crate::helpers::{Backend, Seller, TestApp, run_with, shipment};
 
 backend_tests!(
     erasure_blanks_personal_data_and_keeps_the_bookkeeping,
@@ -16,6 +16,7 @@ backend_tests!(
     the_retention_job_erases_only_what_is_older_than_the_setting,
     reads_of_personal_data_are_in_the_access_log,
     a_detail_stored_after_the_erasure_does_not_bring_the_data_back,
+    the_retention_job_prunes_the_access_log_after_its_own_retention,
 );
 
 /// Stores `count` shipments whose buyer is `email`, with bol's address blocks in `raw`;
@@ -389,6 +390,66 @@ async fn a_detail_stored_after_the_erasure_does_not_bring_the_data_back(app: Tes
     assert!(stored["customer"].is_null(), "{stored}");
     assert!(!stored.to_string().contains("ann@example.nl"), "{stored}");
     assert!(stored["personal_data_erased_at"].is_string());
+}
+
+async fn the_retention_job_prunes_the_access_log_after_its_own_retention(app: TestApp) {
+    let seller = app.register("anna").await;
+    let shop = app.create_shop(&seller, "main").await;
+    let ids = store_bought_by(&app, &seller, shop, 0, 1, "ann@example.nl", days_ago(1)).await;
+    detail(&app, &seller, ids[0]).await;
+    detail(&app, &seller, ids[0]).await;
+    let db = &app.state.db;
+    let old = days_ago(366).unix_seconds();
+    db.query("UPDATE access_log SET at = ? WHERE id = (SELECT MIN(id) FROM access_log)")
+        .bind(old)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    retention_pass(db, Timestamp::now()).await.unwrap();
+    let log = app
+        .get("/api/v1/access-log", Some(&seller.token))
+        .await
+        .json();
+    assert_eq!(log["count"], 1, "{log}");
+}
+
+/// The job itself, as the process that runs the scheduler runs it: a changed setting takes
+/// effect within a minute, with no pass called by the test.
+#[tokio::test]
+async fn the_retention_job_runs_within_a_minute_of_a_setting_change() {
+    run_with(
+        Backend::Sqlite,
+        |config| config.run_workers = true,
+        |app| async move {
+            let seller = app.register("anna").await;
+            let shop = app.create_shop(&seller, "main").await;
+            let ids =
+                store_bought_by(&app, &seller, shop, 0, 2, "ann@example.nl", days_ago(45)).await;
+            let set = app
+                .patch(
+                    "/api/v1/auth/user",
+                    Some(&seller.token),
+                    json!({"retention_days": 30}),
+                )
+                .await;
+            assert_eq!(set.status, 200);
+            let changed = std::time::Instant::now();
+            loop {
+                let erased =
+                    detail(&app, &seller, ids[1]).await["personal_data_erased_at"].is_string();
+                if erased {
+                    break;
+                }
+                assert!(
+                    changed.elapsed() < std::time::Duration::from_secs(60),
+                    "not erased within a minute of the change"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            assert!(detail(&app, &seller, ids[0]).await["customer"].is_null());
+        },
+    )
+    .await;
 }
 
 async fn reads_of_personal_data_are_in_the_access_log(app: TestApp) {
