@@ -14,9 +14,8 @@ pub const MAX_RETENTION_DAYS: i64 = 3650;
 pub const MAX_SHIPMENT_IDS: usize = 1000;
 /// How long the access log keeps an entry.
 pub const ACCESS_LOG_RETENTION_DAYS: i64 = 365;
-/// Shipments one retention pass erases per seller before it moves on: the rest wait for the
-/// next pass, a minute later, so one seller's backlog never holds up another's.
-const PASS_LIMIT_PER_SELLER: usize = 50_000;
+/// Shipments a retention pass erases for one seller before it turns to the next.
+const SLICE_PER_SELLER: usize = 50_000;
 /// How often the job runs for a seller whose setting has not changed.
 pub const RETENTION_INTERVAL_SECONDS: i64 = 3600;
 
@@ -121,30 +120,39 @@ pub async fn shipment_detail(
 pub async fn retention_pass(db: &Db, now: Timestamp) -> StoreResult<usize> {
     let stale = Timestamp::from_unix_seconds(now.unix_seconds() - RETENTION_INTERVAL_SECONDS);
     let mut total = 0;
-    for (user_id, days) in erasure::due_sellers(db, stale).await? {
-        let before = Timestamp::from_unix_seconds(now.unix_seconds() - days * SECONDS_PER_DAY);
-        let mut erased = 0;
-        let mut finished = false;
-        while erased < PASS_LIMIT_PER_SELLER {
-            let ids = erasure::expired(db, user_id, before, erasure::BATCH as i64).await?;
-            if ids.is_empty() {
-                finished = true;
-                break;
+    // Rounds over the sellers still unfinished, each erasing at most a slice per seller: one
+    // seller's backlog never holds up another's, and a backlog goes on at once, not a pass
+    // later.
+    let mut pending = erasure::due_sellers(db, stale).await?;
+    while !pending.is_empty() {
+        let mut unfinished = Vec::new();
+        for (user_id, days) in pending {
+            let before = Timestamp::from_unix_seconds(now.unix_seconds() - days * SECONDS_PER_DAY);
+            let mut erased = 0;
+            let mut finished = false;
+            while erased < SLICE_PER_SELLER {
+                let ids = erasure::expired(db, user_id, before, erasure::BATCH as i64).await?;
+                if ids.is_empty() {
+                    finished = true;
+                    break;
+                }
+                erased += erasure::erase(db, user_id, &ids).await?.len();
             }
-            erased += erasure::erase(db, user_id, &ids).await?.len();
+            if finished {
+                erasure::record_run(db, user_id, now).await?;
+            } else {
+                unfinished.push((user_id, days));
+            }
+            if erased > 0 {
+                tracing::info!(
+                    user.id = user_id,
+                    shipments = erased,
+                    "retention erased buyers' personal data"
+                );
+            }
+            total += erased;
         }
-        // A seller left unfinished stays due: the next pass goes on where this one stopped.
-        if finished {
-            erasure::record_run(db, user_id, now).await?;
-        }
-        if erased > 0 {
-            tracing::info!(
-                user.id = user_id,
-                shipments = erased,
-                "retention erased buyers' personal data"
-            );
-        }
-        total += erased;
+        pending = unfinished;
     }
     let log_before = Timestamp::from_unix_seconds(
         now.unix_seconds() - ACCESS_LOG_RETENTION_DAYS * SECONDS_PER_DAY,
