@@ -172,11 +172,13 @@ pub async fn serve(
     };
     let http = state.config.http;
     let trusted_proxies = state.config.trusted_proxies.clone();
+    let db = state.db.clone();
     let router = router(state);
     crate::http_server::serve(listener, router, http, &trusted_proxies, shutdown).await;
     if let Some(background) = background {
         background.stop().await;
     }
+    checkpoint_on_stop(&db).await;
     sweeper.abort();
     upkeep.abort();
 }
@@ -266,6 +268,7 @@ struct Background {
     stop: tokio::sync::watch::Sender<bool>,
     workers: tokio::task::JoinHandle<()>,
     scheduler: tokio::task::JoinHandle<()>,
+    retention: tokio::task::JoinHandle<()>,
     /// The webhook dispatcher and deliveries; `None` if its HTTP client could not be built.
     webhooks: Option<tokio::task::JoinHandle<()>>,
     _runtime: Option<EngineRuntime>,
@@ -300,6 +303,7 @@ impl Background {
         Background {
             workers: handle.spawn(state.engine.clone().run_workers(stop_rx.clone())),
             webhooks: webhooks.map(|w| handle.spawn(w.run(stop_rx.clone()))),
+            retention: handle.spawn(state.engine.clone().run_retention(stop_rx.clone())),
             scheduler: handle.spawn(state.engine.clone().run_scheduler(stop_rx)),
             stop,
             _runtime: runtime.map(|r| EngineRuntime(Some(r))),
@@ -311,6 +315,7 @@ impl Background {
         self.stop.send(true).ok();
         self.workers.await.ok();
         self.scheduler.await.ok();
+        self.retention.await.ok();
         // Deliveries in flight end within their timeout and are recorded.
         if let Some(webhooks) = self.webhooks {
             webhooks.await.ok();
@@ -348,9 +353,18 @@ pub async fn work(
     tracing::info!("simba worker is running sync jobs");
     shutdown.await;
     background.stop().await;
+    checkpoint_on_stop(&state.db).await;
     stop_serving.send(()).ok();
     if let Some(served) = served {
         served.await.ok();
+    }
+}
+
+/// Empties SQLite's WAL on a clean stop, so that no erased personal data stays in it
+/// ([`crate::store::erasure::checkpoint`]).
+async fn checkpoint_on_stop(db: &crate::store::Db) {
+    if let Err(e) = crate::store::erasure::checkpoint(db).await {
+        tracing::warn!(error = %e, "checkpointing the WAL on stop");
     }
 }
 

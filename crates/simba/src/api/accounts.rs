@@ -15,7 +15,9 @@ use crate::auth::{AuthUser, password};
 use crate::domain::{Email, Password, PersonName, Username, ValidationErrors};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::services::accounts::{self, NewAccount};
+use crate::services::data_protection;
 use crate::state::AppState;
+use crate::store::erasure;
 use crate::store::tokens::TokenKind;
 use crate::store::users;
 
@@ -44,6 +46,20 @@ pub struct UserOut {
     last_name: String,
     #[schema(format = DateTime)]
     date_joined: String,
+    /// Days after its shipment date that a shipment's buyer data is kept (30 to 3650); null
+    /// (the default) keeps it.
+    #[schema(minimum = 30, maximum = 3650)]
+    retention_days: Option<i64>,
+}
+
+impl UserOut {
+    /// The seller with their retention setting, read from the database: the authenticated
+    /// user is cached without it.
+    async fn read(state: &AppState, user: &users::User) -> ApiResult<UserOut> {
+        let mut out = UserOut::from(user);
+        out.retention_days = erasure::retention_days(&state.db, user.id).await?;
+        Ok(out)
+    }
 }
 
 impl From<&users::User> for UserOut {
@@ -55,6 +71,7 @@ impl From<&users::User> for UserOut {
             first_name: user.first_name.clone(),
             last_name: user.last_name.clone(),
             date_joined: rfc3339(user.date_joined),
+            retention_days: None,
         }
     }
 }
@@ -116,7 +133,7 @@ pub(super) async fn register(
 async fn issue_token(state: &AppState, user: &users::User) -> ApiResult<TokenOut> {
     Ok(TokenOut {
         token: accounts::issue_token(&state.db, user.id, TokenKind::Api).await?,
-        user: user.into(),
+        user: UserOut::read(state, user).await?,
     })
 }
 
@@ -161,8 +178,11 @@ pub(super) async fn logout(State(state): State<AppState>, auth: AuthUser) -> Api
 
 #[utoipa::path(get, path = "/api/v1/auth/user", tag = "auth", security(("token" = [])),
     responses((status = 200, body = UserOut), (status = 401, body = Problem)))]
-pub(super) async fn get_user(auth: AuthUser) -> Json<UserOut> {
-    Json((&auth.user).into())
+pub(super) async fn get_user(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> ApiResult<Json<UserOut>> {
+    Ok(Json(UserOut::read(&state, &auth.user).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -174,6 +194,18 @@ pub struct UserUpdateIn {
     last_name: Option<String>,
     /// Read-only: accepted only when unchanged, so that a client may send back what it read.
     username: Option<String>,
+    /// 30 to 3650 days, or null to keep buyers' personal data; left out, it stays as it is.
+    /// A change starts the retention job within a minute.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 30, maximum = 3650)]
+    retention_days: Option<serde_json::Value>,
+}
+
+/// `Some` for a field that is present, `null` included, so that `null` can mean "unset".
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
 }
 
 #[utoipa::path(method(put, patch), path = "/api/v1/auth/user", tag = "auth", security(("token" = [])), request_body = UserUpdateIn,
@@ -218,6 +250,12 @@ pub(super) async fn update_user(
         &current.last_name,
         &mut errors,
     );
+    let retention_days = body.retention_days.as_ref().and_then(|days| {
+        errors.check(
+            "retention_days",
+            data_protection::parse_retention_days(days),
+        )
+    });
     let (Some(email), Some(first_name), Some(last_name)) = (email, first_name, last_name) else {
         return Err(errors.into());
     };
@@ -235,13 +273,17 @@ pub(super) async fn update_user(
             }
             other => other.into(),
         })?;
+    if let Some(days) = retention_days {
+        erasure::set_retention_days(&state.db, current.id, days).await?;
+    }
     state.auth_cache.forget_user(current.id);
-    Ok(Json(UserOut::from(&users::User {
+    let user = users::User {
         email,
         first_name,
         last_name,
         ..current
-    })))
+    };
+    Ok(Json(UserOut::read(&state, &user).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/auth/user", tag = "auth", security(("token" = [])),

@@ -5,6 +5,7 @@
 pub(crate) mod accounts;
 pub mod conditional;
 pub mod cursor;
+mod data_protection;
 mod docs;
 mod errors;
 pub mod json;
@@ -45,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .merge(shipments::routes())
         .merge(sync_runs::routes())
         .merge(webhooks::routes())
+        .merge(data_protection::routes())
         .merge(openapi::routes())
         .layer(middleware::from_fn(conditional::tag_bodies));
     Router::new()
@@ -77,7 +79,17 @@ pub fn with_middleware(routes: Router, config: &Arc<Config>) -> Router {
         }))
         .layer(middleware::from_fn(crate::telemetry::track_http))
         .layer(middleware::from_fn(security_headers::add))
-        .layer(TraceLayer::new_for_http())
+        // The path without the query: a query can name a buyer (`/data-subjects?email=`), and
+        // no personal data goes to the logs.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                )
+            }),
+        )
 }
 
 #[cfg(test)]

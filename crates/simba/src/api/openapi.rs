@@ -30,6 +30,8 @@ use crate::state::AppState;
         super::webhooks::get_webhook, super::webhooks::update_webhook,
         super::webhooks::delete_webhook, super::webhooks::test_webhook,
         super::webhooks::list_deliveries, super::webhooks::redeliver,
+        super::data_protection::create_erasure, super::data_protection::data_subject,
+        super::data_protection::access_log,
         super::ops::healthz, super::ops::readyz, super::ops::metrics,
     ),
     components(schemas(crate::error::Problem)),

@@ -19,9 +19,10 @@ use super::pagination::{Links, Page};
 use super::{PageParams, QueryParams, ResourceId, rfc3339};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::services::data_protection;
 use crate::services::page_cache::{CachedPage, PageKey};
 use crate::state::AppState;
-use crate::store::shipments::{self, Ordering, ShipmentRow};
+use crate::store::shipments::{self, Ordering, ShipmentDetail, ShipmentRow};
 use crate::store::shops;
 
 pub fn routes() -> Router<AppState> {
@@ -70,6 +71,10 @@ pub struct ShipmentOut {
     updated_at: String,
     /// The shipment's place in its seller's change feed (`/shipments/changes`).
     change_seq: i64,
+    /// When the buyer's personal data was erased (null while held): `customer` is null and
+    /// `raw` has no address blocks from then on.
+    #[schema(format = DateTime)]
+    personal_data_erased_at: Option<String>,
 }
 
 /// A shipment with its full detail.
@@ -79,7 +84,7 @@ pub struct ShipmentDetailOut {
     shipment: ShipmentOut,
     #[schema(format = DateTime)]
     order_placed_at: Option<String>,
-    /// Shipping and billing details as the marketplace gave them.
+    /// Shipping and billing details as the marketplace gave them; null once erased.
     #[schema(value_type = Option<Object>)]
     customer: Option<Box<RawValue>>,
     /// The marketplace's own JSON of the shipment detail.
@@ -90,6 +95,18 @@ pub struct ShipmentDetailOut {
 fn raw_json(text: String) -> ApiResult<Box<RawValue>> {
     RawValue::from_string(text)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored JSON is invalid: {e}")))
+}
+
+impl ShipmentDetailOut {
+    pub(super) fn from_detail(detail: ShipmentDetail) -> ApiResult<ShipmentDetailOut> {
+        let events = detail.transport_events.map(raw_json).transpose()?;
+        Ok(ShipmentDetailOut {
+            shipment: ShipmentOut::from_row(detail.row, events, detail.shipping_label_id)?,
+            order_placed_at: detail.order_placed_at.map(rfc3339),
+            customer: detail.customer.map(raw_json).transpose()?,
+            raw: detail.raw.map(raw_json).transpose()?,
+        })
+    }
 }
 
 impl ShipmentOut {
@@ -118,6 +135,7 @@ impl ShipmentOut {
             detail_synced_at: row.detail_synced_at.map(rfc3339),
             updated_at: rfc3339(row.updated_at),
             change_seq: row.change_seq,
+            personal_data_erased_at: row.personal_data_erased_at.map(rfc3339),
         })
     }
 }
@@ -356,14 +374,10 @@ pub(super) async fn get_shipment(
     auth: AuthUser,
     ResourceId(id): ResourceId,
 ) -> ApiResult<Json<ShipmentDetailOut>> {
-    let detail = shipments::get(&state.db, auth.user.id, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let events = detail.transport_events.map(raw_json).transpose()?;
-    Ok(Json(ShipmentDetailOut {
-        shipment: ShipmentOut::from_row(detail.row, events, detail.shipping_label_id)?,
-        order_placed_at: detail.order_placed_at.map(rfc3339),
-        customer: detail.customer.map(raw_json).transpose()?,
-        raw: detail.raw.map(raw_json).transpose()?,
-    }))
+    let actor = super::data_protection::api_actor(&auth);
+    let detail =
+        data_protection::shipment_detail(&state.db, auth.user.id, &actor, "shipment.detail", id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+    Ok(Json(ShipmentDetailOut::from_detail(detail)?))
 }

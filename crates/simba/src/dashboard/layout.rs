@@ -14,6 +14,7 @@ pub enum Section {
     Runs,
     Shipments,
     Webhooks,
+    Privacy,
 }
 
 /// A full page for a logged-in seller.
@@ -32,6 +33,7 @@ pub fn page(session: &Session, section: Section, title: &str, body: Markup) -> M
                     (link("/runs", "Sync runs", Section::Runs))
                     (link("/shipments", "Shipments", Section::Shipments))
                     (link("/webhooks", "Webhooks", Section::Webhooks))
+                    (link("/privacy", "Privacy", Section::Privacy))
                 }
             }
             form.logout method="post" action="/logout" {

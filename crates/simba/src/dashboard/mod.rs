@@ -6,6 +6,7 @@
 mod auth;
 mod csv;
 mod layout;
+mod privacy;
 mod runs;
 mod shipments;
 mod shops;
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .merge(runs::routes())
         .merge(shipments::routes())
         .merge(webhooks::routes())
+        .merge(privacy::routes())
         .route("/shipments.csv", get(csv::export))
         .route(
             "/static/dashboard.css",

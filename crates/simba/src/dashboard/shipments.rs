@@ -129,7 +129,12 @@ async fn list(
                     tbody {
                         @for row in &rows {
                             tr {
-                                th scope="row" { a href={"/shipments/" (row.id)} { (row.shipment_id) } }
+                                th scope="row" {
+                                    a href={"/shipments/" (row.id)} { (row.shipment_id) }
+                                    @if row.personal_data_erased_at.is_some() {
+                                        " " span.erased title="The buyer's personal data was erased" { "(erased)" }
+                                    }
+                                }
                                 td { (when(row.shipment_date)) }
                                 td { (shop_name(row.shop_id)) }
                                 td { (row.fulfilment_method.as_str()) }
@@ -229,9 +234,16 @@ async fn show(
     session: Session,
     PageId(id): PageId,
 ) -> DashResult<Markup> {
-    let detail = shipments::get(&state.db, session.user.id, id)
-        .await?
-        .ok_or(DashError::NotFound)?;
+    let actor = format!("dashboard:{}", session.user.username);
+    let detail = crate::services::data_protection::shipment_detail(
+        &state.db,
+        session.user.id,
+        &actor,
+        "dashboard.shipment",
+        id,
+    )
+    .await?
+    .ok_or(DashError::NotFound)?;
     let shop = shops::get(&state.db, session.user.id, detail.row.shop_id).await?;
     let row = &detail.row;
     let items: Vec<Value> = serde_json::from_str(&row.items).unwrap_or_default();
@@ -312,9 +324,10 @@ async fn show(
         }
         section aria-labelledby="h-customer" {
             h2 #h-customer { "Customer" }
-            @match &customer {
-                Some(customer) => (customer_details(customer)),
-                None => p { "The marketplace has not given the customer's details." },
+            @match (&customer, row.personal_data_erased_at) {
+                (_, Some(erased)) => p.erased { "The buyer's personal data was erased " (when(erased)) "." },
+                (Some(customer), None) => (customer_details(customer)),
+                (None, None) => p { "The marketplace has not given the customer's details." },
             }
         }
     };

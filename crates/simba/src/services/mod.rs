@@ -2,6 +2,7 @@
 //! all perform, returning errors of the domain that each edge answers in its own form.
 
 pub mod accounts;
+pub mod data_protection;
 pub mod page_cache;
 pub mod shops;
 pub mod webhooks;

@@ -108,6 +108,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0014_keyset_indexes.sql"),
         include_str!("../../migrations/mysql/0014_keyset_indexes.sql"),
     ),
+    (
+        15,
+        "buyer data protection",
+        include_str!("../../migrations/sqlite/0015_buyer_data_protection.sql"),
+        include_str!("../../migrations/postgres/0015_buyer_data_protection.sql"),
+        include_str!("../../migrations/mysql/0015_buyer_data_protection.sql"),
+    ),
 ];
 
 /// The SQLite schema's scripts, oldest first, for tests of rusqlite's statements.

@@ -6,6 +6,7 @@
 
 #[cfg(test)]
 mod conformance;
+pub mod erasure;
 mod file_mode;
 mod hot;
 pub mod keyset;
@@ -212,10 +213,12 @@ impl Db {
                 Box::pin(async move {
                     // temp_store: statement journals of a sync step's many statements stay in
                     // memory instead of a temporary file written on every update.
+                    // secure_delete: erased personal data is overwritten, not left readable in
+                    // free space (see `erasure`).
                     conn.execute(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                          PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                         PRAGMA temp_store = MEMORY;",
+                         PRAGMA temp_store = MEMORY; PRAGMA secure_delete = ON;",
                     )
                     .await?;
                     Ok(())

@@ -19,6 +19,7 @@ mod drive;
 mod engine;
 pub mod foreground;
 mod queue;
+mod retention;
 mod scheduler;
 mod step;
 

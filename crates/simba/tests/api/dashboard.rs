@@ -20,6 +20,7 @@ without_workers!(
     a_queued_run_is_cancelled_from_its_page,
     the_csv_has_a_header_and_one_row_per_filtered_shipment,
     the_shop_list_shows_failures_since_the_last_success,
+    the_privacy_page_sets_retention_erases_after_a_confirmation_and_shows_the_log,
 );
 
 async fn without_workers<F, Fut>(backend: Backend, test: F)
@@ -810,4 +811,86 @@ async fn webhooks_are_added_tested_redelivered_and_deleted_through_the_forms() {
         assert_eq!(gone.status, 404);
     })
     .await;
+}
+
+async fn the_privacy_page_sets_retention_erases_after_a_confirmation_and_shows_the_log(
+    app: TestApp,
+) {
+    use crate::data_protection::{days_ago, store_bought_by};
+    let (web, seller) = Web::logged_in(&app, "anna").await;
+    let shop = app.create_shop(&seller, "main").await;
+    let ids = store_bought_by(&app, &seller, shop, 0, 2, "ann@example.nl", days_ago(1)).await;
+    let csrf = web.csrf_of("/privacy").await;
+
+    let refused = web
+        .post(
+            "/privacy/retention",
+            &[("csrf", &csrf), ("retention_days", "10")],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.text.contains("Retention must be"),
+        "{}",
+        refused.text
+    );
+    let saved = web
+        .post(
+            "/privacy/retention",
+            &[("csrf", &csrf), ("retention_days", "90")],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.text);
+    let user = app.get("/api/v1/auth/user", Some(&seller.token)).await;
+    assert_eq!(user.json()["retention_days"], 90);
+
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("kind", "email"),
+        ("value", "ann@example.nl"),
+    ];
+    let confirm = web.post("/privacy/erase", &form).await;
+    assert_eq!(confirm.status, 200, "{}", confirm.text);
+    assert!(
+        confirm.text.contains("<strong>2</strong>"),
+        "{}",
+        confirm.text
+    );
+    let detail = app
+        .get(
+            &format!("/api/v1/shipments/{}", ids[0]),
+            Some(&seller.token),
+        )
+        .await
+        .json();
+    assert!(
+        detail["customer"].is_object(),
+        "nothing is erased before the confirmation"
+    );
+
+    let mut confirmed = form.to_vec();
+    confirmed.push(("confirm", "yes"));
+    let done = web.post("/privacy/erase", &confirmed).await;
+    assert_eq!(done.status, 200, "{}", done.text);
+    assert!(done.text.contains("from 2 shipment"), "{}", done.text);
+    let page = web.get(&format!("/shipments/{}", ids[0])).await;
+    assert!(
+        page.text.contains("personal data was erased"),
+        "{}",
+        page.text
+    );
+    assert!(!page.text.contains("ann@example.nl"));
+    assert!(web.get("/shipments").await.text.contains("(erased)"));
+
+    let log = web.get("/privacy/access-log").await;
+    assert_eq!(log.status, 200);
+    assert!(log.text.contains("dashboard.shipment") && log.text.contains("dashboard:anna"));
+    let log = app
+        .get("/api/v1/access-log", Some(&seller.token))
+        .await
+        .json();
+    assert_eq!(
+        log["results"][0]["shipment_ids"],
+        serde_json::json!([ids[0]])
+    );
 }

@@ -8,6 +8,7 @@ mod changes;
 mod conditional;
 mod cursor;
 mod dashboard;
+mod data_protection;
 mod errors;
 mod http_limits;
 mod isolation;

@@ -130,11 +130,11 @@ pub(super) async fn detail(db: &Db, user_id: i64, id: i64) -> StoreResult<Option
     row.map(|row| {
         Ok::<_, sqlx::Error>(ShipmentDetail {
             row: shipment_row(&row)?,
-            order_placed_at: maybe_seconds_at(&row, 15)?,
-            shipping_label_id: row.try_get(16)?,
-            transport_events: row.try_get(17)?,
-            customer: row.try_get(18)?,
-            raw: row.try_get(19)?,
+            order_placed_at: maybe_seconds_at(&row, 16)?,
+            shipping_label_id: row.try_get(17)?,
+            transport_events: row.try_get(18)?,
+            customer: row.try_get(19)?,
+            raw: row.try_get(20)?,
         })
     })
     .transpose()
@@ -186,5 +186,6 @@ pub(in crate::store) fn shipment_row(row: &AnyRow) -> Result<ShipmentRow, sqlx::
         detail_synced_at: maybe_seconds_at(row, 12)?,
         updated_at: seconds_at(row, 13)?,
         change_seq: row.try_get(14)?,
+        personal_data_erased_at: maybe_seconds_at(row, 15)?,
     })
 }

@@ -119,6 +119,8 @@ pub struct ShipmentRow {
     pub updated_at: Timestamp,
     /// Where the shipment's last change stands in its seller's change feed ([`changes`]).
     pub change_seq: i64,
+    /// When the buyer's personal data was erased; `None` while it is held.
+    pub personal_data_erased_at: Option<Timestamp>,
 }
 
 /// The extra columns of one shipment's detail.

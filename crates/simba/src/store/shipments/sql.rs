@@ -11,7 +11,8 @@ use crate::store::param::Param;
 
 pub(crate) const LIST_COLUMNS: &str = "s.id, s.shop_id, s.shipment_id, s.shipment_date, \
     s.shipment_reference, s.fulfilment_method, s.order_id, s.pickup_point, s.transport_id, \
-    s.transporter_code, s.track_and_trace, s.items, s.detail_synced_at, s.updated_at, s.change_seq";
+    s.transporter_code, s.track_and_trace, s.items, s.detail_synced_at, s.updated_at, s.change_seq, \
+    s.personal_data_erased_at";
 
 /// One shipment with its detail's columns after [`LIST_COLUMNS`]: `id, user_id`.
 pub(crate) static DETAIL: LazyLock<String> = LazyLock::new(|| {
@@ -241,7 +242,9 @@ impl Changed {
 }
 
 /// The detail's UPDATE for each combination of [`Changed`] columns, built once: a statement
-/// per combination keeps each in the prepared-statement caches.
+/// per combination keeps each in the prepared-statement caches. A detail fetched before its
+/// shipment's personal data was erased and stored after must not bring that data back, so the
+/// statement itself keeps an erased row's personal columns as erased.
 static UPDATE_DETAIL: LazyLock<Vec<String>> = LazyLock::new(|| {
     let optional = [
         (SHIPMENT_DATE, "shipment_date"),
@@ -254,7 +257,9 @@ static UPDATE_DETAIL: LazyLock<Vec<String>> = LazyLock::new(|| {
             let mut sql = String::from(
                 "UPDATE shipments SET order_placed_at = ?, pickup_point = ?, transport_id = ?, \
                  transporter_code = ?, shipping_label_id = ?, transport_events = ?, items = ?, \
-                 customer = ?, raw = ?, detail_synced_at = ?, updated_at = ?, change_seq = ?",
+                 customer = CASE WHEN personal_data_erased_at IS NULL THEN ? END, \
+                 raw = CASE WHEN personal_data_erased_at IS NULL THEN ? ELSE raw END, \
+                 detail_synced_at = ?, updated_at = ?, change_seq = ?",
             );
             for (bit, column) in optional {
                 if bits & bit != 0 {

@@ -130,12 +130,12 @@ pub(super) fn detail(
             Ok(ShipmentDetail {
                 row: shipment_row(row)?,
                 order_placed_at: row
-                    .get::<_, Option<i64>>(15)?
+                    .get::<_, Option<i64>>(16)?
                     .map(Timestamp::from_unix_seconds),
-                shipping_label_id: row.get(16)?,
-                transport_events: row.get(17)?,
-                customer: row.get(18)?,
-                raw: row.get(19)?,
+                shipping_label_id: row.get(17)?,
+                transport_events: row.get(18)?,
+                customer: row.get(19)?,
+                raw: row.get(20)?,
             })
         })
         .optional()
@@ -185,5 +185,8 @@ fn shipment_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ShipmentRow> {
             .map(Timestamp::from_unix_seconds),
         updated_at: Timestamp::from_unix_seconds(row.get(13)?),
         change_seq: row.get(14)?,
+        personal_data_erased_at: row
+            .get::<_, Option<i64>>(15)?
+            .map(Timestamp::from_unix_seconds),
     })
 }

@@ -88,7 +88,7 @@ impl Writer {
         // The pragmas of sqlx's connections (`Db::connect`).
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
+             PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA secure_delete = ON;",
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // cache_size: the pages every step touches (the shipments indexes' inner pages and the
