@@ -7,6 +7,7 @@ pub mod conditional;
 pub mod cursor;
 mod docs;
 mod errors;
+mod hooks;
 pub mod json;
 mod limits;
 pub mod openapi;
@@ -49,6 +50,7 @@ pub fn routes() -> Router<AppState> {
         .layer(middleware::from_fn(conditional::tag_bodies));
     Router::new()
         .nest("/api/v1", api)
+        .merge(hooks::routes())
         .merge(ops::routes())
         .merge(docs::routes())
 }

@@ -31,6 +31,7 @@ use crate::state::AppState;
         super::webhooks::delete_webhook, super::webhooks::test_webhook,
         super::webhooks::list_deliveries, super::webhooks::redeliver,
         super::ops::healthz, super::ops::readyz, super::ops::metrics,
+        super::hooks::receive,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&TokenAuth, &CursorsAndTags, &ProblemResponses),

@@ -157,6 +157,8 @@ fn shop_input(fields: &QueryParams) -> ShopInput {
         sync_interval_minutes: fields
             .get("sync_interval_minutes")
             .map(|v| v.trim().parse().unwrap_or(0)),
+        // Push is switched in the API; the form keeps what the shop has.
+        push_enabled: None,
     }
 }
 

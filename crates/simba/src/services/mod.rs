@@ -3,5 +3,6 @@
 
 pub mod accounts;
 pub mod page_cache;
+pub mod push;
 pub mod shops;
 pub mod webhooks;

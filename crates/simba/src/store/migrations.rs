@@ -108,6 +108,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0014_keyset_indexes.sql"),
         include_str!("../../migrations/mysql/0014_keyset_indexes.sql"),
     ),
+    (
+        17,
+        "push notifications",
+        include_str!("../../migrations/sqlite/0017_push.sql"),
+        include_str!("../../migrations/postgres/0017_push.sql"),
+        include_str!("../../migrations/mysql/0017_push.sql"),
+    ),
 ];
 
 /// The SQLite schema's scripts, oldest first, for tests of rusqlite's statements.
