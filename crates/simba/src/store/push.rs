@@ -298,3 +298,21 @@ pub async fn purge(db: &Db, before: Timestamp) -> StoreResult<u64> {
         .await?
         .rows_affected())
 }
+
+/// Puts a shop's next automatic sync `stretch` intervals after the run just queued, while its
+/// push subscription is active: notifications bring new shipments, and polling is the safety
+/// net for what they miss.
+pub async fn stretch_next_sync(db: &Db, shop_id: i64, stretch: u32) -> StoreResult<()> {
+    db.query(
+        "UPDATE shops SET next_sync_at = last_run_at + sync_interval_minutes * 60 * ? \
+         WHERE id = ? AND next_sync_at IS NOT NULL AND last_run_at IS NOT NULL AND EXISTS \
+         (SELECT 1 FROM push_subscriptions p WHERE p.shop_id = ? AND p.wanted = 1 \
+          AND p.status = 'active')",
+    )
+    .bind(i64::from(stretch))
+    .bind(shop_id)
+    .bind(shop_id)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}

@@ -19,6 +19,7 @@ crate::multi_thread_backend_tests!(
     a_dropped_notification_is_caught_by_the_safety_net_poll,
     turning_push_off_or_deleting_the_shop_deletes_the_subscription,
     another_seller_cannot_see_or_switch_a_shops_push,
+    while_push_is_active_automatic_syncs_come_less_often,
 );
 
 /// A sandbox minute lasts a second: its processes settle in 17 ms.
@@ -394,4 +395,37 @@ async fn another_seller_cannot_see_or_switch_a_shops_push(backend: Backend) {
         .await;
     let errors = &r.problem(422)["errors"]["push_enabled"];
     assert_eq!(errors.as_array().unwrap().len(), 1, "{errors}");
+}
+
+async fn while_push_is_active_automatic_syncs_come_less_often(backend: Backend) {
+    let Some(t) = setup(backend, 3).await else {
+        return;
+    };
+    let next_sync = || async {
+        let db = &t.app.state.db;
+        let row = db
+            .query("SELECT next_sync_at, last_run_at FROM shops WHERE id = ?")
+            .bind(t.shops[0])
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        let next: i64 = row.try_get(0).unwrap();
+        let last: i64 = row.try_get(1).unwrap();
+        next - last
+    };
+    let r = t
+        .app
+        .patch(
+            &format!("/api/v1/shops/{}", t.shops[0]),
+            Some(&t.seller.token),
+            json!({ "auto_sync": true, "sync_interval_minutes": 15 }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    full_sync(&t).await;
+    assert_eq!(next_sync().await, 15 * 60);
+    enable_push(&t).await;
+    full_sync(&t).await;
+    // The default stretch: four intervals.
+    assert_eq!(next_sync().await, 4 * 15 * 60);
 }
