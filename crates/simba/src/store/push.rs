@@ -97,6 +97,13 @@ pub async fn for_shop(db: &Db, user_id: i64, shop_id: i64) -> StoreResult<Option
     Ok(row.as_ref().map(from_row).transpose()?)
 }
 
+/// The subscription rows of the seller's shops that want push, by shop.
+pub async fn for_user(db: &Db, user_id: i64) -> StoreResult<Vec<Subscription>> {
+    let sql = format!("SELECT {COLUMNS} FROM push_subscriptions WHERE user_id = ? AND wanted = 1");
+    let rows = db.query(&sql).bind(user_id).fetch_all(&db.pool).await?;
+    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+}
+
 /// The subscription a hook URL names. The token is the only key: the marketplace's signature,
 /// not the token, says who sent the notification.
 pub async fn by_token(db: &Db, token: &str) -> StoreResult<Option<Subscription>> {
