@@ -189,6 +189,23 @@ impl Engine {
                     },
                 }
             }
+            // Enabled again with PUT: wait for that process before reading it back, or every
+            // pass until it settles would PUT once more.
+            (Some(_), Some(process)) if row.status == PushStatus::Disabled => {
+                let status = self
+                    .client
+                    .process_status(&creds, process)
+                    .await
+                    .map_err(|f| f.error)?
+                    .value;
+                let settled =
+                    !matches!(status.status, ProcessState::Pending | ProcessState::Unknown);
+                Progress {
+                    process_id: (!settled).then(|| process.clone()),
+                    next_check_at: soon,
+                    ..progress_of(row)
+                }
+            }
             (Some(id), _) => match self.client.subscription(&creds, id).await {
                 Ok(answer) if answer.value.is_enabled() && answer.value.url == url => Progress {
                     status: PushStatus::Active,
@@ -198,14 +215,16 @@ impl Engine {
                     ..progress_of(row)
                 },
                 Ok(_) => {
-                    self.client
+                    let process = self
+                        .client
                         .update_subscription(
                             &creds,
                             id,
                             &SubscriptionRequest::shipment_webhook(&url),
                         )
                         .await
-                        .map_err(|f| f.error)?;
+                        .map_err(|f| f.error)?
+                        .value;
                     tracing::warn!(
                         shop.id = row.shop_id,
                         "push subscription was disabled; enabled again, syncing the gap"
@@ -223,7 +242,7 @@ impl Engine {
                     }
                     Progress {
                         status: PushStatus::Disabled,
-                        process_id: None,
+                        process_id: process.process_status_id,
                         disabled_at: Some(row.disabled_at.unwrap_or(now)),
                         next_check_at: soon,
                         ..progress_of(row)
