@@ -27,6 +27,11 @@ use crate::domain::{Mode, Timestamp, Trigger};
 use crate::store::push::{self, Progress, PushStatus, Subscription};
 use crate::store::{leases, marketplace, shipments, shops};
 
+/// The lease that makes one process the subscription manager.
+const MANAGER_LEASE: &str = "push-manager";
+/// How long the manager's lease lasts without renewal: the longest time without a manager
+/// after the process holding it dies.
+const MANAGER_TERM: Duration = Duration::from_secs(30);
 /// Subscriptions looked after in one pass.
 const PASS_LIMIT: i64 = 100;
 /// Shops whose notifications are fetched in one pass.
@@ -50,7 +55,19 @@ impl Engine {
     pub async fn run_push(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut purged = tokio::time::Instant::now();
         loop {
-            if let Err(e) = self.manage_subscriptions().await {
+            // One manager at a time: two would create two subscriptions for one shop.
+            let now = Timestamp::now();
+            let manager = leases::acquire(
+                &self.db,
+                MANAGER_LEASE,
+                &self.owner,
+                now,
+                now + MANAGER_TERM,
+            )
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "renewing the push manager lease"))
+            .unwrap_or(false);
+            if manager && let Err(e) = self.manage_subscriptions().await {
                 tracing::warn!(error = format!("{e:#}"), "looking after push subscriptions");
             }
             if let Err(e) = self.fetch_notified().await {
@@ -63,7 +80,10 @@ impl Engine {
                 }
             }
             tokio::select! {
-                _ = stop.changed() => if *stop.borrow() { return },
+                _ = stop.changed() => if *stop.borrow() {
+                    leases::release(&self.db, MANAGER_LEASE, &self.owner).await.ok();
+                    return;
+                },
                 () = tokio::time::sleep(self.settings.push.tick) => {}
             }
         }

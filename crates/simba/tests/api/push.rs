@@ -20,6 +20,7 @@ crate::multi_thread_backend_tests!(
     turning_push_off_or_deleting_the_shop_deletes_the_subscription,
     another_seller_cannot_see_or_switch_a_shops_push,
     while_push_is_active_automatic_syncs_come_less_often,
+    the_background_manager_and_worker_need_no_help,
 );
 
 /// A sandbox minute lasts a second: its processes settle in 17 ms.
@@ -428,4 +429,31 @@ async fn while_push_is_active_automatic_syncs_come_less_often(backend: Backend) 
     full_sync(&t).await;
     // The default stretch: four intervals.
     assert_eq!(next_sync().await, 4 * 15 * 60);
+}
+
+async fn the_background_manager_and_worker_need_no_help(backend: Backend) {
+    let Some(t) = SyncSetup::new(backend)
+        .shipments(3, 0)
+        .time_scale(60.0)
+        .background_workers()
+        .spawn()
+        .await
+    else {
+        return;
+    };
+    set_push(&t, true).await;
+    let mut added = false;
+    for _ in 0..200 {
+        let shop = shop(&t).await;
+        if shop["push"]["status"] == "active" && !added {
+            t.sandbox.add_shipments("sandbox-1", 1, 0);
+            added = true;
+        }
+        if shop["shipment_count"] == 1 {
+            assert_eq!(shop["push"]["events_received"], 1);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the pushed shipment never arrived: {}", shop(&t).await);
 }
