@@ -1,7 +1,8 @@
-//! Control endpoints under `/_sandbox/`: stats, reset, arrivals, token revocation, faults.
+//! Control endpoints under `/_sandbox/`: stats, reset, arrivals, token revocation, faults, and
+//! the push switches (delivery faults, key rotation, disabling subscriptions).
 //! They are never rate-limited, faulted or counted.
 
-use crate::{faults::Faults, state::Shared, stats::Stats, token};
+use crate::{faults::Faults, push::PushFaults, state::Shared, stats::Stats, token};
 use axum::{
     Json, Router,
     extract::State,
@@ -19,6 +20,9 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/_sandbox/shipments", post(add_shipments))
         .route("/_sandbox/revoke-tokens", post(revoke))
         .route("/_sandbox/faults", get(get_faults).put(put_faults))
+        .route("/_sandbox/push", get(get_push).put(put_push))
+        .route("/_sandbox/push/rotate-keys", post(rotate_keys))
+        .route("/_sandbox/push/disable", post(disable_push))
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Json<Stats> {
@@ -83,4 +87,26 @@ async fn put_faults(State(shared): State<Arc<Shared>>, Json(faults): Json<Faults
     }
     shared.faults.set(&faults);
     Json(faults).into_response()
+}
+
+async fn get_push(State(shared): State<Arc<Shared>>) -> Json<PushFaults> {
+    Json(shared.push.faults())
+}
+
+async fn put_push(State(shared): State<Arc<Shared>>, Json(faults): Json<PushFaults>) -> Response {
+    if let Err(e) = faults.validate() {
+        return bad_request(e);
+    }
+    shared.push.set_faults(faults.clone());
+    Json(faults).into_response()
+}
+
+async fn rotate_keys(State(shared): State<Arc<Shared>>) -> StatusCode {
+    shared.push.rotate_keys().await;
+    StatusCode::NO_CONTENT
+}
+
+async fn disable_push(State(shared): State<Arc<Shared>>) -> StatusCode {
+    shared.push.disable_all();
+    StatusCode::NO_CONTENT
 }

@@ -1,6 +1,6 @@
 //! A faithful local simulator of the bol.com Retailer API v10 for shipments: client-credentials
-//! tokens, the shipments list and detail, per-account rate limits, switchable faults and exact
-//! call accounting. Tests start it in-process on port 0; `simba sandbox` runs it by hand.
+//! tokens, the shipments list and detail, push subscriptions with signed deliveries,
+//! per-account rate limits, switchable faults and exact call accounting. Tests start it in-process on port 0; `simba sandbox` runs it by hand.
 
 mod arrivals;
 mod clock;
@@ -12,6 +12,7 @@ mod gateway;
 mod http;
 mod ids;
 mod prng;
+mod push;
 mod ratelimit;
 mod server;
 mod shipments;
@@ -21,6 +22,7 @@ mod token;
 
 pub use config::{AccountConfig, Limits, SandboxArgs, SandboxConfig};
 pub use faults::Faults;
+pub use push::{PushFaults, PushStats};
 pub use stats::{AccountStats, GroupStats, Stats};
 
 use axum::{
@@ -45,6 +47,19 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/token", post(token::token))
         .route("/retailer/shipments", get(shipments::list))
         .route("/retailer/shipments/{id}", get(shipments::detail))
+        .route(
+            "/retailer/subscriptions",
+            get(push::list).post(push::create),
+        )
+        .route(
+            "/retailer/subscriptions/signature-keys",
+            get(push::signature_keys),
+        )
+        .route(
+            "/retailer/subscriptions/{id}",
+            get(push::get_one).put(push::update).delete(push::delete),
+        )
+        .route("/shared/process-status/{id}", get(push::process_status))
         .merge(control::router())
         .with_state(shared)
 }
@@ -55,15 +70,19 @@ impl Sandbox {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let shared = Arc::new(Shared::new(&config));
+        let (shared, events) = Shared::new(&config);
+        let shared = Arc::new(shared);
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(());
-        let mut tasks = vec![tokio::spawn(server::serve(
-            listener,
-            router(shared.clone()),
-            stopped.clone(),
-        ))];
+        let mut tasks = vec![
+            tokio::spawn(server::serve(
+                listener,
+                router(shared.clone()),
+                stopped.clone(),
+            )),
+            tokio::spawn(push::run(shared.clone(), events, stopped.clone())),
+        ];
         let (fbr, fbb) = config.arrivals_per_minute;
         if fbr > 0.0 || fbb > 0.0 {
             tasks.push(tokio::spawn(arrivals::run(
@@ -123,6 +142,23 @@ impl Sandbox {
             *rate = rate.clamp(0.0, 1.0);
         }
         self.shared.faults.set(&faults);
+    }
+
+    /// Replaces the push delivery switches; rates outside `[0, 1]` are clamped.
+    pub fn set_push_faults(&self, mut faults: PushFaults) {
+        faults.drop_rate = faults.drop_rate.clamp(0.0, 1.0);
+        faults.duplicate_rate = faults.duplicate_rate.clamp(0.0, 1.0);
+        self.shared.push.set_faults(faults);
+    }
+
+    /// Makes a new signing key pair; the previous public key stays published beside it.
+    pub async fn rotate_push_keys(&self) {
+        self.shared.push.rotate_keys().await;
+    }
+
+    /// Disables every push subscription, as bol does after ten failed deliveries.
+    pub fn disable_push_subscriptions(&self) {
+        self.shared.push.disable_all();
     }
 
     /// Stops serving, aborting open connections, and waits for the server to end.

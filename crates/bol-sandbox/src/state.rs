@@ -8,6 +8,7 @@ use crate::{
     config::{Limits, SandboxConfig},
     faults::FaultCell,
     ids::{IdCodec, Key},
+    push::{Event, Push},
     ratelimit::Limiter,
     stats::{AccountStats, Counters, Group, Stats},
 };
@@ -19,6 +20,7 @@ use std::{
     },
     time::Duration,
 };
+use tokio::sync::mpsc;
 
 /// Initial shipments are spread over this many marketplace days before the start.
 const HISTORY_DAYS: i64 = 80;
@@ -143,9 +145,11 @@ impl Catalog {
             .collect()
     }
 
-    /// Adds `n` shipments shipped at `at`; they become the newest.
-    pub(crate) fn add(&self, n: u64, at: i64) {
+    /// Adds `n` shipments shipped at `at`; they become the newest. Returns the index of the
+    /// first.
+    pub(crate) fn add(&self, n: u64, at: i64) -> u64 {
         let mut arrivals = write(&self.arrivals);
+        let first = self.initial + arrivals.len() as u64;
         arrivals.extend(std::iter::repeat_n(at, n as usize));
         let count = self.initial + arrivals.len() as u64;
         let mut fetched = write(&self.fetched);
@@ -154,6 +158,7 @@ impl Catalog {
             fetched.push(AtomicU64::new(0));
         }
         self.count.store(count, Ordering::Release);
+        first
     }
 
     /// Records a clean detail answer; true if it was answered before.
@@ -196,9 +201,9 @@ pub(crate) struct Account {
     pub secret: String,
     /// FBR, FBB.
     pub catalogs: [Catalog; 2],
-    /// Token, list, detail.
-    limiters: [Limiter; 3],
-    counters: [Counters; 3],
+    /// By [`Group`].
+    limiters: [Limiter; Group::COUNT],
+    counters: [Counters; Group::COUNT],
     pub last_token: Mutex<Option<IssuedToken>>,
 }
 
@@ -234,10 +239,13 @@ pub(crate) struct Shared {
     pub unattributed: AtomicU64,
     /// Numbers requests, for request ids and fault dice.
     pub requests: AtomicU64,
+    /// Subscriptions, keys and deliveries.
+    pub push: Push,
 }
 
 impl Shared {
-    pub(crate) fn new(config: &SandboxConfig) -> Self {
+    /// The state, and the queue of push events for [`crate::push::run`].
+    pub(crate) fn new(config: &SandboxConfig) -> (Self, mpsc::UnboundedReceiver<Event>) {
         let clock = Clock::new(config.time_scale);
         let anchor = clock.anchor();
         let Limits {
@@ -263,7 +271,8 @@ impl Shared {
                         .wrapping_mul(31);
                     Catalog::new(u64::from(if fbb { a.fbb } else { a.fbr }), anchor, seed)
                 }),
-                limiters: [token, list, detail].map(Limiter::new),
+                // bol publishes no limits for the push endpoints: unlimited, but counted.
+                limiters: [token, list, detail, 0, 0, 0].map(Limiter::new),
                 counters: Default::default(),
                 last_token: Mutex::new(None),
             })
@@ -275,7 +284,8 @@ impl Shared {
             .collect();
         let faults = FaultCell::default();
         faults.set(&config.faults);
-        Self {
+        let (push, events) = Push::new();
+        let shared = Self {
             seed: config.seed,
             window: clock.real(Duration::from_secs(60)),
             clock,
@@ -288,7 +298,9 @@ impl Shared {
             mac_key: crate::prng::mix(config.seed ^ 0x5eed_70ce),
             unattributed: AtomicU64::new(0),
             requests: AtomicU64::new(0),
-        }
+            push,
+        };
+        (shared, events)
     }
 
     pub(crate) fn account_by_client(&self, client_id: &str) -> Option<usize> {
@@ -307,9 +319,13 @@ impl Shared {
                     token: a.counters(Group::Token).snapshot(),
                     list: a.counters(Group::List).snapshot(),
                     detail: a.counters(Group::Detail).snapshot(),
+                    subscriptions: a.counters(Group::Subscriptions).snapshot(),
+                    signature_keys: a.counters(Group::SignatureKeys).snapshot(),
+                    process_status: a.counters(Group::ProcessStatus).snapshot(),
                 })
                 .collect(),
             unattributed: self.unattributed.load(Ordering::Relaxed),
+            push: self.push.stats(),
         }
     }
 
@@ -321,17 +337,30 @@ impl Shared {
             a.catalogs.iter().for_each(Catalog::clear_accounting);
         }
         self.unattributed.store(0, Ordering::Relaxed);
+        self.push.reset_stats();
     }
 
-    /// Adds arrivals to an account; false if there is no such account.
+    /// Adds arrivals to an account and notifies its push subscriptions; false if there is no
+    /// such account.
     pub(crate) fn add_shipments(&self, client_id: &str, fbr: u64, fbb: u64) -> bool {
         let Some(n) = self.account_by_client(client_id) else {
             return false;
         };
         let now = self.clock.market_now();
         let account = &self.accounts[n];
-        account.catalog(false).add(fbr, now);
-        account.catalog(true).add(fbb, now);
+        let mut added = Vec::new();
+        for (fbb, count) in [(false, fbr), (true, fbb)] {
+            if count == 0 {
+                continue;
+            }
+            let first = account.catalog(fbb).add(count, now);
+            added.extend((first..first + count).map(|index| Key {
+                account: n,
+                fbb,
+                index,
+            }));
+        }
+        self.push.shipments_added(self, &added);
         true
     }
 }

@@ -10,6 +10,14 @@ pub(crate) enum Group {
     Token = 0,
     List = 1,
     Detail = 2,
+    Subscriptions = 3,
+    SignatureKeys = 4,
+    ProcessStatus = 5,
+}
+
+impl Group {
+    /// How many groups there are: the length of per-group arrays.
+    pub(crate) const COUNT: usize = 6;
 }
 
 /// Counters of one endpoint group of one account.
@@ -37,6 +45,15 @@ pub struct AccountStats {
     pub token: GroupStats,
     pub list: GroupStats,
     pub detail: GroupStats,
+    /// `/retailer/subscriptions` and `/retailer/subscriptions/{id}`.
+    #[serde(default)]
+    pub subscriptions: GroupStats,
+    /// `/retailer/subscriptions/signature-keys`.
+    #[serde(default)]
+    pub signature_keys: GroupStats,
+    /// `/shared/process-status/{id}`.
+    #[serde(default)]
+    pub process_status: GroupStats,
 }
 
 /// Everything `GET /_sandbox/stats` reports.
@@ -45,6 +62,9 @@ pub struct Stats {
     pub accounts: Vec<AccountStats>,
     /// Requests no account could be named for (unknown client id or token).
     pub unattributed: u64,
+    /// Push notification deliveries.
+    #[serde(default)]
+    pub push: crate::push::PushStats,
 }
 
 impl Stats {

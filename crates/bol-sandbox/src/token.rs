@@ -237,7 +237,7 @@ mod tests {
 
     #[test]
     fn issued_tokens_verify_and_tampered_ones_do_not() {
-        let shared = Shared::new(&SandboxConfig::default().with_accounts(2, 1, 1));
+        let (shared, _events) = Shared::new(&SandboxConfig::default().with_accounts(2, 1, 1));
         let (token, expires_in, _) = issue(&shared, 1, 7);
         assert_eq!(expires_in, 299);
         assert_eq!(verify(&shared, &token), Verdict::Valid(1));

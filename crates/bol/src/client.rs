@@ -27,7 +27,7 @@ use std::{
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-const V10: &str = "application/vnd.retailer.v10+json";
+pub(crate) const V10: &str = "application/vnd.retailer.v10+json";
 
 /// A seller's API credentials.
 #[derive(Clone, Debug)]
@@ -121,6 +121,9 @@ pub struct Calls {
     pub list: u32,
     /// Requests to shipment details.
     pub detail: u32,
+    /// Requests managing push subscriptions: subscriptions, signature keys, process statuses.
+    #[serde(default)]
+    pub subscriptions: u32,
     /// Answers 429.
     pub rate_limited: u32,
     /// Attempts repeated after a transient failure.
@@ -136,7 +139,7 @@ pub struct Calls {
 impl Calls {
     /// Requests of every group.
     pub fn total(&self) -> u32 {
-        self.token + self.list + self.detail
+        self.token + self.list + self.detail + self.subscriptions
     }
 
     fn count(&mut self, group: Group) {
@@ -144,6 +147,9 @@ impl Calls {
             Group::Token => self.token += 1,
             Group::List => self.list += 1,
             Group::Detail => self.detail += 1,
+            Group::Subscriptions | Group::SignatureKeys | Group::ProcessStatus => {
+                self.subscriptions += 1
+            }
         }
     }
 }
@@ -153,6 +159,7 @@ impl AddAssign for Calls {
         self.token += other.token;
         self.list += other.list;
         self.detail += other.detail;
+        self.subscriptions += other.subscriptions;
         self.rate_limited += other.rate_limited;
         self.retries += other.retries;
         self.unauthorized += other.unauthorized;
@@ -277,7 +284,12 @@ impl Client {
         .await
     }
 
-    async fn api<T>(
+    /// The base of the API, as configured.
+    pub(crate) fn api_url(&self) -> &str {
+        &self.inner.config.api_url
+    }
+
+    pub(crate) async fn api<T>(
         &self,
         creds: &Credentials,
         group: Group,
@@ -573,14 +585,18 @@ fn describe(e: &reqwest::Error) -> String {
 fn malformed(group: Group, e: &Malformed, body: &[u8]) -> Error {
     Error::MalformedBody(match group {
         Group::Token => format!("{e} in {} bytes", body.len()),
-        Group::List | Group::Detail => {
+        Group::List
+        | Group::Detail
+        | Group::Subscriptions
+        | Group::SignatureKeys
+        | Group::ProcessStatus => {
             format!("{e} in {} bytes: {}", body.len(), parse::snippet(body))
         }
     })
 }
 
 /// Shipment ids are digits, but an id must never change the path.
-fn encode_segment(id: &str) -> String {
+pub(crate) fn encode_segment(id: &str) -> String {
     id.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -1,5 +1,5 @@
 //! A typed client for the bol.com Retailer API v10 shipments endpoints: tokens, the shipments
-//! list and shipment details, with rate limiting from bol's headers, token reuse and retries.
+//! list and shipment details, push subscriptions and their signatures, with rate limiting from bol's headers, token reuse and retries.
 //!
 //! It knows nothing of Simba's database: token storage is the [`TokenCache`] trait and the rate
 //! budgets are exported and imported as [`BucketSnapshot`]s. What bol answers is read by the
@@ -11,6 +11,8 @@ mod error;
 mod limiter;
 mod model;
 pub mod parse;
+pub mod signature;
+mod subscriptions;
 pub mod telemetry;
 mod token;
 
@@ -23,4 +25,8 @@ pub use model::{
     ShipmentDetails, ShipmentItem, ShipmentPage, Transport, TransportEvent,
 };
 pub use secrecy::{ExposeSecret, SecretString};
+pub use signature::{PublicKeys, SignatureError, SignatureHeader};
+pub use subscriptions::{
+    ProcessState, ProcessStatus, SignatureKey, Subscription, SubscriptionRequest,
+};
 pub use token::{BoxFuture, CachedToken, MemoryTokenCache, TokenCache};

@@ -27,11 +27,24 @@ pub enum Group {
     List,
     /// `GET /retailer/shipments/{id}`.
     Detail,
+    /// `/retailer/subscriptions` and `/retailer/subscriptions/{id}`.
+    Subscriptions,
+    /// `GET /retailer/subscriptions/signature-keys`, limited to a few calls an hour.
+    SignatureKeys,
+    /// `GET /shared/process-status/{id}`.
+    ProcessStatus,
 }
 
 impl Group {
     /// All groups, for exporting state.
-    pub const ALL: [Group; 3] = [Group::Token, Group::List, Group::Detail];
+    pub const ALL: [Group; 6] = [
+        Group::Token,
+        Group::List,
+        Group::Detail,
+        Group::Subscriptions,
+        Group::SignatureKeys,
+        Group::ProcessStatus,
+    ];
 }
 
 /// A budget of `calls` per fixed `window`.
@@ -92,6 +105,8 @@ impl Limits {
             Group::Token => self.token,
             Group::List => self.list,
             Group::Detail => self.detail,
+            // bol publishes no figures for these: their budgets come from the headers.
+            Group::Subscriptions | Group::SignatureKeys | Group::ProcessStatus => None,
         }
     }
 

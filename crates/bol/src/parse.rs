@@ -225,7 +225,7 @@ fn utf8(body: &[u8]) -> Result<&str, Malformed> {
 
 /// Checks UTF-8 first: serde_json validates only the strings it keeps, so a body with broken
 /// bytes in an ignored field would otherwise pass.
-fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Malformed> {
+pub(crate) fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Malformed> {
     serde_json::from_str(utf8(body)?).map_err(Malformed::new)
 }
 

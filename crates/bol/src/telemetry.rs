@@ -84,6 +84,9 @@ pub(crate) fn group_label(group: Group) -> &'static str {
         Group::Token => "token",
         Group::List => "list",
         Group::Detail => "detail",
+        Group::Subscriptions => "subscriptions",
+        Group::SignatureKeys => "signature_keys",
+        Group::ProcessStatus => "process_status",
     }
 }
 

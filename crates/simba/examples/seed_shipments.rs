@@ -55,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)?,
             auto_sync: false,
             sync_interval: simba::domain::SyncInterval::DEFAULT,
+            push_enabled: false,
         };
         let secret = simba::domain::ClientSecret::parse(&"bench-secret".to_owned().into())
             .map_err(anyhow::Error::msg)?;

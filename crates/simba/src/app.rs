@@ -262,13 +262,15 @@ fn engine_runtime() -> Option<tokio::runtime::Runtime> {
 /// threads are at 0 and so get about ten times the engine's share of a busy core.
 const ENGINE_PRIORITY: u8 = 25;
 
-/// The sync workers, the scheduler and the webhook workers of one process, on the engine's
+/// The sync workers, the scheduler, the push manager and the webhook workers of one process, on the engine's
 /// runtime if it has one.
 struct Background {
     stop: tokio::sync::watch::Sender<bool>,
     workers: tokio::task::JoinHandle<()>,
     scheduler: tokio::task::JoinHandle<()>,
     retention: tokio::task::JoinHandle<()>,
+    /// The push subscription manager and notification worker.
+    push: tokio::task::JoinHandle<()>,
     /// The webhook dispatcher and deliveries; `None` if its HTTP client could not be built.
     webhooks: Option<tokio::task::JoinHandle<()>>,
     _runtime: Option<EngineRuntime>,
@@ -304,6 +306,7 @@ impl Background {
             workers: handle.spawn(state.engine.clone().run_workers(stop_rx.clone())),
             webhooks: webhooks.map(|w| handle.spawn(w.run(stop_rx.clone()))),
             retention: handle.spawn(state.engine.clone().run_retention(stop_rx.clone())),
+            push: handle.spawn(state.engine.clone().run_push(stop_rx.clone())),
             scheduler: handle.spawn(state.engine.clone().run_scheduler(stop_rx)),
             stop,
             _runtime: runtime.map(|r| EngineRuntime(Some(r))),
@@ -316,6 +319,7 @@ impl Background {
         self.workers.await.ok();
         self.scheduler.await.ok();
         self.retention.await.ok();
+        self.push.await.ok();
         // Deliveries in flight end within their timeout and are recorded.
         if let Some(webhooks) = self.webhooks {
             webhooks.await.ok();

@@ -322,6 +322,20 @@ impl Config {
                 })?;
             engine.slice = std::time::Duration::from_secs(secs);
         }
+        if let Some(v) = lookup("SIMBA_PUBLIC_URL") {
+            engine.push.public_url = Some(public_url(v.trim())?);
+        }
+        if let Some(v) = lookup("SIMBA_PUSH_POLL_STRETCH") {
+            engine.push.poll_stretch =
+                v.parse()
+                    .ok()
+                    .filter(|n| (1..=96).contains(n))
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "SIMBA_PUSH_POLL_STRETCH must be between 1 and 96 (got {v:?})."
+                        ))
+                    })?;
+        }
         let sessions = session_settings(&lookup)?;
         let webhooks = WebhookSettings {
             allow_private: match lookup("SIMBA_WEBHOOK_ALLOW_PRIVATE").as_deref() {
@@ -416,6 +430,10 @@ impl Config {
         config.webhooks.retry_delays = vec![Duration::from_millis(200); 3];
         config.webhooks.poll_interval = Duration::from_millis(50);
         config.webhooks.quiet_time = Duration::from_millis(300);
+        config.engine.push.tick = Duration::from_millis(50);
+        config.engine.push.health_check = Duration::from_secs(1);
+        config.engine.push.retry_delay = Duration::from_secs(1);
+        config.engine.push.key_refetch_floor = Duration::from_millis(200);
         config
     }
 
@@ -588,6 +606,71 @@ pub struct EngineSettings {
     /// the queue: RabbitMQ cancels a consumer whose delivery stays unacknowledged for 30 minutes
     /// (its `consumer_timeout`).
     pub slice: Duration,
+    /// Push notifications from the marketplace.
+    pub push: PushSettings,
+}
+
+/// Push notifications: where the marketplace reaches this deployment (`SIMBA_PUBLIC_URL`),
+/// how often subscriptions are looked after, and the receiver's limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSettings {
+    /// `https://...`, or `http://` to a loopback address, without a trailing slash; without it
+    /// no subscription is made and shops with push wait as `pending`.
+    pub public_url: Option<String>,
+    /// How often the manager and the notification worker look for work.
+    pub tick: Duration,
+    /// How often an active subscription is read back, to notice the marketplace disabled it.
+    pub health_check: Duration,
+    /// How long after a failed marketplace call the manager tries again.
+    pub retry_delay: Duration,
+    /// The shortest time between two fetches of the signature keys (bol allows a few an hour).
+    pub key_refetch_floor: Duration,
+    /// Notifications older than this (by their timestamp) are refused as replays.
+    pub max_event_age: Duration,
+    /// While a shop's push is active, its automatic incremental syncs come this many times less
+    /// often (`SIMBA_PUSH_POLL_STRETCH`, 1 to 96; 1 keeps the interval).
+    pub poll_stretch: u32,
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        PushSettings {
+            public_url: None,
+            tick: Duration::from_secs(1),
+            health_check: Duration::from_secs(300),
+            retry_delay: Duration::from_secs(60),
+            key_refetch_floor: Duration::from_secs(300),
+            max_event_age: Duration::from_secs(3600),
+            poll_stretch: 4,
+        }
+    }
+}
+
+/// `SIMBA_PUBLIC_URL`: an `https://` URL, or `http://` to a loopback address (tests, a local
+/// sandbox), with no query or fragment; returned without a trailing slash.
+fn public_url(value: &str) -> Result<String, ConfigError> {
+    let fail = |why: &str| {
+        ConfigError(format!(
+            "SIMBA_PUBLIC_URL must be an https:// URL, or http:// to a loopback address, with no \
+             query or fragment ({why}: {value:?})."
+        ))
+    };
+    let url = url::Url::parse(value).map_err(|_| fail("not a URL"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err(fail("no host")),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err(fail("not https")),
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(fail("a query, fragment or user"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 impl Default for EngineSettings {
@@ -599,6 +682,7 @@ impl Default for EngineSettings {
             detail_batch: 10,
             schedule_interval: Duration::from_secs(5),
             slice: Duration::from_secs(600),
+            push: PushSettings::default(),
         }
     }
 }
@@ -743,6 +827,29 @@ mod tests {
         assert!(error.to_string().starts_with("SIMBA_WEBHOOK_ALLOW_PRIVATE"));
         let total: Duration = WebhookSettings::default().retry_delays.iter().sum();
         assert!(total >= Duration::from_secs(24 * 3600));
+    }
+
+    #[test]
+    fn the_public_url_is_https_or_loopback_http() {
+        let url = |v: &str| config(&[("SIMBA_PUBLIC_URL", v)]).map(|c| c.engine.push.public_url);
+        assert_eq!(
+            url("https://simba.example/").unwrap().as_deref(),
+            Some("https://simba.example")
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8000").unwrap().as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
+        for bad in [
+            "http://simba.example",
+            "ftp://x",
+            "https://x/?a=1",
+            "not a url",
+        ] {
+            let error = url(bad).unwrap_err().to_string();
+            assert!(error.starts_with("SIMBA_PUBLIC_URL"), "{bad}: {error}");
+        }
+        assert!(config(&[("SIMBA_PUSH_POLL_STRETCH", "0")]).is_err());
     }
 
     #[test]

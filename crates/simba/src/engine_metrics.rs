@@ -32,6 +32,12 @@ pub const WRITER_QUEUE_DEPTH: &str = "simba_db_writer_queue_depth";
 /// a step, shipments stored by the demo or a test, are in it too) or `server` (PostgreSQL or
 /// MySQL, from taking a pool connection to COMMIT).
 pub const COMMIT_DURATION: &str = "simba_db_commit_duration_seconds";
+/// Counter: push notifications the receiver answered, by `outcome`: `accepted` (recorded),
+/// `duplicate` (recorded before), `ignored` (not about a shipment), `rejected` (unsigned,
+/// forged, malformed or stale).
+pub const PUSH_EVENTS: &str = "simba_push_events_total";
+/// Counter: shipment details fetched because of push notifications.
+pub const PUSH_DETAILS: &str = "simba_push_details_total";
 /// Gauge: shops found due by the scheduler's last pass.
 pub const SCHEDULER_DUE_SHOPS: &str = "simba_scheduler_due_shops";
 /// Gauge: at the scheduler's last pass, seconds since the most overdue shop it found was due
@@ -60,6 +66,17 @@ pub const COMMIT_BUCKETS: &[f64] = &[
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(RUNS_QUEUED, "Sync runs queued, by trigger");
+    describe_counter!(
+        PUSH_EVENTS,
+        "Push notifications from the marketplace, by outcome"
+    );
+    describe_counter!(
+        PUSH_DETAILS,
+        "Shipment details fetched because of push notifications"
+    );
+    for outcome in ["accepted", "duplicate", "ignored", "rejected"] {
+        metrics::counter!(PUSH_EVENTS, "outcome" => outcome).increment(0);
+    }
     describe_counter!(RUNS_ENDED, "Sync runs ended, by final status");
     describe_gauge!(RUNS_DRIVING, "Sync runs this process drives now");
     describe_histogram!(
@@ -211,4 +228,14 @@ pub fn scheduler_spread(shops: u64) {
 
 pub fn scheduler_leader(leads: bool) {
     metrics::gauge!(SCHEDULER_LEADER).set(if leads { 1.0 } else { 0.0 });
+}
+
+/// A push notification answered with `outcome` (one of [`PUSH_EVENTS`]' values).
+pub fn push_event(outcome: &'static str) {
+    metrics::counter!(PUSH_EVENTS, "outcome" => outcome).increment(1);
+}
+
+/// Details fetched for push notifications.
+pub fn push_details(count: usize) {
+    metrics::counter!(PUSH_DETAILS).increment(count as u64);
 }

@@ -7,5 +7,6 @@ mod faults;
 mod helpers;
 mod limits;
 mod metrics;
+mod push;
 mod tokens;
 mod window_edges;

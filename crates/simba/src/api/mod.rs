@@ -8,6 +8,7 @@ pub mod cursor;
 mod data_protection;
 mod docs;
 mod errors;
+mod hooks;
 pub mod json;
 mod limits;
 pub mod openapi;
@@ -51,6 +52,7 @@ pub fn routes() -> Router<AppState> {
         .layer(middleware::from_fn(conditional::tag_bodies));
     Router::new()
         .nest("/api/v1", api)
+        .merge(hooks::routes())
         .merge(ops::routes())
         .merge(docs::routes())
 }

@@ -33,6 +33,7 @@ use crate::state::AppState;
         super::data_protection::create_erasure, super::data_protection::data_subject,
         super::data_protection::access_log,
         super::ops::healthz, super::ops::readyz, super::ops::metrics,
+        super::hooks::receive,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&TokenAuth, &CursorsAndTags, &ProblemResponses),

@@ -18,6 +18,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::services::shops::{self as shop_service, REQUIRED_TO_REPLACE, ShopInput};
 use crate::state::AppState;
 use crate::store::keyset::Position;
+use crate::store::push;
 use crate::store::shops::{self, Shop};
 
 pub fn routes() -> Router<AppState> {
@@ -49,10 +50,61 @@ pub struct ShopOut {
     /// When the marketplace last refused the credentials; cleared when they change.
     #[schema(format = DateTime)]
     credentials_rejected_at: Option<String>,
+    /// Whether Simba keeps a push subscription at the marketplace for this shop.
+    push_enabled: bool,
+    push: PushOut,
     #[schema(format = DateTime)]
     created_at: String,
     #[schema(format = DateTime)]
     updated_at: String,
+}
+
+/// The shop's push subscription as it stands (read-only).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PushOut {
+    #[schema(pattern = "^(off|pending|active|disabled)$")]
+    status: &'static str,
+    /// The marketplace's id of the subscription, once it exists.
+    subscription_id: Option<String>,
+    #[schema(format = DateTime)]
+    last_event_at: Option<String>,
+    /// Since when the marketplace has had the subscription disabled, while it has.
+    #[schema(format = DateTime)]
+    disabled_since: Option<String>,
+    events_received: i64,
+    events_rejected: i64,
+}
+
+impl PushOut {
+    fn of(shop: &Shop, row: Option<&push::Subscription>) -> PushOut {
+        let row = row.filter(|r| r.wanted && shop.push_enabled);
+        PushOut {
+            status: row.map_or("off", |r| r.status.as_str()),
+            subscription_id: row.and_then(|r| r.subscription_id.clone()),
+            last_event_at: row.and_then(|r| r.last_event_at).map(rfc3339),
+            disabled_since: row
+                .filter(|r| r.status == push::PushStatus::Disabled)
+                .and_then(|r| r.disabled_at)
+                .map(rfc3339),
+            events_received: row.map_or(0, |r| r.events_received),
+            events_rejected: row.map_or(0, |r| r.events_rejected),
+        }
+    }
+}
+
+impl ShopOut {
+    fn with_push(shop: &Shop, row: Option<&push::Subscription>) -> ShopOut {
+        ShopOut {
+            push: PushOut::of(shop, row),
+            ..ShopOut::from(shop)
+        }
+    }
+
+    /// The shop with its push state read from the store.
+    async fn read(state: &AppState, shop: &Shop) -> ApiResult<ShopOut> {
+        let row = push::for_shop(&state.db, shop.user_id, shop.id).await?;
+        Ok(ShopOut::with_push(shop, row.as_ref()))
+    }
 }
 
 impl From<&Shop> for ShopOut {
@@ -68,6 +120,8 @@ impl From<&Shop> for ShopOut {
             active_run_id: shop.active_run_id,
             shipment_count: shop.shipment_count,
             credentials_rejected_at: shop.credentials_rejected_at.map(rfc3339),
+            push_enabled: shop.push_enabled,
+            push: PushOut::of(shop, None),
             created_at: rfc3339(shop.created_at),
             updated_at: rfc3339(shop.updated_at),
         }
@@ -98,6 +152,8 @@ pub struct ShopIn {
     auto_sync: Option<bool>,
     #[schema(minimum = 1, maximum = 10080)]
     sync_interval_minutes: Option<i64>,
+    /// Keep a push subscription at the marketplace (default false).
+    push_enabled: Option<bool>,
 }
 
 impl From<ShopIn> for ShopInput {
@@ -109,6 +165,7 @@ impl From<ShopIn> for ShopInput {
             client_secret: input.client_secret,
             auto_sync: input.auto_sync,
             sync_interval_minutes: input.sync_interval_minutes,
+            push_enabled: input.push_enabled,
         }
     }
 }
@@ -136,14 +193,20 @@ pub(super) async fn list_shops(
             key: None,
             id: shop.id,
         });
-        let results: Vec<ShopOut> = rows.iter().map(ShopOut::from).collect();
+        let mut results = Vec::with_capacity(rows.len());
+        for shop in &rows {
+            results.push(ShopOut::read(&state, shop).await?);
+        }
         let context = (&state.cipher, &uri, &headers);
         return Ok(walk.answer(results, ends, more, context).into_response());
     }
     let params = PageParams::from_query(&query)?;
     let (rows, count) =
         shops::list(&state.db, auth.user.id, params.limit(), params.offset()).await?;
-    let results = rows.iter().map(ShopOut::from).collect();
+    let mut results = Vec::with_capacity(rows.len());
+    for shop in &rows {
+        results.push(ShopOut::read(&state, shop).await?);
+    }
     Ok(Json(Page::new(results, count, params, &uri, &headers)?).into_response())
 }
 
@@ -156,7 +219,10 @@ pub(super) async fn create_shop(
 ) -> ApiResult<(StatusCode, Json<ShopOut>)> {
     let input = input.into();
     let shop = shop_service::create(&state.db, &state.cipher, auth.user.id, &input).await?;
-    Ok((StatusCode::CREATED, Json(ShopOut::from(&shop))))
+    Ok((
+        StatusCode::CREATED,
+        Json(ShopOut::read(&state, &shop).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/shops/{id}", tag = "shops", security(("token" = [])),
@@ -167,7 +233,8 @@ pub(super) async fn get_shop(
     auth: AuthUser,
     ResourceId(id): ResourceId,
 ) -> ApiResult<Json<ShopOut>> {
-    Ok(Json(ShopOut::from(&owned_shop(&state, &auth, id).await?)))
+    let shop = owned_shop(&state, &auth, id).await?;
+    Ok(Json(ShopOut::read(&state, &shop).await?))
 }
 
 async fn write_shop(
@@ -180,7 +247,7 @@ async fn write_shop(
     let shop = owned_shop(state, auth, id).await?;
     let input = input.into();
     let updated = shop_service::update(&state.db, &state.cipher, &shop, &input, required).await?;
-    Ok(Json(ShopOut::from(&updated)))
+    Ok(Json(ShopOut::read(state, &updated).await?))
 }
 
 /// PUT replaces the shop's settings: `name` and `client_id` are required; an omitted

@@ -16,6 +16,7 @@ use super::{DashError, DashResult, PageId, PostedForm, Session};
 use crate::domain::{Timestamp, Trigger, ValidationErrors};
 use crate::services::shops::{self as shop_service, REQUIRED_TO_REPLACE, ShopError, ShopInput};
 use crate::state::AppState;
+use crate::store::push::{self, PushStatus};
 use crate::store::shops::{self, Shop};
 use crate::store::sync_runs;
 use crate::sync::{self, QueueError};
@@ -43,6 +44,11 @@ async fn list(
         .await?
         .into_iter()
         .collect();
+    let pushes: HashMap<i64, push::Subscription> = push::for_user(&state.db, user_id)
+        .await?
+        .into_iter()
+        .map(|p| (p.shop_id, p))
+        .collect();
     let body = html! {
         p.actions { a.button href="/shops/new" { "Add a shop" } }
         @if rows.is_empty() {
@@ -66,7 +72,7 @@ async fn list(
                                 td { code { (shop.client_id) } }
                                 td.num { a href={"/shipments?shop=" (shop.id)} { (shop.shipment_count) } }
                                 td { (maybe_when(shop.last_synced_at)) }
-                                td { (status(shop, failing.get(&shop.id).copied())) }
+                                td { (status(shop, failing.get(&shop.id).copied(), pushes.get(&shop.id))) }
                                 td.row-actions {
                                     form method="post" action={"/shops/" (shop.id) "/sync"} {
                                         (csrf_field(&session))
@@ -91,7 +97,11 @@ async fn list(
 
 /// What needs the seller's attention first: rejected credentials, then a running sync, then
 /// failures since the last success.
-fn status(shop: &Shop, failing_since: Option<Timestamp>) -> Markup {
+fn status(
+    shop: &Shop,
+    failing_since: Option<Timestamp>,
+    push: Option<&push::Subscription>,
+) -> Markup {
     html! {
         ul.status {
             @if let Some(at) = shop.credentials_rejected_at {
@@ -108,6 +118,21 @@ fn status(shop: &Shop, failing_since: Option<Timestamp>) -> Markup {
             }
             @if !shop.auto_sync {
                 li { "Automatic sync off" }
+            }
+            @if let Some(push) = push.filter(|_| shop.push_enabled) {
+                @match push.status {
+                    PushStatus::Active => li.ok {
+                        "Push on, " (push.events_received) " events"
+                        @if let Some(at) = push.last_event_at { ", last " (when(at)) }
+                        @if push.events_rejected > 0 { ", " (push.events_rejected) " rejected" }
+                    },
+                    PushStatus::Pending => li { "Push being set up" },
+                    PushStatus::Disabled => li.bad {
+                        "Push disabled by the marketplace"
+                        @if let Some(at) = push.disabled_at { " " (when(at)) }
+                        ", being enabled again"
+                    },
+                }
             }
         }
     }
@@ -157,6 +182,8 @@ fn shop_input(fields: &QueryParams) -> ShopInput {
         sync_interval_minutes: fields
             .get("sync_interval_minutes")
             .map(|v| v.trim().parse().unwrap_or(0)),
+        // Push is switched in the API; the form keeps what the shop has.
+        push_enabled: None,
     }
 }
 

@@ -4,5 +4,6 @@
 pub mod accounts;
 pub mod data_protection;
 pub mod page_cache;
+pub mod push;
 pub mod shops;
 pub mod webhooks;

@@ -8,6 +8,7 @@ use crate::crypto::Cipher;
 use crate::domain::{
     ClientId, ClientSecret, Marketplace, ShopName, SyncInterval, ValidationErrors,
 };
+use crate::store::push;
 use crate::store::shops::{self, Shop, ShopFields};
 use crate::store::{Db, StoreError};
 
@@ -20,6 +21,7 @@ pub struct ShopInput {
     pub client_secret: Option<SecretString>,
     pub auto_sync: Option<bool>,
     pub sync_interval_minutes: Option<i64>,
+    pub push_enabled: Option<bool>,
 }
 
 /// Why a shop was not written.
@@ -59,6 +61,9 @@ pub async fn create(
     let (fields, secret) = parse_fields(input, None, REQUIRED_TO_CREATE)?;
     let secret = secret.expect("client_secret is required and parsed");
     let shop = shops::create(db, cipher, user_id, &fields, &secret).await?;
+    if shop.push_enabled {
+        push::set_wanted(db, user_id, shop.id, true).await?;
+    }
     tracing::info!(shop.id = shop.id, user.id = user_id, "shop added");
     Ok(shop)
 }
@@ -72,7 +77,11 @@ pub async fn update(
     required: &[&str],
 ) -> Result<Shop, ShopError> {
     let (fields, secret) = parse_fields(input, Some(shop), required)?;
-    Ok(shops::update(db, cipher, shop, &fields, secret.as_ref()).await?)
+    let updated = shops::update(db, cipher, shop, &fields, secret.as_ref()).await?;
+    if updated.push_enabled != shop.push_enabled {
+        push::set_wanted(db, shop.user_id, shop.id, updated.push_enabled).await?;
+    }
+    Ok(updated)
 }
 
 /// Applies `input` over `base` (`None` for a new shop). `required` fields must be present.
@@ -119,6 +128,10 @@ fn parse_fields(
         .auto_sync
         .or(base.map(|s| s.auto_sync))
         .unwrap_or(true);
+    let push_enabled = input
+        .push_enabled
+        .or(base.map(|s| s.push_enabled))
+        .unwrap_or(false);
     match (name, client_id, marketplace, sync_interval) {
         (Some(name), Some(client_id), Some(marketplace), Some(sync_interval))
             if errors.is_empty() =>
@@ -130,6 +143,7 @@ fn parse_fields(
                     client_id,
                     auto_sync,
                     sync_interval,
+                    push_enabled,
                 },
                 secret,
             ))

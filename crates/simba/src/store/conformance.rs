@@ -194,6 +194,7 @@ impl Seller {
             client_id: ClientId::parse(&client_id(name)).unwrap(),
             auto_sync: false,
             sync_interval: SyncInterval::parse(60).unwrap(),
+            push_enabled: false,
         };
         let secret = ClientSecret::parse(&SecretString::from("secret-value-1")).unwrap();
         let shop = shops::create(db, &cipher(), user.id, &fields, &secret)

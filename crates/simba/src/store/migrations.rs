@@ -115,6 +115,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0015_buyer_data_protection.sql"),
         include_str!("../../migrations/mysql/0015_buyer_data_protection.sql"),
     ),
+    (
+        16,
+        "push notifications",
+        include_str!("../../migrations/sqlite/0016_push.sql"),
+        include_str!("../../migrations/postgres/0016_push.sql"),
+        include_str!("../../migrations/mysql/0016_push.sql"),
+    ),
 ];
 
 /// The SQLite schema's scripts, oldest first, for tests of rusqlite's statements.

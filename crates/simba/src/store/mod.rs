@@ -15,6 +15,7 @@ pub mod login_failures;
 pub mod marketplace;
 mod migrations;
 mod param;
+pub mod push;
 mod server;
 pub mod settings;
 pub mod shipments;

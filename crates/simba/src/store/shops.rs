@@ -27,6 +27,8 @@ pub struct Shop {
     pub active_run_id: Option<i64>,
     pub shipment_count: i64,
     pub credentials_rejected_at: Option<Timestamp>,
+    /// The seller wants push notifications from the marketplace.
+    pub push_enabled: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -39,11 +41,12 @@ pub struct ShopFields {
     pub client_id: ClientId,
     pub auto_sync: bool,
     pub sync_interval: SyncInterval,
+    pub push_enabled: bool,
 }
 
 const COLUMNS: &str = "id, user_id, name, marketplace, client_id, auto_sync, \
     sync_interval_minutes, last_synced_at, active_run_id, shipment_count, \
-    credentials_rejected_at, created_at, updated_at";
+    credentials_rejected_at, push_enabled, created_at, updated_at";
 
 fn from_row(row: &AnyRow) -> Result<Shop, sqlx::Error> {
     Ok(Shop {
@@ -58,6 +61,7 @@ fn from_row(row: &AnyRow) -> Result<Shop, sqlx::Error> {
         active_run_id: row.try_get("active_run_id")?,
         shipment_count: row.try_get("shipment_count")?,
         credentials_rejected_at: maybe_seconds_at(row, "credentials_rejected_at")?,
+        push_enabled: row.try_get::<i64, _>("push_enabled")? != 0,
         created_at: seconds_at(row, "created_at")?,
         updated_at: seconds_at(row, "updated_at")?,
     })
@@ -76,8 +80,8 @@ pub async fn create(
         .then(|| first_sync_at(now, fields.sync_interval));
     let sql = format!(
         "INSERT INTO shops (user_id, name, marketplace, client_id, client_secret_enc, auto_sync, \
-         sync_interval_minutes, shipment_count, created_at, updated_at, next_sync_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?){}",
+         sync_interval_minutes, shipment_count, created_at, updated_at, next_sync_at, \
+         push_enabled) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?){}",
         db.returning_id()
     );
     let query = db
@@ -91,7 +95,8 @@ pub async fn create(
         .bind(fields.sync_interval.minutes())
         .bind(now.unix_seconds())
         .bind(now.unix_seconds())
-        .bind(next_sync.map(Timestamp::unix_seconds));
+        .bind(next_sync.map(Timestamp::unix_seconds))
+        .bind(i16::from(fields.push_enabled));
     let id = db.insert(&db.pool, query).await?;
     Ok(Shop {
         id,
@@ -105,6 +110,7 @@ pub async fn create(
         active_run_id: None,
         shipment_count: 0,
         credentials_rejected_at: None,
+        push_enabled: fields.push_enabled,
         created_at: now,
         updated_at: now,
     })
@@ -191,7 +197,8 @@ pub async fn update(
     };
     let mut sql = String::from(
         "UPDATE shops SET name = ?, marketplace = ?, client_id = ?, auto_sync = ?, \
-         sync_interval_minutes = ?, credentials_rejected_at = ?, updated_at = ?",
+         sync_interval_minutes = ?, credentials_rejected_at = ?, push_enabled = ?, \
+         updated_at = ?",
     );
     let interval_changed = fields.sync_interval.minutes() != shop.sync_interval_minutes;
     let next_sync = if !fields.auto_sync || rejected_at.is_some() {
@@ -221,6 +228,7 @@ pub async fn update(
         .bind(i16::from(fields.auto_sync))
         .bind(fields.sync_interval.minutes())
         .bind(rejected_at.map(Timestamp::unix_seconds))
+        .bind(i16::from(fields.push_enabled))
         .bind(now.unix_seconds());
     if let Some(at) = next_sync {
         query = query.bind(at.map(Timestamp::unix_seconds));
@@ -246,6 +254,7 @@ pub async fn update(
         auto_sync: fields.auto_sync,
         sync_interval_minutes: fields.sync_interval.minutes(),
         credentials_rejected_at: rejected_at,
+        push_enabled: fields.push_enabled,
         updated_at: now,
         ..shop.clone()
     })
@@ -265,7 +274,19 @@ pub async fn delete(db: &Db, cipher: &Cipher, user_id: i64, shop_id: i64) -> Sto
         return Ok(false);
     };
     let (client_id, secret_enc): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+    // The marketplace's push subscription outlives the shop until the manager deletes it, with
+    // the credentials it needs for that.
+    db.query(
+        "UPDATE push_subscriptions SET wanted = 0, client_id = ?, client_secret_enc = ?, \
+         next_check_at = 0 WHERE shop_id = ?",
+    )
+    .bind(&client_id)
+    .bind(&secret_enc)
+    .bind(shop_id)
+    .execute(&mut *tx)
+    .await?;
     for sql in [
+        "DELETE FROM push_events WHERE shop_id = ?",
         "DELETE FROM shipment_items WHERE shipment_pk IN (SELECT id FROM shipments WHERE shop_id = ?)",
         "DELETE FROM shipments WHERE shop_id = ?",
         "DELETE FROM sync_runs WHERE shop_id = ?",

@@ -45,6 +45,8 @@ pub struct Engine {
     driving: Arc<Mutex<HashSet<i64>>>,
     keeping_leases: Once,
     queue: Arc<dyn RunQueue>,
+    /// bol's push signature keys, for the receiver.
+    pub(super) push_keys: super::push::PushKeys,
 }
 
 impl std::fmt::Debug for Engine {
@@ -79,6 +81,7 @@ impl Engine {
             driving: Arc::default(),
             keeping_leases: Once::new(),
             queue,
+            push_keys: Default::default(),
         }))
     }
 

@@ -73,6 +73,10 @@ pub async fn queue_run(
             sync_runs::QueueError::Active(active) => QueueError::Active(active),
             sync_runs::QueueError::Store(e) => QueueError::Store(e),
         })?;
+    let stretch = engine.settings.push.poll_stretch;
+    if stretch > 1 {
+        crate::store::push::stretch_next_sync(&engine.db, shop_id, stretch).await?;
+    }
     crate::engine_metrics::run_queued(trigger);
     engine.queued(run.id).await;
     tracing::info!(

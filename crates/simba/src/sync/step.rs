@@ -161,7 +161,11 @@ impl Engine {
 
     /// Fetches details concurrently; each call carries the step's span, so the client's logs
     /// name the run.
-    async fn fetch_details(&self, creds: &bol::Credentials, ids: Vec<String>) -> Vec<DetailResult> {
+    pub(super) async fn fetch_details(
+        &self,
+        creds: &bol::Credentials,
+        ids: Vec<String>,
+    ) -> Vec<DetailResult> {
         let mut set = JoinSet::new();
         for id in ids {
             let client = self.client.clone();

@@ -894,3 +894,39 @@ async fn the_privacy_page_sets_retention_erases_after_a_confirmation_and_shows_t
         serde_json::json!([ids[0]])
     );
 }
+
+#[tokio::test]
+async fn the_shops_page_shows_a_shops_push_status() {
+    let setup = SyncSetup::new(Backend::Sqlite)
+        .shipments(3, 0)
+        .time_scale(60.0);
+    let Some((app, sandbox)) = setup.spawn_app().await else {
+        return;
+    };
+    let (web, seller) = Web::logged_in(&app, "anna").await;
+    let shop = app.create_sandbox_shop(&seller, 1).await;
+    let r = app
+        .patch(
+            &format!("/api/v1/shops/{shop}"),
+            Some(&seller.token),
+            serde_json::json!({ "push_enabled": true }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(web.get("/shops").await.text.contains("Push being set up"));
+    let mut active = false;
+    for _ in 0..100 {
+        app.state.engine.manage_subscriptions().await.unwrap();
+        active = web.get("/shops").await.text.contains("Push on, 0 events");
+        if active {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(active, "{}", web.get("/shops").await.text);
+    sandbox.disable_push_subscriptions();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.state.engine.manage_subscriptions().await.unwrap();
+    let page = web.get("/shops").await.text;
+    assert!(page.contains("Push disabled by the marketplace"), "{page}");
+}

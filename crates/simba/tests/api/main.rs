@@ -16,6 +16,7 @@ mod login_throttle;
 mod marketplace_tokens;
 mod metrics;
 mod ops;
+mod push;
 mod secrets;
 mod security_headers;
 mod sessions;

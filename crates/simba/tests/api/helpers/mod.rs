@@ -317,12 +317,14 @@ impl TestApp {
         url: String,
         adjust: impl FnOnce(&mut Config),
     ) -> TestApp {
-        let mut config = Config::for_tests(&url);
-        config.database_max_connections = 5;
-        adjust(&mut config);
-        let state = AppState::start(config).await.expect("the app starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
+        let mut config = Config::for_tests(&url);
+        config.database_max_connections = 5;
+        // The marketplace (the sandbox) posts push notifications to this app.
+        config.engine.push.public_url = Some(address.clone());
+        adjust(&mut config);
+        let state = AppState::start(config).await.expect("the app starts");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app::serve(state.clone(), listener, async {
             rx.await.ok();
