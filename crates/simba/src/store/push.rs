@@ -5,6 +5,8 @@
 //! shop's deletion copies the credentials into the row (`wanted` = 0) in its own transaction, so
 //! the subscription manager can still make the call after the shop is gone.
 
+use std::collections::BTreeSet;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -176,20 +178,22 @@ pub struct Progress {
     pub next_check_at: Timestamp,
 }
 
-/// Records the manager's progress, unless push was turned off or on meanwhile (`wanted`
-/// changed): then the next pass starts from the new wish.
+/// Records the manager's progress. It is kept even when push was turned off or on meanwhile
+/// (`wanted` changed), since a subscription bol made must be known to be deleted; the next pass
+/// then comes at once and starts from the new wish.
 pub async fn record(db: &Db, row: &Subscription, progress: &Progress) -> StoreResult<()> {
     db.query(
         "UPDATE push_subscriptions SET status = ?, subscription_id = ?, process_id = ?, \
-         disabled_at = ?, next_check_at = ? WHERE shop_id = ? AND wanted = ?",
+         disabled_at = ?, next_check_at = CASE WHEN wanted = ? THEN ? ELSE 0 END \
+         WHERE shop_id = ?",
     )
     .bind(progress.status.as_str())
     .bind(progress.subscription_id.as_deref())
     .bind(progress.process_id.as_deref())
     .bind(progress.disabled_at.map(Timestamp::unix_seconds))
+    .bind(i16::from(row.wanted))
     .bind(progress.next_check_at.unix_seconds())
     .bind(row.shop_id)
-    .bind(i16::from(row.wanted))
     .execute(&db.pool)
     .await?;
     Ok(())
@@ -293,6 +297,54 @@ pub async fn mark_done(db: &Db, shop_id: i64, last_id: i64) -> StoreResult<()> {
         .execute(&db.pool)
         .await?;
     Ok(())
+}
+
+/// Marks the notifications of `shipment_ids` acted on, up to `last_id`: after a pass that
+/// could not fetch every shipment, the others are not fetched again.
+pub async fn mark_shipments_done(
+    db: &Db,
+    shop_id: i64,
+    last_id: i64,
+    shipment_ids: &[String],
+) -> StoreResult<()> {
+    for chunk in shipment_ids.chunks(500) {
+        let sql = format!(
+            "UPDATE push_events SET done = 1 WHERE shop_id = ? AND id <= ? AND done = 0 \
+             AND shipment_id IN ({})",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        let mut query = db.query(&sql).bind(shop_id).bind(last_id);
+        for id in chunk {
+            query = query.bind(id.as_str());
+        }
+        query.execute(&db.pool).await?;
+    }
+    Ok(())
+}
+
+/// Those of the shop's `shipment_ids` whose buyer's personal data was erased: their detail is
+/// never fetched again, as no sync fetches it either.
+pub async fn erased_among(
+    db: &Db,
+    shop_id: i64,
+    shipment_ids: &[String],
+) -> StoreResult<BTreeSet<String>> {
+    let mut erased = BTreeSet::new();
+    for chunk in shipment_ids.chunks(500) {
+        let sql = format!(
+            "SELECT shipment_id FROM shipments WHERE shop_id = ? \
+             AND personal_data_erased_at IS NOT NULL AND shipment_id IN ({})",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        let mut query = db.query(&sql).bind(shop_id);
+        for id in chunk {
+            query = query.bind(id.as_str());
+        }
+        for row in query.fetch_all(&db.pool).await? {
+            erased.insert(row.try_get(0)?);
+        }
+    }
+    Ok(erased)
 }
 
 /// Drops notifications acted on before `before`: a redelivery after that is fetched again,

@@ -367,12 +367,10 @@ impl Engine {
             client_id,
             client_secret: bol::SecretString::from(secret.expose_secret().to_owned()),
         };
-        let ids: Vec<String> = events
-            .iter()
-            .map(|(_, id)| id.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let mut ids: BTreeSet<String> = events.iter().map(|(_, id)| id.clone()).collect();
+        let erased = push::erased_among(&self.db, shop_id, &Vec::from_iter(ids.clone())).await?;
+        ids.retain(|id| !erased.contains(id));
+        let ids: Vec<String> = ids.into_iter().collect();
         let budgets = marketplace::load_budgets(&self.db, &creds.client_id).await?;
         self.client.limiter().restore(&creds.client_id, &budgets);
         let results = self.fetch_details(&creds, ids).await;
@@ -381,9 +379,13 @@ impl Engine {
         let now = Timestamp::now();
         let mut rows = Vec::new();
         let mut failure = None;
+        let mut handled = erased.into_iter().collect::<Vec<_>>();
         for (id, result) in results {
             match result {
-                Ok(answer) => rows.push(convert::from_detail(&answer.value, now)),
+                Ok(answer) => {
+                    rows.push(convert::from_detail(&answer.value, now));
+                    handled.push(id);
+                }
                 // Gone (or never this seller's): nothing to store.
                 Err(f) if matches!(f.error, bol::Error::NotFound(_)) => {
                     tracing::info!(
@@ -391,6 +393,7 @@ impl Engine {
                         shipment.id = id,
                         "notified shipment not found"
                     );
+                    handled.push(id);
                 }
                 Err(f) => failure = Some(f.error),
             }
@@ -401,7 +404,8 @@ impl Engine {
         }
         crate::engine_metrics::push_details(fetched);
         if let Some(error) = failure {
-            // The stored details are fetched again next time: cheaper than losing a shipment.
+            // Only the shipments whose fetch failed are tried again: every call made counts.
+            push::mark_shipments_done(&self.db, shop_id, last_id, &handled).await?;
             return Err(error.into());
         }
         push::mark_done(&self.db, shop_id, last_id).await?;

@@ -21,6 +21,7 @@ crate::multi_thread_backend_tests!(
     another_seller_cannot_see_or_switch_a_shops_push,
     while_push_is_active_automatic_syncs_come_less_often,
     the_background_manager_and_worker_need_no_help,
+    a_notification_of_an_erased_shipment_fetches_nothing,
 );
 
 /// A sandbox minute lasts a second: its processes settle in 17 ms.
@@ -456,4 +457,71 @@ async fn the_background_manager_and_worker_need_no_help(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("the pushed shipment never arrived: {}", shop(&t).await);
+}
+
+async fn a_notification_of_an_erased_shipment_fetches_nothing(backend: Backend) {
+    let Some(t) = setup(backend, 3).await else {
+        return;
+    };
+    full_sync(&t).await;
+    enable_push(&t).await;
+    let token = Some(t.seller.token.as_str());
+    let listed = t
+        .app
+        .get(
+            &format!("/api/v1/shops/{}/shipments?page_size=1", t.shops[0]),
+            token,
+        )
+        .await
+        .json();
+    let row = listed["results"][0].clone();
+    let erased = t
+        .app
+        .post(
+            "/api/v1/erasures",
+            token,
+            json!({ "shipment_ids": [row["id"]] }),
+        )
+        .await;
+    assert_eq!(erased.status, 200, "{}", erased.text);
+    t.sandbox.reset_stats();
+
+    // A transport update bol announces for the erased shipment.
+    let db = &t.app.state.db;
+    let shipment_id = row["shipment_id"].as_str().unwrap();
+    let recorded = simba::store::push::record_event(
+        db,
+        t.shops[0],
+        shipment_id,
+        &"e".repeat(64),
+        simba::domain::Timestamp::now(),
+    )
+    .await
+    .unwrap();
+    assert!(recorded);
+    t.app.state.engine.fetch_notified().await.unwrap();
+    t.app.state.engine.fetch_notified().await.unwrap();
+
+    let details = t
+        .sandbox
+        .stats()
+        .account("sandbox-1")
+        .map_or(0, |account| account.detail.calls);
+    assert_eq!(details, 0, "an erased shipment's detail is never fetched");
+    let waiting: i64 = db
+        .query("SELECT COUNT(*) FROM push_events WHERE shop_id = ? AND done = 0")
+        .bind(t.shops[0])
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(waiting, 0, "the notification is settled, not left to retry");
+    let detail = t
+        .app
+        .get(&format!("/api/v1/shipments/{}", row["id"]), token)
+        .await
+        .json();
+    assert!(detail["personal_data_erased_at"].is_string(), "{detail}");
+    assert!(detail["customer"].is_null(), "{detail}");
 }
