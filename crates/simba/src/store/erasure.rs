@@ -374,24 +374,18 @@ pub async fn access_log(
     limit: i64,
     offset: i64,
 ) -> StoreResult<(Vec<AccessEntry>, i64)> {
-    let count: i64 = db
-        .query("SELECT COUNT(*) FROM access_log WHERE user_id = ?")
-        .bind(user_id)
-        .fetch_one(&db.pool)
-        .await?
-        .try_get(0)?;
-    let sql = format!(
-        "SELECT {ACCESS_COLUMNS} FROM access_log WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?"
-    );
-    let rows = db
-        .query(&sql)
-        .bind(user_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&db.pool)
-        .await?;
-    let entries = rows.iter().map(access_row).collect::<Result<_, _>>()?;
-    Ok((entries, count))
+    let from = "access_log WHERE user_id = ?";
+    keyset::read_numbered_page(
+        db,
+        ACCESS_COLUMNS,
+        from,
+        &[user_id],
+        ACCESS_ORDER,
+        limit,
+        offset,
+        access_row,
+    )
+    .await
 }
 
 /// The access log's order, newest first, as keyset columns.

@@ -6,6 +6,7 @@
 //! `id` alone. Rows keep their position when others are inserted or removed, so a walk sees
 //! every row that existed when it started exactly once, whatever commits meanwhile.
 
+use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, StoreResult};
@@ -90,8 +91,6 @@ pub fn read_limit(seek: &Seek) -> i64 {
     seek.limit.saturating_add(1)
 }
 
-/// The rows a seek read (up to [`read_limit`]), as a page in the list's order, and whether
-/// more lie beyond it in the seek's direction.
 /// One keyset page of `select` (a statement through its WHERE conditions, `scope` bound to its
 /// placeholders) read in `order` from the seek's position, each row turned by `row`; and
 /// whether more lie beyond it in the seek's direction.
@@ -117,6 +116,50 @@ pub async fn read_page<T>(
     Ok(page_of(items, seek))
 }
 
+/// One page by number of the rows `from` selects (a FROM clause through its WHERE conditions,
+/// `scope` bound to its placeholders) in `order`, each turned by `row`, and how many rows it
+/// selects in all: the page-number lists' read, whose OFFSET reads every row it skips.
+#[expect(clippy::too_many_arguments, reason = "one read, named by its parts")]
+pub async fn read_numbered_page<T>(
+    db: &Db,
+    columns: &str,
+    from: &str,
+    scope: &[i64],
+    order: Keyset,
+    limit: i64,
+    offset: i64,
+    row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+) -> StoreResult<(Vec<T>, i64)> {
+    let bind_scope = |sql| {
+        scope
+            .iter()
+            .fold(db.query(sql), |query, value| query.bind(*value))
+    };
+    let count_sql = format!("SELECT COUNT(*) FROM {from}");
+    let count: i64 = bind_scope(&count_sql)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get(0)?;
+    let start = Seek {
+        from: None,
+        direction: Direction::Forward,
+        limit,
+    };
+    let sql = format!(
+        "SELECT {columns} FROM {from} ORDER BY {} LIMIT ? OFFSET ?",
+        order.order_by(&start)
+    );
+    let rows = bind_scope(&sql)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&db.pool)
+        .await?;
+    let items = rows.iter().map(row).collect::<Result<_, _>>()?;
+    Ok((items, count))
+}
+
+/// The rows a seek read (up to [`read_limit`]), as a page in the list's order, and whether
+/// more lie beyond it in the seek's direction.
 pub fn page_of<T>(mut rows: Vec<T>, seek: &Seek) -> (Vec<T>, bool) {
     let limit = usize::try_from(seek.limit).unwrap_or(usize::MAX);
     let more = rows.len() > limit;

@@ -142,22 +142,18 @@ pub async fn get(db: &Db, user_id: i64, shop_id: i64) -> StoreResult<Option<Shop
 
 /// One page of the seller's shops, oldest first, and their total.
 pub async fn list(db: &Db, user_id: i64, limit: i64, offset: i64) -> StoreResult<(Vec<Shop>, i64)> {
-    let count: i64 = db
-        .query("SELECT COUNT(*) FROM shops WHERE user_id = ?")
-        .bind(user_id)
-        .fetch_one(&db.pool)
-        .await?
-        .try_get(0)?;
-    let sql = format!("SELECT {COLUMNS} FROM shops WHERE user_id = ? ORDER BY id LIMIT ? OFFSET ?");
-    let rows = db
-        .query(&sql)
-        .bind(user_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&db.pool)
-        .await?;
-    let shops = rows.iter().map(from_row).collect::<Result<_, _>>()?;
-    Ok((shops, count))
+    let from = "shops WHERE user_id = ?";
+    keyset::read_numbered_page(
+        db,
+        COLUMNS,
+        from,
+        &[user_id],
+        ORDER,
+        limit,
+        offset,
+        from_row,
+    )
+    .await
 }
 
 /// The order of the seller's shops, oldest first, as keyset columns.

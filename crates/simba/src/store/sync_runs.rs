@@ -179,30 +179,9 @@ pub async fn list_for_shop(
     limit: i64,
     offset: i64,
 ) -> StoreResult<(Vec<SyncRun>, i64)> {
-    let count: i64 = db
-        .query(
-            "SELECT COUNT(*) FROM sync_runs r JOIN shops s ON s.id = r.shop_id \
-             WHERE r.shop_id = ? AND s.user_id = ?",
-        )
-        .bind(shop_id)
-        .bind(user_id)
-        .fetch_one(&db.pool)
-        .await?
-        .try_get(0)?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM sync_runs r JOIN shops s ON s.id = r.shop_id \
-         WHERE r.shop_id = ? AND s.user_id = ? ORDER BY r.id DESC LIMIT ? OFFSET ?"
-    );
-    let rows = db
-        .query(&sql)
-        .bind(shop_id)
-        .bind(user_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&db.pool)
-        .await?;
-    let runs = rows.iter().map(from_row).collect::<Result<_, _>>()?;
-    Ok((runs, count))
+    let from = "sync_runs r JOIN shops s ON s.id = r.shop_id WHERE r.shop_id = ? AND s.user_id = ?";
+    let scope = [shop_id, user_id];
+    keyset::read_numbered_page(db, COLUMNS, from, &scope, ORDER, limit, offset, from_row).await
 }
 
 /// The order of a shop's runs, newest first, as keyset columns.
@@ -234,27 +213,18 @@ pub async fn list_for_user(
     limit: i64,
     offset: i64,
 ) -> StoreResult<(Vec<SyncRun>, i64)> {
-    let count: i64 = db
-        .query(
-            "SELECT COUNT(*) FROM sync_runs r JOIN shops s ON s.id = r.shop_id WHERE s.user_id = ?",
-        )
-        .bind(user_id)
-        .fetch_one(&db.pool)
-        .await?
-        .try_get(0)?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM sync_runs r JOIN shops s ON s.id = r.shop_id \
-         WHERE s.user_id = ? ORDER BY r.id DESC LIMIT ? OFFSET ?"
-    );
-    let rows = db
-        .query(&sql)
-        .bind(user_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&db.pool)
-        .await?;
-    let runs = rows.iter().map(from_row).collect::<Result<_, _>>()?;
-    Ok((runs, count))
+    let from = "sync_runs r JOIN shops s ON s.id = r.shop_id WHERE s.user_id = ?";
+    keyset::read_numbered_page(
+        db,
+        COLUMNS,
+        from,
+        &[user_id],
+        ORDER,
+        limit,
+        offset,
+        from_row,
+    )
+    .await
 }
 
 /// For each of the seller's shops whose runs have failed since its last success (or ever,

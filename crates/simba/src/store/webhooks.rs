@@ -136,23 +136,17 @@ pub async fn list_endpoints(
     limit: i64,
     offset: i64,
 ) -> StoreResult<(Vec<Endpoint>, i64)> {
-    let count = count_endpoints(db, user_id).await?;
-    let sql = format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE user_id = ? \
-         ORDER BY id LIMIT ? OFFSET ?"
-    );
-    let rows = db
-        .query(&sql)
-        .bind(user_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&db.pool)
-        .await?;
-    let endpoints = rows
-        .iter()
-        .map(endpoint_from_row)
-        .collect::<Result<_, _>>()?;
-    Ok((endpoints, count))
+    keyset::read_numbered_page(
+        db,
+        ENDPOINT_COLUMNS,
+        "webhook_endpoints WHERE user_id = ?",
+        &[user_id],
+        ENDPOINT_ORDER,
+        limit,
+        offset,
+        endpoint_from_row,
+    )
+    .await
 }
 
 /// The order of the seller's endpoints, oldest first, as keyset columns.
@@ -290,29 +284,19 @@ pub async fn list_deliveries(
     limit: i64,
     offset: i64,
 ) -> StoreResult<(Vec<Delivery>, i64)> {
-    let count: i64 = db
-        .query("SELECT COUNT(*) FROM webhook_deliveries WHERE endpoint_id = ?")
-        .bind(endpoint_id)
-        .fetch_one(&db.pool)
-        .await?
-        .try_get(0)?;
-    let sql = format!(
-        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d \
-         JOIN webhook_events ev ON ev.id = d.event_id \
-         WHERE d.endpoint_id = ? ORDER BY d.id DESC LIMIT ? OFFSET ?"
-    );
-    let rows = db
-        .query(&sql)
-        .bind(endpoint_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&db.pool)
-        .await?;
-    let deliveries = rows
-        .iter()
-        .map(delivery_from_row)
-        .collect::<Result<_, _>>()?;
-    Ok((deliveries, count))
+    let from = "webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id \
+                WHERE d.endpoint_id = ?";
+    keyset::read_numbered_page(
+        db,
+        DELIVERY_COLUMNS,
+        from,
+        &[endpoint_id],
+        DELIVERY_ORDER,
+        limit,
+        offset,
+        delivery_from_row,
+    )
+    .await
 }
 
 /// The order of an endpoint's deliveries, newest first, as keyset columns.
