@@ -141,7 +141,7 @@ pub async fn erase(db: &Db, user_id: i64, ids: &[i64]) -> StoreResult<Vec<i64>> 
 }
 
 async fn erase_batch(db: &Db, user_id: i64, ids: &[i64]) -> StoreResult<Vec<i64>> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     // Taking the seller's row first makes this the writer before it reads: a SQLite
     // transaction that read and then writes after another writer's commit fails at once, and
     // on PostgreSQL and MySQL no sync step can store these shipments between read and write.

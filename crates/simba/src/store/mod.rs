@@ -170,6 +170,17 @@ impl Db {
         })
     }
 
+    /// A transaction that writes: on SQLite it takes the write lock as it begins (`BEGIN
+    /// IMMEDIATE`), waiting for it under the busy timeout. SQLite's default deferred transaction
+    /// that reads first cannot become the writer once another connection (the sync writer, a
+    /// background loop) has committed since its read: it fails at once, whatever the timeout.
+    pub async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres | Backend::Mysql => self.pool.begin().await?,
+        })
+    }
+
     /// A connection outside the pool, for work that must not queue behind the pool's users,
     /// set up as the pool's are.
     pub async fn dedicated_connection(&self) -> StoreResult<sqlx::AnyConnection> {

@@ -228,7 +228,7 @@ pub async fn record_event(
     digest: &str,
     now: Timestamp,
 ) -> StoreResult<bool> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let inserted = db
         .query(
             "INSERT INTO push_events (shop_id, shipment_id, digest, received_at) \

@@ -259,7 +259,7 @@ pub async fn update(
 /// Deletes the shop with its runs and shipments, and forgets its marketplace token; `false`
 /// when it was not the seller's.
 pub async fn delete(db: &Db, cipher: &Cipher, user_id: i64, shop_id: i64) -> StoreResult<bool> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let Some(row) = db
         .query("SELECT client_id, client_secret_enc FROM shops WHERE id = ? AND user_id = ?")
         .bind(shop_id)

@@ -115,7 +115,7 @@ pub async fn create_queued(
     trigger: Trigger,
 ) -> Result<SyncRun, QueueError> {
     let now = Timestamp::now();
-    let mut tx = db.pool.begin().await.map_err(StoreError::from)?;
+    let mut tx = db.begin_write().await?;
     let sql = format!(
         "INSERT INTO sync_runs (shop_id, mode, run_trigger, status, created_at) \
          VALUES (?, ?, ?, 'queued', ?){}",
@@ -563,7 +563,7 @@ pub async fn finish(
     end: &RunFinish<'_>,
 ) -> StoreResult<bool> {
     let now = Timestamp::now();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     if let Some(owner) = owner {
         let held = db
             .query("UPDATE shops SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?")
@@ -665,7 +665,7 @@ pub async fn cancel(db: &Db, user_id: i64, run_id: i64) -> StoreResult<CancelOut
 /// Marks that the marketplace refused the shop's credentials, so the scheduler leaves it be.
 /// The `shop.credentials_rejected` webhook event is recorded with the mark.
 pub async fn mark_credentials_rejected(db: &Db, shop_id: i64) -> StoreResult<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     db.query("UPDATE shops SET credentials_rejected_at = ?, next_sync_at = NULL WHERE id = ?")
         .bind(Timestamp::now().unix_seconds())
         .bind(shop_id)

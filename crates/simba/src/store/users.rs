@@ -138,7 +138,7 @@ pub async fn change_password(
     new_hash: &str,
     keep_token_id: i64,
 ) -> StoreResult<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     db.query("UPDATE users SET password_hash = ? WHERE id = ?")
         .bind(new_hash)
         .bind(user_id)
@@ -166,7 +166,7 @@ pub async fn delete(db: &Db, cipher: &Cipher, user_id: i64) -> StoreResult<()> {
         .collect::<StoreResult<Vec<(i64, String, String)>>>()?;
     // Shipments and items are deleted explicitly first: one statement per table keeps the
     // cascade from running as one huge implicit delete on backends that cascade row by row.
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for sql in [
         "DELETE FROM shipment_items WHERE user_id = ?",
         "DELETE FROM shipments WHERE user_id = ?",

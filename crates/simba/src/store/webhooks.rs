@@ -215,7 +215,7 @@ pub async fn update_endpoint(
 
 /// Deletes the endpoint with its deliveries; `false` when it was not the seller's.
 pub async fn delete_endpoint(db: &Db, user_id: i64, id: i64) -> StoreResult<bool> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     db.query(
         "DELETE FROM webhook_deliveries WHERE endpoint_id IN \
          (SELECT id FROM webhook_endpoints WHERE id = ? AND user_id = ?)",
@@ -336,7 +336,7 @@ pub async fn redeliver(
     endpoint_id: i64,
     delivery_id: i64,
 ) -> StoreResult<Option<i64>> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let row = db
         .query(
             "SELECT d.event_id FROM webhook_deliveries d \
@@ -416,7 +416,7 @@ async fn insert_event(
 
 /// Queues an event for one endpoint alone (`webhook.test`).
 pub async fn queue_for_endpoint(db: &Db, endpoint_id: i64, event: &NewEvent) -> StoreResult<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     insert_event(db, &mut tx, event, &[endpoint_id]).await?;
     tx.commit().await?;
     Ok(())
@@ -534,7 +534,7 @@ pub async fn outbox(db: &Db, limit: i64) -> StoreResult<Vec<OutboxEntry>> {
 /// one transaction that deletes the entry first: of two processes dispatching the same entry,
 /// the second deletes nothing and writes nothing.
 pub async fn dispatch(db: &Db, entry: &OutboxEntry, event: Option<&NewEvent>) -> StoreResult<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let taken = db
         .query("DELETE FROM webhook_outbox WHERE id = ?")
         .bind(entry.id)
@@ -631,7 +631,7 @@ pub async fn take_shipment_changes(
     db: &Db,
     shipment_pks: &[i64],
 ) -> StoreResult<Option<sqlx::Transaction<'static, sqlx::Any>>> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let sql = format!(
         "DELETE FROM webhook_shipment_changes WHERE shipment_pk IN ({})",
         vec!["?"; shipment_pks.len()].join(", ")
@@ -793,7 +793,7 @@ pub const DISABLE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600);
 /// endpoint off once it has failed for [`DISABLE_AFTER`].
 pub async fn record_attempt(db: &Db, claimed: &Claimed, outcome: &Outcome) -> StoreResult<()> {
     let now = Timestamp::now();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let (status, code, error, next, delivered_at) = match outcome {
         Outcome::Delivered { status_code } => (
             DeliveryStatus::Delivered,

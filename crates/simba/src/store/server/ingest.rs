@@ -17,7 +17,7 @@ use crate::store::{Db, StoreResult, seconds_at};
 /// Commits `step` if its lease and run hold; rolls it back otherwise.
 pub(super) async fn commit_step(db: &Db, step: &StepWrite) -> StoreResult<StepCommit> {
     let _commit = crate::engine_metrics::CommitTimer::server();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let fenced = db
         .query(sync_runs::FENCE)
         .bind(step.lease_until.unix_millis())

@@ -22,7 +22,7 @@ impl HotPath for Server {
     }
 
     async fn write(&self, db: &Db, user_id: i64, shop_id: i64, data: StepData) -> StoreResult<u64> {
-        let mut tx = db.pool.begin().await?;
+        let mut tx = db.begin_write().await?;
         let (inserted, _) = ingest::write_data(db, &mut tx, user_id, shop_id, &data).await?;
         tx.commit().await?;
         Ok(inserted)
