@@ -13,6 +13,7 @@ backend_tests!(
     put_replaces_and_patch_updates_and_the_secret_stays_unless_given,
     the_secret_is_encrypted_at_rest,
     deleting_a_shop_deletes_its_runs_and_shipments,
+    shops_are_deleted_while_another_connection_keeps_committing,
     a_missing_shop_is_404,
 );
 
@@ -287,4 +288,38 @@ async fn a_missing_shop_is_404(app: TestApp) {
     )
     .await
     .problem(404);
+}
+
+/// On SQLite a transaction that reads before it writes cannot become the writer once another
+/// connection has committed since its read; a background loop commits that often.
+async fn shops_are_deleted_while_another_connection_keeps_committing(app: TestApp) {
+    let seller = app.register("anna").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let db = app.state.db.clone();
+        let stop = stop.clone();
+        let user_id = seller.id;
+        tokio::spawn(async move {
+            let mut n = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                db.query("UPDATE users SET last_name = ? WHERE id = ?")
+                    .bind(format!("writer {n}"))
+                    .bind(user_id)
+                    .execute(&db.pool)
+                    .await
+                    .unwrap();
+            }
+            n
+        })
+    };
+    for i in 0..20 {
+        let shop = app.create_shop(&seller, &format!("shop-{i}")).await;
+        let deleted = app
+            .delete(&format!("/api/v1/shops/{shop}"), Some(&seller.token))
+            .await;
+        assert_eq!(deleted.status, 204, "{}", deleted.text);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(writer.await.unwrap() > 20, "the writer kept committing");
 }
