@@ -336,6 +336,18 @@ impl Config {
                         ))
                     })?;
         }
+        if let Some(v) = lookup("SIMBA_PUSH_RECONCILE_HOURS") {
+            let hours: u64 = v
+                .parse()
+                .ok()
+                .filter(|n| (1..=168).contains(n))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "SIMBA_PUSH_RECONCILE_HOURS must be between 1 and 168 (got {v:?})."
+                    ))
+                })?;
+            engine.push.reconcile_every = Duration::from_secs(hours * 3600);
+        }
         let sessions = session_settings(&lookup)?;
         let webhooks = WebhookSettings {
             allow_private: match lookup("SIMBA_WEBHOOK_ALLOW_PRIVATE").as_deref() {
@@ -630,6 +642,9 @@ pub struct PushSettings {
     /// While a shop's push is active, its automatic incremental syncs come this many times less
     /// often (`SIMBA_PUSH_POLL_STRETCH`, 1 to 96; 1 keeps the interval).
     pub poll_stretch: u32,
+    /// How often an active subscription's shop is reconciled with the marketplace's 3-month
+    /// window (`SIMBA_PUSH_RECONCILE_HOURS`, 1 to 168).
+    pub reconcile_every: Duration,
 }
 
 impl Default for PushSettings {
@@ -642,6 +657,7 @@ impl Default for PushSettings {
             key_refetch_floor: Duration::from_secs(300),
             max_event_age: Duration::from_secs(3600),
             poll_stretch: 4,
+            reconcile_every: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -850,6 +866,12 @@ mod tests {
             assert!(error.starts_with("SIMBA_PUBLIC_URL"), "{bad}: {error}");
         }
         assert!(config(&[("SIMBA_PUSH_POLL_STRETCH", "0")]).is_err());
+        assert!(config(&[("SIMBA_PUSH_RECONCILE_HOURS", "0")]).is_err());
+        let hourly = config(&[("SIMBA_PUSH_RECONCILE_HOURS", "1")]).unwrap();
+        assert_eq!(
+            hourly.engine.push.reconcile_every,
+            Duration::from_secs(3600)
+        );
     }
 
     #[test]

@@ -38,6 +38,12 @@ pub const COMMIT_DURATION: &str = "simba_db_commit_duration_seconds";
 pub const PUSH_EVENTS: &str = "simba_push_events_total";
 /// Counter: shipment details fetched because of push notifications.
 pub const PUSH_DETAILS: &str = "simba_push_details_total";
+/// Counter: reconciliations of push shops against the marketplace's 3-month window, by
+/// `outcome`: `clean`, `repaired` (shipments of a first page were missing and are fetched) or
+/// `resynced` (the counts differ deeper down: a full sync was queued).
+pub const PUSH_RECONCILIATIONS: &str = "simba_push_reconciliations_total";
+/// Counter: shipments reconciliations found missing locally, by `method` (FBR, FBB).
+pub const PUSH_RECONCILIATION_GAPS: &str = "simba_push_reconciliation_gaps_total";
 /// Gauge: shops found due by the scheduler's last pass.
 pub const SCHEDULER_DUE_SHOPS: &str = "simba_scheduler_due_shops";
 /// Gauge: at the scheduler's last pass, seconds since the most overdue shop it found was due
@@ -77,6 +83,14 @@ pub fn describe() {
     for outcome in ["accepted", "duplicate", "ignored", "rejected"] {
         metrics::counter!(PUSH_EVENTS, "outcome" => outcome).increment(0);
     }
+    describe_counter!(
+        PUSH_RECONCILIATIONS,
+        "Reconciliations of push shops against the marketplace, by outcome"
+    );
+    describe_counter!(
+        PUSH_RECONCILIATION_GAPS,
+        "Shipments reconciliations found missing locally, by fulfilment method"
+    );
     describe_counter!(RUNS_ENDED, "Sync runs ended, by final status");
     describe_gauge!(RUNS_DRIVING, "Sync runs this process drives now");
     describe_histogram!(
@@ -238,4 +252,14 @@ pub fn push_event(outcome: &'static str) {
 /// Details fetched for push notifications.
 pub fn push_details(count: usize) {
     metrics::counter!(PUSH_DETAILS).increment(count as u64);
+}
+
+/// A reconciliation ended with `outcome` (one of [`PUSH_RECONCILIATIONS`]' values).
+pub fn push_reconciliation(outcome: &'static str) {
+    metrics::counter!(PUSH_RECONCILIATIONS, "outcome" => outcome).increment(1);
+}
+
+/// `count` shipments of `method` a reconciliation found missing locally.
+pub fn push_reconciliation_gaps(method: &'static str, count: u64) {
+    metrics::counter!(PUSH_RECONCILIATION_GAPS, "method" => method).increment(count);
 }

@@ -73,6 +73,51 @@ pub struct PushOut {
     disabled_since: Option<String>,
     events_received: i64,
     events_rejected: i64,
+    /// When the local copy was last compared with the marketplace's 3-month window.
+    #[schema(format = DateTime)]
+    reconciled_at: Option<String>,
+    /// What that comparison found.
+    reconciliation: Option<ReconciliationOut>,
+}
+
+/// A reconciliation's findings: per fulfilment method, the marketplace's count over its 3-month
+/// window against the local count over the same dates, and the first page's shipments that
+/// were missing (fetched since).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReconciliationOut {
+    /// Shipments the marketplace lists that the local copy lacked.
+    gaps: i64,
+    /// The counts differed beyond the first pages: a full sync was queued to repair them.
+    full_sync_queued: bool,
+    methods: Vec<MethodCensusOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MethodCensusOut {
+    #[schema(pattern = "^(FBR|FBB)$")]
+    method: &'static str,
+    marketplace: i64,
+    local: i64,
+    missing_on_first_page: i64,
+}
+
+impl From<&push::Reconciliation> for ReconciliationOut {
+    fn from(found: &push::Reconciliation) -> ReconciliationOut {
+        ReconciliationOut {
+            gaps: found.gaps(),
+            full_sync_queued: found.full_sync_queued,
+            methods: found
+                .methods
+                .iter()
+                .map(|m| MethodCensusOut {
+                    method: m.method.as_str(),
+                    marketplace: m.marketplace,
+                    local: m.local,
+                    missing_on_first_page: m.missing_on_first_page,
+                })
+                .collect(),
+        }
+    }
 }
 
 impl PushOut {
@@ -88,6 +133,10 @@ impl PushOut {
                 .map(rfc3339),
             events_received: row.map_or(0, |r| r.events_received),
             events_rejected: row.map_or(0, |r| r.events_rejected),
+            reconciled_at: row.and_then(|r| r.reconciled_at).map(rfc3339),
+            reconciliation: row
+                .and_then(|r| r.reconciliation.as_ref())
+                .map(ReconciliationOut::from),
         }
     }
 }

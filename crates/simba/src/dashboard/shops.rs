@@ -133,6 +133,16 @@ fn status(
                         ", being enabled again"
                     },
                 }
+                @if let (Some(at), Some(found)) = (push.reconciled_at, &push.reconciliation) {
+                    @if found.gaps() > 0 {
+                        li.bad {
+                            "Reconciled " (when(at)) ": " (found.gaps()) " shipments push had missed, fetched"
+                            @if found.full_sync_queued { " by a full sync" }
+                        }
+                    } @else {
+                        li.ok { "Reconciled " (when(at)) ": nothing missing" }
+                    }
+                }
             }
         }
     }
@@ -143,6 +153,7 @@ struct FormValues {
     name: String,
     client_id: String,
     auto_sync: bool,
+    push_enabled: bool,
     sync_interval_minutes: String,
 }
 
@@ -152,6 +163,7 @@ impl FormValues {
             name: shop.name.clone(),
             client_id: shop.client_id.clone(),
             auto_sync: shop.auto_sync,
+            push_enabled: shop.push_enabled,
             sync_interval_minutes: shop.sync_interval_minutes.to_string(),
         }
     }
@@ -162,6 +174,7 @@ impl FormValues {
             name: text("name"),
             client_id: text("client_id"),
             auto_sync: fields.get("auto_sync").is_some(),
+            push_enabled: fields.get("push_enabled").is_some(),
             sync_interval_minutes: text("sync_interval_minutes"),
         }
     }
@@ -182,8 +195,7 @@ fn shop_input(fields: &QueryParams) -> ShopInput {
         sync_interval_minutes: fields
             .get("sync_interval_minutes")
             .map(|v| v.trim().parse().unwrap_or(0)),
-        // Push is switched in the API; the form keeps what the shop has.
-        push_enabled: None,
+        push_enabled: Some(fields.get("push_enabled").is_some()),
     }
 }
 
@@ -219,6 +231,11 @@ fn shop_form(
                 input #f-auto_sync type="checkbox" name="auto_sync" value="on" checked[values.auto_sync];
                 label for="f-auto_sync" { "Sync automatically" }
             }
+            div.field.check {
+                input #f-push_enabled type="checkbox" name="push_enabled" value="on" checked[values.push_enabled];
+                label for="f-push_enabled" { "Receive new shipments by push from the marketplace" }
+                p.hint { "bol notifies Simba within seconds; automatic syncs still run, less often, as a safety net." }
+            }
             div.buttons {
                 button type="submit" { @if editing { "Save changes" } @else { "Add shop" } }
                 a href="/shops" { "Cancel" }
@@ -232,6 +249,7 @@ async fn new_form(session: Session) -> Markup {
         name: String::new(),
         client_id: String::new(),
         auto_sync: true,
+        push_enabled: false,
         sync_interval_minutes: "15".into(),
     };
     let form = shop_form(

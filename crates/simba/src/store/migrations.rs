@@ -122,6 +122,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0016_push.sql"),
         include_str!("../../migrations/mysql/0016_push.sql"),
     ),
+    (
+        17,
+        "push reconciliation",
+        include_str!("../../migrations/sqlite/0017_push_reconciliation.sql"),
+        include_str!("../../migrations/postgres/0017_push_reconciliation.sql"),
+        include_str!("../../migrations/mysql/0017_push_reconciliation.sql"),
+    ),
 ];
 
 /// The SQLite schema's scripts, oldest first, for tests of rusqlite's statements.

@@ -11,7 +11,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, StoreError, StoreResult, maybe_seconds_at};
-use crate::domain::Timestamp;
+use crate::domain::{FulfilmentMethod, Timestamp};
 
 /// Where a shop's subscription stands, as the API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,11 +62,47 @@ pub struct Subscription {
     pub last_event_at: Option<Timestamp>,
     pub events_received: i64,
     pub events_rejected: i64,
+    pub reconciled_at: Option<Timestamp>,
+    /// The last reconciliation's findings, when one ran.
+    pub reconciliation: Option<Reconciliation>,
+}
+
+/// What a reconciliation found: the marketplace's 3-month window against the local copy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Reconciliation {
+    /// FBR, then FBB.
+    pub methods: Vec<MethodCensus>,
+    /// The counts differed beyond what the first pages explain: a full sync was queued to
+    /// find and fetch the rest.
+    pub full_sync_queued: bool,
+}
+
+/// One fulfilment method's side of a reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MethodCensus {
+    pub method: FulfilmentMethod,
+    /// Shipments the marketplace lists.
+    pub marketplace: i64,
+    /// Shipments stored locally over the same dates.
+    pub local: i64,
+    /// Shipments of the marketplace's first page not stored locally: queued for a detail
+    /// fetch.
+    pub missing_on_first_page: i64,
+}
+
+impl Reconciliation {
+    /// Shipments the marketplace lists beyond the local copy, the first pages' included.
+    pub fn gaps(&self) -> i64 {
+        self.methods
+            .iter()
+            .map(|m| (m.marketplace - m.local).max(m.missing_on_first_page))
+            .sum()
+    }
 }
 
 const COLUMNS: &str = "shop_id, user_id, hook_token, wanted, status, subscription_id, \
     process_id, client_id, client_secret_enc, disabled_at, last_event_at, events_received, \
-    events_rejected";
+    events_rejected, reconciled_at, reconciliation";
 
 fn from_row(row: &AnyRow) -> Result<Subscription, sqlx::Error> {
     let client_id: Option<String> = row.try_get("client_id")?;
@@ -84,6 +120,11 @@ fn from_row(row: &AnyRow) -> Result<Subscription, sqlx::Error> {
         last_event_at: maybe_seconds_at(row, "last_event_at")?,
         events_received: row.try_get("events_received")?,
         events_rejected: row.try_get("events_rejected")?,
+        reconciled_at: maybe_seconds_at(row, "reconciled_at")?,
+        // A finding this version cannot read is shown as none, not as an error.
+        reconciliation: row
+            .try_get::<Option<String>, _>("reconciliation")?
+            .and_then(|json| serde_json::from_str(&json).ok()),
     })
 }
 
@@ -373,5 +414,156 @@ pub async fn stretch_next_sync(db: &Db, shop_id: i64, stretch: u32) -> StoreResu
     .bind(shop_id)
     .execute(&db.pool)
     .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` active subscriptions whose reconciliation is due and whose shop no run
+/// drives, moving each one's next reconciliation `every` ahead: `(shop, seller)`. A
+/// subscription active for the first time is only scheduled, `every` from now.
+pub async fn claim_reconciliations(
+    db: &Db,
+    now: Timestamp,
+    every: std::time::Duration,
+    limit: i64,
+) -> StoreResult<Vec<(i64, i64)>> {
+    let next = (now + every).unix_seconds();
+    db.query(
+        "UPDATE push_subscriptions SET reconcile_at = ? \
+         WHERE reconcile_at IS NULL AND wanted = 1 AND status = 'active'",
+    )
+    .bind(next)
+    .execute(&db.pool)
+    .await?;
+    let rows = db
+        .query(
+            "SELECT p.shop_id, p.user_id, p.reconcile_at FROM push_subscriptions p \
+             JOIN shops s ON s.id = p.shop_id WHERE p.wanted = 1 AND p.status = 'active' \
+             AND p.reconcile_at <= ? AND s.active_run_id IS NULL ORDER BY p.reconcile_at LIMIT ?",
+        )
+        .bind(now.unix_seconds())
+        .bind(limit)
+        .fetch_all(&db.pool)
+        .await?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let (shop_id, user_id, due): (i64, i64, i64) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        // Another process may have claimed it since the read: only one update finds `due`.
+        let won = db
+            .query(
+                "UPDATE push_subscriptions SET reconcile_at = ? \
+                 WHERE shop_id = ? AND reconcile_at = ?",
+            )
+            .bind(next)
+            .bind(shop_id)
+            .bind(due)
+            .execute(&db.pool)
+            .await?
+            .rows_affected()
+            == 1;
+        if won {
+            claimed.push((shop_id, user_id));
+        }
+    }
+    Ok(claimed)
+}
+
+/// Records a reconciliation's findings.
+pub async fn record_reconciliation(
+    db: &Db,
+    shop_id: i64,
+    at: Timestamp,
+    found: &Reconciliation,
+) -> StoreResult<()> {
+    let json = serde_json::to_string(found).expect("findings serialize");
+    db.query(
+        "UPDATE push_subscriptions SET reconciled_at = ?, reconciliation = ? WHERE shop_id = ?",
+    )
+    .bind(at.unix_seconds())
+    .bind(json)
+    .bind(shop_id)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// The shop's shipments of `method` shipped at or after `since`, as stored.
+pub async fn local_count(
+    db: &Db,
+    shop_id: i64,
+    method: FulfilmentMethod,
+    since: Timestamp,
+) -> StoreResult<i64> {
+    let row = db
+        .query(
+            "SELECT COUNT(*) FROM shipments \
+             WHERE shop_id = ? AND fulfilment_method = ? AND shipment_date >= ?",
+        )
+        .bind(shop_id)
+        .bind(method.as_str())
+        .bind(since.unix_seconds())
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Those of `shipment_ids` the shop has not stored.
+pub async fn missing_among(
+    db: &Db,
+    shop_id: i64,
+    shipment_ids: &[String],
+) -> StoreResult<Vec<String>> {
+    let mut stored = BTreeSet::new();
+    for chunk in shipment_ids.chunks(500) {
+        let sql = format!(
+            "SELECT shipment_id FROM shipments WHERE shop_id = ? AND shipment_id IN ({})",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        let mut query = db.query(&sql).bind(shop_id);
+        for id in chunk {
+            query = query.bind(id.as_str());
+        }
+        for row in query.fetch_all(&db.pool).await? {
+            stored.insert(row.try_get::<String, _>(0)?);
+        }
+    }
+    Ok(shipment_ids
+        .iter()
+        .filter(|id| !stored.contains(*id))
+        .cloned()
+        .collect())
+}
+
+/// Queues `shipment_ids` for the notification worker as if bol had notified them, without
+/// counting them as notifications received: a reconciliation's repairs take the worker's path
+/// (one detail fetch each, never of an erased shipment, never beside a run).
+pub async fn queue_repairs(
+    db: &Db,
+    shop_id: i64,
+    shipment_ids: &[String],
+    now: Timestamp,
+) -> StoreResult<()> {
+    use sha2::{Digest, Sha256};
+    for id in shipment_ids {
+        let digest: String = Sha256::digest(format!("reconcile:{id}:{}", now.unix_millis()))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let inserted = db
+            .query(
+                "INSERT INTO push_events (shop_id, shipment_id, digest, received_at) \
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(shop_id)
+            .bind(id.as_str())
+            .bind(digest)
+            .bind(now.unix_seconds())
+            .execute(&db.pool)
+            .await;
+        match inserted.map_err(StoreError::from) {
+            Ok(_) | Err(StoreError::UniqueViolation) => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }

@@ -20,6 +20,7 @@ mod engine;
 pub mod foreground;
 mod push;
 mod queue;
+mod reconcile;
 mod retention;
 mod scheduler;
 mod step;

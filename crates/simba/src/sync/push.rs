@@ -54,6 +54,7 @@ impl Engine {
     /// Looks after subscriptions and fetches notified shipments every tick until `stop`.
     pub async fn run_push(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut purged = tokio::time::Instant::now();
+        let mut reconciliations = tokio::task::JoinSet::new();
         loop {
             // One manager at a time: two would create two subscriptions for one shop.
             let now = Timestamp::now();
@@ -73,6 +74,7 @@ impl Engine {
             if let Err(e) = self.fetch_notified().await {
                 tracing::warn!(error = format!("{e:#}"), "fetching notified shipments");
             }
+            self.reconcile_due(&mut reconciliations).await;
             if purged.elapsed() >= Duration::from_secs(600) {
                 purged = tokio::time::Instant::now();
                 if let Err(e) = push::purge(&self.db, Timestamp::now() - DEDUPE_WINDOW).await {
@@ -81,6 +83,8 @@ impl Engine {
             }
             tokio::select! {
                 _ = stop.changed() => if *stop.borrow() {
+                    // A reconciliation stopped midway is done again at its next turn.
+                    reconciliations.shutdown().await;
                     leases::release(&self.db, MANAGER_LEASE, &self.owner).await.ok();
                     return;
                 },
@@ -128,6 +132,21 @@ impl Engine {
                 client_id,
                 client_secret: bol::SecretString::from(secret.expose_secret().to_owned()),
             })
+        }))
+    }
+
+    /// A shop's credentials, decrypted; `None` once the shop is gone.
+    pub(super) async fn shop_credentials(
+        &self,
+        shop_id: i64,
+    ) -> anyhow::Result<Option<bol::Credentials>> {
+        let Some((client_id, secret_enc)) = shops::credentials(&self.db, shop_id).await? else {
+            return Ok(None);
+        };
+        let secret = self.cipher.decrypt(shops::SECRET_PURPOSE, &secret_enc)?;
+        Ok(Some(bol::Credentials {
+            client_id,
+            client_secret: bol::SecretString::from(secret.expose_secret().to_owned()),
         }))
     }
 
@@ -359,13 +378,8 @@ impl Engine {
         let Some(&(last_id, _)) = events.last() else {
             return Ok(());
         };
-        let Some((client_id, secret_enc)) = shops::credentials(&self.db, shop_id).await? else {
+        let Some(creds) = self.shop_credentials(shop_id).await? else {
             return Ok(());
-        };
-        let secret = self.cipher.decrypt(shops::SECRET_PURPOSE, &secret_enc)?;
-        let creds = bol::Credentials {
-            client_id,
-            client_secret: bol::SecretString::from(secret.expose_secret().to_owned()),
         };
         let mut ids: BTreeSet<String> = events.iter().map(|(_, id)| id.clone()).collect();
         let erased = push::erased_among(&self.db, shop_id, &Vec::from_iter(ids.clone())).await?;

@@ -450,6 +450,7 @@ async fn shops_are_added_edited_and_deleted_through_the_forms() {
                     ("client_secret", ""),
                     ("sync_interval_minutes", "15"),
                     ("auto_sync", "on"),
+                    ("push_enabled", "on"),
                 ],
             )
             .await;
@@ -460,6 +461,15 @@ async fn shops_are_added_edited_and_deleted_through_the_forms() {
             .json();
         assert_eq!(shop["name"], "Renamed");
         assert_eq!(shop["auto_sync"], true);
+        assert_eq!(shop["push_enabled"], true);
+        assert_eq!(shop["push"]["status"], "pending");
+        let edit = web.get(&format!("/shops/{id}/edit")).await;
+        assert!(
+            edit.text
+                .contains(r#"name="push_enabled" value="on" checked"#),
+            "{}",
+            edit.text
+        );
         let (client_id, secret) = simba::store::shops::credentials(&app.state.db, id)
             .await
             .unwrap()

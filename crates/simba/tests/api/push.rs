@@ -22,6 +22,7 @@ crate::multi_thread_backend_tests!(
     while_push_is_active_automatic_syncs_come_less_often,
     the_background_manager_and_worker_need_no_help,
     a_notification_of_an_erased_shipment_fetches_nothing,
+    a_reconciliation_counts_the_window_in_few_calls_and_repairs_what_push_missed,
 );
 
 /// A sandbox minute lasts a second: its processes settle in 17 ms.
@@ -524,4 +525,121 @@ async fn a_notification_of_an_erased_shipment_fetches_nothing(backend: Backend) 
         .json();
     assert!(detail["personal_data_erased_at"].is_string(), "{detail}");
     assert!(detail["customer"].is_null(), "{detail}");
+}
+
+/// Reconciles the shop now and returns its findings as the API shows them.
+async fn reconcile(t: &SyncTest) -> Value {
+    let found = t
+        .app
+        .state
+        .engine
+        .reconcile(t.shops[0], t.seller.id)
+        .await
+        .unwrap();
+    assert!(found.is_some());
+    let shop_now = shop(t).await;
+    assert!(shop_now["push"]["reconciled_at"].is_string(), "{shop_now}");
+    shop_now["push"]["reconciliation"].clone()
+}
+
+fn census(found: &Value, method: &str) -> (i64, i64, i64) {
+    let m = found["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["method"] == method)
+        .unwrap_or_else(|| panic!("no {method} in {found}"));
+    (
+        m["marketplace"].as_i64().unwrap(),
+        m["local"].as_i64().unwrap(),
+        m["missing_on_first_page"].as_i64().unwrap(),
+    )
+}
+
+async fn a_reconciliation_counts_the_window_in_few_calls_and_repairs_what_push_missed(
+    backend: Backend,
+) {
+    let Some(t) = SyncSetup::new(backend)
+        .shipments(110, 7)
+        .time_scale(60.0)
+        .spawn()
+        .await
+    else {
+        return;
+    };
+    full_sync(&t).await;
+    enable_push(&t).await;
+    assert_eq!(shop(&t).await["push"]["reconciliation"], Value::Null);
+    t.sandbox.reset_stats();
+
+    // FBR's 110 are counted from pages 1, 2, 4 (empty) and 3 (10), FBB's 7 from page 1.
+    let found = reconcile(&t).await;
+    assert_eq!(census(&found, "FBR"), (110, 110, 0), "{found}");
+    assert_eq!(census(&found, "FBB"), (7, 7, 0), "{found}");
+    assert_eq!(
+        (found["gaps"].clone(), found["full_sync_queued"].clone()),
+        (json!(0), json!(false))
+    );
+    assert_eq!((list_calls(&t), detail_calls(&t)), (5, 0));
+
+    // Push misses two new shipments: they are on the first page, so they are fetched, one
+    // call each, by the notification worker, and no sync is queued.
+    t.sandbox.set_push_faults(PushFaults {
+        drop_rate: 1.0,
+        ..PushFaults::default()
+    });
+    t.sandbox.add_shipments("sandbox-1", 2, 0);
+    let found = reconcile(&t).await;
+    assert_eq!(census(&found, "FBR"), (112, 110, 2), "{found}");
+    assert_eq!(
+        (found["gaps"].clone(), found["full_sync_queued"].clone()),
+        (json!(2), json!(false))
+    );
+    assert_eq!(shop(&t).await["active_run_id"], Value::Null);
+    t.app.state.engine.fetch_notified().await.unwrap();
+    assert_eq!((list_calls(&t), detail_calls(&t)), (10, 2));
+    assert_eq!(
+        shop(&t).await["push"]["events_received"],
+        0,
+        "repairs are not notifications"
+    );
+
+    // A shipment lost deep down (page 2) and one more missed on the first page: the counts
+    // differ beyond the first page, so a full sync repairs both, each fetched once.
+    let db = &t.app.state.db;
+    let lost: String = db
+        .query(
+            "SELECT shipment_id FROM shipments WHERE shop_id = ? AND fulfilment_method = 'FBR' \
+             ORDER BY shipment_date DESC, id DESC LIMIT 1 OFFSET 80",
+        )
+        .bind(t.shops[0])
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    db.query("DELETE FROM shipments WHERE shop_id = ? AND shipment_id = ?")
+        .bind(t.shops[0])
+        .bind(lost.as_str())
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    t.sandbox.add_shipments("sandbox-1", 1, 0);
+    let found = reconcile(&t).await;
+    assert_eq!(census(&found, "FBR"), (113, 111, 1), "{found}");
+    assert_eq!(
+        (found["gaps"].clone(), found["full_sync_queued"].clone()),
+        (json!(2), json!(true))
+    );
+    assert!(shop(&t).await["active_run_id"].is_i64());
+    t.app.run_pending_syncs().await;
+    t.app.state.engine.fetch_notified().await.unwrap();
+    let account = t.sandbox.stats().account("sandbox-1").unwrap().clone();
+    assert_eq!(account.detail.calls, 2 + 2, "{account:?}");
+    assert_eq!((account.list.wasted, account.detail.wasted), (0, 0));
+    assert_eq!(account.list.rate_limited + account.detail.rate_limited, 0);
+
+    let found = reconcile(&t).await;
+    assert_eq!(census(&found, "FBR"), (113, 113, 0), "{found}");
+    assert_eq!(found["gaps"], 0);
 }
