@@ -12,12 +12,12 @@ N=${N:-1000} RATE=${RATE:-48} SCALE=${SCALE:-1}
 out=bench/out/push
 rm -rf "$out" && mkdir -p "$out"
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release -p simba
-bin=$PWD/target/release/simba
+bin=${SIMBA_BIN:-$PWD/target/release/simba}
 export DATABASE_URL=${DATABASE_URL:-"sqlite://$PWD/$out/simba.db?mode=rwc"}
 export SIMBA_ADDR=127.0.0.1:8930 RUST_LOG=warn SECRET_KEY=bench-secret-key-bench-secret-key-0123
 export SIMBA_BOL_API_URL=http://127.0.0.1:8931 SIMBA_BOL_LOGIN_URL=http://127.0.0.1:8931 SIMBA_BOL_TIME_SCALE=$SCALE
 export SIMBA_PUBLIC_URL=http://127.0.0.1:8930
-"$bin" sandbox --addr 127.0.0.1:8931 --accounts 1 --fbr 100 --fbb 0 --time-scale "$SCALE" \
+"$bin" sandbox --addr 127.0.0.1:8931 --accounts 1 --fbr 100 --fbb 0 --time-scale "$SCALE" --no-transport-updates \
   >"$out/sandbox.log" 2>&1 & sandbox=$!
 "$bin" serve >"$out/serve.log" 2>&1 & server=$!
 trap 'kill $sandbox $server 2>/dev/null' EXIT

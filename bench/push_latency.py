@@ -59,6 +59,9 @@ def main():
         time.sleep(0.1)
     base = state["shipment_count"]
     market = Api(sandbox)
+    # The full sync spent the detail budget of its last minute: the measure starts with the
+    # budget refilled, as a shop's is between arrivals.
+    time.sleep(61.0 / scale)
     market.call("POST", "/_sandbox/reset")
 
     created = [None] * n
@@ -93,7 +96,7 @@ def main():
     newest = api.call("GET", f"/api/v1/shops/{shop['id']}/shipments?page_size=1&ordering=-shipment_date")["results"][0]
     detail = api.call("GET", f"/api/v1/shipments/{newest['id']}")
     latencies = sorted(r - c for c, r in zip(created, readable))
-    q = statistics.quantiles(latencies, n=100)
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
     calls = market.call("GET", "/_sandbox/stats")["accounts"][0]
     print(json.dumps({
         "shipments": n,

@@ -62,6 +62,9 @@ pub struct SandboxArgs {
     /// Share of API requests whose connection is closed without an answer.
     #[arg(long, default_value_t = 0.0)]
     pub drop_rate: f64,
+    /// Push no UPDATE_TRANSPORT_EVENT notifications when shipments' transport changes.
+    #[arg(long)]
+    pub no_transport_updates: bool,
     /// JSON file describing the accounts (replaces --accounts, --fbr and --fbb):
     /// `{"accounts":[{"client_id":"a","client_secret":"s","fbr":10,"fbb":2}]}`.
     #[arg(long)]
@@ -137,6 +140,8 @@ pub struct SandboxConfig {
     /// New shipments per account per marketplace minute: FBR, FBB.
     pub arrivals_per_minute: (f64, f64),
     pub faults: Faults,
+    /// Push `UPDATE_TRANSPORT_EVENT` notifications when shipments' transport changes.
+    pub transport_updates: bool,
 }
 
 impl Default for SandboxConfig {
@@ -150,6 +155,7 @@ impl Default for SandboxConfig {
             limits: Limits::default(),
             arrivals_per_minute: (0.0, 0.0),
             faults: Faults::default(),
+            transport_updates: true,
         }
     }
 }
@@ -235,6 +241,7 @@ impl SandboxArgs {
                 truncated_rate: self.truncated_rate,
                 drop_rate: self.drop_rate,
             },
+            transport_updates: !self.no_transport_updates,
         };
         if let Err(e) = config.validate() {
             bail!("invalid sandbox settings: {e}");
@@ -273,6 +280,9 @@ mod tests {
         assert_eq!(config.time_scale, 60.0);
         assert_eq!(config.faults.error_rate, 0.1);
         assert_eq!(config.addr.port(), 8001);
+        assert!(config.transport_updates);
+        let cli = Cli::parse_from(["x", "--no-transport-updates"]);
+        assert!(!cli.args.into_config().unwrap().transport_updates);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Control endpoints under `/_sandbox/`: stats, reset, arrivals, token revocation, faults, and
-//! the push switches (delivery faults, key rotation, disabling subscriptions).
+//! the push switches (delivery faults, key rotation, disabling subscriptions, transport updates).
 //! They are never rate-limited, faulted or counted.
 
 use crate::{faults::Faults, push::PushFaults, state::Shared, stats::Stats, token};
@@ -23,6 +23,10 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/_sandbox/push", get(get_push).put(put_push))
         .route("/_sandbox/push/rotate-keys", post(rotate_keys))
         .route("/_sandbox/push/disable", post(disable_push))
+        .route(
+            "/_sandbox/push/transport-updates",
+            get(get_transport_updates).put(put_transport_updates),
+        )
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Json<Stats> {
@@ -109,4 +113,26 @@ async fn rotate_keys(State(shared): State<Arc<Shared>>) -> StatusCode {
 async fn disable_push(State(shared): State<Arc<Shared>>) -> StatusCode {
     shared.push.disable_all();
     StatusCode::NO_CONTENT
+}
+
+/// Whether transport changes are pushed; a switch of its own rather than a field of
+/// [`PushFaults`], since it changes what happens, not how deliveries fail.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct TransportUpdates {
+    enabled: bool,
+}
+
+async fn get_transport_updates(State(shared): State<Arc<Shared>>) -> Json<TransportUpdates> {
+    Json(TransportUpdates {
+        enabled: shared.push.transport_updates(),
+    })
+}
+
+async fn put_transport_updates(
+    State(shared): State<Arc<Shared>>,
+    Json(body): Json<TransportUpdates>,
+) -> Json<TransportUpdates> {
+    shared.push.set_transport_updates(body.enabled);
+    Json(body)
 }

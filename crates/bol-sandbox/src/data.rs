@@ -143,6 +143,9 @@ struct Transport {
 struct Event {
     event_code: &'static str,
     event_date_time: String,
+    /// `event_date_time` as Unix seconds, for pushing transport changes when they happen.
+    #[serde(skip)]
+    at: i64,
 }
 
 /// The list entry (`ReducedShipment`), borrowing from a drawn detail.
@@ -171,6 +174,12 @@ struct ReducedTransport<'a> {
 }
 
 impl Shipment {
+    /// When its transport events happen, in order: only those up to the draw's `now`, so a
+    /// shipment drawn with `now: i64::MAX` tells the ones still to come too.
+    pub(crate) fn transport_times(&self) -> impl Iterator<Item = i64> + '_ {
+        self.transport.transport_events.iter().map(|e| e.at)
+    }
+
     pub(crate) fn reduced(&self) -> Reduced<'_> {
         Reduced {
             shipment_id: &self.shipment_id,
@@ -437,6 +446,7 @@ pub(crate) fn shipment(key: Key, draw: Draw<'_>) -> Shipment {
         .map(|(event_code, at)| Event {
             event_code,
             event_date_time: clock::date_time(at),
+            at,
         })
         .collect();
 

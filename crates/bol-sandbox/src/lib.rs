@@ -82,6 +82,7 @@ impl Sandbox {
                 stopped.clone(),
             )),
             tokio::spawn(push::run(shared.clone(), events, stopped.clone())),
+            tokio::spawn(push::transport::run(shared.clone(), stopped.clone())),
         ];
         let (fbr, fbb) = config.arrivals_per_minute;
         if fbr > 0.0 || fbb > 0.0 {
@@ -149,6 +150,12 @@ impl Sandbox {
         faults.drop_rate = faults.drop_rate.clamp(0.0, 1.0);
         faults.duplicate_rate = faults.duplicate_rate.clamp(0.0, 1.0);
         self.shared.push.set_faults(faults);
+    }
+
+    /// Switches `UPDATE_TRANSPORT_EVENT` notifications on or off (on by default). Transport
+    /// changes while off are never pushed, not even after switching on again.
+    pub fn set_transport_updates(&self, enabled: bool) {
+        self.shared.push.set_transport_updates(enabled);
     }
 
     /// Makes a new signing key pair; the previous public key stays published beside it.

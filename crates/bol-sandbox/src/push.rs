@@ -1,6 +1,6 @@
 //! Push notifications as bol sends them: the subscriptions API with its asynchronous process
 //! statuses, the published signature keys, and signed `SHIPMENT` deliveries to WEBHOOK
-//! subscriptions when shipments arrive.
+//! subscriptions when shipments arrive and when their transport changes ([`transport`]).
 //!
 //! A create, update or delete answers 202 with a process status that settles one marketplace
 //! second later (processes are settled when anything looks at push state, so no timer is
@@ -10,6 +10,8 @@
 //! disabled until a PUT enables it, as bol does. Switches drop, duplicate, reorder and delay
 //! deliveries; a key pair is made at start and can be rotated. One difference from bol: plain
 //! `http://` URLs are accepted, so that a local receiver can be reached without TLS.
+
+pub(crate) mod transport;
 
 use crate::{
     clock,
@@ -34,7 +36,7 @@ use std::{
     collections::{BTreeMap, VecDeque},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -115,6 +117,8 @@ pub struct PushStats {
     pub duplicated: u64,
     /// Subscriptions disabled after their deliveries kept failing (or by the control switch).
     pub disabled: u64,
+    /// Of `events`, those generated for transport changes (`UPDATE_TRANSPORT_EVENT`).
+    pub transport_updates: u64,
 }
 
 #[derive(Debug, Default)]
@@ -128,10 +132,11 @@ struct Counters {
     dropped: AtomicU64,
     duplicated: AtomicU64,
     disabled: AtomicU64,
+    transport_updates: AtomicU64,
 }
 
 impl Counters {
-    fn all(&self) -> [&AtomicU64; 9] {
+    fn all(&self) -> [&AtomicU64; 10] {
         [
             &self.events,
             &self.deliveries,
@@ -142,6 +147,7 @@ impl Counters {
             &self.dropped,
             &self.duplicated,
             &self.disabled,
+            &self.transport_updates,
         ]
     }
 }
@@ -380,6 +386,8 @@ pub(crate) struct Push {
     book: Mutex<Book>,
     keys: Mutex<VecDeque<Arc<SigningKey>>>,
     faults: Mutex<PushFaults>,
+    /// Whether transport changes are pushed; see [`transport`].
+    transport_updates: AtomicBool,
     counters: Counters,
     outbox: mpsc::UnboundedSender<Event>,
 }
@@ -392,6 +400,7 @@ impl Push {
             book: Mutex::new(Book::default()),
             keys: Mutex::new(VecDeque::new()),
             faults: Mutex::new(PushFaults::default()),
+            transport_updates: AtomicBool::new(true),
             counters: Counters::default(),
             outbox,
         };
@@ -411,6 +420,7 @@ impl Push {
             dropped: get(&c.dropped),
             duplicated: get(&c.duplicated),
             disabled: get(&c.disabled),
+            transport_updates: get(&c.transport_updates),
         }
     }
 
@@ -427,6 +437,14 @@ impl Push {
 
     pub(crate) fn set_faults(&self, faults: PushFaults) {
         *lock(&self.faults) = faults;
+    }
+
+    pub(crate) fn transport_updates(&self) -> bool {
+        self.transport_updates.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_transport_updates(&self, enabled: bool) {
+        self.transport_updates.store(enabled, Ordering::Relaxed);
     }
 
     /// Disables every subscription, as bol does after failed deliveries.
@@ -472,35 +490,48 @@ impl Push {
     /// Queues a notification to each enabled SHIPMENT webhook of the account for each of the
     /// new shipments.
     pub(crate) fn shipments_added(&self, shared: &Shared, keys: &[Key]) {
-        if keys.is_empty() {
+        let Some(first) = keys.first() else {
             return;
-        }
-        let account_no = keys[0].account;
-        let targets: Vec<u64> = {
-            let mut book = lock(&self.book);
-            book.settle(shared.clock.elapsed());
-            book.subscriptions
-                .iter()
-                .filter(|(_, s)| s.account_no == account_no && s.wants_shipments())
-                .map(|(id, _)| *id)
-                .collect()
         };
+        let targets = self
+            .shipment_webhooks(shared, Some(first.account))
+            .remove(&first.account)
+            .unwrap_or_default();
+        self.queue(shared, &targets, keys, "CREATE_SHIPMENT");
+    }
+
+    /// The enabled SHIPMENT webhooks of each account that has any (of `only`, if given),
+    /// settled first so that a subscription made a second ago counts.
+    fn shipment_webhooks(&self, shared: &Shared, only: Option<usize>) -> BTreeMap<usize, Vec<u64>> {
+        let mut book = lock(&self.book);
+        book.settle(shared.clock.elapsed());
+        let mut by_account: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+        for (id, s) in &book.subscriptions {
+            if s.wants_shipments() && only.is_none_or(|a| a == s.account_no) {
+                by_account.entry(s.account_no).or_default().push(*id);
+            }
+        }
+        by_account
+    }
+
+    /// Queues one `event_type` notification per shipment of one account to each of `targets`.
+    fn queue(&self, shared: &Shared, targets: &[u64], keys: &[Key], event_type: &str) {
         if targets.is_empty() {
             return;
         }
         let timestamp = clock::date_time(shared.clock.market_now());
         for key in keys {
             let body = serde_json::json!({
-                "retailerId": 1_000_000 + account_no,
+                "retailerId": 1_000_000 + key.account,
                 "timestamp": timestamp,
                 "event": {
                     "resource": "SHIPMENT",
-                    "type": "CREATE_SHIPMENT",
+                    "type": event_type,
                     "resourceId": shared.codecs.shipment.encode(*key),
                 },
             });
             let body: Arc<[u8]> = serde_json::to_vec(&body).unwrap_or_default().into();
-            for &subscription in &targets {
+            for &subscription in targets {
                 bump(&self.counters.events);
                 let _ = self.outbox.send(Event {
                     subscription,

@@ -123,21 +123,31 @@ impl Catalog {
         }
     }
 
-    /// Page `page` (1-based) of shipments shipped at or after `cutoff`, newest first:
-    /// (index, ship time) pairs.
-    pub(crate) fn page(&self, page: u32, per_page: u64, cutoff: i64) -> Vec<(u64, i64)> {
-        let arrivals = read(&self.arrivals);
-        let count = self.initial + arrivals.len() as u64;
-        let (mut lo, mut hi) = (0, count);
+    /// The index of the first shipment shipped at or after `cutoff` (the count if none was).
+    fn first_since_with(&self, arrivals: &[i64], cutoff: i64) -> u64 {
+        let (mut lo, mut hi) = (0, self.initial + arrivals.len() as u64);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.shipped_with(&arrivals, mid) < cutoff {
+            if self.shipped_with(arrivals, mid) < cutoff {
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
-        let visible = count - lo;
+        lo
+    }
+
+    /// The index of the first shipment shipped at or after `cutoff` (the count if none was).
+    pub(crate) fn first_since(&self, cutoff: i64) -> u64 {
+        self.first_since_with(&read(&self.arrivals), cutoff)
+    }
+
+    /// Page `page` (1-based) of shipments shipped at or after `cutoff`, newest first:
+    /// (index, ship time) pairs.
+    pub(crate) fn page(&self, page: u32, per_page: u64, cutoff: i64) -> Vec<(u64, i64)> {
+        let arrivals = read(&self.arrivals);
+        let count = self.initial + arrivals.len() as u64;
+        let visible = count - self.first_since_with(&arrivals, cutoff);
         let skip = u64::from(page - 1).saturating_mul(per_page);
         (skip..visible.min(skip.saturating_add(per_page)))
             .map(|k| count - 1 - k)
@@ -285,6 +295,7 @@ impl Shared {
         let faults = FaultCell::default();
         faults.set(&config.faults);
         let (push, events) = Push::new();
+        push.set_transport_updates(config.transport_updates);
         let shared = Self {
             seed: config.seed,
             window: clock.real(Duration::from_secs(60)),

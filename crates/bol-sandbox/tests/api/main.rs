@@ -6,4 +6,5 @@ mod faults;
 mod helpers;
 mod limits;
 mod pagination;
+mod push;
 mod stats;

@@ -5,3 +5,4 @@
 ALTER TABLE push_subscriptions ADD COLUMN reconcile_at BIGINT;
 ALTER TABLE push_subscriptions ADD COLUMN reconciled_at BIGINT;
 ALTER TABLE push_subscriptions ADD COLUMN reconciliation TEXT;
+CREATE INDEX push_subscriptions_reconcile ON push_subscriptions (reconcile_at);
