@@ -26,12 +26,13 @@ use crate::web::BadParam;
 
 /// A page of a cursor walk (documented beside the numbered page by `openapi::CursorsAndTags`).
 #[derive(Debug, Serialize)]
-pub struct CursorPage<T> {
+pub struct CursorPage<R> {
     /// The next page's absolute URL, `null` at the end.
     pub next: Option<String>,
     /// The previous page's absolute URL, `null` at the start.
     pub previous: Option<String>,
-    pub results: Vec<T>,
+    /// The rows: a list, or one serialised already.
+    pub results: R,
 }
 
 const PARAM: &str = "cursor";
@@ -189,13 +190,13 @@ impl Walk {
 
     /// The answer for the page read: its rows, the positions of its first and last rows (see
     /// [`ends`]), and whether the store found more beyond it in the seek's direction.
-    pub fn answer<T: Serialize>(
+    pub fn answer<R: Serialize>(
         &self,
-        results: Vec<T>,
+        results: R,
         ends: Option<(Position, Position)>,
         more: bool,
         context: (&Cipher, &Uri, &HeaderMap),
-    ) -> CursorAnswer<T> {
+    ) -> CursorAnswer<R> {
         let (cipher, uri, headers) = context;
         let forward = self.seek.direction == Direction::Forward;
         let started = self.seek.from.is_some();
@@ -231,9 +232,9 @@ pub fn ends<T>(rows: &[T], position: impl Fn(&T) -> Position) -> Option<(Positio
 
 /// A cursor page as answered: the JSON and the same links in a `Link` header.
 #[derive(Debug)]
-pub struct CursorAnswer<T>(pub CursorPage<T>);
+pub struct CursorAnswer<R>(pub CursorPage<R>);
 
-impl<T: Serialize> IntoResponse for CursorAnswer<T> {
+impl<R: Serialize> IntoResponse for CursorAnswer<R> {
     fn into_response(self) -> Response {
         let page = self.0;
         let links: Vec<String> = [(&page.next, "next"), (&page.previous, "prev")]

@@ -20,9 +20,9 @@ use super::{PageParams, QueryParams, ResourceId, rfc3339};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::services::data_protection;
-use crate::services::page_cache::{CachedPage, PageKey};
+use crate::services::page_cache::{CachedPage, PageKey, Place};
 use crate::state::AppState;
-use crate::store::shipments::{self, Ordering, ShipmentDetail, ShipmentRow};
+use crate::store::shipments::{self, Filter, Ordering, ShipmentDetail, ShipmentRow};
 use crate::store::shops;
 
 pub fn routes() -> Router<AppState> {
@@ -154,6 +154,15 @@ fn cached_results<S: serde::Serializer>(page: &Arc<CachedPage>, to: S) -> Result
     page.results.serialize(to)
 }
 
+/// A kept page's `results`, serialised as they are.
+struct SerializedResults(Arc<CachedPage>);
+
+impl Serialize for SerializedResults {
+    fn serialize<S: serde::Serializer>(&self, to: S) -> Result<S::Ok, S::Error> {
+        cached_results(&self.0, to)
+    }
+}
+
 /// A shipment list answer: by page number or by cursor, tagged by the seller's shipments
 /// version (see [`conditional::version_tag`]) and answered 304 before any rendering when the
 /// client holds that tag.
@@ -174,26 +183,7 @@ async fn list(
     let params = PageParams::from_query(&query)?;
     let user_id = auth.user.id;
     if let Some(walk) = walk {
-        // Only a conditional request reads the version on its own first, so that its 304 costs
-        // no page; otherwise the walk reads it with the page, in one call.
-        if headers.contains_key(IF_NONE_MATCH) {
-            let version = shipments::version(&state.db, user_id).await?;
-            let etag = conditional::version_tag(user_id, version, uri, headers);
-            if conditional::none_match(headers, &etag) {
-                return Ok(conditional::not_modified(&etag));
-            }
-        }
-        let walked = shipments::walk(&state.db, user_id, &filter, ordering, walk.seek()).await?;
-        let etag = conditional::version_tag(user_id, walked.version, uri, headers);
-        let ends = cursor::ends(&walked.rows, |row| ordering.position(row));
-        let results = walked
-            .rows
-            .into_iter()
-            .map(|row| ShipmentOut::from_row(row, None, None))
-            .collect::<ApiResult<Vec<_>>>()?;
-        let context = (&state.cipher, uri, headers);
-        let response = walk.answer(results, ends, walked.more, context);
-        return Ok(conditional::with_etag(response.into_response(), &etag));
+        return cursor_page(state, user_id, filter, ordering, &walk, uri, headers).await;
     }
     // Read before the page: a page answered or kept under a version is never older than it.
     let version = shipments::version(&state.db, user_id).await?;
@@ -204,11 +194,78 @@ async fn list(
     let key = PageKey {
         filter,
         ordering,
-        limit: params.limit(),
-        offset: params.offset(),
+        place: Place::Numbered {
+            limit: params.limit(),
+            offset: params.offset(),
+        },
     };
     let page = numbered_page(state, user_id, version, key, params, uri, headers).await?;
     Ok(conditional::with_etag(Json(page).into_response(), &etag))
+}
+
+/// A cursor's page. With the page cache on, the seller's version is read first and a page kept
+/// at it is answered without a read; without it, or on a miss, the version is read with the
+/// page in one call (only a conditional request reads it on its own first, so that its 304
+/// costs no page).
+async fn cursor_page(
+    state: &AppState,
+    user_id: i64,
+    filter: Filter,
+    ordering: Ordering,
+    walk: &Walk,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let cache = &state.page_cache;
+    let key = PageKey {
+        filter,
+        ordering,
+        place: Place::Cursor(*walk.seek()),
+    };
+    if cache.is_enabled() || headers.contains_key(IF_NONE_MATCH) {
+        let version = shipments::version(&state.db, user_id).await?;
+        let etag = conditional::version_tag(user_id, version, uri, headers);
+        if conditional::none_match(headers, &etag) {
+            return Ok(conditional::not_modified(&etag));
+        }
+        if let Some(page) = cache.get(user_id, version, &key) {
+            return Ok(cursor_answer(state, walk, page, uri, headers, &etag));
+        }
+    }
+    let walked = shipments::walk(&state.db, user_id, &key.filter, ordering, walk.seek()).await?;
+    let etag = conditional::version_tag(user_id, walked.version, uri, headers);
+    let ends = cursor::ends(&walked.rows, |row| ordering.position(row));
+    let results = walked
+        .rows
+        .into_iter()
+        .map(|row| ShipmentOut::from_row(row, None, None))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let results =
+        serde_json::value::to_raw_value(&results).map_err(|e| ApiError::Internal(e.into()))?;
+    let page = Arc::new(CachedPage {
+        count: 0,
+        results,
+        ends,
+        more: walked.more,
+    });
+    if cache.is_enabled() {
+        cache.put(user_id, walked.version, key, Arc::clone(&page));
+    }
+    Ok(cursor_answer(state, walk, page, uri, headers, &etag))
+}
+
+fn cursor_answer(
+    state: &AppState,
+    walk: &Walk,
+    page: Arc<CachedPage>,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    etag: &str,
+) -> Response {
+    let (ends, more) = (page.ends, page.more);
+    let results = SerializedResults(page);
+    let response = walk.answer(results, ends, more, (&state.cipher, uri, headers));
+    conditional::with_etag(response.into_response(), etag)
 }
 
 /// A page by number, from the page cache when it holds it at `version`.
@@ -232,8 +289,8 @@ async fn numbered_page(
                 user_id,
                 &key.filter,
                 key.ordering,
-                key.limit,
-                key.offset,
+                params.limit(),
+                params.offset(),
             )
             .await?;
             let results = rows
@@ -242,7 +299,12 @@ async fn numbered_page(
                 .collect::<ApiResult<Vec<_>>>()?;
             let results = serde_json::value::to_raw_value(&results)
                 .map_err(|e| ApiError::Internal(e.into()))?;
-            let page = Arc::new(CachedPage { count, results });
+            let page = Arc::new(CachedPage {
+                count,
+                results,
+                ends: None,
+                more: false,
+            });
             if let Some(version) = version {
                 cache.put(user_id, version, key, Arc::clone(&page));
             }

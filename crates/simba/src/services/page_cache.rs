@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::value::RawValue;
 
+use crate::store::keyset::{Position, Seek};
 use crate::store::shipments::{Filter, Ordering};
 
 /// Which page of which list: everything the page's rows and count depend on besides the
@@ -19,15 +20,29 @@ use crate::store::shipments::{Filter, Ordering};
 pub struct PageKey {
     pub filter: Filter,
     pub ordering: Ordering,
-    pub limit: i64,
-    pub offset: i64,
+    pub place: Place,
 }
 
-/// One page's `results` as serialised, and the list's `count`.
+/// Where a page lies in its list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Place {
+    Numbered {
+        limit: i64,
+        offset: i64,
+    },
+    /// A cursor's page: the same position read at the same version gives the same rows.
+    Cursor(Seek),
+}
+
+/// One page's `results` as serialised, with what its links are made of: the list's `count`
+/// for a numbered page; for a cursor's, the positions of its first and last rows and whether
+/// more lie beyond it.
 #[derive(Debug)]
 pub struct CachedPage {
     pub count: i64,
     pub results: Box<RawValue>,
+    pub ends: Option<(Position, Position)>,
+    pub more: bool,
 }
 
 #[derive(Debug)]
@@ -125,8 +140,7 @@ mod tests {
         PageKey {
             filter: Filter::default(),
             ordering: Ordering::default(),
-            limit: 50,
-            offset,
+            place: Place::Numbered { limit: 50, offset },
         }
     }
 
@@ -134,6 +148,8 @@ mod tests {
         Arc::new(CachedPage {
             count,
             results: RawValue::from_string(json.to_owned()).unwrap(),
+            ends: None,
+            more: false,
         })
     }
 
@@ -161,6 +177,27 @@ mod tests {
             "a late older read is not kept"
         );
         assert_eq!(cache.inner.lock().unwrap().bytes, "[1,2,3]".len());
+    }
+
+    #[test]
+    fn a_cursor_page_is_kept_apart_from_numbered_pages_and_other_positions() {
+        use crate::store::keyset::Direction;
+        let cursor = |id, direction| PageKey {
+            place: Place::Cursor(Seek {
+                from: Some(Position { key: Some(7), id }),
+                direction,
+                limit: 50,
+            }),
+            ..key(0)
+        };
+        let cache = PageCache::new(1 << 20);
+        cache.put(1, 3, cursor(9, Direction::Forward), page(0, "[9]"));
+        let hit = cache.get(1, 3, &cursor(9, Direction::Forward)).unwrap();
+        assert_eq!(hit.results.get(), "[9]");
+        assert!(cache.get(1, 3, &cursor(9, Direction::Backward)).is_none());
+        assert!(cache.get(1, 3, &cursor(8, Direction::Forward)).is_none());
+        assert!(cache.get(1, 3, &key(0)).is_none());
+        assert!(cache.get(1, 4, &cursor(9, Direction::Forward)).is_none());
     }
 
     #[test]

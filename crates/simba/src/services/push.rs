@@ -82,6 +82,7 @@ pub async fn receive(
             let new = push::record_event(db, row.shop_id, &shipment_id, &digest, Timestamp::now())
                 .await?;
             Ok(if new {
+                engine.push_arrived();
                 Received::Accepted
             } else {
                 Received::Duplicate

@@ -13,14 +13,14 @@ use super::{Db, StoreResult};
 
 /// A row's place in its list: its ordering key (none when the list orders by `id` alone) and
 /// its id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Position {
     pub key: Option<i64>,
     pub id: i64,
 }
 
 /// Which way a page reads from its position: on in the list's order, or back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     Forward,
     Backward,
@@ -28,7 +28,7 @@ pub enum Direction {
 
 /// One page of a walk: the rows strictly past `from` in `direction` (from the start of the
 /// list when there is no position), up to `limit`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Seek {
     pub from: Option<Position>,
     pub direction: Direction,

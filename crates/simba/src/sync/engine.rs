@@ -47,6 +47,8 @@ pub struct Engine {
     queue: Arc<dyn RunQueue>,
     /// bol's push signature keys, for the receiver.
     pub(super) push_keys: super::push::PushKeys,
+    /// Wakes the push worker when the receiver recorded a notification.
+    pub(super) push_arrived: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Engine {
@@ -82,6 +84,7 @@ impl Engine {
             keeping_leases: Once::new(),
             queue,
             push_keys: Default::default(),
+            push_arrived: tokio::sync::Notify::new(),
         }))
     }
 

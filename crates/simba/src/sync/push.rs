@@ -51,35 +51,26 @@ pub struct PushKeys {
 }
 
 impl Engine {
-    /// Looks after subscriptions and fetches notified shipments every tick until `stop`.
+    /// Looks after subscriptions every tick and fetches notified shipments as they arrive,
+    /// until `stop`.
     pub async fn run_push(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut purged = tokio::time::Instant::now();
         let mut reconciliations = tokio::task::JoinSet::new();
+        let mut next_pass = tokio::time::Instant::now();
         loop {
-            // One manager at a time: two would create two subscriptions for one shop.
-            let now = Timestamp::now();
-            let manager = leases::acquire(
-                &self.db,
-                MANAGER_LEASE,
-                &self.owner,
-                now,
-                now + MANAGER_TERM,
-            )
-            .await
-            .inspect_err(|e| tracing::warn!(error = %e, "renewing the push manager lease"))
-            .unwrap_or(false);
-            if manager && let Err(e) = self.manage_subscriptions().await {
-                tracing::warn!(error = format!("{e:#}"), "looking after push subscriptions");
+            if tokio::time::Instant::now() >= next_pass {
+                next_pass = tokio::time::Instant::now() + self.settings.push.tick;
+                self.manage_if_manager().await;
+                self.reconcile_due(&mut reconciliations).await;
+                if purged.elapsed() >= Duration::from_secs(600) {
+                    purged = tokio::time::Instant::now();
+                    if let Err(e) = push::purge(&self.db, Timestamp::now() - DEDUPE_WINDOW).await {
+                        tracing::warn!(error = %e, "purging old push notifications");
+                    }
+                }
             }
             if let Err(e) = self.fetch_notified().await {
                 tracing::warn!(error = format!("{e:#}"), "fetching notified shipments");
-            }
-            self.reconcile_due(&mut reconciliations).await;
-            if purged.elapsed() >= Duration::from_secs(600) {
-                purged = tokio::time::Instant::now();
-                if let Err(e) = push::purge(&self.db, Timestamp::now() - DEDUPE_WINDOW).await {
-                    tracing::warn!(error = %e, "purging old push notifications");
-                }
             }
             tokio::select! {
                 _ = stop.changed() => if *stop.borrow() {
@@ -88,8 +79,35 @@ impl Engine {
                     leases::release(&self.db, MANAGER_LEASE, &self.owner).await.ok();
                     return;
                 },
-                () = tokio::time::sleep(self.settings.push.tick) => {}
+                () = tokio::time::sleep_until(next_pass) => {}
+                // A notification this process received is fetched at once, not at the next
+                // tick; those another process received wait for the tick.
+                () = self.push_arrived.notified() => {}
             }
+        }
+    }
+
+    /// Tells the worker a notification was recorded.
+    pub fn push_arrived(&self) {
+        self.push_arrived.notify_one();
+    }
+
+    /// A pass of the subscription manager, when this process holds its lease: two managers
+    /// would create two subscriptions for one shop.
+    async fn manage_if_manager(&self) {
+        let now = Timestamp::now();
+        let manager = leases::acquire(
+            &self.db,
+            MANAGER_LEASE,
+            &self.owner,
+            now,
+            now + MANAGER_TERM,
+        )
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "renewing the push manager lease"))
+        .unwrap_or(false);
+        if manager && let Err(e) = self.manage_subscriptions().await {
+            tracing::warn!(error = format!("{e:#}"), "looking after push subscriptions");
         }
     }
 

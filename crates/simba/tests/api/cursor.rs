@@ -14,6 +14,7 @@ backend_tests!(
     shops_and_sync_runs_walk_by_cursor_too,
     webhook_endpoints_and_their_deliveries_walk_by_cursor_too,
     a_forged_foreign_or_misplaced_cursor_is_a_400_that_names_cursor,
+    a_cursor_page_read_again_after_a_change_shows_the_change,
 );
 
 /// The answer's ids, `next` and `previous` (as paths of the app) after asserting the shape of
@@ -144,6 +145,38 @@ async fn a_cursor_walk_sees_every_shipment_once_in_every_ordering_and_filter_for
     }
     let (all, _) = walk_forward(&app, &seller, "/api/v1/shipments?cursor=").await;
     assert_eq!(all.len(), 40, "the default page size holds the whole list");
+}
+
+async fn results(app: &TestApp, seller: &Seller, path: &str) -> serde_json::Value {
+    let r = app.get(path, Some(&seller.token)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()["results"].clone()
+}
+
+/// Cursor pages are kept in the page cache under the seller's version: a change to a row of a
+/// page read before (here its erasure) is in the same page read again, and the page kept at
+/// the old version is never served.
+async fn a_cursor_page_read_again_after_a_change_shows_the_change(app: TestApp) {
+    let seller = app.register("anna").await;
+    let shop = app.create_shop(&seller, "one").await;
+    app.store_shipments(&seller, shop, 12).await;
+    let first = cursor_page(&app, &seller, "/api/v1/shipments?cursor=&page_size=5").await;
+    let second_path = first.next.expect("a second page");
+    let before = results(&app, &seller, &second_path).await;
+    assert_eq!(results(&app, &seller, &second_path).await, before);
+    let target = before[2]["id"].as_i64().unwrap();
+    assert!(before[2]["personal_data_erased_at"].is_null());
+    let erased = app
+        .post(
+            "/api/v1/erasures",
+            Some(&seller.token),
+            serde_json::json!({ "shipment_ids": [target] }),
+        )
+        .await;
+    assert_eq!(erased.status, 200, "{}", erased.text);
+    let after = results(&app, &seller, &second_path).await;
+    assert_eq!(after[2]["id"], target);
+    assert!(after[2]["personal_data_erased_at"].is_string(), "{after}");
 }
 
 async fn shops_and_sync_runs_walk_by_cursor_too(app: TestApp) {
