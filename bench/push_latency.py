@@ -34,9 +34,19 @@ class Api:
         headers = {"content-type": "application/json"}
         if self.token:
             headers["authorization"] = f"Token {self.token}"
-        self.conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
-        response = self.conn.getresponse()
-        text = response.read()
+        data = None if body is None else json.dumps(body)
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                response = self.conn.getresponse()
+                text = response.read()
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                # The server closes a connection idle for a while: the measure's one is.
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(self.host, timeout=30)
+                if attempt == 2:
+                    raise
         if response.status >= 300:
             sys.exit(f"{method} {path}: {response.status} {text[:300]!r}")
         return json.loads(text) if text else None

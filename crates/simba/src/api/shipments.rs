@@ -203,10 +203,14 @@ async fn list(
     Ok(conditional::with_etag(Json(page).into_response(), &etag))
 }
 
-/// A cursor's page. With the page cache on, the seller's version is read first and a page kept
-/// at it is answered without a read; without it, or on a miss, the version is read with the
-/// page in one call (only a conditional request reads it on its own first, so that its 304
-/// costs no page).
+/// The largest cursor page kept in the page cache. A walk's large pages are each read once:
+/// keeping them would push out the pages that are read again.
+const KEPT_CURSOR_PAGE: i64 = 100;
+
+/// A cursor's page. A page small enough to keep is looked up in the page cache under the
+/// seller's version, read first; otherwise, or on a miss, the version is read with the page in
+/// one call (only a conditional request reads it on its own first, so that its 304 costs no
+/// page).
 async fn cursor_page(
     state: &AppState,
     user_id: i64,
@@ -217,18 +221,19 @@ async fn cursor_page(
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
     let cache = &state.page_cache;
+    let keep = cache.is_enabled() && walk.seek().limit <= KEPT_CURSOR_PAGE;
     let key = PageKey {
         filter,
         ordering,
         place: Place::Cursor(*walk.seek()),
     };
-    if cache.is_enabled() || headers.contains_key(IF_NONE_MATCH) {
+    if keep || headers.contains_key(IF_NONE_MATCH) {
         let version = shipments::version(&state.db, user_id).await?;
         let etag = conditional::version_tag(user_id, version, uri, headers);
         if conditional::none_match(headers, &etag) {
             return Ok(conditional::not_modified(&etag));
         }
-        if let Some(page) = cache.get(user_id, version, &key) {
+        if keep && let Some(page) = cache.get(user_id, version, &key) {
             return Ok(cursor_answer(state, walk, page, uri, headers, &etag));
         }
     }
@@ -248,7 +253,7 @@ async fn cursor_page(
         ends,
         more: walked.more,
     });
-    if cache.is_enabled() {
+    if keep {
         cache.put(user_id, walked.version, key, Arc::clone(&page));
     }
     Ok(cursor_answer(state, walk, page, uri, headers, &etag))

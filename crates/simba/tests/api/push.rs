@@ -23,6 +23,7 @@ crate::multi_thread_backend_tests!(
     the_background_manager_and_worker_need_no_help,
     a_notification_of_an_erased_shipment_fetches_nothing,
     a_reconciliation_counts_the_window_in_few_calls_and_repairs_what_push_missed,
+    a_window_of_twelve_thousand_shipments_is_counted_in_twenty_eight_list_calls,
 );
 
 /// A sandbox minute lasts a second: its processes settle in 17 ms.
@@ -642,4 +643,35 @@ async fn a_reconciliation_counts_the_window_in_few_calls_and_repairs_what_push_m
     let found = reconcile(&t).await;
     assert_eq!(census(&found, "FBR"), (113, 113, 0), "{found}");
     assert_eq!(found["gaps"], 0);
+}
+
+/// bol's pages have no total: 10,000 FBR shipments (200 pages) are counted from pages 1, 2, 4,
+/// …, 256, then 192, 224, 208, 200, 204, 202, 201 (16 calls, not 200), 2,000 FBB (40 pages) in
+/// 12. Nothing is stored locally, so the whole window is a gap: a full sync is queued for it,
+/// and no detail is fetched meanwhile.
+async fn a_window_of_twelve_thousand_shipments_is_counted_in_twenty_eight_list_calls(
+    backend: Backend,
+) {
+    let Some(t) = SyncSetup::new(backend)
+        .shipments(10_000, 2_000)
+        .time_scale(60.0)
+        .spawn()
+        .await
+    else {
+        return;
+    };
+    enable_push(&t).await;
+    t.sandbox.reset_stats();
+    let found = reconcile(&t).await;
+    assert_eq!(census(&found, "FBR"), (10_000, 0, 50), "{found}");
+    assert_eq!(census(&found, "FBB"), (2_000, 0, 50), "{found}");
+    assert_eq!(found["full_sync_queued"], true);
+    assert_eq!(found["gaps"], 12_000);
+    assert_eq!((list_calls(&t), detail_calls(&t)), (16 + 12, 0));
+    let account = t.sandbox.stats().account("sandbox-1").unwrap().clone();
+    assert_eq!(
+        account.list.rate_limited + account.list.wasted,
+        0,
+        "{account:?}"
+    );
 }
