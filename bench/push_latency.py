@@ -13,43 +13,15 @@ p50, p99 and max, and the marketplace calls made meanwhile (the sandbox's counte
 the full sync): the target is exactly N detail calls, 0 list calls and 0 × 429.
 """
 
-import http.client
 import json
 import statistics
 import sys
 import threading
 import time
-from urllib.parse import urlsplit
+
+from shops import Api
 
 POLL = 0.02
-
-
-class Api:
-    def __init__(self, base, token=None):
-        self.host = urlsplit(base).netloc
-        self.token = token
-        self.conn = http.client.HTTPConnection(self.host, timeout=30)
-
-    def call(self, method, path, body=None):
-        headers = {"content-type": "application/json"}
-        if self.token:
-            headers["authorization"] = f"Token {self.token}"
-        data = None if body is None else json.dumps(body)
-        for attempt in (1, 2):
-            try:
-                self.conn.request(method, path, body=data, headers=headers)
-                response = self.conn.getresponse()
-                text = response.read()
-                break
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                # The server closes a connection idle for a while: the measure's one is.
-                self.conn.close()
-                self.conn = http.client.HTTPConnection(self.host, timeout=30)
-                if attempt == 2:
-                    raise
-        if response.status >= 300:
-            sys.exit(f"{method} {path}: {response.status} {text[:300]!r}")
-        return json.loads(text) if text else None
 
 
 def main():

@@ -27,9 +27,9 @@ crate::multi_thread_backend_tests!(
 );
 
 /// A sandbox minute lasts a second: its processes settle in 17 ms.
-async fn setup(backend: Backend, fbr: u32) -> Option<SyncTest> {
+async fn setup(backend: Backend, fbr: u32, fbb: u32) -> Option<SyncTest> {
     SyncSetup::new(backend)
-        .shipments(fbr, 0)
+        .shipments(fbr, fbb)
         .time_scale(60.0)
         .spawn()
         .await
@@ -134,7 +134,7 @@ async fn full_sync(t: &SyncTest) {
 async fn pushed_shipments_are_fetched_once_each_whatever_the_duplicates_and_order(
     backend: Backend,
 ) {
-    let Some(t) = setup(backend, 30).await else {
+    let Some(t) = setup(backend, 30, 0).await else {
         return;
     };
     full_sync(&t).await;
@@ -194,7 +194,7 @@ async fn pushed_shipments_are_fetched_once_each_whatever_the_duplicates_and_orde
 }
 
 async fn unsigned_forged_and_malformed_notifications_get_401_and_fetch_nothing(backend: Backend) {
-    let Some(t) = setup(backend, 3).await else {
+    let Some(t) = setup(backend, 3, 0).await else {
         return;
     };
     enable_push(&t).await;
@@ -269,7 +269,7 @@ async fn unsigned_forged_and_malformed_notifications_get_401_and_fetch_nothing(b
 }
 
 async fn a_rotated_signing_key_is_fetched_and_trusted(backend: Backend) {
-    let Some(t) = setup(backend, 3).await else {
+    let Some(t) = setup(backend, 3, 0).await else {
         return;
     };
     enable_push(&t).await;
@@ -292,7 +292,7 @@ async fn a_rotated_signing_key_is_fetched_and_trusted(backend: Backend) {
 async fn a_subscription_the_marketplace_disabled_is_enabled_again_and_the_gap_synced(
     backend: Backend,
 ) {
-    let Some(t) = setup(backend, 3).await else {
+    let Some(t) = setup(backend, 3, 0).await else {
         return;
     };
     full_sync(&t).await;
@@ -312,7 +312,7 @@ async fn a_subscription_the_marketplace_disabled_is_enabled_again_and_the_gap_sy
 }
 
 async fn a_dropped_notification_is_caught_by_the_safety_net_poll(backend: Backend) {
-    let Some(t) = setup(backend, 3).await else {
+    let Some(t) = setup(backend, 3, 0).await else {
         return;
     };
     full_sync(&t).await;
@@ -338,7 +338,7 @@ async fn a_dropped_notification_is_caught_by_the_safety_net_poll(backend: Backen
 }
 
 async fn turning_push_off_or_deleting_the_shop_deletes_the_subscription(backend: Backend) {
-    let Some(t) = setup(backend, 3).await else {
+    let Some(t) = setup(backend, 3, 0).await else {
         return;
     };
     enable_push(&t).await;
@@ -372,7 +372,7 @@ async fn turning_push_off_or_deleting_the_shop_deletes_the_subscription(backend:
 }
 
 async fn another_seller_cannot_see_or_switch_a_shops_push(backend: Backend) {
-    let Some(t) = setup(backend, 3).await else {
+    let Some(t) = setup(backend, 3, 0).await else {
         return;
     };
     enable_push(&t).await;
@@ -402,7 +402,7 @@ async fn another_seller_cannot_see_or_switch_a_shops_push(backend: Backend) {
 }
 
 async fn while_push_is_active_automatic_syncs_come_less_often(backend: Backend) {
-    let Some(t) = setup(backend, 3).await else {
+    let Some(t) = setup(backend, 3, 0).await else {
         return;
     };
     let next_sync = || async {
@@ -462,7 +462,7 @@ async fn the_background_manager_and_worker_need_no_help(backend: Backend) {
 }
 
 async fn a_notification_of_an_erased_shipment_fetches_nothing(backend: Backend) {
-    let Some(t) = setup(backend, 3).await else {
+    let Some(t) = setup(backend, 3, 0).await else {
         return;
     };
     full_sync(&t).await;
@@ -560,12 +560,7 @@ fn census(found: &Value, method: &str) -> (i64, i64, i64) {
 async fn a_reconciliation_counts_the_window_in_few_calls_and_repairs_what_push_missed(
     backend: Backend,
 ) {
-    let Some(t) = SyncSetup::new(backend)
-        .shipments(110, 7)
-        .time_scale(60.0)
-        .spawn()
-        .await
-    else {
+    let Some(t) = setup(backend, 110, 7).await else {
         return;
     };
     full_sync(&t).await;
@@ -652,12 +647,7 @@ async fn a_reconciliation_counts_the_window_in_few_calls_and_repairs_what_push_m
 async fn a_window_of_twelve_thousand_shipments_is_counted_in_twenty_eight_list_calls(
     backend: Backend,
 ) {
-    let Some(t) = SyncSetup::new(backend)
-        .shipments(10_000, 2_000)
-        .time_scale(60.0)
-        .spawn()
-        .await
-    else {
+    let Some(t) = setup(backend, 10_000, 2_000).await else {
         return;
     };
     enable_push(&t).await;
