@@ -93,10 +93,14 @@ pub struct MethodCensus {
 impl Reconciliation {
     /// Shipments the marketplace lists beyond the local copy, the first pages' included.
     pub fn gaps(&self) -> i64 {
-        self.methods
-            .iter()
-            .map(|m| (m.marketplace - m.local).max(m.missing_on_first_page))
-            .sum()
+        self.methods.iter().map(MethodCensus::gap).sum()
+    }
+}
+
+impl MethodCensus {
+    /// Shipments of this method the marketplace lists beyond the local copy.
+    pub fn gap(&self) -> i64 {
+        (self.marketplace - self.local).max(self.missing_on_first_page)
     }
 }
 
@@ -221,11 +225,18 @@ pub struct Progress {
 
 /// Records the manager's progress. It is kept even when push was turned off or on meanwhile
 /// (`wanted` changed), since a subscription bol made must be known to be deleted; the next pass
-/// then comes at once and starts from the new wish.
-pub async fn record(db: &Db, row: &Subscription, progress: &Progress) -> StoreResult<()> {
+/// then comes at once and starts from the new wish. A subscription active for the first time
+/// gets its first reconciliation at `first_reconciliation`.
+pub async fn record(
+    db: &Db,
+    row: &Subscription,
+    progress: &Progress,
+    first_reconciliation: Timestamp,
+) -> StoreResult<()> {
     db.query(
         "UPDATE push_subscriptions SET status = ?, subscription_id = ?, process_id = ?, \
-         disabled_at = ?, next_check_at = CASE WHEN wanted = ? THEN ? ELSE 0 END \
+         disabled_at = ?, next_check_at = CASE WHEN wanted = ? THEN ? ELSE 0 END, \
+         reconcile_at = CASE WHEN reconcile_at IS NULL AND ? = 1 THEN ? ELSE reconcile_at END \
          WHERE shop_id = ?",
     )
     .bind(progress.status.as_str())
@@ -234,6 +245,8 @@ pub async fn record(db: &Db, row: &Subscription, progress: &Progress) -> StoreRe
     .bind(progress.disabled_at.map(Timestamp::unix_seconds))
     .bind(i16::from(row.wanted))
     .bind(progress.next_check_at.unix_seconds())
+    .bind(i16::from(progress.status == PushStatus::Active))
+    .bind(first_reconciliation.unix_seconds())
     .bind(row.shop_id)
     .execute(&db.pool)
     .await?;
@@ -418,27 +431,21 @@ pub async fn stretch_next_sync(db: &Db, shop_id: i64, stretch: u32) -> StoreResu
 }
 
 /// Claims up to `limit` active subscriptions whose reconciliation is due and whose shop no run
-/// drives, moving each one's next reconciliation `every` ahead: `(shop, seller)`. A
-/// subscription active for the first time is only scheduled, `every` from now.
+/// drives and whose credentials were not refused: `(shop, seller)`. Each claim holds the
+/// reconciliation for `hold` only: [`record_reconciliation`] moves it to its next turn, so one
+/// that failed or was stopped is tried again after `hold`.
 pub async fn claim_reconciliations(
     db: &Db,
     now: Timestamp,
-    every: std::time::Duration,
+    hold: std::time::Duration,
     limit: i64,
 ) -> StoreResult<Vec<(i64, i64)>> {
-    let next = (now + every).unix_seconds();
-    db.query(
-        "UPDATE push_subscriptions SET reconcile_at = ? \
-         WHERE reconcile_at IS NULL AND wanted = 1 AND status = 'active'",
-    )
-    .bind(next)
-    .execute(&db.pool)
-    .await?;
     let rows = db
         .query(
             "SELECT p.shop_id, p.user_id, p.reconcile_at FROM push_subscriptions p \
              JOIN shops s ON s.id = p.shop_id WHERE p.wanted = 1 AND p.status = 'active' \
-             AND p.reconcile_at <= ? AND s.active_run_id IS NULL ORDER BY p.reconcile_at LIMIT ?",
+             AND p.reconcile_at <= ? AND s.active_run_id IS NULL \
+             AND s.credentials_rejected_at IS NULL ORDER BY p.reconcile_at LIMIT ?",
         )
         .bind(now.unix_seconds())
         .bind(limit)
@@ -454,7 +461,7 @@ pub async fn claim_reconciliations(
                 "UPDATE push_subscriptions SET reconcile_at = ? \
                  WHERE shop_id = ? AND reconcile_at = ?",
             )
-            .bind(next)
+            .bind((now + hold).unix_seconds())
             .bind(shop_id)
             .bind(due)
             .execute(&db.pool)
@@ -468,19 +475,22 @@ pub async fn claim_reconciliations(
     Ok(claimed)
 }
 
-/// Records a reconciliation's findings.
+/// Records a reconciliation's findings and when the next one is due.
 pub async fn record_reconciliation(
     db: &Db,
     shop_id: i64,
     at: Timestamp,
     found: &Reconciliation,
+    next: Timestamp,
 ) -> StoreResult<()> {
     let json = serde_json::to_string(found).expect("findings serialize");
     db.query(
-        "UPDATE push_subscriptions SET reconciled_at = ?, reconciliation = ? WHERE shop_id = ?",
+        "UPDATE push_subscriptions SET reconciled_at = ?, reconciliation = ?, reconcile_at = ? \
+         WHERE shop_id = ?",
     )
     .bind(at.unix_seconds())
     .bind(json)
+    .bind(next.unix_seconds())
     .bind(shop_id)
     .execute(&db.pool)
     .await?;

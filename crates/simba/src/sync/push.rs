@@ -125,7 +125,7 @@ impl Engine {
                     next_check_at: Timestamp::now() + self.settings.push.retry_delay,
                     ..progress_of(row)
                 };
-                push::record(&self.db, row, &progress).await?;
+                self.record_progress(row, &progress).await?;
             }
         }
         Ok(due.len())
@@ -151,6 +151,15 @@ impl Engine {
                 client_secret: bol::SecretString::from(secret.expose_secret().to_owned()),
             })
         }))
+    }
+
+    /// Records the manager's progress; a subscription active for the first time gets its first
+    /// reconciliation at a random time within the reconciliation interval, so that a thousand
+    /// shops switched on together are not reconciled together.
+    async fn record_progress(&self, row: &Subscription, progress: &Progress) -> anyhow::Result<()> {
+        let every = self.settings.push.reconcile_every;
+        let first = Timestamp::now() + every.mul_f64(rand::random::<f64>());
+        Ok(push::record(&self.db, row, progress, first).await?)
     }
 
     /// A shop's credentials, decrypted; `None` once the shop is gone.
@@ -189,7 +198,7 @@ impl Engine {
                 next_check_at: now + self.settings.push.retry_delay,
                 ..progress_of(row)
             };
-            return Ok(push::record(&self.db, row, &progress).await?);
+            return self.record_progress(row, &progress).await;
         };
         let url = format!("{base}/hooks/bol/{}", row.hook_token);
         let progress = match (&row.subscription_id, &row.process_id) {
@@ -315,7 +324,7 @@ impl Engine {
                 Err(failure) => return Err(failure.error.into()),
             },
         };
-        Ok(push::record(&self.db, row, &progress).await?)
+        self.record_progress(row, &progress).await
     }
 
     /// Deletes the marketplace's subscription (once its id is known), then the row.
@@ -337,7 +346,7 @@ impl Engine {
                     ProcessState::Success => status.entity_id,
                     ProcessState::Failure | ProcessState::Timeout => None,
                     // Still being made: it is deleted once it exists.
-                    _ => return Ok(push::record(&self.db, row, &progress_of(row)).await?),
+                    _ => return self.record_progress(row, &progress_of(row)).await,
                 }
             }
             (None, None) => None,

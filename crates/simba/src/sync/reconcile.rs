@@ -3,16 +3,17 @@
 //! now and then, repairs what it finds and records what it found.
 //!
 //! bol's list has no total, so the count of a fulfilment method is found by bisection over
-//! its pages: pages 1, 2, 4, 8, … until one is short, then halving between the last full page
-//! and that one. A window of 10,000 shipments (200 pages) is counted in about 16 list calls,
-//! not 200. The local side counts the shipments of that method shipped at or after the
-//! marketplace's oldest listed one. The first page of each method is compared id by id, and its
-//! missing shipments go to the notification worker (one detail fetch each); counts that still
-//! differ mean a gap deeper down, which a full sync (every page, only missing details) repairs,
-//! the first pages' gaps with it.
+//! its pages: pages 2, 4, 8, … until one is short, then halving between the last full page and
+//! that one, and page 1 last. A window of 10,000 shipments (200 pages) is counted in 16 list
+//! calls, not 200. The local side counts the shipments of that method shipped at or after the
+//! marketplace's oldest listed one. Page 1 is compared id by id, and its missing shipments go to
+//! the notification worker (one detail fetch each); counts that still differ mean a gap deeper
+//! down, which a full sync (every page, only missing details) repairs, page 1's gaps with it.
 //!
-//! Shipments that arrive while a census runs shift bol's pages, so the count can be off by
-//! those arrivals; a false gap costs one full sync's list calls, never a detail call.
+//! Page 1 comes last because shipments arrive while a census runs and shift bol's pages: they
+//! raise the count, and reading page 1 after the count puts them among the shipments compared
+//! id by id. What still shifts between the probes can show as a false gap deeper down, which
+//! costs one full sync's list calls, never a detail call.
 
 use std::sync::Arc;
 
@@ -43,7 +44,7 @@ struct Census {
     first_page: Vec<String>,
 }
 
-/// A page as a census needs it: full or not, its length, its oldest shipment's date.
+/// A page as a census saw it: its number, its length, its oldest shipment's date.
 struct Probe {
     page: u32,
     len: usize,
@@ -62,7 +63,7 @@ impl Engine {
         let claimed = match push::claim_reconciliations(
             &self.db,
             Timestamp::now(),
-            self.settings.push.reconcile_every,
+            self.settings.push.retry_delay,
             room as i64,
         )
         .await
@@ -133,22 +134,32 @@ impl Engine {
         }
         // A full sync fetches the first pages' missing shipments too: queued beside it, they
         // would be fetched twice.
-        let full_sync_queued = if deeper_gap {
-            match queue_run(self, shop_id, Some(Mode::Full), Trigger::Schedule).await {
+        let full_sync_queued = deeper_gap
+            && match queue_run(self, shop_id, Some(Mode::Full), Trigger::Schedule).await {
                 Ok(_) => true,
-                // The run under way lists what it lists; the next reconciliation sees the rest.
                 Err(QueueError::Active(_) | QueueError::NoShop(_)) => false,
                 Err(QueueError::Store(e)) => return Err(e.into()),
-            }
-        } else {
+            };
+        if !full_sync_queued {
             push::queue_repairs(&self.db, shop_id, &repairs, now).await?;
-            false
+        }
+        // A deeper gap no sync was queued for (a run had just started) is looked at again soon,
+        // once that run has ended; otherwise the next turn is an interval away, give or take a
+        // tenth so that shops reconciled together drift apart.
+        let next = if deeper_gap && !full_sync_queued {
+            now + self.settings.push.retry_delay
+        } else {
+            now + self
+                .settings
+                .push
+                .reconcile_every
+                .mul_f64(0.9 + 0.2 * rand::random::<f64>())
         };
         let found = Reconciliation {
             methods,
             full_sync_queued,
         };
-        push::record_reconciliation(&self.db, shop_id, now, &found).await?;
+        push::record_reconciliation(&self.db, shop_id, now, &found, next).await?;
         report(shop_id, user_id, &found);
         Ok(Some(found))
     }
@@ -166,12 +177,6 @@ impl Engine {
                 .map(|answer| answer.value)
                 .map_err(|failure| failure.error)
         };
-        let first = list(1).await?;
-        let first_page = first
-            .shipments
-            .iter()
-            .map(|s| s.shipment_id.clone())
-            .collect();
         let probe_of = |page: u32, listed: &bol::ShipmentPage| Probe {
             page,
             len: listed.shipments.len(),
@@ -180,16 +185,15 @@ impl Engine {
                 .last()
                 .map(|s| convert::from_reduced(s, method).shipment_date),
         };
-        let mut full = probe_of(1, &first);
+        // Page 1 is read last, so that a shipment that arrived while the pages were counted is
+        // on it (and fetched, if missing) rather than a gap the count cannot place. Until then
+        // it stands for a full page: page 2 says whether it is.
+        let mut full = Probe {
+            page: 1,
+            len: PAGE_SIZE,
+            oldest: None,
+        };
         let mut short = None;
-        if first.is_last() {
-            short = Some(full);
-            full = Probe {
-                page: 0,
-                len: 0,
-                oldest: None,
-            };
-        }
         while short.is_none() {
             let page = full.page * 2;
             if page > MAX_PAGE {
@@ -214,9 +218,22 @@ impl Engine {
                 full = probe;
             }
         }
+        let first = list(1).await?;
+        let first_page = first
+            .shipments
+            .iter()
+            .map(|s| s.shipment_id.clone())
+            .collect();
+        let (count, oldest) = if full.page == 1 && short.len == 0 {
+            // Only page 1 lists anything.
+            (first.shipments.len(), probe_of(1, &first).oldest)
+        } else {
+            let oldest = short.oldest.or(full.oldest);
+            (full.page as usize * PAGE_SIZE + short.len, oldest)
+        };
         Ok(Census {
-            count: i64::from(full.page) * PAGE_SIZE as i64 + short.len as i64,
-            oldest: short.oldest.or(full.oldest),
+            count: count as i64,
+            oldest,
             first_page,
         })
     }
@@ -225,9 +242,8 @@ impl Engine {
 /// Logs and counts a reconciliation's outcome.
 fn report(shop_id: i64, user_id: i64, found: &Reconciliation) {
     for census in &found.methods {
-        let gap = (census.marketplace - census.local).max(census.missing_on_first_page);
-        if gap > 0 {
-            engine_metrics::push_reconciliation_gaps(census.method.as_str(), gap as u64);
+        if census.gap() > 0 {
+            engine_metrics::push_reconciliation_gaps(census.method.as_str(), census.gap() as u64);
         }
     }
     let outcome = if found.full_sync_queued {

@@ -568,7 +568,8 @@ async fn a_reconciliation_counts_the_window_in_few_calls_and_repairs_what_push_m
     assert_eq!(shop(&t).await["push"]["reconciliation"], Value::Null);
     t.sandbox.reset_stats();
 
-    // FBR's 110 are counted from pages 1, 2, 4 (empty) and 3 (10), FBB's 7 from page 1.
+    // FBR's 110 are counted from pages 2, 4 (empty), 3 (10) and 1, FBB's 7 from pages 2
+    // (empty) and 1.
     let found = reconcile(&t).await;
     assert_eq!(census(&found, "FBR"), (110, 110, 0), "{found}");
     assert_eq!(census(&found, "FBB"), (7, 7, 0), "{found}");
@@ -576,7 +577,7 @@ async fn a_reconciliation_counts_the_window_in_few_calls_and_repairs_what_push_m
         (found["gaps"].clone(), found["full_sync_queued"].clone()),
         (json!(0), json!(false))
     );
-    assert_eq!((list_calls(&t), detail_calls(&t)), (5, 0));
+    assert_eq!((list_calls(&t), detail_calls(&t)), (6, 0));
 
     // Push misses two new shipments: they are on the first page, so they are fetched, one
     // call each, by the notification worker, and no sync is queued.
@@ -593,7 +594,7 @@ async fn a_reconciliation_counts_the_window_in_few_calls_and_repairs_what_push_m
     );
     assert_eq!(shop(&t).await["active_run_id"], Value::Null);
     t.app.state.engine.fetch_notified().await.unwrap();
-    assert_eq!((list_calls(&t), detail_calls(&t)), (10, 2));
+    assert_eq!((list_calls(&t), detail_calls(&t)), (12, 2));
     assert_eq!(
         shop(&t).await["push"]["events_received"],
         0,
@@ -640,9 +641,9 @@ async fn a_reconciliation_counts_the_window_in_few_calls_and_repairs_what_push_m
     assert_eq!(found["gaps"], 0);
 }
 
-/// bol's pages have no total: 10,000 FBR shipments (200 pages) are counted from pages 1, 2, 4,
-/// …, 256, then 192, 224, 208, 200, 204, 202, 201 (16 calls, not 200), 2,000 FBB (40 pages) in
-/// 12. Nothing is stored locally, so the whole window is a gap: a full sync is queued for it,
+/// bol's pages have no total: 10,000 FBR shipments (200 pages) are counted from pages 2, 4, …,
+/// 256, then 192, 224, 208, 200, 204, 202, 201, then 1 (16 calls, not 200), 2,000 FBB (40
+/// pages) in 12. Nothing is stored locally, so the whole window is a gap: a full sync is queued for it,
 /// and no detail is fetched meanwhile.
 async fn a_window_of_twelve_thousand_shipments_is_counted_in_twenty_eight_list_calls(
     backend: Backend,
