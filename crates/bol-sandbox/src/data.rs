@@ -436,12 +436,17 @@ pub(crate) fn shipment(key: Key, draw: Draw<'_>) -> Shipment {
     } else {
         ["DELIVERED_AT_CUSTOMER"].as_slice()
     });
-    let transport_events = codes
+    // Every event's time is drawn whatever `now` is, so that the fields drawn after them stay
+    // the same as events pass: only the events a shipment shows change.
+    let timed: Vec<(&str, i64)> = codes
         .into_iter()
         .map(|event_code| {
             at += rng.range(600, 20 * 3600) as i64;
             (event_code, at)
         })
+        .collect();
+    let transport_events = timed
+        .into_iter()
         .take_while(|&(_, at)| at <= draw.now)
         .map(|(event_code, at)| Event {
             event_code,
@@ -500,6 +505,38 @@ mod tests {
         let b = serde_json::to_string(&shipment(key, draw(&codecs))).unwrap();
         assert_eq!(a, b);
         assert!(a.contains("+01:00"));
+    }
+
+    #[test]
+    fn only_its_transport_events_change_as_a_shipment_ages() {
+        let codecs = Codecs::new(9);
+        for index in 0..50 {
+            let key = Key {
+                account: 1,
+                fbb: false,
+                index,
+            };
+            let at = |now| {
+                let mut value = serde_json::to_value(shipment(
+                    key,
+                    Draw {
+                        now,
+                        ..draw(&codecs)
+                    },
+                ))
+                .unwrap();
+                let events = value["transport"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("transportEvents");
+                (value, events.map_or(0, |e| e.as_array().unwrap().len()))
+            };
+            let shipped = draw(&codecs).shipped;
+            let (fresh, none) = at(shipped);
+            let (old, all) = at(shipped + 30 * 86_400);
+            assert_eq!((none, all > 2), (0, true));
+            assert_eq!(fresh, old, "index {index}");
+        }
     }
 
     #[test]

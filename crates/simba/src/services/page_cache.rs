@@ -1,12 +1,14 @@
 //! Shipment list pages this process served, kept as JSON until the seller's shipments change.
 //!
-//! A seller's shipments change only when a sync step commits or a shop is deleted, and both
-//! bump the seller's `shipments_version` in the same transaction. A request reads that version
+//! A seller's shipments change only when a sync step or the push worker stores shipments, an
+//! erasure rewrites them or a shop is deleted, and each bumps the seller's `shipments_version`
+//! in the same transaction. A request reads that version
 //! (one primary-key lookup) and answers from here when it matches, instead of walking the
 //! index to its page and serialising 50 rows again. The version comes from the database, so a
 //! change made by any process — a worker, another API server — is seen by the next request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use serde_json::value::RawValue;
@@ -49,7 +51,12 @@ pub struct CachedPage {
 pub struct PageCache {
     max_bytes: usize,
     inner: Mutex<Inner>,
+    /// Cursor pages asked for once and not kept: see [`PageCache::admit`].
+    asked_once: Mutex<HashSet<u64>>,
 }
+
+/// The most cursor pages remembered as asked for once; past it they are forgotten together.
+const ASKED_ONCE_LIMIT: usize = 16_384;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -70,6 +77,7 @@ impl PageCache {
         PageCache {
             max_bytes,
             inner: Mutex::default(),
+            asked_once: Mutex::default(),
         }
     }
 
@@ -121,6 +129,24 @@ impl PageCache {
         }
         seller.bytes += size;
         inner.bytes += size;
+    }
+
+    /// Whether a cursor page just read should be kept: only from its second request on. A walk
+    /// reads each of its pages once, and keeping them would push out the pages that are read
+    /// again (the cache is cleared when full); a page asked for twice is likely asked for more.
+    pub fn admit(&self, user_id: i64, key: &PageKey) -> bool {
+        let mut hasher = std::hash::DefaultHasher::new();
+        (user_id, key).hash(&mut hasher);
+        let hash = hasher.finish();
+        let mut asked = self.asked_once.lock().unwrap_or_else(|e| e.into_inner());
+        if asked.remove(&hash) {
+            return true;
+        }
+        if asked.len() >= ASKED_ONCE_LIMIT {
+            asked.clear();
+        }
+        asked.insert(hash);
+        false
     }
 
     /// Called when the seller is deleted, so that the pages do not wait for eviction.
@@ -198,6 +224,25 @@ mod tests {
         assert!(cache.get(1, 3, &cursor(8, Direction::Forward)).is_none());
         assert!(cache.get(1, 3, &key(0)).is_none());
         assert!(cache.get(1, 4, &cursor(9, Direction::Forward)).is_none());
+    }
+
+    #[test]
+    fn a_cursor_page_is_admitted_on_its_second_request() {
+        let cache = PageCache::new(1 << 20);
+        let cursor = PageKey {
+            place: Place::Cursor(Seek {
+                from: None,
+                direction: crate::store::keyset::Direction::Forward,
+                limit: 50,
+            }),
+            ..key(0)
+        };
+        assert!(
+            !cache.admit(1, &cursor),
+            "a walk's page read once is not kept"
+        );
+        assert!(!cache.admit(2, &cursor), "another seller's is another page");
+        assert!(cache.admit(1, &cursor));
     }
 
     #[test]
