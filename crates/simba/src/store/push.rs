@@ -383,11 +383,28 @@ pub async fn erased_among(
     shop_id: i64,
     shipment_ids: &[String],
 ) -> StoreResult<BTreeSet<String>> {
-    let mut erased = BTreeSet::new();
+    stored_among(
+        db,
+        shop_id,
+        shipment_ids,
+        "AND personal_data_erased_at IS NOT NULL",
+    )
+    .await
+}
+
+/// Those of the shop's `shipment_ids` it has stored that also meet `condition` (SQL starting
+/// with `AND`, or empty).
+async fn stored_among(
+    db: &Db,
+    shop_id: i64,
+    shipment_ids: &[String],
+    condition: &str,
+) -> StoreResult<BTreeSet<String>> {
+    let mut found = BTreeSet::new();
     for chunk in shipment_ids.chunks(500) {
         let sql = format!(
-            "SELECT shipment_id FROM shipments WHERE shop_id = ? \
-             AND personal_data_erased_at IS NOT NULL AND shipment_id IN ({})",
+            "SELECT shipment_id FROM shipments WHERE shop_id = ? {condition} \
+             AND shipment_id IN ({})",
             vec!["?"; chunk.len()].join(", ")
         );
         let mut query = db.query(&sql).bind(shop_id);
@@ -395,10 +412,10 @@ pub async fn erased_among(
             query = query.bind(id.as_str());
         }
         for row in query.fetch_all(&db.pool).await? {
-            erased.insert(row.try_get(0)?);
+            found.insert(row.try_get(0)?);
         }
     }
-    Ok(erased)
+    Ok(found)
 }
 
 /// Drops notifications acted on before `before`: a redelivery after that is fetched again,
@@ -523,20 +540,7 @@ pub async fn missing_among(
     shop_id: i64,
     shipment_ids: &[String],
 ) -> StoreResult<Vec<String>> {
-    let mut stored = BTreeSet::new();
-    for chunk in shipment_ids.chunks(500) {
-        let sql = format!(
-            "SELECT shipment_id FROM shipments WHERE shop_id = ? AND shipment_id IN ({})",
-            vec!["?"; chunk.len()].join(", ")
-        );
-        let mut query = db.query(&sql).bind(shop_id);
-        for id in chunk {
-            query = query.bind(id.as_str());
-        }
-        for row in query.fetch_all(&db.pool).await? {
-            stored.insert(row.try_get::<String, _>(0)?);
-        }
-    }
+    let stored = stored_among(db, shop_id, shipment_ids, "").await?;
     Ok(shipment_ids
         .iter()
         .filter(|id| !stored.contains(*id))
