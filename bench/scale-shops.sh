@@ -9,11 +9,13 @@
 #   bash bench/scale-shops.sh                                   # a quiet machine: about an hour
 #   SIZES=20 SCALE=20 bash bench/scale-shops.sh                 # smoke test, a minute
 #   SIZES=1000 BACKENDS=postgres QUEUE=database bash bench/scale-shops.sh
+#   SIZES=10000 BACKENDS=postgres SELLERS=100 bash bench/scale-shops.sh   # the shops dealt to 100 sellers
 #
 # Each round: register a seller, create the shops (auto_sync off) through bench/shops.py, read the
 # idle RSS (serve on SQLite, the workers summed on PostgreSQL), queue a full sync of every shop,
 # put `wrk -t2 -c32` on GET /api/v1/shipments with the seller's token for LOAD seconds (60) or
-# until the runs end, wait for every run (every page of /api/v1/shops), then print one row:
+# until the runs end, and beside it a client reading the list every 20 ms until they end
+# (bench/list_probe.py), wait for every run (every page of /api/v1/shops), then print one row:
 # calls against the minimum and 429s from /_sandbox/stats (as bench/sync-economy.sh counts them),
 # wall time against the rate floor, peak and idle RSS, list latency under the sync load and the
 # runs by final status. Logs and raw outputs are in bench/out/scale-shops.
@@ -21,14 +23,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
 SIZES=${SIZES:-1000 5000 10000} PER_SHOP=${PER_SHOP:-100} SCALE=${SCALE:-1} LOAD=${LOAD:-60}
-BACKENDS=${BACKENDS:-sqlite postgres} QUEUE=${QUEUE:-rabbitmq} WORKERS=${WORKERS:-2}
+BACKENDS=${BACKENDS:-sqlite postgres} QUEUE=${QUEUE:-rabbitmq} WORKERS=${WORKERS:-2} SELLERS=${SELLERS:-1}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 AMQP=${AMQP:-amqp://guest:guest@127.0.0.1:5672}
 FBR=$((PER_SHOP * 4 / 5)) FBB=$((PER_SHOP - PER_SHOP * 4 / 5))
 out=bench/out/scale-shops
 rm -rf "$out" && mkdir -p "$out"
-cargo build --release -p simba
-bin=$PWD/target/release/simba
+if [ -z "${BIN:-}" ]; then cargo build --release -p simba; fi
+bin=${BIN:-$PWD/target/release/simba} # BIN: another build, to compare
 api=http://127.0.0.1:8940 sandbox_url=http://127.0.0.1:8941
 export SECRET_KEY=bench-secret-key-bench-secret-key-0123 RUST_LOG=warn SIMBA_ADDR=127.0.0.1:8940
 export SIMBA_BOL_API_URL=$sandbox_url SIMBA_BOL_LOGIN_URL=$sandbox_url SIMBA_BOL_TIME_SCALE=$SCALE
@@ -81,8 +83,9 @@ round() { # round BACKEND SHOPS
   local server=${pids[1]}
   up "$sandbox_url/_sandbox/faults"
   up "$api/healthz"
-  TOKEN=$(shops register)
+  TOKEN=$(shops register "$SELLERS")
   export TOKEN
+  local first=${TOKEN%%,*} # wrk and the probe read the first seller's list
   shops create "$n"
   local measured=("$server")
   if [ "$backend" = postgres ]; then
@@ -97,12 +100,15 @@ round() { # round BACKEND SHOPS
   local start end
   start=$(date +%s.%N)
   shops sync-all >"$log-runs.txt"
-  wrk -t2 -c32 -d"${LOAD}s" --latency -H "Authorization: Token $TOKEN" "$api/api/v1/shipments" \
+  wrk -t2 -c32 -d"${LOAD}s" --latency -H "Authorization: Token $first" "$api/api/v1/shipments" \
     >"$log-wrk.txt" 2>&1 & local load=$!
+  TOKEN=$first python3 bench/list_probe.py "$api" "$log-probe.json" & local probe=$!
   shops wait "${pids[@]}"
   end=$(date +%s.%N)
   kill -INT "$load" 2>/dev/null || true # wrk prints its report when interrupted
-  wait "$load" || true
+  kill -TERM "$probe" 2>/dev/null || true
+  wait "$load" "$probe" || true
+  curl -sf "$api/metrics" >"$log-metrics.txt" || true
 
   local peak runs stored
   peak=$(kb VmHWM "${measured[@]}")
@@ -111,13 +117,19 @@ round() { # round BACKEND SHOPS
   fi
   curl -sf "$sandbox_url/_sandbox/stats" >"$log-stats.json"
   runs=$(shops runs "$log-runs.txt")
-  stored=$(curl -sf -H "Authorization: Token $TOKEN" "$api/api/v1/shipments?page_size=1" |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["count"])')
+  stored=0
+  for token in ${TOKEN//,/ }; do
+    stored=$((stored + $(curl -sf -H "Authorization: Token $token" "$api/api/v1/shipments?page_size=1" |
+      python3 -c 'import json, sys; print(json.load(sys.stdin)["count"])')))
+  done
   kill "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
   pids=()
-  python3 - "$backend" "$n" "$FBR" "$FBB" "$SCALE" "$start" "$end" "$idle" "$peak" "$stored" "$runs" \
-    "$log-stats.json" "$log-wrk.txt" "$sandbox_start" <<'PY'
+  local label=$backend
+  if [ "$backend" = postgres ]; then label+=", $QUEUE, $WORKERS workers"; fi
+  if [ "$SELLERS" -gt 1 ]; then label+=", $SELLERS sellers"; fi
+  python3 - "$label" "$n" "$FBR" "$FBB" "$SCALE" "$start" "$end" "$idle" "$peak" "$stored" "$runs" \
+    "$log-stats.json" "$log-wrk.txt" "$sandbox_start" "$log-metrics.txt" "$log-probe.json" <<'PY'
 import json, math, re, sys
 backend, shops, fbr, fbb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 scale, wall = float(sys.argv[5]), float(sys.argv[7]) - float(sys.argv[6])
@@ -155,6 +167,24 @@ rps = re.search(r"Requests/sec:\s+([\d.]+)", wrk)
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk)
 load = f"{ms(50):.1f} / {ms(99):.1f} ms ({float(rps.group(1)) if rps else 0:,.0f} req/s"
 load += f", {non2xx.group(1)} non-2xx)" if non2xx else ")"
+probe = json.load(open(sys.argv[16]))
+client = (f"{probe['p50']:.1f} / **{probe['p99']:.1f}** ms (p99.9 {probe['p999']:.1f}, "
+          f"max {probe['max']:.1f}; {probe['count']:,} answers"
+          + (f", {probe['failures']} failed)" if probe["failures"] else ")"))
+
+# The server's own view of the same list requests: from its request-duration histogram, the
+# share answered within each bucket (wrk's latency also holds its own wait for a core).
+buckets = {}
+for line in open(sys.argv[15]):
+    found = re.match(r'http_request_duration_seconds_bucket\{(.*)\} (\d+)', line)
+    if found and 'route="/api/v1/shipments"' in found.group(1) and 'method="GET"' in found.group(1):
+        le = re.search(r'le="([^"]+)"', found.group(1)).group(1)
+        buckets[le] = buckets.get(le, 0) + int(found.group(2))
+if buckets.get("+Inf"):
+    within = ", ".join(f"{buckets[le] / buckets['+Inf']:.2%} ≤ {float(le) * 1000:g} ms"
+                       for le in ("0.01", "0.05", "0.1") if le in buckets)
+    print(f"{backend} {shops}: the server answered the list {within} "
+          f"({buckets['+Inf']:,} answers)", file=sys.stderr)
 
 expected = shops * (fbr + fbb)
 ok = runs.get("succeeded", 0) == shops and len(runs) == 1
@@ -164,12 +194,12 @@ print(f"| {backend} | {shops:,} | {stored:,}{'' if stored == expected else f' of
       f"| {total('wasted')} | {wall:.1f} s | {parallel:.1f} s · {strict:.1f} s · {phased:.1f} s "
       f"| **{ratio(parallel)}** · {ratio(strict)} · {ratio(phased)} "
       f"| {peak / 1024:.1f} MB | {idle / 1024:.1f} MB | {(peak - idle) / shops:.1f} KB "
-      f"| {load} | {status if ok else f'**{status}**'} |")
+      f"| {client} | {load} | {status if ok else f'**{status}**'} |")
 PY
 }
 
-echo "| backend | shops | shipments | calls / minimum | 429s | wasted | wall | floor (parallel · fixed windows · from the start's phase) | wall / floor | peak RSS | idle RSS | (peak − idle) / shop | list p50 / p99 under sync load | runs |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| backend | shops | shipments | calls / minimum | 429s | wasted | wall | floor (parallel · fixed windows · from the start's phase) | wall / floor | peak RSS | idle RSS | (peak − idle) / shop | list p50 / p99, a client at 50 req/s beside wrk | wrk -c32 p50 / p99 | runs |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for backend in $BACKENDS; do
   for n in $SIZES; do round "$backend" "$n"; done
 done

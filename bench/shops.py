@@ -2,14 +2,19 @@
 """Many shops through Simba's API on one keep-alive connection, for the bench scripts.
 
 One curl per request costs a process and a TCP handshake each: fine for 40 shops, minutes for
-10,000. Every command reads the seller's token from $TOKEN (but `register`, which prints it).
+10,000. Every command reads the sellers' tokens from $TOKEN, separated by commas (but `register`,
+which prints them).
 
-    shops.py URL register                 # prints the new seller's token
-    shops.py URL create N                 # shops s1..sN on sandbox-1..N / secret-1..N, auto_sync off
+    shops.py URL register [SELLERS]       # registers SELLERS (1) sellers; prints their tokens
+    shops.py URL create N                 # shops s1..sN on sandbox-1..N / secret-1..N, auto_sync
+                                          # off, dealt to the sellers in turn
     shops.py URL sync-all > runs.txt      # a full sync of every shop; prints the run ids
     shops.py URL wait [PID...]            # until no shop has a queued or running run; fails
                                           # if one of the PIDs (Simba's processes) ends first
     shops.py URL runs runs.txt            # {"succeeded": n, ...}: the runs' final statuses
+
+Several sellers: every shop's commits take their seller's row lock for the change feed (one row
+for all of them with one seller), and real sellers have a few shops each.
 
 URL is Simba's base, e.g. http://127.0.0.1:8910. `wait` follows the `next` link of every page of
 /api/v1/shops, so it sees every shop however many there are; a shop's `active_run_id` is set
@@ -66,19 +71,25 @@ class Api:
 
 def main():
     base, command, *args = sys.argv[1:]
-    api = Api(base, os.environ.get("TOKEN"))
+    sellers = [Api(base, token) for token in os.environ.get("TOKEN", "").split(",") if token]
+    api = sellers[0] if sellers else Api(base)
     if command == "register":
-        body = {"username": "bench", "email": "bench@example.com", "password": "bench password"}
-        print(api.call("POST", "/api/v1/auth/register", body)["token"])
+        tokens = []
+        for n in range(1, int(args[0] if args else 1) + 1):
+            name = "bench" if n == 1 else f"bench{n}"
+            body = {"username": name, "email": f"{name}@example.com", "password": "bench password"}
+            tokens.append(api.call("POST", "/api/v1/auth/register", body)["token"])
+        print(",".join(tokens))
     elif command == "create":
         for n in range(1, int(args[0]) + 1):
             body = {"name": f"s{n}", "client_id": f"sandbox-{n}", "client_secret": f"secret-{n}",
                     "auto_sync": False}
-            api.call("POST", "/api/v1/shops", body)
+            sellers[(n - 1) % len(sellers)].call("POST", "/api/v1/shops", body)
     elif command == "sync-all":
-        ids = [shop["id"] for shop in api.shops()]
-        for shop in ids:
-            print(api.call("POST", f"/api/v1/shops/{shop}/sync", {"mode": "full"})["id"])
+        for index, seller in enumerate(sellers):
+            for shop in [shop["id"] for shop in seller.shops()]:
+                run = seller.call("POST", f"/api/v1/shops/{shop}/sync", {"mode": "full"})["id"]
+                print(index, run)
     elif command == "wait":
         said = time.monotonic()
         while True:
@@ -86,7 +97,8 @@ def main():
                 if not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z":
                     sys.exit(f"process {pid} ended while runs were still queued or running")
             walk = time.monotonic()
-            active = sum(shop["active_run_id"] is not None for shop in api.shops())
+            active = sum(shop["active_run_id"] is not None
+                         for seller in sellers for shop in seller.shops())
             if active == 0:
                 break
             if time.monotonic() - said >= 30:
@@ -97,8 +109,9 @@ def main():
             time.sleep(max(0.1, 4 * (time.monotonic() - walk)))
     elif command == "runs":
         with open(args[0]) as f:
-            ids = [line.strip() for line in f if line.strip()]
-        print(json.dumps(Counter(api.call("GET", f"/api/v1/sync-runs/{run}")["status"] for run in ids)))
+            runs = [line.split() for line in f if line.strip()]
+        print(json.dumps(Counter(sellers[int(seller)].call("GET", f"/api/v1/sync-runs/{run}")["status"]
+                                 for seller, run in runs)))
     else:
         sys.exit(f"unknown command {command}")
 

@@ -69,7 +69,10 @@ impl AppState {
             cipher,
             auth_cache: Arc::default(),
             password_checks: Arc::default(),
-            page_cache: Arc::new(PageCache::new(config.page_cache_bytes)),
+            page_cache: Arc::new(PageCache::new(
+                config.page_cache_bytes,
+                config.page_cache_stale,
+            )),
             config: Arc::new(config),
             metrics: crate::telemetry::metrics_handle(),
         })

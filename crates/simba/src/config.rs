@@ -156,6 +156,10 @@ pub struct Config {
     /// Memory for shipment list pages kept until the seller's shipments change
     /// (`SIMBA_PAGE_CACHE_MB`; 0 turns the cache off).
     pub page_cache_bytes: usize,
+    /// How long a kept list page may still be served after a run's step changed the seller's
+    /// shipments (`SIMBA_PAGE_CACHE_STALE_MS`; 0: never). A run's end, a push, an erasure and a
+    /// shop's deletion are seen at once whatever it is.
+    pub page_cache_stale: Duration,
     /// Marketplace seconds per real second: only for the sandbox, whose rate windows and
     /// token lifetimes can be scaled down; the real API runs at 1.
     pub bol_time_scale: f64,
@@ -271,6 +275,20 @@ impl Config {
                     ))
                 })?,
             None => 16 << 20,
+        };
+        let page_cache_stale = match lookup("SIMBA_PAGE_CACHE_STALE_MS") {
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms <= 60_000)
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "SIMBA_PAGE_CACHE_STALE_MS must be a number of milliseconds from 0 to \
+                         60000 (got {v:?})."
+                    ))
+                })?,
+            None => Duration::from_secs(1),
         };
         let bol_time_scale = match lookup("SIMBA_BOL_TIME_SCALE") {
             Some(v) => v
@@ -410,6 +428,7 @@ impl Config {
                 .transpose()?,
             database_max_connections,
             page_cache_bytes,
+            page_cache_stale,
             bol_time_scale,
             engine,
             bol_retry: bol::RetryPolicy::default(),

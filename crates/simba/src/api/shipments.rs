@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::services::data_protection;
 use crate::services::page_cache::{CachedPage, PageKey, Place};
 use crate::state::AppState;
-use crate::store::shipments::{self, Filter, Ordering, ShipmentDetail, ShipmentRow};
+use crate::store::shipments::{self, Filter, Ordering, ShipmentDetail, ShipmentRow, Versions};
 use crate::store::shops;
 
 pub fn routes() -> Router<AppState> {
@@ -185,12 +185,6 @@ async fn list(
     if let Some(walk) = walk {
         return cursor_page(state, user_id, filter, ordering, &walk, uri, headers).await;
     }
-    // Read before the page: a page answered or kept under a version is never older than it.
-    let version = shipments::version(&state.db, user_id).await?;
-    let etag = conditional::version_tag(user_id, version, uri, headers);
-    if conditional::none_match(headers, &etag) {
-        return Ok(conditional::not_modified(&etag));
-    }
     let key = PageKey {
         filter,
         ordering,
@@ -199,8 +193,42 @@ async fn list(
             offset: params.offset(),
         },
     };
-    let page = numbered_page(state, user_id, version, key, params, uri, headers).await?;
+    // Read before the page: a page answered or kept under a version is never older than it.
+    let now = shipments::version(&state.db, user_id).await?;
+    let cached = kept_page(state, user_id, now, &key);
+    let version = cached.as_ref().map_or(now.version, |(version, _)| *version);
+    let etag = conditional::version_tag(user_id, version, uri, headers);
+    if conditional::none_match(headers, &etag) {
+        return Ok(conditional::not_modified(&etag));
+    }
+    let page = match cached {
+        Some((_, page)) => page,
+        None => numbered_page(state, user_id, now, key, params).await?,
+    };
+    let links = Links::new(page.count, params, uri, headers)?;
+    let page = ShipmentPage {
+        count: page.count,
+        next: links.next,
+        previous: links.previous,
+        results: page,
+    };
     Ok(conditional::with_etag(Json(page).into_response(), &etag))
+}
+
+/// The page the cache may serve for `key` while the seller's shipments stand at `now`, with
+/// the version it was read at: the answer's tag is that version's, so that a client never
+/// holds a tag newer than the rows it got.
+fn kept_page(
+    state: &AppState,
+    user_id: i64,
+    now: Versions,
+    key: &PageKey,
+) -> Option<(i64, Arc<CachedPage>)> {
+    let cache = &state.page_cache;
+    cache
+        .is_enabled()
+        .then(|| cache.get(user_id, now, key))
+        .flatten()
 }
 
 /// The largest cursor page kept in the page cache: a page of 500 rows is about 200 kB, an
@@ -229,17 +257,23 @@ async fn cursor_page(
         place: Place::Cursor(*walk.seek()),
     };
     if keep || headers.contains_key(IF_NONE_MATCH) {
-        let version = shipments::version(&state.db, user_id).await?;
+        let now = shipments::version(&state.db, user_id).await?;
+        let cached = if keep {
+            kept_page(state, user_id, now, &key)
+        } else {
+            None
+        };
+        let version = cached.as_ref().map_or(now.version, |(version, _)| *version);
         let etag = conditional::version_tag(user_id, version, uri, headers);
         if conditional::none_match(headers, &etag) {
             return Ok(conditional::not_modified(&etag));
         }
-        if keep && let Some(page) = cache.get(user_id, version, &key) {
+        if let Some((_, page)) = cached {
             return Ok(cursor_answer(state, walk, page, uri, headers, &etag));
         }
     }
     let walked = shipments::walk(&state.db, user_id, &key.filter, ordering, walk.seek()).await?;
-    let etag = conditional::version_tag(user_id, walked.version, uri, headers);
+    let etag = conditional::version_tag(user_id, walked.versions.version, uri, headers);
     let ends = cursor::ends(&walked.rows, |row| ordering.position(row));
     let results = walked
         .rows
@@ -255,7 +289,7 @@ async fn cursor_page(
         more: walked.more,
     });
     if keep && cache.admit(user_id, &key) {
-        cache.put(user_id, walked.version, key, Arc::clone(&page));
+        cache.put(user_id, walked.versions, key, Arc::clone(&page));
     }
     Ok(cursor_answer(state, walk, page, uri, headers, &etag))
 }
@@ -274,56 +308,40 @@ fn cursor_answer(
     conditional::with_etag(response.into_response(), etag)
 }
 
-/// A page by number, from the page cache when it holds it at `version`.
+/// A page by number read from the database, kept in the page cache as read at `now`.
 async fn numbered_page(
     state: &AppState,
     user_id: i64,
-    version: i64,
+    now: Versions,
     key: PageKey,
     params: PageParams,
-    uri: &axum::http::Uri,
-    headers: &HeaderMap,
-) -> ApiResult<ShipmentPage> {
+) -> ApiResult<Arc<CachedPage>> {
+    let (rows, count) = shipments::list(
+        &state.db,
+        user_id,
+        &key.filter,
+        key.ordering,
+        params.limit(),
+        params.offset(),
+    )
+    .await?;
+    let results = rows
+        .into_iter()
+        .map(|row| ShipmentOut::from_row(row, None, None))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let results =
+        serde_json::value::to_raw_value(&results).map_err(|e| ApiError::Internal(e.into()))?;
+    let page = Arc::new(CachedPage {
+        count,
+        results,
+        ends: None,
+        more: false,
+    });
     let cache = &state.page_cache;
-    let version = cache.is_enabled().then_some(version);
-    let cached = version.and_then(|version| cache.get(user_id, version, &key));
-    let page = match cached {
-        Some(page) => page,
-        None => {
-            let (rows, count) = shipments::list(
-                &state.db,
-                user_id,
-                &key.filter,
-                key.ordering,
-                params.limit(),
-                params.offset(),
-            )
-            .await?;
-            let results = rows
-                .into_iter()
-                .map(|row| ShipmentOut::from_row(row, None, None))
-                .collect::<ApiResult<Vec<_>>>()?;
-            let results = serde_json::value::to_raw_value(&results)
-                .map_err(|e| ApiError::Internal(e.into()))?;
-            let page = Arc::new(CachedPage {
-                count,
-                results,
-                ends: None,
-                more: false,
-            });
-            if let Some(version) = version {
-                cache.put(user_id, version, key, Arc::clone(&page));
-            }
-            page
-        }
-    };
-    let links = Links::new(page.count, params, uri, headers)?;
-    Ok(ShipmentPage {
-        count: page.count,
-        next: links.next,
-        previous: links.previous,
-        results: page,
-    })
+    if cache.is_enabled() {
+        cache.put(user_id, now, key, Arc::clone(&page));
+    }
+    Ok(page)
 }
 
 #[utoipa::path(get, path = "/api/v1/shipments", tag = "shipments", security(("token" = [])),

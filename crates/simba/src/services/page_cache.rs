@@ -6,15 +6,23 @@
 //! (one primary-key lookup) and answers from here when it matches, instead of walking the
 //! index to its page and serialising 50 rows again. The version comes from the database, so a
 //! change made by any process — a worker, another API server — is seen by the next request.
+//!
+//! A run's steps are the exception: a page read since the seller's last step may be served
+//! for a moment longer (`stale_for`) while its epoch holds (see
+//! [`Versions`]). A thousand shops syncing commit a step every few milliseconds,
+//! and without it nearly every list request during their sync computed its page again: a
+//! client polling the list then sees the run's progress up to that moment late, and its end
+//! at once.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 
 use crate::store::keyset::{Position, Seek};
-use crate::store::shipments::{Filter, Ordering};
+use crate::store::shipments::{Filter, Ordering, Versions};
 
 /// Which page of which list: everything the page's rows and count depend on besides the
 /// seller and the version.
@@ -50,6 +58,7 @@ pub struct CachedPage {
 #[derive(Debug)]
 pub struct PageCache {
     max_bytes: usize,
+    stale_for: Duration,
     inner: Mutex<Inner>,
     /// Cursor pages asked for once and not kept: see [`PageCache::admit`].
     asked_once: Mutex<HashSet<u64>>,
@@ -66,16 +75,38 @@ struct Inner {
 
 #[derive(Debug)]
 struct SellerPages {
+    /// The latest version a kept page was read at.
     version: i64,
-    pages: HashMap<PageKey, Arc<CachedPage>>,
+    pages: HashMap<PageKey, Kept>,
     bytes: usize,
 }
 
+#[derive(Debug)]
+struct Kept {
+    page: Arc<CachedPage>,
+    versions: Versions,
+    read_at: Instant,
+}
+
+impl Kept {
+    /// Whether the page may be served while the seller's shipments stand at `now`. A page read
+    /// at the same version is current whatever the epoch: only a change of shipments moves the
+    /// version, and an epoch moved alone (a run's end) changed none.
+    fn serves(&self, now: Versions, stale_for: Duration) -> bool {
+        self.versions.version == now.version
+            || (self.versions.epoch == now.epoch
+                && self.versions.version < now.version
+                && self.read_at.elapsed() < stale_for)
+    }
+}
+
 impl PageCache {
-    /// At most `max_bytes` of JSON (a page of 50 is ~21 KB); 0 keeps nothing.
-    pub fn new(max_bytes: usize) -> PageCache {
+    /// At most `max_bytes` of JSON (a page of 50 is ~21 KB); 0 keeps nothing. A page is served
+    /// up to `stale_for` after a run's step changed the seller's shipments.
+    pub fn new(max_bytes: usize, stale_for: Duration) -> PageCache {
         PageCache {
             max_bytes,
+            stale_for,
             inner: Mutex::default(),
             asked_once: Mutex::default(),
         }
@@ -85,18 +116,24 @@ impl PageCache {
         self.max_bytes > 0
     }
 
-    pub fn get(&self, user_id: i64, version: i64, key: &PageKey) -> Option<Arc<CachedPage>> {
+    /// The page kept for `key` and the version it was read at, if it may be served while the
+    /// seller's shipments stand at `now`: read at `now`'s version, or less than `stale_for` ago
+    /// in `now`'s epoch.
+    pub fn get(
+        &self,
+        user_id: i64,
+        now: Versions,
+        key: &PageKey,
+    ) -> Option<(i64, Arc<CachedPage>)> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let seller = inner.sellers.get(&user_id)?;
-        if seller.version != version {
-            return None;
-        }
-        seller.pages.get(key).cloned()
+        let kept = inner.sellers.get(&user_id)?.pages.get(key)?;
+        kept.serves(now, self.stale_for)
+            .then(|| (kept.versions.version, Arc::clone(&kept.page)))
     }
 
-    /// Keeps a page read at `version`; a page of an older version than one already kept is
-    /// dropped, and a newer version drops the seller's older pages.
-    pub fn put(&self, user_id: i64, version: i64, key: PageKey, page: Arc<CachedPage>) {
+    /// Keeps a page read at `versions`, unless a page of the seller was read at a later
+    /// version; a later version drops the seller's pages that can no longer be served.
+    pub fn put(&self, user_id: i64, versions: Versions, key: PageKey, page: Arc<CachedPage>) {
         let size = page.results.get().len();
         if size > self.max_bytes {
             return;
@@ -110,22 +147,33 @@ impl PageCache {
             inner.bytes = 0;
         }
         let seller = inner.sellers.entry(user_id).or_insert_with(|| SellerPages {
-            version,
+            version: versions.version,
             pages: HashMap::new(),
             bytes: 0,
         });
-        if version < seller.version {
+        if versions.version < seller.version {
             return;
         }
-        if version > seller.version {
-            inner.bytes -= seller.bytes;
-            seller.version = version;
-            seller.pages.clear();
-            seller.bytes = 0;
+        if versions.version > seller.version {
+            seller.version = versions.version;
+            let before = seller.bytes;
+            seller.pages.retain(|_, kept| {
+                let keep = kept.serves(versions, self.stale_for);
+                if !keep {
+                    seller.bytes -= kept.page.results.get().len();
+                }
+                keep
+            });
+            inner.bytes -= before - seller.bytes;
         }
-        if let Some(replaced) = seller.pages.insert(key, page) {
-            seller.bytes -= replaced.results.get().len();
-            inner.bytes -= replaced.results.get().len();
+        let kept = Kept {
+            page,
+            versions,
+            read_at: Instant::now(),
+        };
+        if let Some(replaced) = seller.pages.insert(key, kept) {
+            seller.bytes -= replaced.page.results.get().len();
+            inner.bytes -= replaced.page.results.get().len();
         }
         seller.bytes += size;
         inner.bytes += size;
@@ -170,6 +218,10 @@ mod tests {
         }
     }
 
+    fn at(version: i64, epoch: i64) -> Versions {
+        Versions { version, epoch }
+    }
+
     fn page(count: i64, json: &str) -> Arc<CachedPage> {
         Arc::new(CachedPage {
             count,
@@ -181,28 +233,91 @@ mod tests {
 
     #[test]
     fn a_page_is_served_only_at_its_version() {
-        let cache = PageCache::new(1 << 20);
-        cache.put(1, 3, key(0), page(2, "[1,2]"));
-        assert_eq!(cache.get(1, 3, &key(0)).unwrap().count, 2);
-        assert!(cache.get(1, 4, &key(0)).is_none(), "a newer version misses");
-        assert!(cache.get(1, 3, &key(50)).is_none(), "another page misses");
-        assert!(cache.get(2, 3, &key(0)).is_none(), "another seller misses");
+        let cache = PageCache::new(1 << 20, Duration::ZERO);
+        cache.put(1, at(3, 0), key(0), page(2, "[1,2]"));
+        assert_eq!(cache.get(1, at(3, 0), &key(0)).unwrap().1.count, 2);
+        assert!(
+            cache.get(1, at(4, 0), &key(0)).is_none(),
+            "a newer version misses"
+        );
+        assert!(
+            cache.get(1, at(3, 0), &key(50)).is_none(),
+            "another page misses"
+        );
+        assert!(
+            cache.get(2, at(3, 0), &key(0)).is_none(),
+            "another seller misses"
+        );
     }
 
     #[test]
     fn a_newer_version_replaces_the_sellers_pages_and_an_older_one_is_dropped() {
-        let cache = PageCache::new(1 << 20);
-        cache.put(1, 3, key(0), page(2, "[1,2]"));
-        cache.put(1, 3, key(50), page(2, "[]"));
-        cache.put(1, 4, key(0), page(3, "[1,2,3]"));
-        assert!(cache.get(1, 4, &key(50)).is_none());
-        assert_eq!(cache.get(1, 4, &key(0)).unwrap().count, 3);
-        cache.put(1, 3, key(50), page(2, "[]"));
+        let cache = PageCache::new(1 << 20, Duration::ZERO);
+        cache.put(1, at(3, 0), key(0), page(2, "[1,2]"));
+        cache.put(1, at(3, 0), key(50), page(2, "[]"));
+        cache.put(1, at(4, 0), key(0), page(3, "[1,2,3]"));
+        assert!(cache.get(1, at(4, 0), &key(50)).is_none());
+        assert_eq!(cache.get(1, at(4, 0), &key(0)).unwrap().1.count, 3);
+        cache.put(1, at(3, 0), key(50), page(2, "[]"));
         assert!(
-            cache.get(1, 3, &key(50)).is_none(),
+            cache.get(1, at(3, 0), &key(50)).is_none(),
             "a late older read is not kept"
         );
         assert_eq!(cache.inner.lock().unwrap().bytes, "[1,2,3]".len());
+    }
+
+    #[test]
+    fn a_page_read_during_a_run_is_served_a_moment_longer_within_its_epoch() {
+        let cache = PageCache::new(1 << 20, Duration::from_secs(3600));
+        cache.put(1, at(3, 0), key(0), page(2, "[1,2]"));
+        let (version, stale) = cache.get(1, at(9, 0), &key(0)).unwrap();
+        assert_eq!(
+            (version, stale.count),
+            (3, 2),
+            "served with the version it was read at, for its tag"
+        );
+        assert!(
+            cache.get(1, at(9, 1), &key(0)).is_none(),
+            "a run's end, a push or an erasure is seen at once"
+        );
+        cache.put(1, at(9, 0), key(50), page(9, "[]"));
+        assert!(
+            cache.get(1, at(9, 0), &key(0)).is_some(),
+            "another page read later leaves it"
+        );
+        cache.put(1, at(10, 1), key(50), page(10, "[]"));
+        assert!(cache.get(1, at(10, 1), &key(0)).is_none());
+        assert_eq!(
+            cache.inner.lock().unwrap().bytes,
+            "[]".len(),
+            "a later epoch drops what it can no longer serve"
+        );
+    }
+
+    #[test]
+    fn a_page_is_not_served_past_stale_for_nor_when_it_is_zero() {
+        let cache = PageCache::new(1 << 20, Duration::from_millis(30));
+        cache.put(1, at(3, 0), key(0), page(2, "[1,2]"));
+        assert!(cache.get(1, at(4, 0), &key(0)).is_some());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(cache.get(1, at(4, 0), &key(0)).is_none());
+        assert!(
+            cache.get(1, at(3, 0), &key(0)).is_some(),
+            "its own version serves it still"
+        );
+        let strict = PageCache::new(1 << 20, Duration::ZERO);
+        strict.put(1, at(3, 0), key(0), page(2, "[1,2]"));
+        assert!(strict.get(1, at(4, 0), &key(0)).is_none());
+    }
+
+    #[test]
+    fn an_epoch_moved_alone_leaves_the_page_current() {
+        let cache = PageCache::new(1 << 20, Duration::ZERO);
+        cache.put(1, at(3, 0), key(0), page(2, "[1,2]"));
+        assert!(
+            cache.get(1, at(3, 1), &key(0)).is_some(),
+            "a run that ended after its last step changed nothing more"
+        );
     }
 
     #[test]
@@ -216,19 +331,33 @@ mod tests {
             }),
             ..key(0)
         };
-        let cache = PageCache::new(1 << 20);
-        cache.put(1, 3, cursor(9, Direction::Forward), page(0, "[9]"));
-        let hit = cache.get(1, 3, &cursor(9, Direction::Forward)).unwrap();
+        let cache = PageCache::new(1 << 20, Duration::ZERO);
+        cache.put(1, at(3, 0), cursor(9, Direction::Forward), page(0, "[9]"));
+        let (_, hit) = cache
+            .get(1, at(3, 0), &cursor(9, Direction::Forward))
+            .unwrap();
         assert_eq!(hit.results.get(), "[9]");
-        assert!(cache.get(1, 3, &cursor(9, Direction::Backward)).is_none());
-        assert!(cache.get(1, 3, &cursor(8, Direction::Forward)).is_none());
-        assert!(cache.get(1, 3, &key(0)).is_none());
-        assert!(cache.get(1, 4, &cursor(9, Direction::Forward)).is_none());
+        assert!(
+            cache
+                .get(1, at(3, 0), &cursor(9, Direction::Backward))
+                .is_none()
+        );
+        assert!(
+            cache
+                .get(1, at(3, 0), &cursor(8, Direction::Forward))
+                .is_none()
+        );
+        assert!(cache.get(1, at(3, 0), &key(0)).is_none());
+        assert!(
+            cache
+                .get(1, at(4, 0), &cursor(9, Direction::Forward))
+                .is_none()
+        );
     }
 
     #[test]
     fn a_cursor_page_is_admitted_on_its_second_request() {
-        let cache = PageCache::new(1 << 20);
+        let cache = PageCache::new(1 << 20, Duration::ZERO);
         let cursor = PageKey {
             place: Place::Cursor(Seek {
                 from: None,
@@ -247,13 +376,19 @@ mod tests {
 
     #[test]
     fn the_byte_budget_holds() {
-        let cache = PageCache::new(10);
-        cache.put(1, 1, key(0), page(1, "[1,2,3]"));
-        cache.put(2, 1, key(0), page(1, "[4,5,6]"));
-        assert!(cache.get(1, 1, &key(0)).is_none(), "evicted to make room");
-        assert!(cache.get(2, 1, &key(0)).is_some());
-        cache.put(3, 1, key(0), page(1, "[1,2,3,4,5,6,7,8,9]"));
-        assert!(cache.get(3, 1, &key(0)).is_none(), "larger than the budget");
+        let cache = PageCache::new(10, Duration::ZERO);
+        cache.put(1, at(1, 0), key(0), page(1, "[1,2,3]"));
+        cache.put(2, at(1, 0), key(0), page(1, "[4,5,6]"));
+        assert!(
+            cache.get(1, at(1, 0), &key(0)).is_none(),
+            "evicted to make room"
+        );
+        assert!(cache.get(2, at(1, 0), &key(0)).is_some());
+        cache.put(3, at(1, 0), key(0), page(1, "[1,2,3,4,5,6,7,8,9]"));
+        assert!(
+            cache.get(3, at(1, 0), &key(0)).is_none(),
+            "larger than the budget"
+        );
         cache.forget_user(2);
         assert_eq!(cache.inner.lock().unwrap().bytes, 0);
     }

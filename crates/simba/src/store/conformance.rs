@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::shipments::{self, Filter, ItemKey, NewShipment, Ordering};
+use super::shipments::{self, Filter, ItemKey, NewShipment, Ordering, Versions};
 use super::steps::{self, StepCommit, StepData, StepWrite};
 use super::sync_runs::{self, StepDelta, StepOutcome};
 use super::{Db, marketplace, shops, users};
 use crate::crypto::Cipher;
 use crate::domain::{
-    ClientId, ClientSecret, FulfilmentMethod, Marketplace, Mode, ShopName, SyncInterval, Timestamp,
-    Trigger,
+    ClientId, ClientSecret, FulfilmentMethod, Marketplace, Mode, RunStatus, ShopName, SyncInterval,
+    Timestamp, Trigger,
 };
 
 /// Where a test runs.
@@ -157,6 +157,7 @@ on_every_family!(
     a_step_of_a_cancelled_run_writes_nothing,
     rate_budgets_are_saved_with_the_step,
     only_a_step_that_changes_shipments_bumps_the_version,
+    what_a_client_must_see_at_once_moves_the_epoch,
     every_change_takes_the_next_number_of_its_sellers_feed,
     a_lease_renewal_skips_a_shop_whose_commit_holds_its_row,
     lists_filter_order_page_and_count,
@@ -478,7 +479,7 @@ mod cases {
         assert_eq!(ann.progress(&db).await.pages_fetched, 0);
     }
 
-    async fn assert_nothing_written(db: &Db, seller: &Seller, version: i64) {
+    async fn assert_nothing_written(db: &Db, seller: &Seller, version: Versions) {
         assert_eq!(seller.list(db, &Filter::default()).await, (Vec::new(), 0));
         let shop = shops::get(db, seller.user_id, seller.shop_id)
             .await
@@ -531,9 +532,46 @@ mod cases {
         .await;
         let after_detail = shipments::version(&db, ann.user_id).await.unwrap();
 
-        assert!(after_new > before, "new shipments bump the version");
+        assert!(
+            after_new.version > before.version,
+            "new shipments bump the version"
+        );
         assert_eq!(after_known, after_new, "known ones do not");
-        assert!(after_detail > after_known, "a detail does");
+        assert!(after_detail.version > after_known.version, "a detail does");
+        assert_eq!(
+            after_detail.epoch, before.epoch,
+            "a run's steps leave the epoch"
+        );
+    }
+
+    pub(super) async fn what_a_client_must_see_at_once_moves_the_epoch(db: Db) {
+        let ann = Seller::new(&db, "ann").await;
+        let bob = Seller::new(&db, "bob").await;
+        let before = shipments::version(&db, ann.user_id).await.unwrap();
+        let bob_before = shipments::version(&db, bob.user_id).await.unwrap();
+
+        let pushed = [shipment(0)];
+        let stored = shipments::insert_new(&db, ann.user_id, ann.shop_id, &pushed);
+        assert_eq!(stored.await.unwrap(), 1);
+        let after_push = shipments::version(&db, ann.user_id).await.unwrap();
+        let end = sync_runs::RunFinish {
+            status: RunStatus::Succeeded,
+            error: None,
+            calls: &sync_runs::ApiCalls::default(),
+        };
+        let ended = sync_runs::finish(&db, ann.run_id, ann.shop_id, Some(OWNER), &end);
+        assert!(ended.await.unwrap());
+        let after_end = shipments::version(&db, ann.user_id).await.unwrap();
+
+        assert!(after_push.version > before.version);
+        assert!(
+            after_push.epoch > before.epoch,
+            "a write outside a run's steps"
+        );
+        assert_eq!(after_end.version, after_push.version, "no shipment changed");
+        assert!(after_end.epoch > after_push.epoch, "a run's end");
+        let untouched = shipments::version(&db, bob.user_id).await.unwrap();
+        assert_eq!(untouched, bob_before, "another seller's");
     }
 
     pub(super) async fn every_change_takes_the_next_number_of_its_sellers_feed(db: Db) {

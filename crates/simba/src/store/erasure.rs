@@ -150,6 +150,11 @@ async fn erase_batch(db: &Db, user_id: i64, ids: &[i64]) -> StoreResult<Vec<i64>
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
+    // Erased data must not be served again from a page read before, however recent.
+    db.query(shipment_sql::BUMP_EPOCH)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
     let sql = format!(
         "SELECT id, shop_id, raw FROM shipments WHERE user_id = ? \
          AND personal_data_erased_at IS NULL AND id IN ({}) ORDER BY id",

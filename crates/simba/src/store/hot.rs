@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::server::Server;
 use super::shipments::sql::{Page, Selection, Walk};
-use super::shipments::{Feed, ShipmentDetail, ShipmentRow};
+use super::shipments::{Feed, ShipmentDetail, ShipmentRow, Versions};
 use super::sqlite::SqliteFile;
 use super::steps::{StepCommit, StepData, StepWrite};
 use super::{Backend, Db, StoreResult};
@@ -28,7 +28,7 @@ pub(crate) trait HotPath {
 
     /// The seller's shipments version, then a keyset page read after it; another seller's shop
     /// reads as empty.
-    async fn walk(&self, db: &Db, walk: Walk) -> StoreResult<(i64, Vec<ShipmentRow>)>;
+    async fn walk(&self, db: &Db, walk: Walk) -> StoreResult<(Versions, Vec<ShipmentRow>)>;
 
     /// Up to `limit` of the selection above `after_id`, in id order.
     async fn list_after(
@@ -44,7 +44,7 @@ pub(crate) trait HotPath {
 
     async fn get(&self, db: &Db, user_id: i64, id: i64) -> StoreResult<Option<ShipmentDetail>>;
 
-    async fn version(&self, db: &Db, user_id: i64) -> StoreResult<i64>;
+    async fn version(&self, db: &Db, user_id: i64) -> StoreResult<Versions>;
 
     async fn pending_details(&self, db: &Db, shop_id: i64, limit: i64) -> StoreResult<Vec<String>>;
 }
@@ -97,7 +97,7 @@ impl HotPath for Family {
         }
     }
 
-    async fn walk(&self, db: &Db, walk: Walk) -> StoreResult<(i64, Vec<ShipmentRow>)> {
+    async fn walk(&self, db: &Db, walk: Walk) -> StoreResult<(Versions, Vec<ShipmentRow>)> {
         match self {
             Family::SqliteFile(file) => file.walk(db, walk).await,
             Family::Server(server) => server.walk(db, walk).await,
@@ -131,7 +131,7 @@ impl HotPath for Family {
         }
     }
 
-    async fn version(&self, db: &Db, user_id: i64) -> StoreResult<i64> {
+    async fn version(&self, db: &Db, user_id: i64) -> StoreResult<Versions> {
         match self {
             Family::SqliteFile(file) => file.version(db, user_id).await,
             Family::Server(server) => server.version(db, user_id).await,

@@ -129,6 +129,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0017_push_reconciliation.sql"),
         include_str!("../../migrations/mysql/0017_push_reconciliation.sql"),
     ),
+    (
+        18,
+        "shipments epoch",
+        include_str!("../../migrations/sqlite/0018_shipments_epoch.sql"),
+        include_str!("../../migrations/postgres/0018_shipments_epoch.sql"),
+        include_str!("../../migrations/mysql/0018_shipments_epoch.sql"),
+    ),
 ];
 
 /// The SQLite schema's scripts, oldest first, for tests of rusqlite's statements.

@@ -589,6 +589,12 @@ pub async fn finish(
     .bind(run_id)
     .execute(&mut *tx)
     .await?;
+    // A client that sees the run ended must see all it stored: see `shipments::Versions`.
+    // After the shop row and before the run row, in a step's order.
+    db.query(super::shipments::sql::BUMP_SHOP_EPOCH)
+        .bind(shop_id)
+        .execute(&mut *tx)
+        .await?;
     let calls = end.calls;
     let ended = db
         .query(

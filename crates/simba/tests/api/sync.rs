@@ -760,7 +760,10 @@ async fn details_are_fetched_while_the_list_is_still_being_read(backend: Backend
             detail: 50,
             token: 20,
         })
-        .background_workers();
+        .background_workers()
+        // Far longer than the run, so that a page read mid-run would still be served at its
+        // end if the end did not move the seller's epoch.
+        .config(|config| config.page_cache_stale = Duration::from_secs(600));
     let Some(SyncTest {
         app,
         sandbox,
@@ -782,11 +785,15 @@ async fn details_are_fetched_while_the_list_is_still_being_read(backend: Backend
         early["progress"]["pages_fetched"].as_i64().unwrap() < list_minimum(300, 10),
         "details waited for the last page: {early}"
     );
-    // Read mid-run, so that a stale page would be served at the end if a step forgot to say
-    // the shipments changed.
+    // Read mid-run, twice: a run's steps may be seen late, its end must be seen at once.
     let all = "/api/v1/shipments?page_size=500";
     let mid_run = app.get(all, Some(&seller.token)).await.json();
     assert!(mid_run["count"].as_i64().unwrap() < 310, "{mid_run}");
+    let again = app.get(all, Some(&seller.token)).await.json();
+    assert_eq!(
+        again, mid_run,
+        "served from the page cache while the run goes on"
+    );
     let run = app.wait_for_run(&seller, run_id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let page = app.get(all, Some(&seller.token)).await.json();

@@ -8,7 +8,7 @@ pub(super) mod read;
 
 use super::hot::HotPath;
 use super::shipments::sql::{Page, Selection, Walk};
-use super::shipments::{Feed, ShipmentDetail, ShipmentRow};
+use super::shipments::{Feed, ShipmentDetail, ShipmentRow, Versions};
 use super::steps::{StepCommit, StepData, StepWrite};
 use super::{Db, StoreResult};
 
@@ -24,6 +24,10 @@ impl HotPath for Server {
     async fn write(&self, db: &Db, user_id: i64, shop_id: i64, data: StepData) -> StoreResult<u64> {
         let mut tx = db.begin_write().await?;
         let (inserted, _) = ingest::write_data(db, &mut tx, user_id, shop_id, &data).await?;
+        db.query(super::shipments::sql::BUMP_EPOCH)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(inserted)
     }
@@ -32,7 +36,7 @@ impl HotPath for Server {
         read::page(db, &page).await
     }
 
-    async fn walk(&self, db: &Db, walk: Walk) -> StoreResult<(i64, Vec<ShipmentRow>)> {
+    async fn walk(&self, db: &Db, walk: Walk) -> StoreResult<(Versions, Vec<ShipmentRow>)> {
         let version = read::version(db, walk.selection.user_id).await?;
         Ok((version, read::walk(db, &walk).await?))
     }
@@ -55,7 +59,7 @@ impl HotPath for Server {
         read::detail(db, user_id, id).await
     }
 
-    async fn version(&self, db: &Db, user_id: i64) -> StoreResult<i64> {
+    async fn version(&self, db: &Db, user_id: i64) -> StoreResult<Versions> {
         read::version(db, user_id).await
     }
 

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 
 use crate::domain::FulfilmentMethod;
 use crate::store::shipments::sql::{self, Page, Selection, Walk, bind_all};
-use crate::store::shipments::{Feed, ShipmentDetail, ShipmentRow};
+use crate::store::shipments::{Feed, ShipmentDetail, ShipmentRow, Versions};
 use crate::store::{Db, StoreResult, maybe_seconds_at, seconds_at};
 
 /// A page and its total. Unlike the SQLite family's, not in one transaction: that would cost
@@ -141,13 +141,16 @@ pub(super) async fn detail(db: &Db, user_id: i64, id: i64) -> StoreResult<Option
     .map_err(Into::into)
 }
 
-pub(super) async fn version(db: &Db, user_id: i64) -> StoreResult<i64> {
-    Ok(db
+pub(super) async fn version(db: &Db, user_id: i64) -> StoreResult<Versions> {
+    let row = db
         .query(sql::VERSION)
         .bind(user_id)
         .fetch_one(&db.pool)
-        .await?
-        .try_get(0)?)
+        .await?;
+    Ok(Versions {
+        version: row.try_get(0)?,
+        epoch: row.try_get(1)?,
+    })
 }
 
 pub(super) async fn pending_details(db: &Db, shop_id: i64, limit: i64) -> StoreResult<Vec<String>> {

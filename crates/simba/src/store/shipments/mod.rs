@@ -185,8 +185,8 @@ pub async fn list(
 /// One keyset page of the seller's shipments, as [`walk`] reads it.
 #[derive(Debug)]
 pub struct Walked {
-    /// The seller's shipments version read before the page: the page is never older than it.
-    pub version: i64,
+    /// The seller's versions read before the page: the page is never older than them.
+    pub versions: Versions,
     pub rows: Vec<ShipmentRow>,
     /// Whether more rows lie beyond the page in the seek's direction.
     pub more: bool,
@@ -211,10 +211,10 @@ pub async fn walk(
         order: keyset.order_by(seek),
         limit: keyset::read_limit(seek),
     };
-    let (version, rows) = db.family.walk(db, walk).await?;
+    let (versions, rows) = db.family.walk(db, walk).await?;
     let (rows, more) = keyset::page_of(rows, seek);
     Ok(Walked {
-        version,
+        versions,
         rows,
         more,
     })
@@ -267,10 +267,19 @@ pub async fn get(db: &Db, user_id: i64, id: i64) -> StoreResult<Option<ShipmentD
     db.family.get(db, user_id, id).await
 }
 
-/// The seller's shipments version: every transaction that changes a seller's shipments bumps
-/// it, so that anything derived from them (the API's cached list pages) can tell it is out of
-/// date with one read.
-pub async fn version(db: &Db, user_id: i64) -> StoreResult<i64> {
+/// Where a seller's shipments stand, so that anything derived from them (the API's cached list
+/// pages) can tell with one read how far it is out of date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Versions {
+    /// Bumped by every transaction that changes the seller's shipments.
+    pub version: i64,
+    /// Bumped only by the changes a client must see at once: a run's end (its status says its
+    /// shipments are all there), a push, an erasure, a shop's deletion. A run's steps leave it.
+    pub epoch: i64,
+}
+
+/// The seller's [`Versions`].
+pub async fn version(db: &Db, user_id: i64) -> StoreResult<Versions> {
     db.family.version(db, user_id).await
 }
 
@@ -307,7 +316,7 @@ pub async fn store_details(
     db.family.write(db, user_id, shop_id, data).await
 }
 
-/// Bumps the seller's shipments version (see [`version`]) inside the caller's transaction.
+/// Bumps the seller's version and epoch (see [`Versions`]) inside the caller's transaction.
 pub async fn bump_version_in(
     db: &Db,
     conn: &mut sqlx::AnyConnection,

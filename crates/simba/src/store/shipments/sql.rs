@@ -31,10 +31,21 @@ pub(crate) const OWNS_SHOP: &str = "SELECT 1 FROM shops WHERE id = ? AND user_id
 pub(crate) const SHOP_TOTAL: &str = "SELECT shipment_count FROM shops WHERE user_id = ? AND id = ?";
 pub(crate) const SELLER_TOTAL: &str = "SELECT shipment_count FROM shops WHERE user_id = ?";
 
-pub(crate) const VERSION: &str = "SELECT shipments_version FROM users WHERE id = ?";
+pub(crate) const VERSION: &str =
+    "SELECT shipments_version, shipments_epoch FROM users WHERE id = ?";
 
-pub(crate) const BUMP_VERSION: &str =
-    "UPDATE users SET shipments_version = shipments_version + 1 WHERE id = ?";
+/// For a change a client must see at once that takes no numbers of the change feed: both the
+/// version and the epoch (see [`super::Versions`]).
+pub(crate) const BUMP_VERSION: &str = "UPDATE users SET shipments_version = shipments_version + 1, \
+    shipments_epoch = shipments_epoch + 1 WHERE id = ?";
+
+/// Makes the changes of the transaction a client must see at once: `user_id`.
+pub(crate) const BUMP_EPOCH: &str =
+    "UPDATE users SET shipments_epoch = shipments_epoch + 1 WHERE id = ?";
+
+/// [`BUMP_EPOCH`] for the seller of a shop: `shop_id`.
+pub(crate) const BUMP_SHOP_EPOCH: &str = "UPDATE users SET shipments_epoch = shipments_epoch + 1 \
+    WHERE id = (SELECT user_id FROM shops WHERE id = ?)";
 
 /// Takes the next `count` numbers of the seller's change sequence (`count, user_id`), and
 /// bumps the version with them: see [`super::changes`] for why under this row's lock.

@@ -264,6 +264,13 @@ fn mark_detail_gone(
 }
 
 /// Takes the next `count` numbers of the seller's change sequence; returns the first.
+/// Outside a run's steps every write is one a client must see at once: see
+/// [`crate::store::shipments::Versions`].
+pub(super) fn bump_epoch(conn: &Connection, user_id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql::BUMP_EPOCH)?.execute([user_id])?;
+    Ok(())
+}
+
 fn allocate_changes(conn: &Connection, user_id: i64, count: usize) -> rusqlite::Result<i64> {
     conn.prepare_cached(sql::ALLOCATE_CHANGES)?
         .execute((count as i64, user_id))?;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::hot::HotPath;
 use super::shipments::sql::{Page, Selection, Walk};
-use super::shipments::{Feed, ShipmentDetail, ShipmentRow};
+use super::shipments::{Feed, ShipmentDetail, ShipmentRow, Versions};
 use super::steps::{StepCommit, StepData, StepWrite};
 use super::{Db, StoreResult};
 use reader::Reader;
@@ -59,6 +59,7 @@ impl HotPath for SqliteFile {
         self.writer
             .write(move |conn| {
                 let (inserted, _) = ingest::write_data(conn, user_id, shop_id, &data)?;
+                ingest::bump_epoch(conn, user_id)?;
                 Ok((inserted, true))
             })
             .await
@@ -68,7 +69,7 @@ impl HotPath for SqliteFile {
         self.reader.read(move |conn| read::page(conn, &page)).await
     }
 
-    async fn walk(&self, _db: &Db, walk: Walk) -> StoreResult<(i64, Vec<ShipmentRow>)> {
+    async fn walk(&self, _db: &Db, walk: Walk) -> StoreResult<(Versions, Vec<ShipmentRow>)> {
         // One hand-off to the blocking pool for both reads: at thousands of cursor pages a
         // second, a second hand-off for the version cost a fifth of the CPU in task switches.
         self.reader
@@ -103,7 +104,7 @@ impl HotPath for SqliteFile {
             .await
     }
 
-    async fn version(&self, _db: &Db, user_id: i64) -> StoreResult<i64> {
+    async fn version(&self, _db: &Db, user_id: i64) -> StoreResult<Versions> {
         self.reader
             .read(move |conn| read::version(conn, user_id))
             .await

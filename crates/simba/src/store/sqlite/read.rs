@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use crate::domain::{FulfilmentMethod, Timestamp};
 use crate::store::shipments::sql::{self, Page, Selection, Walk};
-use crate::store::shipments::{Feed, ShipmentDetail, ShipmentRow};
+use crate::store::shipments::{Feed, ShipmentDetail, ShipmentRow, Versions};
 
 /// A page and its total, read in one transaction so that they agree.
 pub(super) fn page(conn: &Connection, page: &Page) -> rusqlite::Result<(Vec<ShipmentRow>, i64)> {
@@ -141,9 +141,14 @@ pub(super) fn detail(
         .optional()
 }
 
-pub(super) fn version(conn: &Connection, user_id: i64) -> rusqlite::Result<i64> {
+pub(super) fn version(conn: &Connection, user_id: i64) -> rusqlite::Result<Versions> {
     conn.prepare_cached(sql::VERSION)?
-        .query_row([user_id], |row| row.get(0))
+        .query_row([user_id], |row| {
+            Ok(Versions {
+                version: row.get(0)?,
+                epoch: row.get(1)?,
+            })
+        })
 }
 
 pub(super) fn pending_details(
