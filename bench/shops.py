@@ -32,28 +32,37 @@ from urllib.parse import urlsplit
 PAGE = "/api/v1/shops?page_size=500"
 
 
-class Api:
-    """One keep-alive HTTP/1.1 connection; reconnects once if the server closed it meanwhile."""
+class Link:
+    """One keep-alive HTTP/1.1 connection, shared by every seller's [`Api`]: the server caps the
+    connections of one address (64 by default)."""
 
-    def __init__(self, base, token=None):
+    def __init__(self, base):
         self.host = urlsplit(base).netloc
-        self.token = token
         self.conn = http.client.HTTPConnection(self.host, timeout=60)
+
+
+class Api:
+    """One seller's calls on the shared [`Link`]; reconnects once if the server closed it."""
+
+    def __init__(self, link, token=None):
+        self.link = link
+        self.token = token
 
     def call(self, method, path, body=None):
         headers = {"content-type": "application/json"}
         if self.token:
             headers["authorization"] = f"Token {self.token}"
         data = None if body is None else json.dumps(body)
+        link = self.link
         for attempt in (1, 2):
             try:
-                self.conn.request(method, path, body=data, headers=headers)
-                response = self.conn.getresponse()
+                link.conn.request(method, path, body=data, headers=headers)
+                response = link.conn.getresponse()
                 text = response.read()
                 break
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self.conn.close()
-                self.conn = http.client.HTTPConnection(self.host, timeout=60)
+                link.conn.close()
+                link.conn = http.client.HTTPConnection(link.host, timeout=60)
                 if attempt == 2:
                     raise
         if response.status >= 300:
@@ -71,8 +80,9 @@ class Api:
 
 def main():
     base, command, *args = sys.argv[1:]
-    sellers = [Api(base, token) for token in os.environ.get("TOKEN", "").split(",") if token]
-    api = sellers[0] if sellers else Api(base)
+    link = Link(base)
+    sellers = [Api(link, token) for token in os.environ.get("TOKEN", "").split(",") if token]
+    api = sellers[0] if sellers else Api(link)
     if command == "register":
         tokens = []
         for n in range(1, int(args[0] if args else 1) + 1):
