@@ -155,6 +155,7 @@ on_every_family!(
     gone_details_are_pending_no_more,
     a_step_whose_lease_was_lost_writes_nothing,
     a_step_of_a_cancelled_run_writes_nothing,
+    a_step_extends_its_lease_from_its_commit_and_never_shortens_it,
     rate_budgets_are_saved_with_the_step,
     only_a_step_that_changes_shipments_bumps_the_version,
     what_a_client_must_see_at_once_moves_the_epoch,
@@ -225,7 +226,7 @@ impl Seller {
             shop_id: self.shop_id,
             user_id: self.user_id,
             owner: OWNER.into(),
-            lease_until: Timestamp::now() + Duration::from_secs(600),
+            lease: Duration::from_secs(600),
             data,
             delta: StepDelta {
                 pages_fetched: 1,
@@ -498,6 +499,44 @@ mod cases {
         assert_eq!(saved.unwrap(), Vec::new());
     }
 
+    pub(super) async fn a_step_extends_its_lease_from_its_commit_and_never_shortens_it(db: Db) {
+        let ann = Seller::new(&db, "ann").await;
+        let lease = Duration::from_secs(60);
+        let soon = Timestamp::now() + Duration::from_secs(1);
+        let held = sync_runs::lease(&db, ann.shop_id, OWNER, Timestamp::now(), soon);
+        assert!(held.await.unwrap());
+        let mut step = ann.step(list([0]));
+        step.lease = lease;
+        // Built, then committed later: as a commit that waited for a connection.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let committing = Timestamp::now();
+        assert_eq!(steps::commit(&db, step).await.unwrap(), COMMITTED);
+        let (_, until) = sync_runs::lease_holder(&db, ann.shop_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            until.unix_millis() >= (committing + lease).unix_millis(),
+            "counted from the commit"
+        );
+
+        let far = Timestamp::now() + Duration::from_secs(600);
+        let renewed = sync_runs::lease(&db, ann.shop_id, OWNER, Timestamp::now(), far);
+        assert!(renewed.await.unwrap());
+        let mut step = ann.step(list([1]));
+        step.lease = lease;
+        assert_eq!(steps::commit(&db, step).await.unwrap(), COMMITTED);
+        let (_, until) = sync_runs::lease_holder(&db, ann.shop_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            until.unix_millis(),
+            far.unix_millis(),
+            "a renewal further out is kept"
+        );
+    }
+
     pub(super) async fn rate_budgets_are_saved_with_the_step(db: Db) {
         let ann = Seller::new(&db, "ann").await;
         for remaining in [7, 3] {
@@ -656,6 +695,7 @@ mod cases {
         // A step's commit in flight on ann's shop: its fence holds the row until it ends.
         let mut commit = db.pool.begin().await.unwrap();
         db.query(sync_runs::FENCE)
+            .bind(until.unix_millis())
             .bind(until.unix_millis())
             .bind(ann.shop_id)
             .bind(OWNER)

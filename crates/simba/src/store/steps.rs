@@ -3,6 +3,8 @@
 //! family commits it its own way ([`super::hot`]): on a SQLite file in a savepoint of the
 //! writer's group transaction, elsewhere in a transaction on the pool.
 
+use std::time::Duration;
+
 use super::hot::HotPath;
 use super::shipments::NewShipment;
 use super::sync_runs::{StepDelta, StepOutcome, StepRecord};
@@ -28,7 +30,10 @@ pub struct StepWrite {
     pub shop_id: i64,
     pub user_id: i64,
     pub owner: String,
-    pub lease_until: Timestamp,
+    /// How long the lease lasts from the commit's fence: a commit that waited for a connection
+    /// or was tried again must not set a deadline counted from before its wait, which could
+    /// end the lease at once and let another worker repeat the run's calls.
+    pub lease: Duration,
     pub data: StepData,
     /// The step's counters; a list page's `shipments_stored` is filled in here.
     pub delta: StepDelta,
@@ -50,6 +55,11 @@ pub struct StepCommit {
 }
 
 impl StepWrite {
+    /// The lease's end if the fence runs now: read at the fence, not when the step was built.
+    pub(super) fn lease_until(&self) -> Timestamp {
+        Timestamp::now() + self.lease
+    }
+
     /// The run's bookkeeping of this step, with the counters and pending count it produced.
     pub(super) fn record<'a>(
         &'a self,

@@ -534,11 +534,13 @@ impl StepRecord<'_> {
 }
 
 /// The first statement of a step's transaction: extends the lease of its owner,
-/// `lease_until, shop_id, owner`, so the shop row is locked before the step's inserts (MySQL
-/// takes a shared lock on it for their foreign-key checks; upgrading that lock later would
-/// deadlock with a concurrent lease renewal). No row updated: the lease was lost, and the step
-/// must roll back.
-pub(super) const FENCE: &str = "UPDATE shops SET lease_until = ? WHERE id = ? AND lease_owner = ?";
+/// `lease_until, lease_until, shop_id, owner`, so the shop row is locked before the step's
+/// inserts (MySQL takes a shared lock on it for their foreign-key checks; upgrading that lock
+/// later would deadlock with a concurrent lease renewal). It never shortens the lease: the
+/// lease keeper may have renewed it further meanwhile. No row updated: the lease was lost, and
+/// the step must roll back.
+pub(super) const FENCE: &str = "UPDATE shops SET lease_until = \
+    CASE WHEN lease_until > ? THEN lease_until ELSE ? END WHERE id = ? AND lease_owner = ?";
 
 /// Adds a step's counters and sets its pending count and checkpoint: the [`StepDelta`]'s
 /// fields in order, `details_pending`, `checkpoint`, `run_id`.

@@ -262,7 +262,7 @@ impl Engine {
             shop_id: run.shop_id,
             user_id: run.user_id,
             owner: self.owner.clone(),
-            lease_until: Timestamp::now() + self.settings.lease,
+            lease: self.settings.lease,
             data,
             delta,
             checkpoint_all_new: all_new.checkpoint.to_json(),

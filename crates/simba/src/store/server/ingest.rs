@@ -20,7 +20,8 @@ pub(super) async fn commit_step(db: &Db, step: &StepWrite) -> StoreResult<StepCo
     let mut tx = db.begin_write().await?;
     let fenced = db
         .query(sync_runs::FENCE)
-        .bind(step.lease_until.unix_millis())
+        .bind(step.lease_until().unix_millis())
+        .bind(step.lease_until().unix_millis())
         .bind(step.shop_id)
         .bind(step.owner.as_str())
         .execute(&mut *tx)

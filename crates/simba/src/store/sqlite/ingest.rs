@@ -20,8 +20,10 @@ pub(super) fn commit_step(
     conn: &Connection,
     step: &StepWrite,
 ) -> rusqlite::Result<(StepCommit, bool)> {
+    let until = step.lease_until().unix_millis();
     let fenced = conn.prepare_cached(sync_runs::FENCE)?.execute((
-        step.lease_until.unix_millis(),
+        until,
+        until,
         step.shop_id,
         &step.owner,
     ))?;
