@@ -275,16 +275,9 @@ async fn cursor_page(
     let walked = shipments::walk(&state.db, user_id, &key.filter, ordering, walk.seek()).await?;
     let etag = conditional::version_tag(user_id, walked.versions.version, uri, headers);
     let ends = cursor::ends(&walked.rows, |row| ordering.position(row));
-    let results = walked
-        .rows
-        .into_iter()
-        .map(|row| ShipmentOut::from_row(row, None, None))
-        .collect::<ApiResult<Vec<_>>>()?;
-    let results =
-        serde_json::value::to_raw_value(&results).map_err(|e| ApiError::Internal(e.into()))?;
     let page = Arc::new(CachedPage {
         count: 0,
-        results,
+        results: serialized(walked.rows)?,
         ends,
         more: walked.more,
     });
@@ -308,6 +301,15 @@ fn cursor_answer(
     conditional::with_etag(response.into_response(), etag)
 }
 
+/// A page's rows as listed, serialised once for the page cache to keep.
+fn serialized(rows: Vec<ShipmentRow>) -> ApiResult<Box<RawValue>> {
+    let results = rows
+        .into_iter()
+        .map(|row| ShipmentOut::from_row(row, None, None))
+        .collect::<ApiResult<Vec<_>>>()?;
+    serde_json::value::to_raw_value(&results).map_err(|e| ApiError::Internal(e.into()))
+}
+
 /// A page by number read from the database, kept in the page cache as read at `now`.
 async fn numbered_page(
     state: &AppState,
@@ -325,15 +327,9 @@ async fn numbered_page(
         params.offset(),
     )
     .await?;
-    let results = rows
-        .into_iter()
-        .map(|row| ShipmentOut::from_row(row, None, None))
-        .collect::<ApiResult<Vec<_>>>()?;
-    let results =
-        serde_json::value::to_raw_value(&results).map_err(|e| ApiError::Internal(e.into()))?;
     let page = Arc::new(CachedPage {
         count,
-        results,
+        results: serialized(rows)?,
         ends: None,
         more: false,
     });
