@@ -5,6 +5,7 @@
 //! a printed line otherwise), each test in a fresh database that is dropped even when it panics.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -387,8 +388,8 @@ mod cases {
             .commit(
                 &db,
                 StepData::Details {
-                    details,
-                    gone: Vec::new(),
+                    details: details.into(),
+                    gone: Arc::default(),
                 },
             )
             .await;
@@ -430,8 +431,8 @@ mod cases {
 
         let gone = vec![shipment_id(0)];
         let data = StepData::Details {
-            details: Vec::new(),
-            gone,
+            details: Arc::default(),
+            gone: gone.into(),
         };
         assert_eq!(ann.commit(&db, data).await, COMMITTED);
 
@@ -564,8 +565,8 @@ mod cases {
         ann.commit(
             &db,
             StepData::Details {
-                details,
-                gone: Vec::new(),
+                details: details.into(),
+                gone: Arc::default(),
             },
         )
         .await;
@@ -641,7 +642,11 @@ mod cases {
         detail.detail_synced_at = Some(Timestamp::from_unix_seconds(1));
         let gone = vec![shipment_id(2)];
         let details = vec![detail];
-        ann.commit(&db, StepData::Details { details, gone }).await;
+        let data = StepData::Details {
+            details: details.into(),
+            gone: gone.into(),
+        };
+        ann.commit(&db, data).await;
         let later = numbers(shipments::changes(&db, feed(&ann, 3)).await.unwrap());
         assert_eq!(later, [(shipment_id(2), 4), (shipment_id(1), 5)]);
         let bobs = numbers(shipments::changes(&db, feed(&bob, 0)).await.unwrap());
@@ -811,8 +816,8 @@ async fn both_families_read_a_sqlite_file_alike() {
     ann.commit(
         &sqlite,
         StepData::Details {
-            details,
-            gone: vec![shipment_id(5)],
+            details: details.into(),
+            gone: [shipment_id(5)].into(),
         },
     )
     .await;

@@ -3,6 +3,7 @@
 //! family commits it its own way ([`super::hot`]): on a SQLite file in a savepoint of the
 //! writer's group transaction, elsewhere in a transaction on the pool.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::hot::HotPath;
@@ -11,15 +12,16 @@ use super::sync_runs::{StepDelta, StepOutcome, StepRecord};
 use super::{Db, StoreResult};
 use crate::domain::Timestamp;
 
-/// What a step fetched.
-#[derive(Debug)]
+/// What a step fetched. Shared, not copied, by each attempt to commit it: thousands of steps
+/// queued for the writer hold their rows once.
+#[derive(Clone, Debug)]
 pub enum StepData {
     /// A list page's shipments: inserted where the shop does not have them yet.
-    List(Vec<NewShipment>),
+    List(Arc<[NewShipment]>),
     /// Details, and the shipments whose detail the marketplace no longer has.
     Details {
-        details: Vec<NewShipment>,
-        gone: Vec<String>,
+        details: Arc<[NewShipment]>,
+        gone: Arc<[String]>,
     },
 }
 

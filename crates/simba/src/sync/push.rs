@@ -20,7 +20,6 @@ use bol::{ProcessState, PublicKeys, SignatureError, SignatureHeader, Subscriptio
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
-use super::convert;
 use super::engine::Engine;
 use super::queue::{QueueError, queue_run};
 use crate::domain::{Mode, Timestamp, Trigger};
@@ -417,14 +416,13 @@ impl Engine {
         let results = self.fetch_details(&creds, ids).await;
         let budgets = self.client.limiter().snapshot(&creds.client_id);
         marketplace::save_budgets(&self.db, &creds.client_id, &budgets).await?;
-        let now = Timestamp::now();
         let mut rows = Vec::new();
         let mut failure = None;
         let mut handled = erased.into_iter().collect::<Vec<_>>();
         for (id, result) in results {
             match result {
                 Ok(answer) => {
-                    rows.push(convert::from_detail(&answer.value, now));
+                    rows.push(answer.value);
                     handled.push(id);
                 }
                 // Gone (or never this seller's): nothing to store.

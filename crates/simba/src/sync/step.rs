@@ -4,6 +4,7 @@
 //! marketplace answers: a step fetches everything first and commits after.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -26,11 +27,10 @@ use crate::store::sync_runs::{self, ApiCalls, StepDelta, StepOutcome};
 /// sooner would make the next driver spend them again.
 const COMMIT_PATIENCE: Duration = Duration::from_secs(600);
 
-/// A detail call's answer, under the id it asked for.
-type DetailResult = (
-    String,
-    Result<bol::Answer<bol::ShipmentDetail>, bol::Failure>,
-);
+/// A detail call's answer, under the id it asked for, already in the row it is stored as: the
+/// parsed answer is dropped as it arrives instead of waiting, beside its row, for the step's
+/// other calls and its turn at the writer.
+pub(super) type DetailResult = (String, Result<bol::Answer<NewShipment>, bol::Failure>);
 
 /// What a step fetched: its inputs, committed in this order, and a list call that failed for
 /// good, which ends the run after them.
@@ -41,32 +41,32 @@ pub(super) struct Step {
 
 /// What a list call fetched.
 pub(super) struct ListInput {
-    rows: Vec<NewShipment>,
+    rows: Arc<[NewShipment]>,
     is_last: bool,
     /// The page repeats shipments this driver listed on an earlier page.
     shifted: bool,
     calls: bol::Calls,
 }
 
+/// What a batch of detail calls fetched, as the step stores it.
+pub(super) struct DetailsInput {
+    data: StepData,
+    delta: StepDelta,
+    /// A detail call that failed for good (a shipment gone is not a failure): the run fails
+    /// after the step's results are committed.
+    fatal: Option<bol::Error>,
+}
+
 pub(super) enum StepInput {
     List(ListInput),
-    Details(Vec<DetailResult>),
+    Details(DetailsInput),
 }
 
 impl StepInput {
-    /// A detail call that failed for good (a shipment gone is not a failure): the run fails
-    /// after the step's results are committed.
     pub(super) fn into_fatal(self) -> Option<bol::Error> {
         match self {
             StepInput::List(_) => None,
-            StepInput::Details(results) => {
-                results.into_iter().find_map(|(_, result)| match result {
-                    Err(failure) if !matches!(failure.error, bol::Error::NotFound(_)) => {
-                        Some(failure.error)
-                    }
-                    _ => None,
-                })
-            }
+            StepInput::Details(details) => details.fatal,
         }
     }
 }
@@ -119,7 +119,7 @@ impl Engine {
         };
         match listed {
             Ok(answer) => {
-                let rows: Vec<NewShipment> = answer
+                let rows: Arc<[NewShipment]> = answer
                     .value
                     .shipments
                     .iter()
@@ -136,7 +136,8 @@ impl Engine {
             }
             Err(failure) => step.list_failure = Some(failure),
         }
-        step.inputs.extend(details.map(StepInput::Details));
+        step.inputs
+            .extend(details.map(|results| StepInput::Details(details_input(results))));
         Ok(step)
     }
 
@@ -154,13 +155,16 @@ impl Engine {
         }
         let _timer = StepTimer::start(StepKind::Details);
         Ok(Some(Step {
-            inputs: vec![StepInput::Details(self.fetch_details(creds, ids).await)],
+            inputs: vec![StepInput::Details(details_input(
+                self.fetch_details(creds, ids).await,
+            ))],
             list_failure: None,
         }))
     }
 
     /// Fetches details concurrently; each call carries the step's span, so the client's logs
-    /// name the run.
+    /// name the run. A detail is stored under the id asked for, so the pending row is the one
+    /// filled.
     pub(super) async fn fetch_details(
         &self,
         creds: &bol::Credentials,
@@ -172,7 +176,14 @@ impl Engine {
             let creds = creds.clone();
             set.spawn(
                 async move {
-                    let result = client.shipment(&creds, &id).await;
+                    let result = client.shipment(&creds, &id).await.map(|answer| {
+                        let mut row = convert::from_detail(&answer.value, Timestamp::now());
+                        row.shipment_id = id.clone();
+                        bol::Answer {
+                            value: row,
+                            calls: answer.calls,
+                        }
+                    });
                     (id, result)
                 }
                 .in_current_span(),
@@ -251,10 +262,9 @@ impl Engine {
                 let data = StepData::List(list.rows.clone());
                 (data, delta, after(false), after(true))
             }
-            StepInput::Details(results) => {
-                let (data, delta) = details_data(results);
+            StepInput::Details(details) => {
                 let after = checkpoint::next(position, Outcome::Details, incremental);
-                (data, delta, after, after)
+                (details.data.clone(), details.delta.clone(), after, after)
             }
         };
         let step = StepWrite {
@@ -282,26 +292,33 @@ impl Engine {
 
 /// The rows and counters of a batch of details: a shipment bol no longer knows is gone, not a
 /// failure.
-fn details_data(results: &[DetailResult]) -> (StepData, StepDelta) {
+fn details_input(results: Vec<DetailResult>) -> DetailsInput {
     let mut delta = StepDelta::default();
     let mut details = Vec::with_capacity(results.len());
     let mut gone = Vec::new();
+    let mut fatal = None;
     for (id, result) in results {
         match result {
             Ok(answer) => {
-                let mut detail = convert::from_detail(&answer.value, Timestamp::now());
-                // Stored under the id asked for, so the pending row is the one filled.
-                detail.shipment_id = id.clone();
-                details.push(detail);
+                details.push(answer.value);
                 delta.details_fetched += 1;
                 add_calls(&mut delta.calls, &api_calls(&answer.calls));
             }
-            Err(failure) if matches!(failure.error, bol::Error::NotFound(_)) => {
-                gone.push(id.clone());
+            Err(failure) => {
                 add_calls(&mut delta.calls, &api_calls(&failure.calls));
+                match failure.error {
+                    bol::Error::NotFound(_) => gone.push(id),
+                    error => fatal = fatal.or(Some(error)),
+                }
             }
-            Err(failure) => add_calls(&mut delta.calls, &api_calls(&failure.calls)),
         }
     }
-    (StepData::Details { details, gone }, delta)
+    DetailsInput {
+        data: StepData::Details {
+            details: details.into(),
+            gone: gone.into(),
+        },
+        delta,
+        fatal,
+    }
 }

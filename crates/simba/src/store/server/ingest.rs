@@ -89,7 +89,7 @@ pub(super) async fn write_data(
             (inserted, (inserted as usize) < rows.len())
         }
         StepData::Details { details, gone } => {
-            for id in gone {
+            for id in gone.iter() {
                 mark_detail_gone(db, conn, user_id, shop_id, id).await?;
             }
             let inserted = store_details(db, conn, user_id, shop_id, details).await?;

@@ -11,6 +11,8 @@ pub(super) mod sql;
 
 pub use feed::Feed;
 
+use std::sync::Arc;
+
 use super::hot::HotPath;
 use super::keyset::{self, Keyset, Position, Seek};
 use super::steps::StepData;
@@ -296,7 +298,7 @@ pub async fn insert_new(
     shop_id: i64,
     shipments: &[NewShipment],
 ) -> StoreResult<u64> {
-    let data = StepData::List(shipments.to_vec());
+    let data = StepData::List(shipments.into());
     db.family.write(db, user_id, shop_id, data).await
 }
 
@@ -310,8 +312,8 @@ pub async fn store_details(
     details: &[NewShipment],
 ) -> StoreResult<u64> {
     let data = StepData::Details {
-        details: details.to_vec(),
-        gone: Vec::new(),
+        details: details.into(),
+        gone: Arc::default(),
     };
     db.family.write(db, user_id, shop_id, data).await
 }

@@ -79,7 +79,7 @@ pub(super) fn write_data(
             (inserted, (inserted as usize) < rows.len())
         }
         StepData::Details { details, gone } => {
-            for id in gone {
+            for id in gone.iter() {
                 mark_detail_gone(conn, user_id, shop_id, id)?;
             }
             (store_details(conn, user_id, shop_id, details)?, false)
