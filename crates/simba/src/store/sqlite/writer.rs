@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -33,11 +33,29 @@ use crate::store::{StoreError, StoreResult};
 
 /// sqlx's connections' `busy_timeout` (`Db::connect`).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the writer holds SQLite's write lock through back-to-back groups before it lets it
+/// go for [`LOCK_PAUSE`]. A pool connection waiting for the lock (a token's save, a run's
+/// start or end) polls it between sleeps, and a writer that begins its next group microseconds
+/// after its last COMMIT never leaves it free when they poll: at 5,000 shops such writes waited
+/// out their whole busy timeout and failed ("database is locked"), and their runs with them.
+const MAX_HOLD: Duration = Duration::from_secs(2);
+/// Longer than the longest sleep of SQLite's busy handler (100 ms), so that every connection
+/// waiting for the lock tries it within the pause.
+const LOCK_PAUSE: Duration = Duration::from_millis(120);
 
 /// A queued write: runs in the group's transaction and returns what hands its result back
 /// once the group's COMMIT succeeded (`None`) or failed (its error).
 type Job = Box<dyn FnOnce(Option<&mut Connection>) -> Deliver + Send>;
 type Deliver = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
+
+struct Slot {
+    /// Opened on first use; `None` again after a failure that may have broken it.
+    conn: Option<Connection>,
+    /// Since when the writer has held the write lock, group after group, without a pause.
+    holding_since: Instant,
+    /// When the last drain found nothing left to write.
+    idle_since: Option<Instant>,
+}
 
 #[derive(Default)]
 struct Queue {
@@ -48,9 +66,8 @@ struct Queue {
 
 pub struct Writer {
     path: PathBuf,
-    /// Opened on first use; `None` again after a failure that may have broken it. Only the
-    /// draining task uses it.
-    conn: Mutex<Option<Connection>>,
+    /// Only the draining task uses it.
+    slot: Mutex<Slot>,
     queue: Mutex<Queue>,
     /// `None` if the checkpoint thread could not be started: SQLite then checkpoints in COMMIT.
     checkpoints: Option<Checkpoints>,
@@ -74,7 +91,11 @@ impl Writer {
             .ok();
         Some(Writer {
             path,
-            conn: Mutex::new(None),
+            slot: Mutex::new(Slot {
+                conn: None,
+                holding_since: Instant::now(),
+                idle_since: None,
+            }),
             queue: Mutex::new(Queue::default()),
             checkpoints,
         })
@@ -146,17 +167,28 @@ impl Writer {
 
     /// Commits the queued jobs group by group until none is left.
     fn drain(&self) {
-        let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if slot
+            .idle_since
+            .is_none_or(|idle| idle.elapsed() >= LOCK_PAUSE)
+        {
+            slot.holding_since = Instant::now();
+        }
         loop {
             let jobs = {
                 let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
                 if queue.jobs.is_empty() {
                     queue.draining = false;
+                    slot.idle_since = Some(Instant::now());
                     return;
                 }
                 std::mem::take(&mut queue.jobs)
             };
-            self.commit_group(&mut slot, jobs);
+            if slot.holding_since.elapsed() >= MAX_HOLD {
+                std::thread::sleep(LOCK_PAUSE);
+                slot.holding_since = Instant::now();
+            }
+            self.commit_group(&mut slot.conn, jobs);
         }
     }
 
@@ -325,4 +357,54 @@ fn copy_error(error: &rusqlite::Error) -> rusqlite::Error {
         .copied()
         .unwrap_or_else(|| rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR));
     rusqlite::Error::SqliteFailure(code, Some(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Steps queued back to back keep the writer in one group after another; a connection of
+    /// sqlx's pool must still get the write lock within its busy timeout.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_kept_busy_still_lets_another_connection_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("writer.db");
+        let writer =
+            Arc::new(Writer::for_url(&format!("sqlite://{}?mode=rwc", path.display())).unwrap());
+        let path = path.clone();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER);")
+            .unwrap();
+        let busy = Arc::new(AtomicBool::new(true));
+        let mut feeders = tokio::task::JoinSet::new();
+        for _ in 0..32 {
+            let (writer, busy) = (writer.clone(), busy.clone());
+            feeders.spawn(async move {
+                while busy.load(Ordering::Relaxed) {
+                    let write = |conn: &Connection| {
+                        conn.execute("INSERT INTO t VALUES (1)", [])?;
+                        // A step's statements hold the lock a while.
+                        std::thread::sleep(Duration::from_millis(1));
+                        Ok(((), true))
+                    };
+                    writer.write(write).await.unwrap();
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let other = tokio::task::spawn_blocking(move || {
+            let conn = Connection::open(&path)?;
+            // Past the writer's longest hold, well short of the 10 s it must not reach.
+            conn.busy_timeout(MAX_HOLD + Duration::from_secs(1))?;
+            conn.execute("INSERT INTO t VALUES (2)", [])
+        })
+        .await
+        .unwrap();
+        busy.store(false, Ordering::Relaxed);
+        while let Some(fed) = feeders.join_next().await {
+            fed.unwrap();
+        }
+        assert_eq!(other.map_err(|e| e.to_string()), Ok(1));
+    }
 }
