@@ -371,7 +371,6 @@ mod tests {
         let path = dir.path().join("writer.db");
         let writer =
             Arc::new(Writer::for_url(&format!("sqlite://{}?mode=rwc", path.display())).unwrap());
-        let path = path.clone();
         Connection::open(&path)
             .unwrap()
             .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER);")
@@ -395,8 +394,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let other = tokio::task::spawn_blocking(move || {
             let conn = Connection::open(&path)?;
-            // Past the writer's longest hold, well short of the 10 s it must not reach.
-            conn.busy_timeout(MAX_HOLD + Duration::from_secs(1))?;
+            // Three of the writer's pauses, on a machine slow enough to sleep through one,
+            // and short of the 10 s a pool connection waits.
+            conn.busy_timeout(MAX_HOLD * 3 + Duration::from_secs(1))?;
             conn.execute("INSERT INTO t VALUES (2)", [])
         })
         .await
