@@ -1159,6 +1159,9 @@ async fn another_process_takes_over_scheduling_within_a_minute_of_the_leader_dyi
         .json()["id"]
         .as_i64()
         .unwrap();
+    // Counted from the shop's creation, not the kill: a takeover late in its minute left the
+    // pass less than its 30 s on a loaded machine.
+    let created_at = Instant::now();
     let run = loop {
         let runs = app
             .get(
@@ -1171,8 +1174,8 @@ async fn another_process_takes_over_scheduling_within_a_minute_of_the_leader_dyi
             break runs["results"][0].clone();
         }
         assert!(
-            killed_at.elapsed() < Duration::from_secs(90),
-            "the new scheduler queued nothing"
+            created_at.elapsed() < Duration::from_secs(45),
+            "the new scheduler queued nothing within 45 s"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
