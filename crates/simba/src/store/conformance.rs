@@ -686,7 +686,7 @@ mod cases {
             }
         };
         let shops = [ann.shop_id, bob.shop_id];
-        let mut keeper = db.dedicated_connection().await.unwrap();
+        let mut keeper = None;
         let until = Timestamp::now() + Duration::from_secs(600);
         sync_runs::renew_leases(&db, &mut keeper, &shops, OWNER, until)
             .await

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use super::batch::{Batch, Outcome};
 use super::server::Server;
 use super::shipments::sql::{Page, Selection, Walk};
 use super::shipments::{Feed, ShipmentDetail, ShipmentRow, Versions};
@@ -47,6 +48,9 @@ pub(crate) trait HotPath {
     async fn version(&self, db: &Db, user_id: i64) -> StoreResult<Versions>;
 
     async fn pending_details(&self, db: &Db, shop_id: i64, limit: i64) -> StoreResult<Vec<String>>;
+
+    /// Runs a batch of the engine's short writes in one transaction: see [`super::batch`].
+    async fn write_batch(&self, db: &Db, batch: Batch) -> StoreResult<Outcome>;
 }
 
 /// The backend family a [`Db`] runs its hot paths on.
@@ -142,6 +146,13 @@ impl HotPath for Family {
         match self {
             Family::SqliteFile(file) => file.pending_details(db, shop_id, limit).await,
             Family::Server(server) => server.pending_details(db, shop_id, limit).await,
+        }
+    }
+
+    async fn write_batch(&self, db: &Db, batch: Batch) -> StoreResult<Outcome> {
+        match self {
+            Family::SqliteFile(file) => file.write_batch(db, batch).await,
+            Family::Server(server) => server.write_batch(db, batch).await,
         }
     }
 }

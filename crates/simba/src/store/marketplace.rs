@@ -12,89 +12,33 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use sqlx::Row;
 
+use super::batch::{self, Statement};
 use super::param::Param;
-use super::{Backend, Db, StoreError, StoreResult};
+use super::{Backend, Db, StoreResult};
 use crate::crypto::Cipher;
 use crate::domain::Timestamp;
 
 const TOKEN_PURPOSE: &str = "marketplace_tokens.token";
 
-/// Writes a row keyed by `keys` (column, value): an UPDATE, or an INSERT when there is none
-/// yet. Two workers writing at once both succeed (the loser of the INSERT race updates
-/// instead); the three dialects' upsert syntaxes differ, this does not.
-async fn replace(
-    db: &Db,
-    table: &str,
-    keys: &[(&str, &str)],
-    columns: &[&str],
-    values: Vec<ValueKind>,
-) -> StoreResult<()> {
-    let key_names: Vec<&str> = keys.iter().map(|(name, _)| *name).collect();
-    let (update, insert) = replace_sql(table, &key_names, columns);
-    for _ in 0..2 {
-        let mut query = bind_values(db.query(&update), &values);
-        for (_, key) in keys {
-            query = query.bind(*key);
+/// Inserts or replaces the token of a client id and secret's fingerprint: `client_id,
+/// secret_fingerprint, token_enc, issued_at_ms, lifetime_ms`. Two workers writing at once both
+/// succeed, the later one's token kept.
+fn save_token_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Mysql => {
+            "INSERT INTO marketplace_tokens \
+             (client_id, secret_fingerprint, token_enc, issued_at_ms, lifetime_ms) \
+             VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE token_enc = VALUES(token_enc), \
+             issued_at_ms = VALUES(issued_at_ms), lifetime_ms = VALUES(lifetime_ms)"
         }
-        if query.execute(&db.pool).await?.rows_affected() > 0 {
-            return Ok(());
-        }
-        let mut query = db.query(&insert);
-        for (_, key) in keys {
-            query = query.bind(*key);
-        }
-        match bind_values(query, &values)
-            .execute(&db.pool)
-            .await
-            .map_err(StoreError::from)
-        {
-            Ok(_) => return Ok(()),
-            Err(StoreError::UniqueViolation) => continue,
-            Err(e) => return Err(e),
+        Backend::Sqlite | Backend::Postgres => {
+            "INSERT INTO marketplace_tokens \
+             (client_id, secret_fingerprint, token_enc, issued_at_ms, lifetime_ms) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (client_id, secret_fingerprint) DO UPDATE \
+             SET token_enc = excluded.token_enc, issued_at_ms = excluded.issued_at_ms, \
+             lifetime_ms = excluded.lifetime_ms"
         }
     }
-    Ok(())
-}
-
-/// [`replace`]'s two statements: an UPDATE binding `columns` then the keys, and an INSERT
-/// binding the keys then `columns`.
-fn replace_sql(table: &str, keys: &[&str], columns: &[&str]) -> (String, String) {
-    let sets = columns
-        .iter()
-        .map(|c| format!("{c} = ?"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let filter = keys
-        .iter()
-        .map(|k| format!("{k} = ?"))
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    let update = format!("UPDATE {table} SET {sets} WHERE {filter}");
-    let names = keys.iter().chain(columns).copied().collect::<Vec<_>>();
-    let insert = format!(
-        "INSERT INTO {table} ({}) VALUES (?{})",
-        names.join(", "),
-        ", ?".repeat(names.len() - 1)
-    );
-    (update, insert)
-}
-
-fn bind_values<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
-    values: &[ValueKind],
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    for value in values {
-        query = match value {
-            ValueKind::Int(v) => query.bind(*v),
-            ValueKind::Text(v) => query.bind(v.clone()),
-        };
-    }
-    query
-}
-
-enum ValueKind {
-    Int(i64),
-    Text(String),
 }
 
 /// The purpose under which a secret's fingerprint keys its tokens.
@@ -152,44 +96,35 @@ impl bol::TokenCache for DbTokenCache {
     ) -> bol::BoxFuture<'a, ()> {
         Box::pin(async move {
             let issued_at = token.expires_at - token.lifetime;
-            let values = vec![
-                ValueKind::Text(
-                    self.cipher
-                        .encrypt(TOKEN_PURPOSE, token.access_token.expose_secret()),
-                ),
-                ValueKind::Int(Timestamp::from_offset_date_time(issued_at).unix_millis()),
-                ValueKind::Int(token.lifetime.as_millis() as i64),
-            ];
             let fingerprint = fingerprint_of(&self.cipher, creds);
-            if let Err(e) = replace(
-                &self.db,
-                "marketplace_tokens",
-                &[
-                    ("client_id", &creds.client_id),
-                    ("secret_fingerprint", &fingerprint),
+            let client_id = creds.client_id.as_str();
+            let save = Statement::new(
+                save_token_sql(self.db.backend),
+                vec![
+                    client_id.into(),
+                    fingerprint.as_str().into(),
+                    self.cipher
+                        .encrypt(TOKEN_PURPOSE, token.access_token.expose_secret())
+                        .into(),
+                    Timestamp::from_offset_date_time(issued_at)
+                        .unix_millis()
+                        .into(),
+                    (token.lifetime.as_millis() as i64).into(),
                 ],
-                &["token_enc", "issued_at_ms", "lifetime_ms"],
-                values,
-            )
-            .await
-            {
-                tracing::warn!(error = %e, "storing a marketplace token");
-            }
+            );
             // Tokens of a client id's former or wrong secrets are useless once expired; a shop
             // whose secret changed while a run held its old one leaves such a row behind.
-            let expired = self
-                .db
-                .query(
-                    "DELETE FROM marketplace_tokens WHERE client_id = ? \
-                     AND secret_fingerprint <> ? AND issued_at_ms + lifetime_ms < ?",
-                )
-                .bind(&creds.client_id)
-                .bind(&fingerprint)
-                .bind(Timestamp::now().unix_millis())
-                .execute(&self.db.pool)
-                .await;
-            if let Err(e) = expired {
-                tracing::warn!(error = %e, "deleting expired marketplace tokens");
+            let expired = Statement::new(
+                "DELETE FROM marketplace_tokens WHERE client_id = ? \
+                 AND secret_fingerprint <> ? AND issued_at_ms + lifetime_ms < ?",
+                vec![
+                    client_id.into(),
+                    fingerprint.into(),
+                    Timestamp::now().unix_millis().into(),
+                ],
+            );
+            if let Err(e) = batch::run(&self.db, vec![save, expired]).await {
+                tracing::warn!(error = %e, "storing a marketplace token");
             }
         })
     }
@@ -241,10 +176,8 @@ pub async fn load_budgets(db: &Db, client_id: &str) -> StoreResult<Vec<bol::Buck
         .unwrap_or_default())
 }
 
-/// Inserts or replaces a client id's budgets in one statement: `client_id, snapshot,
-/// updated_at`, then `snapshot, updated_at` again. Unlike [`replace`]'s UPDATE-then-INSERT it
-/// can run inside a sync step's transaction: the unique violation that [`replace`] recovers
-/// from would abort a PostgreSQL transaction.
+/// Inserts or replaces a client id's budgets in one statement, inside a sync step's transaction
+/// too: `client_id, snapshot, updated_at`, then `snapshot, updated_at` again.
 pub(super) fn save_budgets_sql(backend: Backend) -> &'static str {
     match backend {
         Backend::Mysql => {

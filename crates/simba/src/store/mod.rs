@@ -4,6 +4,7 @@
 //! the API) have one definition per backend family instead ([`hot`]): on rusqlite for a SQLite
 //! file ([`sqlite`]), on sqlx's pool for the others ([`server`]).
 
+pub(crate) mod batch;
 #[cfg(test)]
 mod conformance;
 pub mod erasure;

@@ -3,6 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::batch::{self, Statement, When};
 use super::keyset::{self, Keyset, Seek};
 use super::param::Param;
 use super::{Db, StoreError, StoreResult, maybe_seconds_at, seconds_at};
@@ -361,30 +362,80 @@ pub async fn lease(
     now: Timestamp,
     until: Timestamp,
 ) -> StoreResult<bool> {
-    let done = db
-        .query(
-            "UPDATE shops SET lease_owner = ?, lease_until = ? \
-             WHERE id = ? AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?)",
-        )
-        .bind(owner)
-        .bind(until.unix_millis())
-        .bind(shop_id)
-        .bind(now.unix_millis())
-        .bind(owner)
-        .execute(&db.pool)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    let take = Statement::new(
+        "UPDATE shops SET lease_owner = ?, lease_until = ? \
+         WHERE id = ? AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?)",
+        vec![
+            owner.into(),
+            until.unix_millis().into(),
+            shop_id.into(),
+            now.unix_millis().into(),
+            owner.into(),
+        ],
+    );
+    changed_one(db, take).await
 }
 
-/// Extends the leases `owner` still holds on `shop_ids`, a few hundred shops per statement,
-/// on `conn`: one process renews all the shops it drives at once, not one write per run.
-///
-/// On PostgreSQL and MySQL a shop whose row a step's commit has locked is skipped (`SKIP
-/// LOCKED`): that commit renews the lease itself (its fence), and waiting for it would hold
-/// every other shop's renewal behind the slowest commit of the chunk. When one seller's many
-/// shops commit in turn behind the seller's row (the change feed's lock), that wait was long
-/// enough for the leases to lapse. SQLite has one writer and no row locks to skip.
+/// Runs one statement as a batch; whether it changed exactly one row.
+async fn changed_one(db: &Db, statement: Statement) -> StoreResult<bool> {
+    Ok(batch::run(db, vec![statement]).await? == Some(vec![1]))
+}
+
+/// Extends the leases `owner` still holds on `shop_ids`, a few hundred shops per statement:
+/// one process renews all the shops it drives at once, not one write per run. On PostgreSQL
+/// and MySQL on the lease keeper's connection `keeper` (opened on first use, and again after a
+/// failure); on SQLite in a batch, through the writer: one writer and no row locks to skip
+/// there, and an in-memory database is only the pool's.
 pub async fn renew_leases(
+    db: &Db,
+    keeper: &mut Option<sqlx::AnyConnection>,
+    shop_ids: &[i64],
+    owner: &str,
+    until: Timestamp,
+) -> StoreResult<()> {
+    if db.backend == super::Backend::Sqlite {
+        return renew_leases_in_batch(db, shop_ids, owner, until).await;
+    }
+    let keeper = match keeper {
+        Some(conn) => conn,
+        None => keeper.insert(db.dedicated_connection().await?),
+    };
+    renew_leases_on(db, keeper, shop_ids, owner, until).await
+}
+
+/// [`renew_leases`] on SQLite.
+async fn renew_leases_in_batch(
+    db: &Db,
+    shop_ids: &[i64],
+    owner: &str,
+    until: Timestamp,
+) -> StoreResult<()> {
+    let batch = shop_ids
+        .chunks(500)
+        .map(|chunk| {
+            let sql = format!(
+                "UPDATE shops SET lease_until = ? WHERE lease_owner = ? AND id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let values = [until.unix_millis().into(), owner.into()]
+                .into_iter()
+                .chain(chunk.iter().map(|&id| id.into()))
+                .collect();
+            Statement::new(sql, values)
+        })
+        .collect();
+    batch::run(db, batch).await?;
+    Ok(())
+}
+
+/// [`renew_leases`] on PostgreSQL and MySQL, a transaction per chunk on `conn`.
+///
+/// A shop whose row a step's commit has locked is skipped (`SKIP LOCKED`): that commit renews
+/// the lease itself (its fence), and waiting for it would hold every other shop's renewal
+/// behind the slowest commit of the chunk. When one seller's many shops commit in turn behind
+/// the seller's row (the change feed's lock), that wait was long enough for the leases to
+/// lapse.
+async fn renew_leases_on(
     db: &Db,
     conn: &mut sqlx::AnyConnection,
     shop_ids: &[i64],
@@ -394,13 +445,6 @@ pub async fn renew_leases(
     use sqlx::Connection;
     for chunk in shop_ids.chunks(500) {
         let ids = vec!["?"; chunk.len()].join(", ");
-        if db.backend == super::Backend::Sqlite {
-            let sql =
-                format!("UPDATE shops SET lease_until = ? WHERE lease_owner = ? AND id IN ({ids})");
-            let query = db.query(&sql).bind(until.unix_millis()).bind(owner);
-            bind_ids(query, chunk).execute(&mut *conn).await?;
-            continue;
-        }
         let mut tx = conn.begin().await?;
         let sql = format!(
             "SELECT id FROM shops WHERE lease_owner = ? AND id IN ({ids}) FOR UPDATE SKIP LOCKED"
@@ -433,13 +477,11 @@ fn bind_ids<'q>(
 
 /// Gives the shop up, if `owner` still holds it.
 pub async fn release_lease(db: &Db, shop_id: i64, owner: &str) -> StoreResult<()> {
-    db.query(
+    let release = Statement::new(
         "UPDATE shops SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
-    )
-    .bind(shop_id)
-    .bind(owner)
-    .execute(&db.pool)
-    .await?;
+        vec![shop_id.into(), owner.into()],
+    );
+    batch::run(db, vec![release]).await?;
     Ok(())
 }
 
@@ -480,16 +522,12 @@ pub async fn engine_run(db: &Db, run_id: i64) -> StoreResult<Option<EngineRun>> 
 
 /// Moves a queued run to running; `false` when it was cancelled meanwhile.
 pub async fn mark_running(db: &Db, run_id: i64) -> StoreResult<bool> {
-    let done = db
-        .query(
-            "UPDATE sync_runs SET status = 'running', started_at = COALESCE(started_at, ?) \
-             WHERE id = ? AND status IN ('queued', 'running')",
-        )
-        .bind(Timestamp::now().unix_seconds())
-        .bind(run_id)
-        .execute(&db.pool)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    let start = Statement::new(
+        "UPDATE sync_runs SET status = 'running', started_at = COALESCE(started_at, ?) \
+         WHERE id = ? AND status IN ('queued', 'running')",
+        vec![Timestamp::now().unix_seconds().into(), run_id.into()],
+    );
+    changed_one(db, start).await
 }
 
 /// Whether a step's results may be committed.
@@ -565,68 +603,62 @@ pub async fn finish(
     end: &RunFinish<'_>,
 ) -> StoreResult<bool> {
     let now = Timestamp::now();
-    let mut tx = db.begin_write().await?;
+    let mut batch = Vec::with_capacity(5);
     if let Some(owner) = owner {
-        let held = db
-            .query("UPDATE shops SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?")
-            .bind(shop_id)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if held != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
+        batch.push(
+            Statement::new(
+                "UPDATE shops SET lease_owner = NULL, lease_until = NULL \
+                 WHERE id = ? AND lease_owner = ?",
+                vec![shop_id.into(), owner.into()],
+            )
+            .when(When::Required),
+        );
     }
     // The shop row before the run row, in every transaction that writes both (a step does the
     // same), so that a cancel and a step never wait for each other in opposite orders.
     let synced_at = (end.status == RunStatus::Succeeded).then_some(now.unix_seconds());
-    db.query(
+    batch.push(Statement::new(
         "UPDATE shops SET active_run_id = NULL, last_synced_at = COALESCE(?, last_synced_at) \
          WHERE id = ? AND active_run_id = ?",
-    )
-    .bind(synced_at)
-    .bind(shop_id)
-    .bind(run_id)
-    .execute(&mut *tx)
-    .await?;
+        vec![synced_at.into(), shop_id.into(), run_id.into()],
+    ));
     // A client that sees the run ended must see all it stored: see `shipments::Versions`.
     // After the shop row and before the run row, in a step's order.
-    db.query(super::shipments::sql::BUMP_SHOP_EPOCH)
-        .bind(shop_id)
-        .execute(&mut *tx)
-        .await?;
+    batch.push(Statement::new(
+        super::shipments::sql::BUMP_SHOP_EPOCH,
+        vec![shop_id.into()],
+    ));
     let calls = end.calls;
-    let ended = db
-        .query(
-            "UPDATE sync_runs SET status = ?, error = ?, finished_at = ?, \
-             calls_list = calls_list + ?, calls_detail = calls_detail + ?, calls_token = calls_token + ?, \
-             calls_rate_limited = calls_rate_limited + ?, calls_errors = calls_errors + ? \
-             WHERE id = ? AND status IN ('queued', 'running')",
-        )
-        .bind(end.status.as_str())
-        .bind(end.error)
-        .bind(now.unix_seconds())
-        .bind(calls.list)
-        .bind(calls.detail)
-        .bind(calls.token)
-        .bind(calls.rate_limited)
-        .bind(calls.errors)
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-        == 1;
+    batch.push(Statement::new(
+        "UPDATE sync_runs SET status = ?, error = ?, finished_at = ?, \
+         calls_list = calls_list + ?, calls_detail = calls_detail + ?, calls_token = calls_token + ?, \
+         calls_rate_limited = calls_rate_limited + ?, calls_errors = calls_errors + ? \
+         WHERE id = ? AND status IN ('queued', 'running')",
+        vec![
+            end.status.as_str().into(),
+            end.error.into(),
+            now.unix_seconds().into(),
+            calls.list.into(),
+            calls.detail.into(),
+            calls.token.into(),
+            calls.rate_limited.into(),
+            calls.errors.into(),
+            run_id.into(),
+        ],
+    ));
+    let ended_at = batch.len() - 1;
     let event = match end.status {
         RunStatus::Succeeded => Some(EventType::SyncRunSucceeded),
         RunStatus::Failed => Some(EventType::SyncRunFailed),
         _ => None,
     };
-    if let Some(event) = event.filter(|_| ended) {
-        super::webhooks::record_in(db, &mut tx, shop_id, event, run_id).await?;
+    if let Some(event) = event {
+        batch.push(super::webhooks::record(shop_id, event, run_id).when(When::AfterChange));
     }
-    tx.commit().await?;
+    let Some(changed) = batch::run(db, batch).await? else {
+        return Ok(false);
+    };
+    let ended = changed[ended_at] == 1;
     if ended {
         crate::engine_metrics::run_ended(end.status);
     }
@@ -673,15 +705,16 @@ pub async fn cancel(db: &Db, user_id: i64, run_id: i64) -> StoreResult<CancelOut
 /// Marks that the marketplace refused the shop's credentials, so the scheduler leaves it be.
 /// The `shop.credentials_rejected` webhook event is recorded with the mark.
 pub async fn mark_credentials_rejected(db: &Db, shop_id: i64) -> StoreResult<()> {
-    let mut tx = db.begin_write().await?;
-    db.query("UPDATE shops SET credentials_rejected_at = ?, next_sync_at = NULL WHERE id = ?")
-        .bind(Timestamp::now().unix_seconds())
-        .bind(shop_id)
-        .execute(&mut *tx)
-        .await?;
+    let mark = Statement::new(
+        "UPDATE shops SET credentials_rejected_at = ?, next_sync_at = NULL WHERE id = ?",
+        vec![Timestamp::now().unix_seconds().into(), shop_id.into()],
+    );
     let event = EventType::ShopCredentialsRejected;
-    super::webhooks::record_in(db, &mut tx, shop_id, event, shop_id).await?;
-    tx.commit().await?;
+    batch::run(
+        db,
+        vec![mark, super::webhooks::record(shop_id, event, shop_id)],
+    )
+    .await?;
     Ok(())
 }
 

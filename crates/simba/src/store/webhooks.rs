@@ -13,6 +13,7 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::batch::Statement;
 use super::keyset::{self, Keyset, Seek};
 use super::{Backend, Db, StoreResult, maybe_seconds_at, seconds_at};
 use crate::crypto::Cipher;
@@ -447,30 +448,23 @@ async fn subscribers(
     Ok(ids)
 }
 
-/// Records, in the transaction of the change, that `event_type` happened to `subject_id` (a
-/// run, a shop) of the shop's seller, if an active endpoint of theirs listens to it: changes
-/// nobody listens to write nothing.
-pub async fn record_in(
-    db: &Db,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    shop_id: i64,
-    event_type: EventType,
-    subject_id: i64,
-) -> StoreResult<()> {
-    db.query(
+/// The statement that records, in the batch of the change, that `event_type` happened to
+/// `subject_id` (a run, a shop) of the shop's seller, if an active endpoint of theirs listens
+/// to it: changes nobody listens to write nothing.
+pub(crate) fn record(shop_id: i64, event_type: EventType, subject_id: i64) -> Statement {
+    Statement::new(
         "INSERT INTO webhook_outbox (user_id, event_type, subject_id, created_at) \
          SELECT s.user_id, ?, ?, ? FROM shops s WHERE s.id = ? AND EXISTS \
          (SELECT 1 FROM webhook_endpoints e WHERE e.user_id = s.user_id AND e.active = 1 \
           AND e.events LIKE ?)",
+        vec![
+            event_type.as_str().into(),
+            subject_id.into(),
+            Timestamp::now().unix_seconds().into(),
+            shop_id.into(),
+            format!("%{}%", event_type.as_str()).into(),
+        ],
     )
-    .bind(event_type.as_str())
-    .bind(subject_id)
-    .bind(Timestamp::now().unix_seconds())
-    .bind(shop_id)
-    .bind(format!("%{}%", event_type.as_str()))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Records, in a sync step's transaction, the shop's shipments that took a change number above

@@ -13,7 +13,7 @@ use super::queue::RunQueue;
 use crate::config::EngineSettings;
 use crate::crypto::Cipher;
 use crate::domain::Timestamp;
-use crate::store::{Backend, Db, StoreResult, marketplace, sync_runs};
+use crate::store::{Db, marketplace, sync_runs};
 
 /// How a drive ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,7 +147,7 @@ impl Engine {
                 let until = Timestamp::now() + lease;
                 // Bounded: a connection left half-open by a failover would hold every lease
                 // this process keeps until they lapsed.
-                let renewal = renew_leases(&db, &mut conn, &shops, &owner, until);
+                let renewal = sync_runs::renew_leases(&db, &mut conn, &shops, &owner, until);
                 let error = match tokio::time::timeout(lease / 3, renewal).await {
                     Ok(Ok(())) => continue,
                     Ok(Err(e)) => format!("{e:#}"),
@@ -163,25 +163,4 @@ impl Engine {
     pub(super) fn stop_driving(&self, shop_id: i64) {
         self.driving.lock().expect("driving lock").remove(&shop_id);
     }
-}
-
-/// Renews the leases on the lease keeper's connection (opened on first use, and again after a
-/// failure), or on a pooled one on SQLite: one writer and no row locks to skip there, and an
-/// in-memory database is only the pool's.
-async fn renew_leases(
-    db: &Db,
-    conn: &mut Option<sqlx::AnyConnection>,
-    shops: &[i64],
-    owner: &str,
-    until: Timestamp,
-) -> StoreResult<()> {
-    if db.backend == Backend::Sqlite {
-        let mut pooled = db.pool.acquire().await?;
-        return sync_runs::renew_leases(db, &mut pooled, shops, owner, until).await;
-    }
-    let conn = match conn {
-        Some(conn) => conn,
-        None => conn.insert(db.dedicated_connection().await?),
-    };
-    sync_runs::renew_leases(db, conn, shops, owner, until).await
 }

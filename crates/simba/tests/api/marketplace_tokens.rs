@@ -13,6 +13,7 @@ crate::multi_thread_backend_tests!(
     changing_the_secret_or_deleting_the_shop_or_account_forgets_its_token,
     refused_secrets_past_the_limit_wait_without_a_call_and_nobody_else_does,
     a_refused_secret_forgets_the_token_it_held,
+    a_new_token_replaces_the_cached_one_and_expired_tokens_of_other_secrets_go,
 );
 
 const FBR: u32 = 12;
@@ -322,4 +323,57 @@ async fn a_refused_secret_forgets_the_token_it_held(backend: Backend) {
         0,
         "credentials bol refused are no longer proven"
     );
+}
+
+async fn a_new_token_replaces_the_cached_one_and_expired_tokens_of_other_secrets_go(
+    backend: Backend,
+) {
+    use bol::TokenCache;
+    let Some((app, _sandbox)) = setup(backend).spawn_app().await else {
+        return;
+    };
+    let cache = simba::store::marketplace::DbTokenCache {
+        db: app.state.db.clone(),
+        cipher: app.state.cipher.clone(),
+    };
+    let creds = |secret: &str| bol::Credentials {
+        client_id: "sandbox-1".into(),
+        client_secret: bol::SecretString::from(secret),
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let lifetime = std::time::Duration::from_secs(300);
+    let token = |value: &str, issued_at| {
+        bol::CachedToken::new(bol::SecretString::from(value), issued_at, lifetime)
+    };
+    let two_hours_ago = now - std::time::Duration::from_secs(7200);
+    cache
+        .store(&creds("old-secret"), &token("expired", two_hours_ago))
+        .await;
+    cache
+        .store(&creds("agency-secret"), &token("live", now))
+        .await;
+    cache.store(&creds("secret-1"), &token("first", now)).await;
+    cache.store(&creds("secret-1"), &token("second", now)).await;
+
+    let loaded = cache.load(&creds("secret-1")).await.expect("cached");
+    assert_eq!(
+        bol::ExposeSecret::expose_secret(&loaded.access_token),
+        "second"
+    );
+    assert!(
+        cache.load(&creds("old-secret")).await.is_none(),
+        "expired, another secret"
+    );
+    assert!(
+        cache.load(&creds("agency-secret")).await.is_some(),
+        "live, kept"
+    );
+    let db = &app.state.db;
+    let rows: i64 = db
+        .query("SELECT COUNT(*) FROM marketplace_tokens WHERE client_id = 'sandbox-1'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 2);
 }

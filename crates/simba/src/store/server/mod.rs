@@ -6,6 +6,7 @@
 mod ingest;
 pub(super) mod read;
 
+use super::batch::{Batch, Outcome};
 use super::hot::HotPath;
 use super::shipments::sql::{Page, Selection, Walk};
 use super::shipments::{Feed, ShipmentDetail, ShipmentRow, Versions};
@@ -65,5 +66,9 @@ impl HotPath for Server {
 
     async fn pending_details(&self, db: &Db, shop_id: i64, limit: i64) -> StoreResult<Vec<String>> {
         read::pending_details(db, shop_id, limit).await
+    }
+
+    async fn write_batch(&self, db: &Db, batch: Batch) -> StoreResult<Outcome> {
+        super::batch::run_on_pool(db, &batch).await
     }
 }

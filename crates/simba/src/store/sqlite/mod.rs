@@ -10,6 +10,7 @@ mod writer;
 
 use std::sync::Arc;
 
+use super::batch::{self, Batch, Outcome};
 use super::hot::HotPath;
 use super::shipments::sql::{Page, Selection, Walk};
 use super::shipments::{Feed, ShipmentDetail, ShipmentRow, Versions};
@@ -119,6 +120,22 @@ impl HotPath for SqliteFile {
         // Once per detail step: one hand-off to the blocking pool instead of one per row.
         self.engine_reader
             .read(move |conn| read::pending_details(conn, shop_id, limit))
+            .await
+    }
+
+    async fn write_batch(&self, _db: &Db, batch: Batch) -> StoreResult<Outcome> {
+        self.writer
+            .write(move |conn| {
+                let outcome = batch::apply(&batch, |statement| {
+                    // Not cached: the step's statements fill the connection's cache, and these
+                    // run once a run or less.
+                    let mut prepared = conn.prepare(&statement.sql)?;
+                    let rows = prepared.execute(rusqlite::params_from_iter(&statement.values))?;
+                    Ok::<_, rusqlite::Error>(rows as u64)
+                })?;
+                let keep = outcome.is_some();
+                Ok((outcome, keep))
+            })
             .await
     }
 }

@@ -1,5 +1,6 @@
-//! A sync step's writes on SQLite through one rusqlite connection on tokio's blocking pool,
-//! beside sqlx's pool that does everything else.
+//! A sync step's writes on SQLite, and the engine's other writes ([`crate::store::batch`]),
+//! through one rusqlite connection on tokio's blocking pool, beside sqlx's pool that does
+//! everything else.
 //!
 //! sqlx's SQLite driver runs each statement on its connection's own thread and hands it over
 //! and back across a channel: a step's dozen statements cost a dozen thread switches each way,
@@ -34,10 +35,11 @@ use crate::store::{StoreError, StoreResult};
 /// sqlx's connections' `busy_timeout` (`Db::connect`).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the writer holds SQLite's write lock through back-to-back groups before it lets it
-/// go for [`LOCK_PAUSE`]. A pool connection waiting for the lock (a token's save, a run's
-/// start or end) polls it between sleeps, and a writer that begins its next group microseconds
-/// after its last COMMIT never leaves it free when they poll: at 5,000 shops such writes waited
-/// out their whole busy timeout and failed ("database is locked"), and their runs with them.
+/// go for [`LOCK_PAUSE`]. A pool connection waiting for the lock (the API's writes) polls it
+/// between sleeps, and a writer that begins its next group microseconds after its last COMMIT
+/// never leaves it free when they poll: at 5,000 shops such writes (then a token's save, a
+/// run's start or end too) waited out their whole busy timeout and failed ("database is
+/// locked"), and their runs with them.
 const MAX_HOLD: Duration = Duration::from_secs(2);
 /// Longer than the longest sleep of SQLite's busy handler (100 ms), so that every connection
 /// waiting for the lock tries it within the pause.
@@ -62,6 +64,18 @@ struct Queue {
     jobs: Vec<Job>,
     /// A blocking task is draining the queue; new jobs join its next group.
     draining: bool,
+}
+
+/// Clears the queue's `draining` flag when the draining task unwinds.
+struct Drained<'a>(&'a Mutex<Queue>);
+
+impl Drop for Drained<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut queue = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            queue.draining = false;
+        }
+    }
 }
 
 pub struct Writer {
@@ -174,7 +188,15 @@ impl Writer {
         {
             slot.holding_since = Instant::now();
         }
+        // A panic outside a job's own guard (a result's delivery) must not leave the queue
+        // marked as drained by a task that is gone: the next write starts another.
+        let _drained = Drained(&self.queue);
         loop {
+            if slot.holding_since.elapsed() >= MAX_HOLD {
+                // Before the group is taken: what is queued meanwhile joins it.
+                std::thread::sleep(LOCK_PAUSE);
+                slot.holding_since = Instant::now();
+            }
             let jobs = {
                 let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
                 if queue.jobs.is_empty() {
@@ -184,10 +206,6 @@ impl Writer {
                 }
                 std::mem::take(&mut queue.jobs)
             };
-            if slot.holding_since.elapsed() >= MAX_HOLD {
-                std::thread::sleep(LOCK_PAUSE);
-                slot.holding_since = Instant::now();
-            }
             self.commit_group(&mut slot.conn, jobs);
         }
     }

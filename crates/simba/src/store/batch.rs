@@ -1,0 +1,210 @@
+//! The engine's short writes outside a step: a run's lease, start and end, the renewal of the
+//! leases a process holds, the marketplace token cache. Each is a few statements in one
+//! transaction, listed once as a [`Batch`] and run by each backend family its own way
+//! ([`super::hot`]).
+//!
+//! On a SQLite file a batch joins the writer's queue like a step's commit. On sqlx's pool it
+//! waited for SQLite's one write lock behind the writer's groups: at 10,000 shops hundreds of
+//! such writes were logged slow, and one lease took 10.04 s of its 10 s busy timeout. A failed
+//! one costs a run's drive a lease's delay.
+
+use std::borrow::Cow;
+
+use super::{Db, StoreResult};
+
+/// A value bound to a batch's statement, owned: it crosses to the writer's thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Value {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl From<i64> for Value {
+    fn from(value: i64) -> Self {
+        Value::Int(Some(value))
+    }
+}
+
+impl From<Option<i64>> for Value {
+    fn from(value: Option<i64>) -> Self {
+        Value::Int(value)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(value: &str) -> Self {
+        Value::Text(Some(value.to_owned()))
+    }
+}
+
+impl From<String> for Value {
+    fn from(value: String) -> Self {
+        Value::Text(Some(value))
+    }
+}
+
+impl From<Option<&str>> for Value {
+    fn from(value: Option<&str>) -> Self {
+        Value::Text(value.map(str::to_owned))
+    }
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Value::Int(v) => v.to_sql(),
+            Value::Text(v) => v.to_sql(),
+        }
+    }
+}
+
+/// When a batch's statement runs, and what its count of changed rows decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum When {
+    Always,
+    /// Runs; if it changes no row, the batch ends there and nothing of it is kept.
+    Required,
+    /// Runs only if the statement before it changed a row.
+    AfterChange,
+}
+
+/// One statement of a batch, with `?` placeholders.
+#[derive(Debug, Clone)]
+pub(crate) struct Statement {
+    pub sql: Cow<'static, str>,
+    pub values: Vec<Value>,
+    pub when: When,
+}
+
+impl Statement {
+    pub fn new(sql: impl Into<Cow<'static, str>>, values: Vec<Value>) -> Statement {
+        Statement {
+            sql: sql.into(),
+            values,
+            when: When::Always,
+        }
+    }
+
+    pub fn when(self, when: When) -> Statement {
+        Statement { when, ..self }
+    }
+}
+
+/// Statements committed together or not at all.
+pub(crate) type Batch = Vec<Statement>;
+
+/// What a batch did: the rows each statement changed (0 for one that did not run), or `None`
+/// when a [`When::Required`] statement changed none and nothing was kept.
+pub(crate) type Outcome = Option<Vec<u64>>;
+
+/// Runs the batch in one transaction.
+pub(crate) async fn run(db: &Db, batch: Batch) -> StoreResult<Outcome> {
+    use super::hot::HotPath;
+    db.family.write_batch(db, batch).await
+}
+
+/// The rows each statement of a batch changed so far, and what that decides for the next.
+#[derive(Debug, Default)]
+pub(crate) struct Changes(Vec<u64>);
+
+impl Changes {
+    /// Whether `statement` runs, or counts as changing nothing.
+    pub fn runs(&self, statement: &Statement) -> bool {
+        statement.when != When::AfterChange || self.0.last().is_some_and(|&rows| rows > 0)
+    }
+
+    /// Records what `statement` changed; `false` when the batch ends there, undone.
+    pub fn record(&mut self, statement: &Statement, rows: u64) -> bool {
+        self.0.push(rows);
+        statement.when != When::Required || rows > 0
+    }
+
+    pub fn outcome(self) -> Outcome {
+        Some(self.0)
+    }
+}
+
+/// Runs the batch's statements through `execute` in order; `None` when a required statement
+/// changed no row, and the caller must undo what ran.
+pub(crate) fn apply<E>(
+    batch: &[Statement],
+    mut execute: impl FnMut(&Statement) -> Result<u64, E>,
+) -> Result<Outcome, E> {
+    let mut changes = Changes::default();
+    for statement in batch {
+        let rows = if changes.runs(statement) {
+            execute(statement)?
+        } else {
+            0
+        };
+        if !changes.record(statement, rows) {
+            return Ok(None);
+        }
+    }
+    Ok(changes.outcome())
+}
+
+/// The server family's batch: a transaction on the pool.
+pub(crate) async fn run_on_pool(db: &Db, batch: &[Statement]) -> StoreResult<Outcome> {
+    let mut tx = db.begin_write().await?;
+    let mut changes = Changes::default();
+    for statement in batch {
+        let rows = if changes.runs(statement) {
+            let query = statement
+                .values
+                .iter()
+                .fold(db.query(&statement.sql), |query, value| match value {
+                    Value::Int(v) => query.bind(*v),
+                    Value::Text(v) => query.bind(v.clone()),
+                });
+            query.execute(&mut *tx).await?.rows_affected()
+        } else {
+            0
+        };
+        if !changes.record(statement, rows) {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+    }
+    tx.commit().await?;
+    Ok(changes.outcome())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statement(when: When) -> Statement {
+        Statement::new("", Vec::new()).when(when)
+    }
+
+    #[test]
+    fn a_required_statement_that_changes_nothing_ends_the_batch() {
+        let batch = [
+            statement(When::Always),
+            statement(When::Required),
+            statement(When::Always),
+        ];
+        let mut counts = [1, 0, 1].into_iter();
+        let mut ran = 0;
+        let outcome = apply::<()>(&batch, |_| {
+            ran += 1;
+            Ok(counts.next().unwrap())
+        });
+        assert_eq!(outcome, Ok(None));
+        assert_eq!(ran, 2);
+    }
+
+    #[test]
+    fn a_statement_after_a_change_runs_only_after_one() {
+        let batch = [
+            statement(When::Always),
+            statement(When::AfterChange),
+            statement(When::Always),
+            statement(When::AfterChange),
+        ];
+        let mut counts = [0, 1, 1].into_iter();
+        let outcome = apply::<()>(&batch, |_| Ok(counts.next().unwrap()));
+        assert_eq!(outcome, Ok(Some(vec![0, 0, 1, 1])));
+    }
+}
