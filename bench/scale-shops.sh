@@ -18,7 +18,8 @@
 # (bench/list_probe.py), wait for every run (every page of /api/v1/shops), then print one row:
 # calls against the minimum and 429s from /_sandbox/stats (as bench/sync-economy.sh counts them),
 # wall time against the rate floor, peak and idle RSS, list latency under the sync load and the
-# runs by final status. Logs and raw outputs are in bench/out/scale-shops.
+# runs by final status, and the CPU seconds Simba and the sandbox used. Logs and raw outputs are in
+# bench/out/scale-shops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
@@ -42,6 +43,11 @@ kb() { # kb FIELD PID...: a /proc/PID/status field (VmRSS, VmHWM) summed over th
   shift
   for pid; do total=$((total + $(awk -v f="$field:" '$1 == f {print $2}' "/proc/$pid/status"))); done
   echo "$total"
+}
+cpu() { # cpu PID...: user + system CPU seconds, summed over the processes
+  local ticks=0 pid
+  for pid; do ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
+  awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", t / hz}'
 }
 up() { # up URL: waits until it answers
   for _ in $(seq 300); do curl -sf -o /dev/null "$1" && return; sleep 0.1; done
@@ -109,6 +115,9 @@ round() { # round BACKEND SHOPS
   kill -TERM "$probe" 2>/dev/null || true
   wait "$load" "$probe" || true
   curl -sf "$api/metrics" >"$log-metrics.txt" || true
+  # Where the machine's two cores went: Simba's engine (and API), the sandbox that plays bol.
+  echo "$backend $n: CPU seconds over $(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.0f", e - s}') s:" \
+    "Simba $(cpu "${measured[@]}"), sandbox $(cpu "${pids[0]}")" >&2
 
   local peak runs stored
   peak=$(kb VmHWM "${measured[@]}")

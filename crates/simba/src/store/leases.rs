@@ -1,7 +1,8 @@
 //! Named leases: work that exactly one process may do at a time (the scheduler). A holder
 //! renews its lease; when it dies, the lease expires and another process takes it.
 
-use super::{Db, StoreError, StoreResult};
+use super::batch::{self, Statement};
+use super::{Backend, Db, StoreResult};
 use crate::domain::Timestamp;
 
 /// Takes or renews `name` for `owner` until `until`; `false` when another owner holds a
@@ -13,39 +14,37 @@ pub async fn acquire(
     now: Timestamp,
     until: Timestamp,
 ) -> StoreResult<bool> {
-    let updated = db
-        .query("UPDATE leases SET owner = ?, until_ms = ? WHERE name = ? AND (owner = ? OR until_ms < ?)")
-        .bind(owner)
-        .bind(until.unix_millis())
-        .bind(name)
-        .bind(owner)
-        .bind(now.unix_millis())
-        .execute(&db.pool)
-        .await?
-        .rows_affected();
-    if updated == 1 {
-        return Ok(true);
-    }
-    let inserted = db
-        .query("INSERT INTO leases (name, owner, until_ms) VALUES (?, ?, ?)")
-        .bind(name)
-        .bind(owner)
-        .bind(until.unix_millis())
-        .execute(&db.pool)
-        .await;
-    match inserted.map_err(StoreError::from) {
-        Ok(_) => Ok(true),
-        Err(StoreError::UniqueViolation) => Ok(false),
-        Err(e) => Err(e),
-    }
+    let renew = Statement::new(
+        "UPDATE leases SET owner = ?, until_ms = ? WHERE name = ? AND (owner = ? OR until_ms < ?)",
+        vec![
+            owner.into(),
+            until.unix_millis().into(),
+            name.into(),
+            owner.into(),
+            now.unix_millis().into(),
+        ],
+    );
+    // A first holder: of two processes inserting at once, one inserts and the other nothing.
+    let insert_if_none = match db.backend {
+        Backend::Mysql => "INSERT IGNORE INTO leases (name, owner, until_ms) VALUES (?, ?, ?)",
+        Backend::Sqlite | Backend::Postgres => {
+            "INSERT INTO leases (name, owner, until_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+        }
+    };
+    let take = Statement::new(
+        insert_if_none,
+        vec![name.into(), owner.into(), until.unix_millis().into()],
+    );
+    let changed = batch::run(db, vec![renew, take]).await?;
+    Ok(changed.is_some_and(|rows| rows.iter().sum::<u64>() == 1))
 }
 
 /// Gives `name` up, so that another process need not wait for it to expire.
 pub async fn release(db: &Db, name: &str, owner: &str) -> StoreResult<()> {
-    db.query("DELETE FROM leases WHERE name = ? AND owner = ?")
-        .bind(name)
-        .bind(owner)
-        .execute(&db.pool)
-        .await?;
+    let release = Statement::new(
+        "DELETE FROM leases WHERE name = ? AND owner = ?",
+        vec![name.into(), owner.into()],
+    );
+    batch::run(db, vec![release]).await?;
     Ok(())
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::batch::{self, Statement};
 use super::{Db, StoreError, StoreResult, maybe_seconds_at};
 use crate::domain::{FulfilmentMethod, Timestamp};
 
@@ -433,17 +434,14 @@ pub async fn purge(db: &Db, before: Timestamp) -> StoreResult<u64> {
 /// push subscription is active: notifications bring new shipments, and polling is the safety
 /// net for what they miss.
 pub async fn stretch_next_sync(db: &Db, shop_id: i64, stretch: u32) -> StoreResult<()> {
-    db.query(
+    let stretch_next = Statement::new(
         "UPDATE shops SET next_sync_at = last_run_at + sync_interval_minutes * 60 * ? \
          WHERE id = ? AND next_sync_at IS NOT NULL AND last_run_at IS NOT NULL AND EXISTS \
          (SELECT 1 FROM push_subscriptions p WHERE p.shop_id = ? AND p.wanted = 1 \
           AND p.status = 'active')",
-    )
-    .bind(i64::from(stretch))
-    .bind(shop_id)
-    .bind(shop_id)
-    .execute(&db.pool)
-    .await?;
+        vec![i64::from(stretch).into(), shop_id.into(), shop_id.into()],
+    );
+    batch::run(db, vec![stretch_next]).await?;
     Ok(())
 }
 

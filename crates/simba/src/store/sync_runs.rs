@@ -757,14 +757,14 @@ pub async fn spread_overdue(
     overdue_before: Timestamp,
 ) -> StoreResult<u64> {
     // Knuth's multiplicative hash: consecutive ids land far apart in the interval.
-    Ok(db
-        .query(
-            "UPDATE shops SET next_sync_at = ? + (id * 2654435761) % (sync_interval_minutes * 60) \
-             WHERE next_sync_at < ?",
-        )
-        .bind(now.unix_seconds())
-        .bind(overdue_before.unix_seconds())
-        .execute(&db.pool)
-        .await?
-        .rows_affected())
+    let spread = Statement::new(
+        "UPDATE shops SET next_sync_at = ? + (id * 2654435761) % (sync_interval_minutes * 60) \
+         WHERE next_sync_at < ?",
+        vec![
+            now.unix_seconds().into(),
+            overdue_before.unix_seconds().into(),
+        ],
+    );
+    let changed = batch::run(db, vec![spread]).await?;
+    Ok(changed.map_or(0, |rows| rows[0]))
 }

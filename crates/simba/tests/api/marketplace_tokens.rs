@@ -24,6 +24,22 @@ fn setup(backend: Backend) -> SyncSetup {
     SyncSetup::new(backend).shipments(FBR, FBB)
 }
 
+/// The token cache every process of the app shares, through its database.
+fn token_cache(app: &TestApp) -> simba::store::marketplace::DbTokenCache {
+    simba::store::marketplace::DbTokenCache {
+        db: app.state.db.clone(),
+        cipher: app.state.cipher.clone(),
+    }
+}
+
+/// The sandbox account's credentials with `secret`.
+fn creds(secret: &str) -> bol::Credentials {
+    bol::Credentials {
+        client_id: "sandbox-1".into(),
+        client_secret: bol::SecretString::from(secret),
+    }
+}
+
 fn calls(run: &Value, kind: &str) -> i64 {
     run["api_calls"][kind].as_i64().unwrap()
 }
@@ -92,14 +108,7 @@ async fn a_seller_naming_another_sellers_client_id_gets_a_failed_run_and_none_of
     sandbox.reset_stats();
 
     // What a worker process without the token in memory reads from the database.
-    let shared = simba::store::marketplace::DbTokenCache {
-        db: app.state.db.clone(),
-        cipher: app.state.cipher.clone(),
-    };
-    let creds = |secret: &str| bol::Credentials {
-        client_id: "sandbox-1".into(),
-        client_secret: bol::SecretString::from(secret),
-    };
+    let shared = token_cache(&app);
     use bol::TokenCache;
     assert!(shared.load(&creds("secret-1")).await.is_some());
     assert!(shared.load(&creds("anything")).await.is_none());
@@ -305,15 +314,11 @@ async fn a_refused_secret_forgets_the_token_it_held(backend: Backend) {
     let shop = add_shop(&app, &seller, "revoked-at-bol").await;
     put_token_in_database(&app, "revoked-at-bol").await;
     assert_eq!(cached_tokens(&app).await, 1);
-    let creds = bol::Credentials {
-        client_id: "sandbox-1".into(),
-        client_secret: bol::SecretString::from("revoked-at-bol"),
-    };
     simba::store::marketplace::record_refusal(
         &app.state.db,
         &app.state.cipher,
         shop,
-        &creds,
+        &creds("revoked-at-bol"),
         simba::domain::Timestamp::now(),
     )
     .await
@@ -332,14 +337,7 @@ async fn a_new_token_replaces_the_cached_one_and_expired_tokens_of_other_secrets
     let Some((app, _sandbox)) = setup(backend).spawn_app().await else {
         return;
     };
-    let cache = simba::store::marketplace::DbTokenCache {
-        db: app.state.db.clone(),
-        cipher: app.state.cipher.clone(),
-    };
-    let creds = |secret: &str| bol::Credentials {
-        client_id: "sandbox-1".into(),
-        client_secret: bol::SecretString::from(secret),
-    };
+    let cache = token_cache(&app);
     let now = time::OffsetDateTime::now_utc();
     let lifetime = std::time::Duration::from_secs(300);
     let token = |value: &str, issued_at| {
@@ -368,12 +366,5 @@ async fn a_new_token_replaces_the_cached_one_and_expired_tokens_of_other_secrets
         cache.load(&creds("agency-secret")).await.is_some(),
         "live, kept"
     );
-    let db = &app.state.db;
-    let rows: i64 = db
-        .query("SELECT COUNT(*) FROM marketplace_tokens WHERE client_id = 'sandbox-1'")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(rows, 2);
+    assert_eq!(cached_tokens(&app).await, 2);
 }
