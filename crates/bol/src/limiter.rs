@@ -11,7 +11,7 @@ use crate::parse::RateHeaders;
 use serde::{Deserialize, Serialize};
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
 // tokio's clock, so that tests can pause time.
@@ -161,6 +161,11 @@ struct Bucket {
     answered: Vec<(Instant, Instant)>,
     /// Calls waiting for this budget now (see [`Waiting`]).
     waiting: u32,
+    /// Woken on every change (an answer, a slot given back), so that calls waiting for a
+    /// probe's answer go on at once; its own calls only: with one `Notify` for the whole
+    /// limiter, each of 5,000 shops' answers woke every call of every other shop waiting for
+    /// its window: 28 % of the process's CPU in a round (378 against 272 CPU seconds).
+    changed: Arc<Notify>,
 }
 
 impl Bucket {
@@ -240,8 +245,6 @@ type Key = (String, Group);
 pub struct RateLimiter {
     limits: Limits,
     buckets: Mutex<HashMap<Key, Bucket>>,
-    /// Woken on every answer, so callers waiting for a probe go on at once.
-    changed: Notify,
 }
 
 /// A reserved call; the slot is given back if the call never happens (the future is dropped).
@@ -277,18 +280,26 @@ impl RateLimiter {
         RateLimiter {
             limits,
             buckets: Mutex::new(HashMap::new()),
-            changed: Notify::new(),
         }
     }
 
     fn with_bucket<R>(&self, key: &Key, f: impl FnOnce(&mut Bucket) -> R) -> R {
         // A panic while holding the lock leaves only counters behind; they stay usable.
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bucket) = buckets.get_mut(key) {
+            return f(bucket);
+        }
         let limit = self.limits.get(key.1);
-        let bucket = buckets
-            .entry(key.clone())
-            .or_insert_with(|| Bucket::fresh(limit));
-        f(bucket)
+        f(buckets.entry(key.clone()).or_insert(Bucket::fresh(limit)))
+    }
+
+    /// Changes the bucket, then wakes the calls waiting for it.
+    fn change_bucket(&self, key: &Key, f: impl FnOnce(&mut Bucket)) {
+        let changed = self.with_bucket(key, |b| {
+            f(b);
+            b.changed.clone()
+        });
+        changed.notify_waiters();
     }
 
     /// Waits until the budget allows one more call and reserves it; returns how long it waited.
@@ -300,8 +311,10 @@ impl RateLimiter {
         // Counts this call among the waiting ones from its first wait until it goes (or is
         // dropped).
         let mut waiting: Option<Waiting<'_>> = None;
+        // Buckets are never removed: this stays the bucket's.
+        let changed = self.with_bucket(&key, |b| b.changed.clone());
         loop {
-            let notified = self.changed.notified();
+            let notified = changed.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             let now = Instant::now();
@@ -378,7 +391,7 @@ impl RateLimiter {
         let none = RateHeaders::default();
         let headers = outcome.headers.unwrap_or(&none);
         let reset_in = headers.reset();
-        self.with_bucket(key, |b| {
+        self.change_bucket(key, |b| {
             b.in_flight = b.in_flight.saturating_sub(1);
             if probe {
                 b.probe_out = false;
@@ -479,7 +492,6 @@ impl RateLimiter {
                 b.answered.push((sent, received));
             }
         });
-        self.changed.notify_waiters();
     }
 
     /// The state of one account's budgets, to store between runs and share between workers.
@@ -594,13 +606,12 @@ impl Permit<'_> {
     pub(crate) fn release(mut self) {
         self.done = true;
         let probe = self.probe;
-        self.limiter.with_bucket(&self.key, |b| {
+        self.limiter.change_bucket(&self.key, |b| {
             b.in_flight = b.in_flight.saturating_sub(1);
             if probe {
                 b.probe_out = false;
             }
         });
-        self.limiter.changed.notify_waiters();
     }
 }
 
@@ -610,7 +621,7 @@ impl Drop for Permit<'_> {
             // The call may or may not have reached bol: keep its slot spent, only stop
             // counting it as in flight.
             let probe = self.probe;
-            self.limiter.with_bucket(&self.key, |b| {
+            self.limiter.change_bucket(&self.key, |b| {
                 b.in_flight = b.in_flight.saturating_sub(1);
                 if probe {
                     b.probe_out = false;
@@ -619,7 +630,6 @@ impl Drop for Permit<'_> {
                     b.floor = Some(f.saturating_sub(1));
                 }
             });
-            self.limiter.changed.notify_waiters();
         }
     }
 }
@@ -759,6 +769,44 @@ mod tests {
         drop(first);
         let (_fourth, waited) = limiter.acquire("a", Group::Detail).await;
         assert_eq!(waited, Duration::from_secs(60));
+    }
+
+    /// Counts the wake-ups of a call waiting for its budget.
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_wakes_only_the_calls_waiting_for_its_own_budget() {
+        use std::future::Future;
+        let limiter = tight(2, Duration::from_secs(60));
+        let (answered, _) = limiter.acquire("b", Group::Detail).await;
+        fin(answered, None, false, Duration::ZERO);
+        let (in_flight, _) = limiter.acquire("b", Group::Detail).await;
+        let wakes = Arc::new(Wakes(Default::default()));
+        let waker = std::task::Waker::from(wakes.clone());
+        let mut waiting = std::pin::pin!(limiter.acquire("b", Group::Detail));
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+
+        for account in ["a", "c", "d"] {
+            let (permit, _) = limiter.acquire(account, Group::Detail).await;
+            fin(permit, Some(&headers(2, 1, 60)), false, Duration::ZERO);
+            let (permit, _) = limiter.acquire(account, Group::Detail).await;
+            permit.release();
+        }
+        let count = || wakes.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(count(), 0, "other accounts' answers woke it");
+        in_flight.release();
+        assert_eq!(count(), 1, "its own budget's change wakes it");
+        let std::task::Poll::Ready((_, waited)) = waiting.as_mut().poll(&mut cx) else {
+            panic!("the slot given back is its");
+        };
+        assert_eq!(waited, Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
