@@ -12,7 +12,8 @@
 #   SIZES=10000 BACKENDS=postgres SELLERS=100 bash bench/scale-shops.sh   # the shops dealt to 100 sellers
 #
 # Each round: register a seller, create the shops (auto_sync off) through bench/shops.py, read the
-# idle RSS (serve on SQLite, the workers summed on PostgreSQL), queue a full sync of every shop,
+# idle RSS (serve on SQLite, the workers summed on PostgreSQL), queue a full sync of every shop
+# (from QUEUERS, 16, connections at once; it prints how long that took),
 # put `wrk -t2 -c32` on GET /api/v1/shipments with the seller's token for LOAD seconds (60) or
 # until the runs end, and beside it a client reading the list every 20 ms until they end
 # (bench/list_probe.py), wait for every run (every page of /api/v1/shops), then print one row:
@@ -106,6 +107,7 @@ round() { # round BACKEND SHOPS
   local start end
   start=$(date +%s.%N)
   shops sync-all >"$log-runs.txt"
+  echo "$backend $n: $(wc -l <"$log-runs.txt") runs queued in $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN {printf "%.1f", e - s}') s" >&2
   wrk -t2 -c32 -d"${LOAD}s" --latency -H "Authorization: Token $first" "$api/api/v1/shipments" \
     >"$log-wrk.txt" 2>&1 & local load=$!
   TOKEN=$first python3 bench/list_probe.py "$api" "$log-probe.json" & local probe=$!

@@ -18,6 +18,9 @@ use super::{Db, StoreResult};
 pub(crate) enum Value {
     Int(Option<i64>),
     Text(Option<String>),
+    /// The id of the row the batch's last [`Statement::inserting`] statement inserted (NULL
+    /// before one ran).
+    InsertedId,
 }
 
 impl From<i64> for Value {
@@ -55,6 +58,7 @@ impl rusqlite::ToSql for Value {
         match self {
             Value::Int(v) => v.to_sql(),
             Value::Text(v) => v.to_sql(),
+            Value::InsertedId => unreachable!("bound as the id it stands for (`Changes::values`)"),
         }
     }
 }
@@ -75,6 +79,8 @@ pub(crate) struct Statement {
     pub sql: Cow<'static, str>,
     pub values: Vec<Value>,
     pub when: When,
+    /// An INSERT of one row whose id the batch keeps ([`Value::InsertedId`], [`Done`]).
+    pub inserts: bool,
 }
 
 impl Statement {
@@ -83,20 +89,55 @@ impl Statement {
             sql: sql.into(),
             values,
             when: When::Always,
+            inserts: false,
         }
     }
 
     pub fn when(self, when: When) -> Statement {
         Statement { when, ..self }
     }
+
+    /// An INSERT of one row (without `RETURNING`) whose id the batch keeps.
+    pub fn inserting(self) -> Statement {
+        Statement {
+            inserts: true,
+            ..self
+        }
+    }
+}
+
+/// What one statement did: the rows it changed, and the id of the row an inserting one
+/// inserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Executed {
+    pub rows: u64,
+    pub inserted_id: Option<i64>,
+}
+
+impl Executed {
+    pub fn changed(rows: u64) -> Executed {
+        Executed {
+            rows,
+            inserted_id: None,
+        }
+    }
 }
 
 /// Statements committed together or not at all.
 pub(crate) type Batch = Vec<Statement>;
 
-/// What a batch did: the rows each statement changed (0 for one that did not run), or `None`
-/// when a [`When::Required`] statement changed none and nothing was kept.
-pub(crate) type Outcome = Option<Vec<u64>>;
+/// What a batch that was kept did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Done {
+    /// The rows each statement changed (0 for one that did not run).
+    pub rows: Vec<u64>,
+    /// The id of the row the last inserting statement inserted.
+    pub inserted_id: Option<i64>,
+}
+
+/// What a batch did, or `None` when a [`When::Required`] statement changed no row and nothing
+/// was kept.
+pub(crate) type Outcome = Option<Done>;
 
 /// Runs the batch in one transaction.
 pub(crate) async fn run(db: &Db, batch: Batch) -> StoreResult<Outcome> {
@@ -104,20 +145,36 @@ pub(crate) async fn run(db: &Db, batch: Batch) -> StoreResult<Outcome> {
     db.family.write_batch(db, batch).await
 }
 
-/// The rows each statement of a batch changed so far, and what that decides for the next.
+/// What the statements of a batch did so far, and what that decides for the next.
 #[derive(Debug, Default)]
-pub(crate) struct Changes(Vec<u64>);
+pub(crate) struct Changes(Done);
 
 impl Changes {
     /// Whether `statement` runs, or counts as changing nothing.
     pub fn runs(&self, statement: &Statement) -> bool {
-        statement.when != When::AfterChange || self.0.last().is_some_and(|&rows| rows > 0)
+        statement.when != When::AfterChange || self.0.rows.last().is_some_and(|&rows| rows > 0)
     }
 
-    /// Records what `statement` changed; `false` when the batch ends there, undone.
-    pub fn record(&mut self, statement: &Statement, rows: u64) -> bool {
-        self.0.push(rows);
-        statement.when != When::Required || rows > 0
+    /// `statement`'s values, with [`Value::InsertedId`] bound to the id it stands for.
+    pub fn values<'s>(&self, statement: &'s Statement) -> Cow<'s, [Value]> {
+        if !statement.values.contains(&Value::InsertedId) {
+            return Cow::Borrowed(&statement.values);
+        }
+        let id = Value::Int(self.0.inserted_id);
+        let bound = statement.values.iter().map(|value| match value {
+            Value::InsertedId => id.clone(),
+            value => value.clone(),
+        });
+        Cow::Owned(bound.collect())
+    }
+
+    /// Records what `statement` did; `false` when the batch ends there, undone.
+    pub fn record(&mut self, statement: &Statement, executed: Executed) -> bool {
+        self.0.rows.push(executed.rows);
+        if executed.inserted_id.is_some() {
+            self.0.inserted_id = executed.inserted_id;
+        }
+        statement.when != When::Required || executed.rows > 0
     }
 
     pub fn outcome(self) -> Outcome {
@@ -125,20 +182,20 @@ impl Changes {
     }
 }
 
-/// Runs the batch's statements through `execute` in order; `None` when a required statement
-/// changed no row, and the caller must undo what ran.
+/// Runs the batch's statements through `execute`, each with its bound values, in order; `None`
+/// when a required statement changed no row, and the caller must undo what ran.
 pub(crate) fn apply<E>(
     batch: &[Statement],
-    mut execute: impl FnMut(&Statement) -> Result<u64, E>,
+    mut execute: impl FnMut(&Statement, &[Value]) -> Result<Executed, E>,
 ) -> Result<Outcome, E> {
     let mut changes = Changes::default();
     for statement in batch {
-        let rows = if changes.runs(statement) {
-            execute(statement)?
+        let executed = if changes.runs(statement) {
+            execute(statement, &changes.values(statement))?
         } else {
-            0
+            Executed::changed(0)
         };
-        if !changes.record(statement, rows) {
+        if !changes.record(statement, executed) {
             return Ok(None);
         }
     }
@@ -150,19 +207,32 @@ pub(crate) async fn run_on_pool(db: &Db, batch: &[Statement]) -> StoreResult<Out
     let mut tx = db.begin_write().await?;
     let mut changes = Changes::default();
     for statement in batch {
-        let rows = if changes.runs(statement) {
-            let query = statement
-                .values
+        let executed = if changes.runs(statement) {
+            let sql = if statement.inserts {
+                Cow::Owned(format!("{}{}", statement.sql, db.returning_id()))
+            } else {
+                Cow::Borrowed(&*statement.sql)
+            };
+            let query = changes
+                .values(statement)
                 .iter()
-                .fold(db.query(&statement.sql), |query, value| match value {
+                .fold(db.query(&sql), |query, value| match value {
                     Value::Int(v) => query.bind(*v),
                     Value::Text(v) => query.bind(v.clone()),
+                    Value::InsertedId => unreachable!("bound by `Changes::values`"),
                 });
-            query.execute(&mut *tx).await?.rows_affected()
+            if statement.inserts {
+                Executed {
+                    rows: 1,
+                    inserted_id: Some(db.insert(&mut *tx, query).await?),
+                }
+            } else {
+                Executed::changed(query.execute(&mut *tx).await?.rows_affected())
+            }
         } else {
-            0
+            Executed::changed(0)
         };
-        if !changes.record(statement, rows) {
+        if !changes.record(statement, executed) {
             tx.rollback().await?;
             return Ok(None);
         }
@@ -188,9 +258,9 @@ mod tests {
         ];
         let mut counts = [1, 0, 1].into_iter();
         let mut ran = 0;
-        let outcome = apply::<()>(&batch, |_| {
+        let outcome = apply::<()>(&batch, |_, _| {
             ran += 1;
-            Ok(counts.next().unwrap())
+            Ok(Executed::changed(counts.next().unwrap()))
         });
         assert_eq!(outcome, Ok(None));
         assert_eq!(ran, 2);
@@ -205,7 +275,40 @@ mod tests {
             statement(When::AfterChange),
         ];
         let mut counts = [0, 1, 1].into_iter();
-        let outcome = apply::<()>(&batch, |_| Ok(counts.next().unwrap()));
-        assert_eq!(outcome, Ok(Some(vec![0, 0, 1, 1])));
+        let outcome = apply::<()>(&batch, |_, _| Ok(Executed::changed(counts.next().unwrap())));
+        let done = Done {
+            rows: vec![0, 0, 1, 1],
+            inserted_id: None,
+        };
+        assert_eq!(outcome, Ok(Some(done)));
+    }
+
+    #[test]
+    fn a_statement_after_an_insert_is_given_the_inserted_id() {
+        let later = |value| Statement::new("", vec![Value::from(7), value]);
+        let batch = [
+            later(Value::InsertedId),
+            Statement::new("", Vec::new()).inserting(),
+            later(Value::InsertedId),
+            later(Value::from("x")),
+        ];
+        let mut bound = Vec::new();
+        let outcome = apply::<()>(&batch, |statement, values| {
+            bound.push(values.to_vec());
+            Ok(Executed {
+                rows: 1,
+                inserted_id: statement.inserts.then_some(42),
+            })
+        });
+        assert_eq!(
+            bound,
+            [
+                vec![Value::from(7), Value::Int(None)],
+                vec![],
+                vec![Value::from(7), Value::from(42)],
+                vec![Value::from(7), Value::from("x")],
+            ]
+        );
+        assert_eq!(outcome.unwrap().unwrap().inserted_id, Some(42));
     }
 }

@@ -164,6 +164,7 @@ on_every_family!(
     a_lease_renewal_skips_a_shop_whose_commit_holds_its_row,
     lists_filter_order_page_and_count,
     another_sellers_shop_reads_as_empty,
+    of_runs_queued_together_for_one_shop_one_is_active,
 );
 
 /// The owner of every test's lease.
@@ -794,6 +795,55 @@ mod cases {
         let id = ann.row_id(&db, 0).await;
         assert_eq!(shipments::get(&db, bob.user_id, id).await.unwrap(), None);
         assert_eq!(ann.list(&db, &Filter::default()).await.1, 2);
+    }
+
+    pub(super) async fn of_runs_queued_together_for_one_shop_one_is_active(db: Db) {
+        let ann = Seller::new(&db, "ann").await;
+        let runs_of_the_shop = || async {
+            let count: i64 = sqlx::Row::get(
+                &db.query("SELECT COUNT(*) FROM sync_runs WHERE shop_id = ?")
+                    .bind(ann.shop_id)
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap(),
+                0,
+            );
+            count
+        };
+        let refused = sync_runs::create_queued(&db, ann.shop_id, Mode::Full, Trigger::Api).await;
+        assert!(
+            matches!(refused, Err(sync_runs::QueueError::Active(id)) if id == ann.run_id),
+            "{refused:?}"
+        );
+        assert_eq!(runs_of_the_shop().await, 1, "a refused run is not kept");
+
+        db.query("UPDATE shops SET active_run_id = NULL WHERE id = ?")
+            .bind(ann.shop_id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let queued = futures_util::future::join_all((0..8).map(|_| {
+            sync_runs::create_queued(&db, ann.shop_id, Mode::Incremental, Trigger::Schedule)
+        }))
+        .await;
+        let won: Vec<_> = queued.iter().filter_map(|q| q.as_ref().ok()).collect();
+        assert_eq!(won.len(), 1, "{queued:?}");
+        for lost in queued.iter().filter_map(|q| q.as_ref().err()) {
+            assert!(
+                matches!(lost, sync_runs::QueueError::Active(id) if *id == won[0].id),
+                "{lost:?}"
+            );
+        }
+        assert_eq!(runs_of_the_shop().await, 2);
+        let active: Option<i64> = sqlx::Row::get(
+            &db.query("SELECT active_run_id FROM shops WHERE id = ?")
+                .bind(ann.shop_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap(),
+            0,
+        );
+        assert_eq!(active, Some(won[0].id));
     }
 }
 

@@ -36,7 +36,7 @@ pub async fn acquire(
         vec![name.into(), owner.into(), until.unix_millis().into()],
     );
     let changed = batch::run(db, vec![renew, take]).await?;
-    Ok(changed.is_some_and(|rows| rows.iter().sum::<u64>() == 1))
+    Ok(changed.is_some_and(|done| done.rows.iter().sum::<u64>() == 1))
 }
 
 /// Gives `name` up, so that another process need not wait for it to expire.

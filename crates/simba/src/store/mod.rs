@@ -140,6 +140,9 @@ fn is_transient_sqlx(error: &sqlx::Error) -> bool {
     }
 }
 
+/// [`Db::connect_pool`]'s: a SQLite file's writer ([`sqlite`]) checkpoints it, not the pool.
+const WRITER_CHECKPOINTS: bool = true;
+
 /// How long a request waits for a pooled connection before it fails (503).
 pub const API_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a process that drives sync runs waits for one ([`Db::connect_waiting`]).
@@ -163,7 +166,8 @@ impl Db {
         max_connections: u32,
         acquire_timeout: Duration,
     ) -> anyhow::Result<Db> {
-        let (pool, backend) = Self::connect_pool(url, max_connections, acquire_timeout).await?;
+        let (pool, backend) =
+            Self::connect_pool(url, max_connections, acquire_timeout, WRITER_CHECKPOINTS).await?;
         Ok(Db {
             pool,
             backend,
@@ -197,9 +201,14 @@ impl Db {
     /// conformance suite's way of running that family's logic on a SQLite file.
     #[cfg(test)]
     pub(crate) async fn connect_server_family(url: &str, max_connections: u32) -> Db {
-        let (pool, backend) = Self::connect_pool(url, max_connections, API_ACQUIRE_TIMEOUT)
-            .await
-            .unwrap();
+        let (pool, backend) = Self::connect_pool(
+            url,
+            max_connections,
+            API_ACQUIRE_TIMEOUT,
+            !WRITER_CHECKPOINTS,
+        )
+        .await
+        .unwrap();
         Db {
             pool,
             backend,
@@ -214,6 +223,7 @@ impl Db {
         url: &str,
         max_connections: u32,
         acquire_timeout: Duration,
+        writer_checkpoints: bool,
     ) -> anyhow::Result<(AnyPool, Backend)> {
         sqlx::any::install_default_drivers();
         let backend: Backend = url.parse().map_err(anyhow::Error::msg)?;
@@ -222,7 +232,17 @@ impl Db {
             .acquire_timeout(acquire_timeout);
         if backend == Backend::Sqlite {
             file_mode::make_private(url).context("making the SQLite database file private")?;
-            options = options.after_connect(|conn, _| {
+            // A SQLite file's rusqlite writer checkpoints on a thread of its own, in every
+            // process that opens the file. A pool connection left to SQLite's automatic
+            // checkpoint ran one in the COMMIT of nearly every API write during a sync (the
+            // writer lets its WAL reach 64 MB before it restarts it): a checkpoint and its two
+            // fsyncs inside a request, and the same pages copied twice.
+            let autocheckpoint = if writer_checkpoints && sqlite::reader::file_path(url).is_some() {
+                "PRAGMA wal_autocheckpoint = 0"
+            } else {
+                "PRAGMA wal_autocheckpoint = 1000"
+            };
+            options = options.after_connect(move |conn, _| {
                 Box::pin(async move {
                     // temp_store: statement journals of a sync step's many statements stay in
                     // memory instead of a temporary file written on every update.
@@ -234,6 +254,7 @@ impl Db {
                          PRAGMA temp_store = MEMORY; PRAGMA secure_delete = ON;",
                     )
                     .await?;
+                    conn.execute(autocheckpoint).await?;
                     Ok(())
                 })
             });
@@ -368,5 +389,26 @@ mod tests {
             Ok(Backend::Mysql)
         );
         assert!("redis://localhost".parse::<Backend>().is_err());
+    }
+
+    /// A SQLite file's writer checkpoints it; in-memory and the server family's pools keep
+    /// SQLite's own checkpoint in their COMMITs.
+    #[tokio::test]
+    async fn only_a_sqlite_file_with_its_writer_leaves_checkpoints_to_it() {
+        async fn autocheckpoint(db: &Db) -> i64 {
+            let row = sqlx::query("PRAGMA wal_autocheckpoint")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            sqlx::Row::get(&row, 0)
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let url = |name: &str| format!("sqlite://{}?mode=rwc", dir.path().join(name).display());
+        let file = Db::connect(&url("a.db"), 2).await.unwrap();
+        assert_eq!(autocheckpoint(&file).await, 0);
+        let server_family = Db::connect_server_family(&url("b.db"), 2).await;
+        assert_eq!(autocheckpoint(&server_family).await, 1000);
+        let memory = Db::connect("sqlite::memory:", 1).await.unwrap();
+        assert_eq!(autocheckpoint(&memory).await, 1000);
     }
 }

@@ -10,7 +10,7 @@ mod writer;
 
 use std::sync::Arc;
 
-use super::batch::{self, Batch, Outcome};
+use super::batch::{self, Batch, Executed, Outcome};
 use super::hot::HotPath;
 use super::shipments::sql::{Page, Selection, Walk};
 use super::shipments::{Feed, ShipmentDetail, ShipmentRow, Versions};
@@ -126,12 +126,13 @@ impl HotPath for SqliteFile {
     async fn write_batch(&self, _db: &Db, batch: Batch) -> StoreResult<Outcome> {
         self.writer
             .write(move |conn| {
-                let outcome = batch::apply(&batch, |statement| {
+                let outcome = batch::apply(&batch, |statement, values| {
                     // Not cached: the step's statements fill the connection's cache, and these
                     // run once a run or less.
                     let mut prepared = conn.prepare(&statement.sql)?;
-                    let rows = prepared.execute(rusqlite::params_from_iter(&statement.values))?;
-                    Ok::<_, rusqlite::Error>(rows as u64)
+                    let rows = prepared.execute(rusqlite::params_from_iter(values))? as u64;
+                    let inserted_id = statement.inserts.then(|| conn.last_insert_rowid());
+                    Ok::<_, rusqlite::Error>(Executed { rows, inserted_id })
                 })?;
                 let keep = outcome.is_some();
                 Ok((outcome, keep))

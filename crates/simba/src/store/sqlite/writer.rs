@@ -18,12 +18,12 @@
 //! Checkpoints (copying the WAL back into the database file, with two fsyncs) run on a thread
 //! of their own, not in the writer's COMMIT as SQLite's automatic checkpoint would: waiting for
 //! those fsyncs held up every step queued behind the writer, a third of its time during an
-//! ingest. See `Checkpoints`. The pool's connections keep SQLite's automatic checkpoint: they
-//! commit rarely, and a process that only serves the API must still checkpoint.
+//! ingest. See `Checkpoints`. The same thread checkpoints what sqlx's pool connections commit:
+//! their automatic checkpoint is off (`Db::connect_pool`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -268,6 +268,10 @@ const RESTART_PATIENCE: Duration = Duration::from_millis(50);
 /// How long the checkpoint thread lets commits gather before it copies them: one checkpoint,
 /// and its fsyncs, for all the pages they rewrote.
 const CHECKPOINT_PAUSE: Duration = Duration::from_millis(200);
+/// How often the checkpoint thread checkpoints without being woken by the writer: sqlx's pool
+/// connections leave their commits to it (`Db::connect_pool`). A checkpoint that finds nothing
+/// to copy reads the WAL's index and returns, without an fsync.
+const POOL_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// The writer's side of the checkpoint thread, which checkpoints the database with a
 /// connection of its own a little after the writer commits. Its checkpoints are PASSIVE: they
@@ -316,8 +320,12 @@ impl Checkpoints {
 
 fn checkpoint_thread(path: &Path, wakeups: &Receiver<()>, restart_due: &AtomicBool) {
     let mut conn = None;
-    while wakeups.recv().is_ok() {
-        std::thread::sleep(CHECKPOINT_PAUSE);
+    loop {
+        match wakeups.recv_timeout(POOL_CHECKPOINT_EVERY) {
+            Ok(()) => std::thread::sleep(CHECKPOINT_PAUSE),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
         // The commits of the pause are copied by this checkpoint.
         if wakeups.try_recv() == Err(TryRecvError::Disconnected) {
             return;
@@ -424,5 +432,30 @@ mod tests {
             fed.unwrap();
         }
         assert_eq!(other.map_err(|e| e.to_string()), Ok(1));
+    }
+
+    /// What another connection commits, without its own automatic checkpoint and without the
+    /// writer committing anything, still reaches the database file.
+    #[test]
+    fn the_checkpoint_thread_copies_other_connections_commits_unasked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pool.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; \
+             CREATE TABLE t (b BLOB);",
+        )
+        .unwrap();
+        let _writer = Writer::for_url(&format!("sqlite://{}?mode=rwc", path.display())).unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        for _ in 0..64 {
+            conn.execute("INSERT INTO t VALUES (zeroblob(4096))", [])
+                .unwrap();
+        }
+        let deadline = Instant::now() + POOL_CHECKPOINT_EVERY * 5;
+        while std::fs::metadata(&path).unwrap().len() < before + 64 * 4096 {
+            assert!(Instant::now() < deadline, "the WAL was not checkpointed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
