@@ -235,7 +235,7 @@ impl Db {
             // A SQLite file's rusqlite writer checkpoints on a thread of its own, in every
             // process that opens the file. A pool connection left to SQLite's automatic
             // checkpoint ran one in the COMMIT of nearly every API write during a sync (the
-            // writer lets its WAL reach 64 MB before it restarts it): a checkpoint and its two
+            // writer lets its WAL reach 256 MB before it restarts it): a checkpoint and its two
             // fsyncs inside a request, and the same pages copied twice.
             let autocheckpoint = if writer_checkpoints && sqlite::reader::file_path(url).is_some() {
                 "PRAGMA wal_autocheckpoint = 0"
