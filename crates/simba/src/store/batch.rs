@@ -1,8 +1,8 @@
-//! The engine's short writes outside a step: a run's lease, start and end, the renewal of the
-//! leases a process holds, the marketplace token cache, the named leases (the scheduler's and
-//! the other single-process duties'), the scheduler's moves of due times. Each is a few
-//! statements in one transaction, listed once as a [`Batch`] and run by each backend family
-//! its own way ([`super::hot`]).
+//! The engine's short writes outside a step: a run's queueing, lease, start and end, the
+//! renewal of the leases a process holds, the marketplace token cache, the named leases (the
+//! scheduler's and the other single-process duties'), the scheduler's moves of due times. Each
+//! is a few statements in one transaction, listed once as a [`Batch`] and run by each backend
+//! family its own way ([`super::hot`]).
 //!
 //! On a SQLite file a batch joins the writer's queue like a step's commit. On sqlx's pool it
 //! waited for SQLite's one write lock behind the writer's groups: at 10,000 shops hundreds of
