@@ -94,7 +94,8 @@ pub async fn select(
         }
         Subject::OrderId(order_id) => {
             let sql = format!(
-                "SELECT id FROM shipments WHERE user_id = ? AND order_id = ?{held} ORDER BY id"
+                "SELECT id FROM shipments WHERE shop_id IN (SELECT id FROM shops WHERE user_id = ?) \
+                 AND order_id = ?{held} ORDER BY id"
             );
             db.query(&sql)
                 .bind(user_id)

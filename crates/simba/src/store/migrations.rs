@@ -136,6 +136,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0018_shipments_epoch.sql"),
         include_str!("../../migrations/mysql/0018_shipments_epoch.sql"),
     ),
+    (
+        19,
+        "shop lookup indexes",
+        include_str!("../../migrations/sqlite/0019_shop_lookup_indexes.sql"),
+        include_str!("../../migrations/postgres/0019_shop_lookup_indexes.sql"),
+        include_str!("../../migrations/mysql/0019_shop_lookup_indexes.sql"),
+    ),
 ];
 
 /// The SQLite schema's scripts, oldest first, for tests of rusqlite's statements.

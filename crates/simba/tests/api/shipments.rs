@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::backend_tests;
-use crate::helpers::{Seller, TestApp};
+use crate::helpers::{Seller, TestApp, shipment};
 
 backend_tests!(
     shipments_are_listed_newest_first_with_an_exact_count,
@@ -14,6 +14,7 @@ backend_tests!(
     one_shipment_has_its_full_detail,
     pages_walk_the_whole_list_without_gaps_or_repeats,
     a_page_read_again_follows_every_change_to_the_shipments,
+    a_search_finds_the_sellers_own_shipments_in_every_shop_and_no_one_elses,
 );
 
 async fn setup(app: &TestApp, count: usize) -> (Seller, i64) {
@@ -280,4 +281,92 @@ async fn a_page_read_again_follows_every_change_to_the_shipments(app: TestApp) {
         theirs["count"], 0,
         "another seller never gets this seller's pages"
     );
+}
+
+/// Lookups by order id and searches are indexed per shop and run through the seller's shops:
+/// they must find the seller's matches in each of its shops, and never another seller's
+/// shipment with the same ids, whatever the route (page numbers, cursor, a shop filter).
+async fn a_search_finds_the_sellers_own_shipments_in_every_shop_and_no_one_elses(app: TestApp) {
+    let anna = app.register("anna").await;
+    let bob = app.register("bob").await;
+    let shared = |shop_id: i64, i: usize| {
+        let mut shipment = shipment(shop_id, i);
+        shipment.shipment_id = format!("SHARED-{i}");
+        shipment.order_id = Some("ORDER-SHARED".into());
+        shipment.shipment_reference = Some("REF-SHARED".into());
+        shipment.track_and_trace = Some("3SSHARED".into());
+        shipment
+    };
+    let mut shops = Vec::new();
+    for (seller, names) in [(&anna, ["first", "second"]), (&bob, ["third", "fourth"])] {
+        for (i, name) in names.into_iter().enumerate() {
+            let shop = app.create_shop(seller, name).await;
+            app.store_shipments(seller, shop, 3).await;
+            simba::store::shipments::insert_new(&app.state.db, seller.id, shop, &[shared(shop, i)])
+                .await
+                .unwrap();
+            shops.push(shop);
+        }
+    }
+    let (anna_shops, bob_shops) = shops.split_at(2);
+    for (name, seller, own, other) in [
+        ("anna", &anna, anna_shops, bob_shops),
+        ("bob", &bob, bob_shops, anna_shops),
+    ] {
+        for query in [
+            "q=ORDER-SHARED",
+            "q=REF-SHARED",
+            "q=3SSHARED",
+            "order_id=ORDER-SHARED",
+            "order_id=ORDER-SHARED&q=3SSHARED",
+            "order_id=ORDER-SHARED&fulfilment_method=FBR",
+        ] {
+            let expected = if query.contains("FBR") { 1 } else { 2 };
+            for path in [
+                format!("/api/v1/shipments?{query}"),
+                format!("/api/v1/shipments?cursor=&{query}"),
+            ] {
+                let page = app.get(&path, Some(&seller.token)).await;
+                assert_eq!(page.status, 200, "{path}: {}", page.text);
+                let page = page.json();
+                let found: Vec<i64> = page["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["shop_id"].as_i64().unwrap())
+                    .collect();
+                assert_eq!(found.len(), expected, "{name}: {path}");
+                assert!(
+                    found.iter().all(|shop| own.contains(shop)),
+                    "{path}: {found:?}"
+                );
+                if !path.contains("cursor") {
+                    assert_eq!(page["count"], expected, "{path}");
+                }
+            }
+            let foreign = app
+                .get(
+                    &format!("/api/v1/shipments?shop={}&{query}", other[0]),
+                    Some(&seller.token),
+                )
+                .await
+                .json();
+            assert_eq!(foreign["count"], 0, "another seller's shop, {query}");
+            let mine = app
+                .get(
+                    &format!("/api/v1/shipments?shop={}&{query}", own[1]),
+                    Some(&seller.token),
+                )
+                .await
+                .json();
+            let in_shop = if query.contains("FBR") { 0 } else { 1 };
+            assert_eq!(mine["count"], in_shop, "the seller's own shop, {query}");
+        }
+        let by_id = app
+            .get("/api/v1/shipments?q=SHARED-1", Some(&seller.token))
+            .await
+            .json();
+        assert_eq!(by_id["count"], 1);
+        assert_eq!(by_id["results"][0]["shop_id"], own[1]);
+    }
 }

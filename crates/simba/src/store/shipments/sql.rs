@@ -382,50 +382,67 @@ pub(crate) struct Selection {
 impl Selection {
     /// A shop filter replaces the seller condition, so that the shop's indexes answer without
     /// reading each row for its seller: readers establish first that the shop is the seller's
-    /// ([`OWNS_SHOP`]), or count through its seller's shops.
+    /// ([`OWNS_SHOP`]), or count through its seller's shops. Without a shop, an order id or a
+    /// search is looked up through the seller's shops ([`seller_lookup`]), which then stands
+    /// for the seller condition: beside it, SQLite would read all the seller's rows by their
+    /// date index and test each.
     pub(crate) fn new(user_id: i64, filter: &Filter) -> Selection {
-        let (mut sql, mut binds) = match filter.shop_id {
-            Some(shop_id) => (
-                String::from(" WHERE s.shop_id = ?"),
-                vec![Bind::Int(shop_id)],
-            ),
-            None => (
-                String::from(" WHERE s.user_id = ?"),
-                vec![Bind::Int(user_id)],
-            ),
-        };
+        let mut conditions: Vec<String> = Vec::new();
+        let mut binds = Vec::new();
+        let looked_up = filter.order_id.is_some() || filter.q.is_some();
+        match filter.shop_id {
+            Some(shop_id) => {
+                conditions.push("s.shop_id = ?".into());
+                binds.push(Bind::Int(shop_id));
+            }
+            None if !looked_up => {
+                conditions.push("s.user_id = ?".into());
+                binds.push(Bind::Int(user_id));
+            }
+            None => {}
+        }
         if let Some(method) = filter.fulfilment_method {
-            sql.push_str(" AND s.fulfilment_method = ?");
+            conditions.push("s.fulfilment_method = ?".into());
             binds.push(Bind::Text(method.as_str().to_owned()));
         }
         if let Some(order_id) = &filter.order_id {
-            sql.push_str(" AND s.order_id = ?");
-            binds.push(Bind::Text(order_id.clone()));
+            conditions.push(match filter.shop_id {
+                Some(_) => {
+                    binds.push(Bind::Text(order_id.clone()));
+                    "s.order_id = ?".into()
+                }
+                None => seller_lookup(&["order_id"], user_id, order_id, &mut binds),
+            });
         }
         if let Some(ean) = &filter.ean {
-            sql.push_str(
-                " AND s.id IN (SELECT i.shipment_pk FROM shipment_items i WHERE i.user_id = ? AND i.ean = ?)",
+            conditions.push(
+                "s.id IN (SELECT i.shipment_pk FROM shipment_items i WHERE i.user_id = ? AND i.ean = ?)"
+                    .into(),
             );
             binds.push(Bind::Int(user_id));
             binds.push(Bind::Text(ean.clone()));
         }
         if let Some(after) = filter.shipped_after {
-            sql.push_str(" AND s.shipment_date >= ?");
+            conditions.push("s.shipment_date >= ?".into());
             binds.push(Bind::Int(after.unix_seconds()));
         }
         if let Some(before) = filter.shipped_before {
-            sql.push_str(" AND s.shipment_date < ?");
+            conditions.push("s.shipment_date < ?".into());
             binds.push(Bind::Int(before.unix_seconds()));
         }
         if let Some(q) = &filter.q {
-            sql.push_str(
-                " AND (s.shipment_id = ? OR s.order_id = ? OR s.shipment_reference = ? \
-                 OR s.track_and_trace = ?)",
-            );
-            for _ in 0..4 {
-                binds.push(Bind::Text(q.clone()));
-            }
+            conditions.push(match filter.shop_id {
+                Some(_) => {
+                    let any = SEARCHED.map(|column| {
+                        binds.push(Bind::Text(q.clone()));
+                        format!("s.{column} = ?")
+                    });
+                    format!("({})", any.join(" OR "))
+                }
+                None => seller_lookup(&SEARCHED, user_id, q, &mut binds),
+            });
         }
+        let sql = format!(" WHERE {}", conditions.join(" AND "));
         Selection {
             user_id,
             shop_id: filter.shop_id,
@@ -447,6 +464,36 @@ impl Selection {
             self.where_sql
         )
     }
+}
+
+/// The columns a search (`q`) matches exactly.
+const SEARCHED: [&str; 4] = [
+    "shipment_id",
+    "order_id",
+    "shipment_reference",
+    "track_and_trace",
+];
+
+/// `s.id IN (...)`: the seller's shipments with any of `columns` equal to `value`, found by
+/// seeking each of the seller's shops in the shop's index on the column (the lookups are
+/// indexed per shop: see migration 0019). The branches are wrapped in a derived table so
+/// that MariaDB reads them once instead of once per row, as a dependent subquery.
+fn seller_lookup(columns: &[&str], user_id: i64, value: &str, binds: &mut Vec<Bind>) -> String {
+    let branches: Vec<String> = columns
+        .iter()
+        .map(|column| {
+            binds.push(Bind::Int(user_id));
+            binds.push(Bind::Text(value.to_owned()));
+            format!(
+                "SELECT x.id FROM shipments x WHERE x.shop_id IN \
+                 (SELECT h.id FROM shops h WHERE h.user_id = ?) AND x.{column} = ?"
+            )
+        })
+        .collect();
+    format!(
+        "s.id IN (SELECT m.id FROM ({}) m)",
+        branches.join(" UNION ALL ")
+    )
 }
 
 /// A keyset page of a selection (see [`crate::store::keyset`]): the selection narrowed to the
