@@ -362,6 +362,39 @@ async fn a_search_finds_the_sellers_own_shipments_in_every_shop_and_no_one_elses
             let in_shop = if query.contains("FBR") { 0 } else { 1 };
             assert_eq!(mine["count"], in_shop, "the seller's own shop, {query}");
         }
+        let narrowed = app
+            .get(
+                "/api/v1/shipments?order_id=ORDER-SHARED&ean=8700000000000&shipped_after=2020-01-01T00:00:00Z",
+                Some(&seller.token),
+            )
+            .await
+            .json();
+        assert_eq!(
+            narrowed["count"], 1,
+            "{name}: the lookup with the other filters"
+        );
+        assert_eq!(narrowed["results"][0]["shop_id"], own[0]);
+        for ordering in ["-shipment_date", "id", "-id"] {
+            let mut path =
+                format!("/api/v1/shipments?cursor=&page_size=1&ordering={ordering}&q=3SSHARED");
+            let mut walked = Vec::new();
+            loop {
+                let page = app.get(&path, Some(&seller.token)).await.json();
+                walked.extend(
+                    page["results"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|s| s["shop_id"].as_i64().unwrap()),
+                );
+                match page["next"].as_str() {
+                    Some(next) => path = next.strip_prefix(&app.address).unwrap().to_owned(),
+                    None => break,
+                }
+            }
+            walked.sort_unstable();
+            assert_eq!(walked, own, "{name}: a walk of one row a page, {ordering}");
+        }
         let by_id = app
             .get("/api/v1/shipments?q=SHARED-1", Some(&seller.token))
             .await
