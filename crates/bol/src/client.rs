@@ -2,10 +2,10 @@
 //!
 //! Every call goes through the same loop: reserve a slot of the rate budget (waiting for the
 //! reset if need be), take a token, send, feed the answer's rate headers back to the limiter, then
-//! decide. The token is taken after the wait, right before each send, so that no token expires
-//! while its call waits for the rate limit. A 429 waits for the reset and tries again; a 401 on an
-//! API call renews the token once; 5xx, transport errors and bodies that do not parse back off
-//! with jitter up to the retry cap.
+//! decide. The token is taken after the wait, and checked again once a connection is free, so
+//! that no token expires while its call waits for the rate limit or for a connection. A 429
+//! waits for the reset and tries again; a 401 on an API call renews the token once; 5xx,
+//! transport errors and bodies that do not parse back off with jitter up to the retry cap.
 
 use crate::{
     error::{Error, Failure},
@@ -430,26 +430,36 @@ impl Client {
         loop {
             let (permit, waited) = self.inner.limiter.acquire(&creds.client_id, group).await;
             calls.waited += waited;
-            let token = match auth {
-                Auth::Credentials => None,
-                // Boxed: renewing the token goes through `exchange` again.
-                Auth::Token { rejected } => {
-                    match Box::pin(self.access_token(creds, rejected, calls)).await {
-                        Ok(token) => Some(token.access_token),
-                        Err(e) => {
-                            // Nothing was sent: the slot goes back to the budget.
-                            permit.release();
-                            return Err(e);
+            // The token is taken before the wait for a connection, which holds none while a
+            // renewal goes through `exchange` itself, and taken again if it went stale during
+            // that wait: thousands of calls can queue for the connections when their windows
+            // open together, and a token taken before that queue was sent expired.
+            let (token, connection) = loop {
+                let token = match auth {
+                    Auth::Credentials => None,
+                    // Boxed: renewing the token goes through `exchange` again.
+                    Auth::Token { rejected } => {
+                        match Box::pin(self.access_token(creds, rejected, calls)).await {
+                            Ok(token) => Some(token),
+                            Err(e) => {
+                                // Nothing was sent: the slot goes back to the budget.
+                                permit.release();
+                                return Err(e);
+                            }
                         }
                     }
+                };
+                let connection = self
+                    .inner
+                    .connections
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
+                match token {
+                    Some(token) if !token.is_fresh(OffsetDateTime::now_utc()) => drop(connection),
+                    token => break (token.map(|t| t.access_token), connection),
                 }
             };
-            let connection = self
-                .inner
-                .connections
-                .acquire()
-                .await
-                .expect("the semaphore is never closed");
             calls.count(group);
             telemetry::waited(group, waited);
             let sent = Instant::now();

@@ -172,3 +172,52 @@ fn clients_sharing_a_cache(sandbox: &bol_sandbox::Sandbox) -> [bol::Client; 2] {
         bol::Client::with_token_cache(config, cache.clone()).unwrap()
     })
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_queued_for_a_connection_longer_than_its_token_lives_sends_a_fresh_one() {
+    // One-second tokens, and thirty calls through one connection, 40 ms each: the last ones
+    // wait for the connection longer than the token they would have taken at first lives.
+    let sandbox = start(SandboxConfig {
+        time_scale: 60.0,
+        token_lifetime: 60,
+        limits: bol_sandbox::Limits::OFF,
+        ..SandboxConfig::default().with_accounts(1, 30, 0)
+    })
+    .await;
+    let client = bol::Client::new(bol::ClientConfig {
+        api_url: sandbox.base_url(),
+        login_url: sandbox.base_url(),
+        limits: no_limits(),
+        max_connections: 1,
+        ..bol::ClientConfig::default()
+    })
+    .unwrap();
+    let creds = creds();
+    let (shipments, _) = crawl(&client, &creds, FulfilmentMethod::Fbr).await;
+    sandbox.set_faults(bol_sandbox::Faults {
+        latency_ms: 40,
+        ..bol_sandbox::Faults::default()
+    });
+
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for s in shipments {
+        let (client, creds) = (client.clone(), creds.clone());
+        set.spawn(async move { client.shipment(&creds, &s.shipment_id).await.unwrap().calls });
+    }
+    let mut calls = Calls::default();
+    while let Some(answer) = set.join_next().await {
+        calls += answer.unwrap();
+    }
+
+    assert!(started.elapsed() > Duration::from_millis(1200));
+    assert_eq!(calls.detail, 30);
+    let (token, _, detail) = stats(&sandbox);
+    assert_eq!(
+        (detail.unauthorized, calls.unauthorized),
+        (0, 0),
+        "no expired token was sent"
+    );
+    assert!(token.calls >= 2, "the token was renewed: {}", token.calls);
+    assert_eq!(token.wasted, 0, "and not early");
+}
