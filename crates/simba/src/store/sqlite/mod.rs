@@ -1,7 +1,7 @@
-//! The SQLite family: the hot paths on a SQLite file through rusqlite, on tokio's blocking
-//! pool. Reads run on [`reader`]'s connections, a request's queries in one blocking call; a
-//! sync step's writes run on [`writer`]'s one connection, committed in groups. sqlx's pool
-//! still does everything else.
+//! The SQLite family: the hot paths on a SQLite file through rusqlite. Reads run on
+//! [`reader`]'s threads and connections, a request's queries in one call; a sync step's writes
+//! run on [`writer`]'s one connection on tokio's blocking pool, committed in groups. sqlx's
+//! pool still does everything else.
 
 mod ingest;
 mod read;
@@ -71,7 +71,7 @@ impl HotPath for SqliteFile {
     }
 
     async fn walk(&self, _db: &Db, walk: Walk) -> StoreResult<(Versions, Vec<ShipmentRow>)> {
-        // One hand-off to the blocking pool for both reads: at thousands of cursor pages a
+        // One hand-off to a reader thread for both reads: at thousands of cursor pages a
         // second, a second hand-off for the version cost a fifth of the CPU in task switches.
         self.reader
             .read(move |conn| {
@@ -117,7 +117,7 @@ impl HotPath for SqliteFile {
         shop_id: i64,
         limit: i64,
     ) -> StoreResult<Vec<String>> {
-        // Once per detail step: one hand-off to the blocking pool instead of one per row.
+        // Once per detail step: one hand-off to a reader thread instead of one per row.
         self.engine_reader
             .read(move |conn| read::pending_details(conn, shop_id, limit))
             .await
