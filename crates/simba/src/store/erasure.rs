@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::batch::{self, Statement};
 use super::keyset::{self, Keyset, Seek};
 use super::shipments::sql as shipment_sql;
 use super::{Db, StoreResult};
@@ -340,22 +341,26 @@ pub struct Access<'a> {
     pub filter: Option<&'a str>,
 }
 
+/// Logs a read. On a SQLite file the row joins the writer's next group commit: one commit for
+/// the reads of many requests, where sqlx's pool committed one per request, each waiting for
+/// SQLite's write lock.
 pub async fn record_access(db: &Db, user_id: i64, access: Access<'_>) -> StoreResult<()> {
     let ids = access
         .shipment_ids
         .map(|ids| serde_json::to_string(ids).unwrap_or_default());
-    db.query(
+    let insert = Statement::new(
         "INSERT INTO access_log (user_id, at, actor, action, shipment_ids, filter) \
          VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(user_id)
-    .bind(Timestamp::now().unix_seconds())
-    .bind(access.actor)
-    .bind(access.action)
-    .bind(ids)
-    .bind(access.filter)
-    .execute(&db.pool)
-    .await?;
+        vec![
+            user_id.into(),
+            Timestamp::now().unix_seconds().into(),
+            access.actor.into(),
+            access.action.into(),
+            ids.as_deref().into(),
+            access.filter.into(),
+        ],
+    );
+    batch::run(db, vec![insert]).await?;
     Ok(())
 }
 

@@ -19,6 +19,7 @@ backend_tests!(
     reads_of_personal_data_are_in_the_access_log,
     a_detail_stored_after_the_erasure_does_not_bring_the_data_back,
     the_retention_job_prunes_the_access_log_after_its_own_retention,
+    concurrent_reads_are_each_logged_once_for_their_own_seller,
 );
 
 /// Stores `count` shipments whose buyer is `email`, with bol's address blocks in `raw`;
@@ -502,6 +503,50 @@ async fn reads_of_personal_data_are_in_the_access_log(app: TestApp) {
         .await
         .json();
     assert_eq!(page["results"][0]["action"], "shipment.detail");
+}
+
+/// Reads at once, of two sellers, share the log's commits on a SQLite file: each is logged once,
+/// for its own seller, before its answer.
+async fn concurrent_reads_are_each_logged_once_for_their_own_seller(app: TestApp) {
+    let anna = app.register("anna").await;
+    let mallory = app.register("mallory").await;
+    let anna_shop = app.create_shop(&anna, "main").await;
+    let mallory_shop = app.create_shop(&mallory, "main").await;
+    let anna_ids =
+        store_bought_by(&app, &anna, anna_shop, 0, 12, "ann@example.nl", days_ago(1)).await;
+    let mallory_ids = store_bought_by(
+        &app,
+        &mallory,
+        mallory_shop,
+        12,
+        4,
+        "mal@example.nl",
+        days_ago(1),
+    )
+    .await;
+
+    let reads = anna_ids
+        .iter()
+        .map(|id| (&anna, *id))
+        .chain(mallory_ids.iter().map(|id| (&mallory, *id)))
+        .map(|(seller, id)| detail(&app, seller, id));
+    futures_util::future::join_all(reads).await;
+
+    for (seller, ids) in [(&anna, &anna_ids), (&mallory, &mallory_ids)] {
+        let log = app
+            .get("/api/v1/access-log?page_size=100", Some(&seller.token))
+            .await
+            .json();
+        assert_eq!(log["count"], ids.len(), "{log}");
+        let mut logged: Vec<i64> = log["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["shipment_ids"][0].as_i64().unwrap())
+            .collect();
+        logged.sort_unstable();
+        assert_eq!(&logged, ids, "each read once, and only the seller's own");
+    }
 }
 
 /// The tests that sync from the sandbox, on a runtime of two threads.
