@@ -9,8 +9,8 @@
 //!
 //! Each thread keeps its connection for the reader's life. On tokio's blocking pool instead, a
 //! read finishing as the next was handed over started another thread, up to 40 a runtime in a
-//! sync burst, which exited ten idle seconds later and left the allocator's pages they held
-//! abandoned: at 1,000 shops syncing, 100 MB of them at the peak.
+//! sync burst, each exiting after ten idle seconds: 1,000 shops' sync peaked 40-50 MB higher,
+//! with 116-125 threads instead of 40.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
