@@ -202,8 +202,24 @@ pub(crate) fn apply<E>(
     Ok(changes.outcome())
 }
 
-/// The server family's batch: a transaction on the pool.
+/// The server family's batch: a transaction on the pool. A lone statement that inserts nothing
+/// is atomic as it is, and runs without a BEGIN and a COMMIT around it: a logged read of a
+/// buyer's data pays one round trip, not three.
 pub(crate) async fn run_on_pool(db: &Db, batch: &[Statement]) -> StoreResult<Outcome> {
+    if let [statement] = batch
+        && !statement.inserts
+    {
+        let mut changes = Changes::default();
+        let rows = match changes.runs(statement) {
+            true => bound(db, &statement.sql, &changes.values(statement))
+                .execute(&db.pool)
+                .await?
+                .rows_affected(),
+            false => 0,
+        };
+        let kept = changes.record(statement, Executed::changed(rows));
+        return Ok(changes.outcome().filter(|_| kept));
+    }
     let mut tx = db.begin_write().await?;
     let mut changes = Changes::default();
     for statement in batch {
@@ -213,14 +229,7 @@ pub(crate) async fn run_on_pool(db: &Db, batch: &[Statement]) -> StoreResult<Out
             } else {
                 Cow::Borrowed(&*statement.sql)
             };
-            let query = changes
-                .values(statement)
-                .iter()
-                .fold(db.query(&sql), |query, value| match value {
-                    Value::Int(v) => query.bind(*v),
-                    Value::Text(v) => query.bind(v.clone()),
-                    Value::InsertedId => unreachable!("bound by `Changes::values`"),
-                });
+            let query = bound(db, &sql, &changes.values(statement));
             if statement.inserts {
                 Executed {
                     rows: 1,
@@ -239,6 +248,20 @@ pub(crate) async fn run_on_pool(db: &Db, batch: &[Statement]) -> StoreResult<Out
     }
     tx.commit().await?;
     Ok(changes.outcome())
+}
+
+fn bound<'q>(
+    db: &Db,
+    sql: &'q str,
+    values: &[Value],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    values
+        .iter()
+        .fold(db.query(sql), |query, value| match value {
+            Value::Int(v) => query.bind(*v),
+            Value::Text(v) => query.bind(v.clone()),
+            Value::InsertedId => unreachable!("bound by `Changes::values`"),
+        })
 }
 
 #[cfg(test)]
