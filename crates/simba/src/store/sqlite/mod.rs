@@ -23,11 +23,11 @@ use writer::Writer;
 #[derive(Debug)]
 pub(crate) struct SqliteFile {
     /// The API's reads.
-    reader: Arc<Reader>,
+    reader: Reader,
     /// The engine's reads (the details a run still needs), on connections and permits of their
     /// own: a thousand runs asking between their steps must not queue the API's reads behind
     /// theirs (they did: list requests waited up to 0.4 s for a reader during a sync burst).
-    engine_reader: Arc<Reader>,
+    engine_reader: Reader,
     writer: Arc<Writer>,
 }
 
@@ -36,8 +36,8 @@ impl SqliteFile {
     /// only sqlx's own connections can see.
     pub(super) fn for_url(url: &str) -> Option<SqliteFile> {
         Some(SqliteFile {
-            reader: Arc::new(Reader::for_url(url)?),
-            engine_reader: Arc::new(Reader::for_url(url)?),
+            reader: Reader::for_url(url)?,
+            engine_reader: Reader::for_url(url)?,
             writer: Arc::new(Writer::for_url(url)?),
         })
     }
